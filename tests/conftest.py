@@ -20,3 +20,25 @@ def embedded():
     from ragsc import load_encoder
 
     return load_encoder("embedded")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Record and refuse every attempt to open a network connection; the test fails if there was one.
+
+    Recorded rather than only raised: loaders turn exceptions into ModelLoadError, which would hide a
+    refused download from a ``pytest.raises(ModelLoadError)``.
+    """
+    import socket
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError(f"network access attempted in a test: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    yield
+    assert not attempts, f"network access attempted: {attempts!r}"

@@ -35,6 +35,9 @@ class HFEncoder(MultimodalEncoder):
                 f"cannot load transformers model from {target!r}: {exc}. ragsc runs with HF_HUB_OFFLINE=1 by "
                 "default: pass a local folder, or set HF_HUB_OFFLINE=0 to allow downloads"
             ) from exc
+        if len(self.tokenizer) <= len(set(self.tokenizer.all_special_ids)) + 1:
+            # transformers v5 builds an empty tokenizer when the folder has no vocabulary files
+            raise ModelLoadError(f"{target!r} has no tokenizer vocabulary (every text would encode the same)")
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ModelLoadError(f"{target!r} is a {type(model).__name__}, not a CLIP-style dual encoder")
         self.model = model.to(device).eval().requires_grad_(False)
@@ -60,18 +63,20 @@ class HFEncoder(MultimodalEncoder):
         # SigLIP was trained on max_length padding; CLIP on dynamic padding with a causal mask.
         padding = "max_length" if self.is_siglip else True
         batch = self.tokenizer(texts, padding=padding, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(self.device)
-        mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"]))
+                               return_attention_mask=True, return_tensors="pt").to(self.device)
+        mask = batch["attention_mask"]
         full = torch.nonzero(mask.sum(1) >= self.max_length).flatten().tolist()  # only full rows can be cut
         truncated = tuple(i for i in full if len(self.tokenizer(texts[i], truncation=False)["input_ids"]) > self.max_length)
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        # SigLIP's text tower takes input_ids only: pass what the tokenizer declares as model inputs
+        inputs = {k: v for k, v in batch.items()
+                  if k in ("input_ids", "attention_mask") and k in self.tokenizer.model_input_names}
         emb = _pooled(self.model.get_text_features(**inputs))
         if not return_tokens:
             return Encoded(emb, truncated=truncated)
         hidden = self.model.text_model(**inputs).last_hidden_state
         proj = getattr(self.model, "text_projection", None)
         tokens = proj(hidden) if proj is not None else hidden
-        return Encoded(emb, tokens, inputs.get("attention_mask", torch.ones(tokens.shape[:2])).bool(), truncated)
+        return Encoded(emb, tokens, mask.bool(), truncated)
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()

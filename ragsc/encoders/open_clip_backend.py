@@ -33,7 +33,10 @@ class OpenClipEncoder(MultimodalEncoder):
 
         name, pretrained = parse_open_clip_target(target)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device)
+            # require_pretrained: open_clip would otherwise only log a warning and hand back random weights
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, device=device, require_pretrained=True
+            )
             tokenizer = open_clip.get_tokenizer(name)
         except Exception as exc:  # open_clip raises RuntimeError / ValueError / FileNotFoundError / hub errors
             raise ModelLoadError(f"cannot load open_clip model from spec {spec!r}: {exc}") from exc

@@ -1,0 +1,92 @@
+"""Encoder figures for the README: caption retrieval R@1 and encode throughput vs. the raw towers.
+
+    python benchmarks/bench_encoders.py [--spec embedded] [--repeats 3]
+
+Prints (never asserts): image<->caption R@1 on the easy-VQA test split and on the captioned sample
+photos, then images/s and texts/s at batch 1 and 64 through ``ragsc`` and through the raw towers
+(EfficientNet-Lite0 forward and ``SentenceTransformer.encode``) on the same decoded inputs, and the
+ratio (ragsc time / raw time; goal <= 1.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ragsc import load_encoder  # noqa: E402
+from ragsc.datasets import load_easy_vqa, load_photos  # noqa: E402
+from ragsc.encoders.evaluate import standard_suite  # noqa: E402
+from ragsc.report import SCORE_HEADER, score_rows, table  # noqa: E402
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", default="embedded")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    print(f"machine: {machine()}")
+    enc = load_encoder(args.spec)
+    print(f"encoder: {enc}  fingerprint={enc.fingerprint}\n")
+    print(table(score_rows(standard_suite(enc)), SCORE_HEADER))
+
+    if args.spec != "embedded":
+        return
+    images = [Image.open(x.path).convert("RGB") for x in load_easy_vqa("test")[:64]]
+    texts = [p.caption for p in load_photos()] * 3
+    texts = (texts + [x.caption for x in load_easy_vqa("test")])[:64]
+
+    @torch.inference_mode()
+    def raw_images(batch):
+        pixels = torch.stack([enc.transform(im) for im in batch])
+        return enc.image_tower(pixels)
+
+    @torch.inference_mode()
+    def raw_texts(batch):
+        return enc.text_tower.encode(batch, batch_size=64, convert_to_tensor=True)
+
+    rows = []
+    for kind, items, ours, raw in (
+        ("images", images, enc.encode_images, raw_images),
+        ("texts", texts, enc.encode_texts, raw_texts),
+    ):
+        for bs in (1, 64):
+            n = 16 if bs == 1 else 64
+            chunks = [items[i : i + bs] for i in range(0, n, bs)]
+            t_ours = best_time(lambda: [ours(c) for c in chunks], args.repeats)
+            t_raw = best_time(lambda: [raw(c) for c in chunks], args.repeats)
+            rows.append([kind, str(bs), f"{n / t_ours:.1f}", f"{n / t_raw:.1f}", f"{t_ours / t_raw:.3f}"])
+    print()
+    print(table(rows, ["input", "batch", "ragsc items/s", "raw towers items/s", "ratio (goal <= 1.1)"]))
+
+
+if __name__ == "__main__":
+    main()
