@@ -1,0 +1,31 @@
+"""The wireless link: semantic tokens over simulated channels, and the field's baselines.
+
+Conventions (used everywhere in ragsc, stated once here)
+--------------------------------------------------------
+* **SNR** is Es/N0 per complex symbol, in dB: ``snr_db = 10 log10(Es / N0)``.
+* **Average transmitted symbol power is 1** (Es = 1), so the complex noise variance is
+  ``N0 = 10 ** (-snr_db / 10)``, i.e. ``N0 / 2`` per real dimension. Noise is added with a standard
+  deviation, never a power.
+* **A channel use is one complex symbol**, in every path (analog, digital, ideal); pilots count.
+* **Bandwidth ratio** = ``k_symbols / source dimension`` (real source values, e.g. 384 for an
+  embedding, 64*64*3 for an image).
+* Fading is flat: ``y = h x + n`` with ``E|h|^2 = 1``; ``block`` fading draws one ``h`` per item
+  (the item's k symbols share it), ``fast`` fading one per symbol. Rician:
+  ``h = sqrt(K/(K+1)) + sqrt(1/(K+1)) h_rayleigh``.
+
+Components
+----------
+* :class:`Channel` (``models.py``): AWGN / Rayleigh / Rician on complex tensors, built on Sionna's
+  ``AWGN`` and ``GenerateFlatFadingChannel`` blocks, seeded per instance.
+* :class:`Link` (``analog.py``): JSCC-style analog transmission of :class:`~ragsc.types.SemanticTokens`.
+* :mod:`~ragsc.channel.adaptive`: importance ordering (PCA), an SNR-conditioned scaling module
+  (ADJSCC-style), a rate policy, pilot-based SNR estimation.
+* :mod:`~ragsc.channel.digital`: quantised tokens and classic separate source-channel coding over
+  5G LDPC (Sionna's transport-block encoder/decoder) + QAM, and the ideal capacity bound.
+* :mod:`~ragsc.channel.theory`: closed forms the tests and plots compare against.
+"""
+
+from ragsc.channel.analog import Link, LinkConfig, Received
+from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
+
+__all__ = ["CHANNELS", "Channel", "Link", "LinkConfig", "Received", "equalize", "snr_db_to_no"]

@@ -1,0 +1,187 @@
+"""Analog (JSCC-style) transmission of semantic tokens.
+
+``tokens -> real features -> pairs of reals as complex symbols -> power normalisation per item ->
+channel -> equalisation -> features -> tokens``. Only the first ``2 * k_symbols`` real features are
+sent (pass an ordering from :mod:`ragsc.channel.adaptive` to choose which); unsent ones are
+received as zeros. Received embeddings are re-normalised, so the per-item power-normalisation gain
+never has to reach the receiver: only directions matter in the shared space.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
+from ragsc.errors import ConfigError, InputError
+from ragsc.types import SemanticTokens
+
+
+class LinkConfig(BaseModel):
+    """Settings of an analog :class:`Link` (units in the names; see the package docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
+    snr_db: float = Field(10.0, ge=-30.0, le=60.0)
+    k_symbols: int | None = Field(None, gt=0, description="complex symbols per item; None: all features")
+    csi: Literal["perfect", "none"] = "perfect"
+    equalizer: Literal["mmse", "zf"] = "mmse"
+    fading: Literal["block", "fast"] = "block"
+    rician_k: float = Field(4.0, ge=0.0)
+    source: Literal["embeddings", "tokens"] = "embeddings"
+    seed: int | None = 0
+
+    @field_validator("snr_db")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("snr_db must be finite")
+        return v
+
+
+class Transform(Protocol):
+    """A change of basis applied before sending (e.g. PCA importance ordering)."""
+
+    def encode(self, z: torch.Tensor) -> torch.Tensor: ...  # [N, D] -> [N, F], most important first
+
+    def decode(self, c: torch.Tensor) -> torch.Tensor: ...  # [N, F] (zeros where unsent) -> [N, D]
+
+
+@dataclass
+class Received:
+    """What came out of a link.
+
+    Attributes
+    ----------
+    tokens
+        The received :class:`SemanticTokens` (embeddings re-normalised), ready for retrieval.
+    features
+        ``[N, 2k]`` received real features, in the transmitted (power-normalised) domain.
+    sent
+        ``[N, 2k]`` the transmitted real features (same domain): ``features - sent`` is the error.
+    channel_uses
+        Complex symbols spent per item (pilots included).
+    snr_db
+        The SNR of the transmission.
+    meta
+        Anything else the path reports (chosen k, CRC results, ...).
+    """
+
+    tokens: SemanticTokens
+    features: torch.Tensor
+    sent: torch.Tensor
+    channel_uses: int
+    snr_db: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mse(self) -> float:
+        """Mean squared error per real feature, in the transmitted domain."""
+        return float(((self.features - self.sent) ** 2).mean()) if self.sent.numel() else 0.0
+
+    @property
+    def cosine(self) -> torch.Tensor:
+        """``[N]`` cosine similarity of the received to the transmitted features."""
+        return F.cosine_similarity(self.features, self.sent, dim=-1)
+
+
+def to_symbols(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real ``[N, 2k]`` -> complex ``[N, k]`` with mean symbol power 1 per item; also returns the gains ``[N]``.
+
+    An all-zero item stays all-zero (gain 1) instead of dividing by zero: it carries no energy.
+    """
+    x = torch.view_as_complex(features.float().reshape(features.shape[0], -1, 2).contiguous())
+    power = (x.abs() ** 2).mean(dim=1)
+    gain = torch.where(power > 0, power.clamp_min(1e-30).rsqrt(), torch.ones_like(power))
+    return x * gain[:, None], gain
+
+
+def from_symbols(x: torch.Tensor) -> torch.Tensor:
+    """Complex ``[N, k]`` -> real ``[N, 2k]`` (inverse pairing of :func:`to_symbols`)."""
+    return torch.view_as_real(x.contiguous()).reshape(x.shape[0], -1)
+
+
+class Link:
+    """Analog transmission of semantic tokens over one channel.
+
+    Parameters
+    ----------
+    config
+        A :class:`LinkConfig` (or keyword overrides of its fields).
+    transform
+        Optional change of basis applied before sending (see :class:`Transform`); its leading
+        coefficients are the ones sent.
+
+    Call ``rx = link(tokens, snr_db=None)``: ``tokens`` are :class:`SemanticTokens` (or a float tensor
+    ``[N, D]``); returns a :class:`Received`. ``snr_db`` overrides the configured SNR for this call.
+    """
+
+    def __init__(self, config: LinkConfig | None = None, transform: Transform | None = None, **overrides) -> None:
+        try:
+            self.config = (config or LinkConfig()).model_copy(update=overrides) if overrides else (config or LinkConfig())
+            LinkConfig.model_validate(self.config.model_dump())
+        except Exception as exc:
+            raise ConfigError(f"invalid link config: {exc}") from None
+        c = self.config
+        self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
+        self.transform = transform
+
+    def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None) -> Received:
+        snr = self.config.snr_db if snr_db is None else snr_db
+        no = snr_db_to_no(snr)
+        st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
+        z = self._features(st)
+        coeffs = self.transform.encode(z) if self.transform is not None else z
+        k = self._k_symbols(coeffs.shape[1])
+        sent_real = coeffs[:, : 2 * k]
+        x, _ = to_symbols(sent_real)
+        y, h = self.channel(x, no)
+        x_hat, _ = equalize(y, h, no, self.config.csi, self.config.equalizer)
+        sent, received = from_symbols(x), from_symbols(x_hat)
+        full = torch.zeros_like(coeffs)
+        full[:, : 2 * k] = received
+        z_hat = self.transform.decode(full) if self.transform is not None else full
+        return Received(self._tokens(st, z_hat), received, sent, k, float(snr),
+                        {"channel": self.config.channel, "k_symbols": k,
+                         "bandwidth_ratio": k / z.shape[1], "path": "analog"})
+
+    # --------------------------------------------------------------------------- helpers
+    def _features(self, st: SemanticTokens) -> torch.Tensor:
+        if self.config.source == "embeddings":
+            return st.embeddings.float()
+        if st.tokens is None:
+            raise InputError("link source is 'tokens' but these SemanticTokens carry no tokens "
+                             "(encode with return_tokens=True)")
+        return st.tokens.float().reshape(st.tokens.shape[0], -1)
+
+    def _k_symbols(self, n_real: int) -> int:
+        k_max = n_real // 2
+        k = self.config.k_symbols or k_max
+        if k > k_max:
+            raise ConfigError(f"k_symbols={k} needs {2 * k} real features but the source has {n_real} "
+                              f"(at most {k_max} complex symbols per item)")
+        return k
+
+    def _tokens(self, st: SemanticTokens, z_hat: torch.Tensor) -> SemanticTokens:
+        meta = {**st.meta, "link": self.config.model_dump()}
+        if self.config.source == "embeddings":
+            return SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta=meta)
+        tokens = F.normalize(z_hat.reshape(st.tokens.shape), dim=-1)
+        pooled = F.normalize(tokens.mean(dim=1), dim=-1)
+        return SemanticTokens(pooled, st.modality, tokens, st.token_mask, meta)
+
+
+def _as_tokens(x: Any) -> SemanticTokens:
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"a link sends SemanticTokens or a float tensor [N, D], got {type(x).__name__}")
+    if x.ndim != 2 or not x.is_floating_point() or x.is_complex():
+        raise InputError(f"a link sends a real float tensor of shape [N, D], got {x.dtype} {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise InputError("link input contains NaN or inf")
+    return SemanticTokens(x, "text")

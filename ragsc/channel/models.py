@@ -1,0 +1,141 @@
+"""Channel models on complex symbols: ``y = h x + n``, built on Sionna's blocks.
+
+Sionna draws randomness from a process-wide generator; ragsc links must be reproducible one by
+one, so each :class:`Channel` owns a ``torch.Generator`` and hands it to the Sionna blocks it uses.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+from ragsc.errors import ConfigError, InputError
+
+CHANNELS = ("awgn", "rayleigh", "rician")
+ChannelName = Literal["awgn", "rayleigh", "rician"]
+SNR_RANGE_DB = (-30.0, 60.0)
+
+
+def snr_db_to_no(snr_db: float | torch.Tensor) -> float | torch.Tensor:
+    """Complex noise variance N0 for Es = 1 at ``snr_db`` (Es/N0 in dB); rejects NaN / inf / out of range."""
+    values = snr_db if isinstance(snr_db, torch.Tensor) else torch.tensor(float(snr_db))
+    if not torch.isfinite(values).all():
+        raise InputError(f"snr_db must be finite, got {snr_db!r}")
+    lo, hi = SNR_RANGE_DB
+    if values.min() < lo or values.max() > hi:
+        raise InputError(f"snr_db must lie in [{lo}, {hi}] dB, got {snr_db!r}")
+    no = 10.0 ** (-values / 10.0)
+    return no if isinstance(snr_db, torch.Tensor) else float(no)
+
+
+def _seeded(block_cls, generator: torch.Generator):
+    """A Sionna block instance that draws from ``generator`` instead of Sionna's global one."""
+
+    class Seeded(block_cls):
+        @property
+        def torch_rng(self) -> torch.Generator:  # Sionna's blocks read their RNG from this property
+            return generator
+
+    Seeded.__name__ = f"Seeded{block_cls.__name__}"
+    return Seeded(precision="single", device=str(generator.device))
+
+
+def _seeded_fading(generator: torch.Generator):
+    from sionna.phy.channel import GenerateFlatFadingChannel
+
+    class SeededFading(GenerateFlatFadingChannel):
+        @property
+        def torch_rng(self) -> torch.Generator:
+            return generator
+
+    return SeededFading(num_tx_ant=1, num_rx_ant=1, precision="single", device=str(generator.device))
+
+
+class Channel:
+    """A flat channel on complex symbols.
+
+    Parameters
+    ----------
+    name
+        ``"awgn"``, ``"rayleigh"`` or ``"rician"``.
+    fading
+        ``"block"`` (one coefficient per item, i.e. per row) or ``"fast"`` (one per symbol).
+    rician_k
+        Rician K factor (linear, >= 0); only for ``"rician"``.
+    seed
+        Seed of this channel's generator (``None``: nondeterministic).
+
+    Call: ``y, h = channel(x, no)`` with ``x`` complex ``[N, k]`` and ``no`` a float or ``[N]``
+    tensor of complex noise variances; ``h`` has the shape of ``x`` (ones for AWGN).
+    """
+
+    def __init__(self, name: str = "awgn", fading: str = "block", rician_k: float = 4.0, seed: int | None = 0,
+                 device: str = "cpu") -> None:
+        if name not in CHANNELS:
+            raise ConfigError(f"unknown channel {name!r}; choose one of {', '.join(CHANNELS)}")
+        if fading not in ("block", "fast"):
+            raise ConfigError(f"fading must be 'block' or 'fast', got {fading!r}")
+        if not math.isfinite(rician_k) or rician_k < 0:
+            raise ConfigError(f"Rician K factor must be a finite number >= 0, got {rician_k!r}")
+        from sionna.phy.channel import AWGN
+
+        self.name, self.fading, self.rician_k = name, fading, float(rician_k)
+        self.generator = torch.Generator(device=device)
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+        self._awgn = _seeded(AWGN, self.generator)
+        self._fading = _seeded_fading(self.generator) if name != "awgn" else None
+
+    def coefficients(self, n_items: int, k: int) -> torch.Tensor:
+        """Draw fading coefficients ``[n_items, k]`` (complex64) for one transmission."""
+        if self._fading is None:
+            return torch.ones(n_items, k, dtype=torch.complex64)
+        count = n_items if self.fading == "block" else n_items * k
+        h = self._fading(count).reshape(-1)  # Sionna: [count, 1, 1] i.i.d. CN(0, 1)
+        h = h[:, None].expand(n_items, k) if self.fading == "block" else h.reshape(n_items, k)
+        if self.name == "rician":
+            los = math.sqrt(self.rician_k / (self.rician_k + 1.0))
+            h = los + math.sqrt(1.0 / (self.rician_k + 1.0)) * h
+        return h.contiguous()
+
+    def __call__(self, x: torch.Tensor, no: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(x, torch.Tensor) or not x.is_complex() or x.ndim != 2:
+            raise InputError("channel input must be a complex tensor of shape [N, k]")
+        h = self.coefficients(*x.shape)
+        no_t = torch.as_tensor(no, dtype=torch.float32)
+        if no_t.ndim == 1:
+            no_t = no_t[:, None]  # per-item noise variance
+        return self._awgn(h * x.to(torch.complex64), no_t), h
+
+    def __repr__(self) -> str:
+        extra = f", K={self.rician_k}" if self.name == "rician" else ""
+        return f"Channel({self.name!r}, fading={self.fading!r}{extra})"
+
+
+def equalize(y: torch.Tensor, h: torch.Tensor, no: float | torch.Tensor, csi: str = "perfect",
+             method: str = "mmse") -> tuple[torch.Tensor, torch.Tensor]:
+    """Undo the channel coefficient.
+
+    Returns ``(x_hat, no_eff)``: the equalised symbols and the effective noise variance per symbol
+    (what a demapper should be told). ``csi="none"`` leaves ``y`` untouched (no channel knowledge).
+    ``"zf"``: ``y / h``, ``no_eff = N0 / |h|^2``. ``"mmse"``: ``conj(h) y / (|h|^2 + N0)``, the
+    linear MMSE estimate (biased towards 0, lowest MSE), ``no_eff`` as for ZF after de-biasing.
+    """
+    no_t = torch.as_tensor(no, dtype=torch.float32)
+    if no_t.ndim == 1:
+        no_t = no_t[:, None]
+    if csi == "none":
+        return y, no_t.expand(y.shape).clone()
+    if csi != "perfect":
+        raise ConfigError(f"csi must be 'perfect' or 'none', got {csi!r}")
+    gain = h.abs() ** 2
+    no_eff = no_t / gain.clamp_min(1e-12)
+    if method == "zf":
+        return y / torch.where(gain > 0, h, torch.ones_like(h)), no_eff
+    if method == "mmse":
+        return h.conj() * y / (gain + no_t), no_eff
+    raise ConfigError(f"equalizer must be 'mmse' or 'zf', got {method!r}")
