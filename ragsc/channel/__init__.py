@@ -25,7 +25,13 @@ Components
 * :mod:`~ragsc.channel.theory`: closed forms the tests and plots compare against.
 """
 
+from ragsc.channel.adaptive import AdaptiveLink, AdaptiveScaling, PCAOrdering, RatePolicy, estimate_snr_db, train_scaling
 from ragsc.channel.analog import Link, LinkConfig, Received
+from ragsc.channel.digital import CodedPHY, DigitalConfig, DigitalLink, IdealDigital, SeparateCoding
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
 
-__all__ = ["CHANNELS", "Channel", "Link", "LinkConfig", "Received", "equalize", "snr_db_to_no"]
+__all__ = [
+    "CHANNELS", "AdaptiveLink", "AdaptiveScaling", "Channel", "CodedPHY", "DigitalConfig", "DigitalLink",
+    "IdealDigital", "Link", "LinkConfig", "PCAOrdering", "RatePolicy", "Received", "SeparateCoding",
+    "equalize", "estimate_snr_db", "snr_db_to_no", "train_scaling",
+]
