@@ -68,7 +68,8 @@ class Channel:
         Seed of this channel's generator (``None``: nondeterministic).
 
     Call: ``y, h = channel(x, no)`` with ``x`` complex ``[N, k]`` and ``no`` a float or ``[N]``
-    tensor of complex noise variances; ``h`` has the shape of ``x`` (ones for AWGN).
+    tensor of complex noise variances; ``h`` broadcasts against ``x`` (``[N, 1]`` for block fading,
+    ``[N, k]`` for fast fading) and is ``None`` for AWGN (no multiplication by ones on the hot path).
     """
 
     def __init__(self, name: str = "awgn", fading: str = "block", rician_k: float = 4.0, seed: int | None = 0,
@@ -91,12 +92,13 @@ class Channel:
         self._fading = _seeded_fading(self.generator) if name != "awgn" else None
 
     def coefficients(self, n_items: int, k: int) -> torch.Tensor:
-        """Draw fading coefficients ``[n_items, k]`` (complex64) for one transmission."""
+        """Draw fading coefficients (complex64): ``[n_items, 1]`` for block fading, ``[n_items, k]`` for fast
+        fading; both broadcast against ``[n_items, k]`` symbols. AWGN: ones ``[n_items, 1]``."""
         if self._fading is None:
-            return torch.ones(n_items, k, dtype=torch.complex64)
+            return torch.ones(n_items, 1, dtype=torch.complex64)
         count = n_items if self.fading == "block" else n_items * k
         h = self._fading(count).reshape(-1)  # Sionna: [count, 1, 1] i.i.d. CN(0, 1)
-        h = h[:, None].expand(n_items, k) if self.fading == "block" else h.reshape(n_items, k)
+        h = h[:, None] if self.fading == "block" else h.reshape(n_items, k)
         if self.name == "rician":
             los = math.sqrt(self.rician_k / (self.rician_k + 1.0))
             h = los + math.sqrt(1.0 / (self.rician_k + 1.0)) * h
@@ -105,18 +107,21 @@ class Channel:
     def __call__(self, x: torch.Tensor, no: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(x, torch.Tensor) or not x.is_complex() or x.ndim != 2:
             raise InputError("channel input must be a complex tensor of shape [N, k]")
-        h = self.coefficients(*x.shape)
-        no_t = torch.as_tensor(no, dtype=torch.float32)
-        if no_t.ndim == 1:
+        x = x.to(torch.complex64)
+        no_t = no if isinstance(no, float) else torch.as_tensor(no, dtype=torch.float32)
+        if isinstance(no_t, torch.Tensor) and no_t.ndim == 1:
             no_t = no_t[:, None]  # per-item noise variance
-        return self._awgn(h * x.to(torch.complex64), no_t), h
+        if self._fading is None:
+            return self._awgn(x, no_t), None
+        h = self.coefficients(*x.shape)
+        return self._awgn(h * x, no_t), h
 
     def __repr__(self) -> str:
         extra = f", K={self.rician_k}" if self.name == "rician" else ""
         return f"Channel({self.name!r}, fading={self.fading!r}{extra})"
 
 
-def equalize(y: torch.Tensor, h: torch.Tensor, no: float | torch.Tensor, csi: str = "perfect",
+def equalize(y: torch.Tensor, h: torch.Tensor | None, no: float | torch.Tensor, csi: str = "perfect",
              method: str = "mmse") -> tuple[torch.Tensor, torch.Tensor]:
     """Undo the channel coefficient.
 
@@ -124,18 +129,21 @@ def equalize(y: torch.Tensor, h: torch.Tensor, no: float | torch.Tensor, csi: st
     (what a demapper should be told). ``csi="none"`` leaves ``y`` untouched (no channel knowledge).
     ``"zf"``: ``y / h``, ``no_eff = N0 / |h|^2``. ``"mmse"``: ``conj(h) y / (|h|^2 + N0)``, the
     linear MMSE estimate (biased towards 0, lowest MSE), ``no_eff`` as for ZF after de-biasing.
+    ``h=None`` means AWGN (h = 1).
     """
+    if csi not in ("perfect", "none"):
+        raise ConfigError(f"csi must be 'perfect' or 'none', got {csi!r}")
+    if method not in ("mmse", "zf"):
+        raise ConfigError(f"equalizer must be 'mmse' or 'zf', got {method!r}")
     no_t = torch.as_tensor(no, dtype=torch.float32)
     if no_t.ndim == 1:
         no_t = no_t[:, None]
-    if csi == "none":
-        return y, no_t.expand(y.shape).clone()
-    if csi != "perfect":
-        raise ConfigError(f"csi must be 'perfect' or 'none', got {csi!r}")
+    if csi == "none" or (h is None and method == "zf"):
+        return y, no_t.expand(y.shape)
+    if h is None:  # AWGN, MMSE: a real shrinkage 1 / (1 + N0)
+        return y * (1.0 / (1.0 + no_t)), no_t.expand(y.shape)
     gain = h.abs() ** 2
     no_eff = no_t / gain.clamp_min(1e-12)
     if method == "zf":
         return y / torch.where(gain > 0, h, torch.ones_like(h)), no_eff
-    if method == "mmse":
-        return h.conj() * y / (gain + no_t), no_eff
-    raise ConfigError(f"equalizer must be 'mmse' or 'zf', got {method!r}")
+    return h.conj() * y / (gain + no_t), no_eff
