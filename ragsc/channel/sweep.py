@@ -96,7 +96,9 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
         bits = torch.randint(0, 2, (settings.codewords, phy.info_bits), generator=g).float()
         res = phy(bits, snr)
         add("ldpc_qam4_r0.5", "ber", res.bit_errors / res.n_bits)
-        add("ldpc_qam4_r0.5", "bler", 1.0 - res.crc_ok.float().mean().item())
+        # block Rayleigh: the outage probability at R * log2(M) = 1 bit/use is the ideal long code's BLER
+        add("ldpc_qam4_r0.5", "bler", 1.0 - res.crc_ok.float().mean().item(),
+            float(theory.outage_rayleigh(1.0, snr)) if channel == "rayleigh" else None)
 
         for eq in ("mmse", "zf"):
             rx = Link(snr_db=snr, equalizer=eq, **link)(z)

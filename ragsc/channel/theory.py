@@ -72,3 +72,9 @@ def analog_cosine(channel: str, snr_db) -> np.ndarray:
         return np.array([integrate.quad(lambda g, n=n: np.exp(-g) / np.sqrt(1 + n / g), 0, np.inf)[0]
                          for n in np.atleast_1d(no)]).reshape(np.shape(no))
     raise ValueError(f"no closed form for channel {channel!r}")
+
+
+def outage_rayleigh(rate_bits: float, snr_db) -> np.ndarray:
+    """Outage probability of block Rayleigh fading at ``rate_bits`` per channel use:
+    ``P(log2(1 + |h|^2 SNR) < R) = 1 - exp(-(2^R - 1) / SNR)`` — the BLER of an ideal long code."""
+    return 1.0 - np.exp(-(2.0**rate_bits - 1.0) / _snr(snr_db))
