@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ragsc.channel.analog import LinkConfig, Received, _as_tokens, from_symbols
-from ragsc.channel.models import Channel, equalize, snr_db_to_no
+from ragsc.channel.models import SNR_RANGE_DB, Channel, equalize, snr_db_to_no
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
@@ -82,7 +82,7 @@ class RatePolicy:
             raise ConfigError(f"target_distortion must lie in (0, 1), got {target_distortion}")
         self.ordering = ordering
         self.target = target_distortion
-        self.max_symbols = max_symbols or ordering.variances.numel() // 2
+        self.max_symbols = ordering.variances.numel() // 2 if max_symbols is None else max_symbols
         if not 0 < self.max_symbols <= ordering.variances.numel() // 2:
             raise ConfigError(f"max_symbols must be in 1..{ordering.variances.numel() // 2}, got {max_symbols}")
 
@@ -164,6 +164,11 @@ class AdaptiveLink:
         c = self.config
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
         self.budget = policy.max_symbols if policy else (c.k_symbols or ordering.variances.numel() // 2)
+        if not 0 < self.budget <= ordering.variances.numel() // 2:
+            raise ConfigError(f"k_symbols={self.budget} is more than the {ordering.variances.numel()} ordered "
+                              f"coefficients allow (at most {ordering.variances.numel() // 2} complex symbols)")
+        if n_pilots == 1 or n_pilots < 0:
+            raise ConfigError(f"n_pilots must be 0 (SNR known) or >= 2, got {n_pilots}")
         # The chosen k travels in a header: ceil(log2(budget) / 2) uncoded QPSK symbols, counted.
         self.header_symbols = math.ceil(math.log2(self.budget) / 2) if policy and self.budget > 1 else 0
         if scaling is not None and scaling.n_features != 2 * self.budget:
@@ -174,9 +179,11 @@ class AdaptiveLink:
         snr = self.config.snr_db if snr_db is None else snr_db
         st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
         n = len(st)
+        if st.dim != self.ordering.mean.numel():
+            raise InputError(f"embeddings have dimension {st.dim} but the ordering was fit on {self.ordering.mean.numel()}")
         if self.n_pilots:
             est, _ = estimate_snr_db(self.channel, n, self.n_pilots, snr)
-            known = float(est.mean())
+            known = min(max(float(est.mean()), SNR_RANGE_DB[0]), SNR_RANGE_DB[1])  # estimates can overshoot
         else:
             known = float(snr)
         k = self.policy.k_for(known) if self.policy else self.budget

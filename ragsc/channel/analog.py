@@ -123,9 +123,8 @@ class Link:
     """
 
     def __init__(self, config: LinkConfig | None = None, transform: Transform | None = None, **overrides) -> None:
-        try:
-            self.config = (config or LinkConfig()).model_copy(update=overrides) if overrides else (config or LinkConfig())
-            LinkConfig.model_validate(self.config.model_dump())
+        try:  # validate the merged fields (model_copy(update=...) would skip validation and extra="forbid")
+            self.config = LinkConfig.model_validate({**(config or LinkConfig()).model_dump(), **overrides})
         except Exception as exc:
             raise ConfigError(f"invalid link config: {exc}") from None
         c = self.config

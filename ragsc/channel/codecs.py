@@ -50,7 +50,10 @@ def quantize(z: torch.Tensor, bits_per_value: int, n_send: int) -> torch.Tensor:
     if bits_per_value not in range(1, 17):
         raise ConfigError(f"quantiser bits must be 1..16, got {bits_per_value}")
     z = z[:, :n_send].float()
-    scale = z.abs().amax(dim=1).clamp_min(1e-8).to(torch.float16)
+    amax = z.abs().amax(dim=1).clamp_min(1e-6)
+    scale = amax.to(torch.float16)
+    # round the float16 scale *up*: a scale below the largest value would clip it
+    scale = torch.where(scale.float() < amax, torch.nextafter(scale, torch.full_like(scale, float("inf"))), scale)
     levels = 2 ** bits_per_value
     q = ((z / scale.float()[:, None] + 1) / 2 * levels).floor().clamp(0, levels - 1).to(torch.int64)
     scale_bits = _int_to_bits(scale.view(torch.int16).to(torch.int64) & 0xFFFF, SCALE_BITS)

@@ -217,6 +217,7 @@ class SeparateCoding:
     def __init__(self, config: DigitalConfig | None = None, image_format: str = "webp", **overrides) -> None:
         self.config = _config(config, overrides)
         self.phy = CodedPHY(self.config)
+        ImageCodec(image_format)  # reject an unknown format now, not at the first image
         self.image_format = image_format
 
     def __call__(self, items: list, snr_db: float | None = None) -> ContentResult:

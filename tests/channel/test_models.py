@@ -20,7 +20,9 @@ N_ROWS, N_COLS = 1000, 1000  # 1e6 complex samples per statistical test
 # ----------------------------------------------------------------------------- SNR -> N0
 
 
-@pytest.mark.parametrize(("snr_db", "no"), [(0.0, 1.0), (10.0, 0.1), (-10.0, 10.0), (20.0, 0.01), (3.0, 10 ** -0.3)])
+@pytest.mark.parametrize(
+    ("snr_db", "no"), [(0.0, 1.0), (10.0, 0.1), (-10.0, 10.0), (20.0, 0.01), (3.0, 10**-0.3)]
+)
 def test_snr_db_to_no(snr_db, no):
     assert snr_db_to_no(snr_db) == pytest.approx(no, rel=1e-6)
     assert isinstance(snr_db_to_no(snr_db), float)
@@ -135,7 +137,8 @@ def test_block_fading_draws_one_coefficient_per_row():
 
 @pytest.mark.parametrize("k_factor", [0.0, 1.0, 4.0, 10.0])
 def test_rician_power_and_line_of_sight(k_factor):
-    h = Channel("rician", fading="fast", rician_k=k_factor, seed=24).coefficients(N_ROWS, N_COLS).to(torch.complex128)
+    ch = Channel("rician", fading="fast", rician_k=k_factor, seed=24)
+    h = ch.coefficients(N_ROWS, N_COLS).to(torch.complex128)
     assert float((h.abs() ** 2).mean()) == pytest.approx(1.0, rel=0.01)
     assert float(h.mean().abs()) == pytest.approx(math.sqrt(k_factor / (k_factor + 1)), abs=0.005)
     scatter = h - math.sqrt(k_factor / (k_factor + 1))
@@ -249,7 +252,8 @@ def test_equalize_rejects_unknown_options():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(name="rayleigh-ish"), dict(name="AWGN"), dict(name=""), dict(fading="slow"), dict(name="rician", rician_k=-0.1),
+    [dict(name="rayleigh-ish"), dict(name="AWGN"), dict(name=""), dict(fading="slow"),
+     dict(name="rician", rician_k=-0.1),
      dict(name="rician", rician_k=float("nan")), dict(name="rician", rician_k=float("inf"))],
 )
 def test_bad_channel_config_raises_config_error(kwargs):
@@ -272,5 +276,6 @@ def test_bad_channel_input_raises_input_error(x):
 
 
 def test_repr_names_the_channel():
-    assert "rician" in repr(Channel("rician", rician_k=3.0)) and "K=3.0" in repr(Channel("rician", rician_k=3.0))
+    text = repr(Channel("rician", rician_k=3.0))
+    assert "rician" in text and "K=3.0" in text
     assert "awgn" in repr(Channel())

@@ -45,8 +45,8 @@ def test_ber_qam_awgn_known_forms():
     g = 10 ** (SNRS / 10)
     np.testing.assert_allclose(theory.ber_qam_awgn(2, SNRS), 0.5 * special.erfc(np.sqrt(g / 2)), rtol=1e-12)
     a = np.sqrt(g / 10)  # 16-QAM: (3 erfc(a) + 2 erfc(3a) - erfc(5a)) / 8
-    np.testing.assert_allclose(theory.ber_qam_awgn(4, SNRS),
-                               (3 * special.erfc(a) + 2 * special.erfc(3 * a) - special.erfc(5 * a)) / 8, rtol=1e-12)
+    closed = (3 * special.erfc(a) + 2 * special.erfc(3 * a) - special.erfc(5 * a)) / 8
+    np.testing.assert_allclose(theory.ber_qam_awgn(4, SNRS), closed, rtol=1e-12)
     assert float(theory.ber_qam_awgn(2, 0.0)) == pytest.approx(0.15865525393, rel=1e-9)
     # scalar in, 0-d out; monotone in SNR; more bits per symbol -> more errors at equal Es/N0
     assert np.ndim(theory.ber_qam_awgn(2, 3.0)) == 0
@@ -105,3 +105,14 @@ def test_analog_cosine_closed_forms():
     assert np.ndim(theory.analog_cosine("rayleigh", 10.0)) == 0
     with pytest.raises(ValueError):
         theory.analog_cosine("rician", 10.0)
+
+
+def test_outage_rayleigh():
+    g = np.random.default_rng(1).exponential(size=1_000_000)
+    for rate in (0.5, 1.0, 2.0):
+        for snr_db in (0.0, 10.0, 20.0):
+            mc = np.mean(np.log2(1 + g * 10 ** (snr_db / 10)) < rate)
+            tol = 5 * np.sqrt(mc * (1 - mc) / g.size) + 1e-5
+            assert float(theory.outage_rayleigh(rate, snr_db)) == pytest.approx(mc, abs=tol)
+    assert np.all(np.diff(theory.outage_rayleigh(1.0, SNRS)) < 0)
+    assert float(theory.outage_rayleigh(1.0, 0.0)) == pytest.approx(1 - np.exp(-1.0))

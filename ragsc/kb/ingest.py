@@ -1,0 +1,151 @@
+"""Ingestion: a source's records -> encoded, deduplicated, committed KB items, resumable.
+
+The unit of work is a *shard* (``shard_size`` records) handled by one worker function,
+:func:`encode_shard`; the default runs shards one after another in this process (clip-retrieval's
+sequential default). Progress (records consumed) is committed in the same generation as the items,
+so after a crash ``resume=True`` continues right after the last commit, and content hashes make any
+overlap a no-op: no duplicates either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ragsc.encoders.inputs import load_image
+from ragsc.errors import InputError
+from ragsc.kb.sources import Record, detect_format, records
+from ragsc.kb.store import KnowledgeBase, NewItem, content_hash
+
+log = logging.getLogger("ragsc.kb")
+
+
+@dataclass
+class IngestReport:
+    """What an ingestion did (printed by ``ragsc kb ingest``)."""
+
+    source: str
+    seen: int = 0
+    added: int = 0
+    duplicates: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    notes: Counter = field(default_factory=Counter)  # ingested with a remark (missing caption, ...)
+    resumed_from: int = 0
+    seconds: float = 0.0
+
+    @property
+    def items_per_s(self) -> float:
+        return self.seen / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class ShardResult:
+    embeddings: np.ndarray  # [M, dim]
+    items: list[NewItem]
+    skipped: Counter
+
+
+def _hash(rec: Record) -> str:
+    if rec.path is not None:
+        return content_hash("image", rec.path.read_bytes()) if rec.path.is_file() else "missing:" + str(rec.path)
+    return content_hash("text", (rec.text or "").encode())
+
+
+def encode_shard(shard: list[tuple[Record, str]], encoder, batch_size: int = 64) -> ShardResult:
+    """The worker: load and encode one shard's records; unusable ones are skipped with a reason."""
+    skipped: Counter = Counter()
+    images, image_items, texts, text_items = [], [], [], []
+    for rec, h in shard:
+        item = NewItem(rec.modality, rec.text, rec.source_uri, h, extra=rec.extra)
+        if rec.modality == "image":
+            try:
+                images.append(load_image(rec.path))
+                image_items.append(item)
+            except InputError as exc:
+                skipped["corrupt_or_missing_image"] += 1
+                log.warning("skipped %s: %s", rec.source_uri, exc)
+        elif rec.text and rec.text.strip():
+            texts.append(rec.text)
+            text_items.append(item)
+        else:
+            skipped["empty_text"] += 1
+    parts, items = [], []
+    if images:
+        parts.append(encoder.encode_images(images).embeddings.numpy())
+        items += image_items
+    if texts:
+        parts.append(encoder.encode_texts(texts).embeddings.numpy())
+        items += text_items
+    emb = np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
+    return ShardResult(emb, items, skipped)
+
+
+def _shards(stream: Iterable, size: int) -> Iterator[list]:
+    it = iter(stream)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def source_key(source: str, fmt: str) -> str:
+    """How progress is keyed: format + absolute path (or the easy-VQA split)."""
+    return f"{fmt}:{source if fmt == 'easy-vqa' else Path(source).resolve()}"
+
+
+def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = None, resume: bool = False,
+           batch_size: int = 64, shard_size: int = 512, checkpoint_every: int = 2048,
+           images: str | None = None, annotations: str | None = None, limit: int | None = None,
+           distributed: str | None = None, progress: bool = True) -> IngestReport:
+    """Ingest ``source`` into ``kb`` (see the module docstring). Returns an :class:`IngestReport`."""
+    from tqdm.auto import tqdm
+
+    from ragsc.encoders import load_encoder
+
+    if distributed not in (None, "ray"):
+        raise InputError(f"distributed must be 'ray' or unset, got {distributed!r}")
+    if distributed == "ray":
+        from ragsc._deps import require_package
+
+        require_package("ray", "ray")
+        raise NotImplementedError("the Ray runner is not built yet (tracked in the knowledge-base issue)")
+    fmt = fmt or detect_format(source)
+    encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
+    kb = KnowledgeBase.open(kb.path, encoder=encoder)  # refuses an encoder with another fingerprint
+    key = source_key(source, fmt)
+    start = kb.progress(key) if resume else 0
+    report = IngestReport(source=key, resumed_from=start)
+    stream = itertools.islice(records(source, fmt, images, annotations), start, None if limit is None else start + limit)
+    t0 = time.perf_counter()
+    bar = tqdm(desc=f"ingest {Path(source).name}", unit="item", disable=not progress)
+    with kb.writer(checkpoint_every=checkpoint_every) as w:
+        done = start
+        for shard in _shards(stream, shard_size):
+            fresh: list[tuple[Record, str]] = []
+            seen_here: set[str] = set()
+            for rec in shard:
+                report.notes.update(rec.notes)
+                h = _hash(rec)
+                if h in seen_here or w.has(h):
+                    report.duplicates += 1
+                else:
+                    seen_here.add(h)
+                    fresh.append((rec, h))
+            result = encode_shard(fresh, encoder, batch_size)
+            ids = w.add(result.embeddings, result.items) if result.items else []
+            report.added += sum(i is not None for i in ids)
+            report.skipped.update(result.skipped)
+            report.seen += len(shard)
+            done += len(shard)
+            w.set_progress(key, done)  # committed together with the items it accounts for
+            w.maybe_checkpoint()
+            bar.update(len(shard))
+    bar.close()
+    report.seconds = time.perf_counter() - t0
+    return report
