@@ -28,7 +28,114 @@ spec_app = typer.Typer(help="Pipeline specs (pipelines/*.yaml).", no_args_is_hel
 channel_app = typer.Typer(help="The wireless link: SNR sweeps against theory.", no_args_is_help=True)
 app.add_typer(encoders_app, name="encoders")
 app.add_typer(spec_app, name="spec")
+kb_app = typer.Typer(help="Knowledge bases: create, ingest, search, stats, delete, export.", no_args_is_help=True)
 app.add_typer(channel_app, name="channel")
+app.add_typer(kb_app, name="kb")
+
+
+def kb_path(name: str) -> Path:
+    """A bare NAME lives in RAGSC_HOME/kb/NAME; anything with a '/' is a path. '..' is refused."""
+    from ragsc._assets import home_dir
+    from ragsc.kb.store import check_path
+
+    check_path(name)
+    return Path(name) if ("/" in name or name.startswith(".")) else home_dir() / "kb" / name
+
+
+@kb_app.command("create")
+def kb_create(
+    name: str,
+    encoder: str = typer.Option("embedded", help="Encoder spec (embedded, open_clip:..., hf:...)."),
+    scope: str = typer.Option("local", help="local (small, per-user, recent) or global (large, shared)."),
+    index: Optional[str] = typer.Option(None, help="FAISS factory string; default: chosen by size (Flat/HNSW/IVF-PQ)."),
+) -> None:
+    """Create an empty knowledge base."""
+    from ragsc.encoders import load_encoder
+    from ragsc.kb import KnowledgeBase
+
+    path = kb_path(name)
+    if scope not in ("local", "global"):
+        raise typer.BadParameter("scope must be 'local' or 'global'")
+    kb = KnowledgeBase.create(path, load_encoder(encoder), scope=scope, index=index)
+    typer.echo(f"created {scope} knowledge base {path} (encoder {encoder}, dim {kb.dim}, index {index or 'auto'})")
+
+
+@kb_app.command("ingest")
+def kb_ingest(
+    name: str,
+    source: str,
+    format: Optional[str] = typer.Option(None, "--format", help="folder | coco | vqa | jsonl | text | paragraphs | easy-vqa (default: detected)."),
+    resume: bool = typer.Option(False, help="Continue after the last committed checkpoint of this source."),
+    distributed: Optional[str] = typer.Option(None, help="'ray' to run shards as Ray tasks (extra: ray)."),
+    images: Optional[str] = typer.Option(None, help="COCO: folder of the images (default: next to the JSON)."),
+    annotations: Optional[str] = typer.Option(None, help="VQA: annotations JSON (default: found by name)."),
+    batch_size: int = typer.Option(64, min=1),
+    checkpoint_every: int = typer.Option(2048, min=1, help="Commit every N new items."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Ingest at most N records."),
+) -> None:
+    """Ingest a source: encode, deduplicate, commit (batched, resumable)."""
+    from ragsc.kb import KnowledgeBase, ingest
+
+    kb = KnowledgeBase.open(kb_path(name))
+    r = ingest(kb, source, fmt=format, resume=resume, batch_size=batch_size, checkpoint_every=checkpoint_every,
+               images=images, annotations=annotations, limit=limit, distributed=distributed)
+    rows = [["records seen", r.seen], ["added", r.added], ["duplicates", r.duplicates],
+            *[[f"skipped: {k}", v] for k, v in sorted(r.skipped.items())],
+            *[[f"note: {k}", v] for k, v in sorted(r.notes.items())],
+            ["resumed from record", r.resumed_from], ["seconds", f"{r.seconds:.1f}"], ["records/s", f"{r.items_per_s:.1f}"]]
+    typer.echo(table([[a, str(b)] for a, b in rows], ["ingest", str(kb_path(name))]))
+
+
+@kb_app.command("search")
+def kb_search(
+    name: str,
+    text: Optional[str] = typer.Argument(None, help="A text query."),
+    image: Optional[Path] = typer.Option(None, help="An image query instead of text."),
+    k: int = typer.Option(5, "-k", min=1, help="Hits to show."),
+) -> None:
+    """Search a knowledge base by text or image."""
+    from ragsc.encoders import load_encoder
+    from ragsc.kb import KnowledgeBase
+
+    if (text is None) == (image is None):
+        raise typer.BadParameter("give either a text query or --image PATH")
+    kb = KnowledgeBase.open(kb_path(name))
+    enc = load_encoder(kb.manifest["encoder"]["spec"])
+    kb = KnowledgeBase.open(kb_path(name), encoder=enc)
+    q = enc.encode_texts([text]) if text is not None else enc.encode_images([image])
+    hits = kb.search(q, k)[0]
+    typer.echo(table([[str(h.id), f"{h.score:.3f}", h.item.modality, (h.item.text or "")[:60], h.item.source_uri or ""]
+                      for h in hits], ["id", "score", "modality", "text", "source"]))
+
+
+@kb_app.command("stats")
+def kb_stats(name: str, verify: bool = typer.Option(False, help="Also check file checksums.")) -> None:
+    """Counts, index type, size on disk, bytes per item."""
+    from ragsc.kb import KnowledgeBase
+
+    kb = KnowledgeBase.open(kb_path(name))
+    if verify:
+        kb.verify()
+    typer.echo(json.dumps(kb.stats(), indent=2))
+
+
+@kb_app.command("delete")
+def kb_delete(name: str, ids: list[int]) -> None:
+    """Delete items by id (one commit)."""
+    from ragsc.kb import KnowledgeBase
+
+    n = KnowledgeBase.open(kb_path(name)).delete(ids)
+    typer.echo(f"deleted {n} of {len(ids)} ids")
+
+
+@kb_app.command("export")
+def kb_export(name: str, out: Path = typer.Option(..., help="JSONL file to write (metadata, one item per line).")) -> None:
+    """Export metadata as JSONL (and vectors as OUT.npy when the index stores them exactly)."""
+    from ragsc.kb import KnowledgeBase
+
+    kb = KnowledgeBase.open(kb_path(name))
+    n = kb.export(out)
+    typer.echo(f"exported {n} items to {out}")
 
 
 @encoders_app.command("list")

@@ -115,13 +115,14 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
 
         require_package("ray", "ray")
         raise NotImplementedError("the Ray runner is not built yet (tracked in the knowledge-base issue)")
+    stream = records(source, fmt, images, annotations)  # validates the source before anything starts
     fmt = fmt or detect_format(source)
     encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
     kb = KnowledgeBase.open(kb.path, encoder=encoder)  # refuses an encoder with another fingerprint
     key = source_key(source, fmt)
     start = kb.progress(key) if resume else 0
     report = IngestReport(source=key, resumed_from=start)
-    stream = itertools.islice(records(source, fmt, images, annotations), start, None if limit is None else start + limit)
+    stream = itertools.islice(stream, start, None if limit is None else start + limit)
     t0 = time.perf_counter()
     bar = tqdm(desc=f"ingest {Path(source).name}", unit="item", disable=not progress)
     with kb.writer(checkpoint_every=checkpoint_every) as w:

@@ -61,13 +61,15 @@ def detect_format(source: str) -> str:
 
 def records(source: str, fmt: str | None = None, images: str | None = None,
             annotations: str | None = None) -> Iterator[Record]:
-    """The record stream of a source (see the module docstring)."""
+    """The record stream of a source (see the module docstring). Checks the source before returning."""
+    if fmt != "easy-vqa" and source not in ("train", "test") and not Path(source).exists():
+        raise InputError(f"source not found: {source}")
     fmt = fmt or detect_format(source)
     if fmt not in FORMATS:
         raise InputError(f"unknown source format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt != "easy-vqa" and not Path(source).exists():
-        raise InputError(f"source not found: {source}")
-    yield from {"folder": _folder, "coco": _coco, "vqa": _vqa, "jsonl": _jsonl, "text": _lines,
+    if fmt == "easy-vqa" and source not in ("train", "test"):
+        raise InputError(f"easy-vqa source must be 'train' or 'test', got {source!r}")
+    return {"folder": _folder, "coco": _coco, "vqa": _vqa, "jsonl": _jsonl, "text": _lines,
                 "paragraphs": _paragraphs, "easy-vqa": _easy_vqa}[fmt](source, images, annotations)
 
 

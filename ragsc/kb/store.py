@@ -96,7 +96,8 @@ class Hit:
     id: int
     score: float
     item: Item
-    provenance: str
+    provenance: str  # "local" | "global" (a fused hit found in both: "local+global")
+    kb_score: float | None = None  # the KB's own inner product when ``score`` is a fused score
 
 
 def content_hash(modality: str, data: bytes, salt: str = "") -> str:
@@ -287,6 +288,20 @@ class KnowledgeBase:
                 "dim": self.dim, "factory": self.manifest["factory"], "encoder": self.manifest["encoder"],
                 "generation": self.manifest["generation"], "bytes": size,
                 "bytes_per_item": size / len(self) if len(self) else None}
+
+    def export(self, out: str | os.PathLike) -> int:
+        """Write metadata as JSONL to ``out`` (and exact vectors to ``out`` + ``.npy`` when the index has them)."""
+        out = Path(out)
+        ids = []
+        with open(out, "w") as f:
+            for it in self.items():
+                f.write(json.dumps({"id": it.id, "modality": it.modality, "text": it.text, "source_uri": it.source_uri,
+                                    "content_hash": it.content_hash, "created_at": it.created_at, "extra": it.extra}) + "\n")
+                ids.append(it.id)
+        if ids and ix.can_reconstruct(self.index):
+            np.save(out.with_suffix(out.suffix + ".npy"), np.stack([self.index.reconstruct(i) for i in ids]),
+                    allow_pickle=False)
+        return len(ids)
 
     def verify(self) -> None:
         """Check the committed files against the manifest's checksums."""
