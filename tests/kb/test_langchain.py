@@ -1,0 +1,47 @@
+"""The LangChain adapters against langchain-core's own interfaces (extra: langchain)."""
+
+import pytest
+
+pytest.importorskip("langchain_core")
+
+from langchain_core.documents import Document  # noqa: E402
+from langchain_core.retrievers import BaseRetriever  # noqa: E402
+from langchain_core.vectorstores import VectorStore  # noqa: E402
+
+from ragsc.kb import HybridRetriever, KnowledgeBase  # noqa: E402
+from ragsc.kb.langchain import RagscEmbeddings, RagscRetriever, RagscVectorStore  # noqa: E402
+
+TEXTS = ["a red circle", "a cup of coffee", "a rocket on a launch pad", "a cat sleeping on a sofa"]
+
+
+def test_vector_store_round_trip(embedded, tmp_path):
+    store = RagscVectorStore.from_texts(TEXTS, RagscEmbeddings(embedded), [{"n": i} for i in range(4)],
+                                        path=str(tmp_path / "kb"))
+    assert isinstance(store, VectorStore) and len(store.kb) == 4
+    docs = store.similarity_search("a kitten", k=2)
+    assert isinstance(docs[0], Document) and docs[0].page_content == "a cat sleeping on a sofa"
+    assert docs[0].metadata["n"] == 3 and docs[0].metadata["provenance"] == "local"
+    scored = store.similarity_search_with_score("coffee", k=1)
+    assert scored[0][0].page_content == "a cup of coffee" and 0 < scored[0][1] <= 1.0001
+    by_vec = store.similarity_search_by_vector(store.embeddings.embed_query("a rocket"), k=1)
+    assert by_vec[0].page_content == "a rocket on a launch pad"
+    new = store.add_texts(["a blue triangle"])
+    assert len(new) == 1 and store.similarity_search("blue triangle", k=1)[0].page_content == "a blue triangle"
+    assert store.delete(new) and len(store.kb) == 4
+    # langchain-core's generic API on top of ours
+    assert store.as_retriever(search_kwargs={"k": 1}).invoke("espresso")[0].page_content == "a cup of coffee"
+
+
+def test_retriever_over_hybrid(embedded, tmp_path):
+    local = KnowledgeBase.create(tmp_path / "local", embedded, scope="local")
+    glob = KnowledgeBase.create(tmp_path / "global", embedded, scope="global")
+    from ragsc.kb.store import NewItem
+
+    local.add(embedded.encode_texts(TEXTS[:2]), [NewItem("text", t) for t in TEXTS[:2]])
+    glob.add(embedded.encode_texts(TEXTS[1:]), [NewItem("text", t) for t in TEXTS[1:]])
+    r = RagscRetriever(retriever=HybridRetriever(local.reload(), glob.reload(), encoder=embedded), k=3)
+    assert isinstance(r, BaseRetriever)
+    docs = r.invoke("coffee")
+    assert docs[0].page_content == "a cup of coffee" and docs[0].metadata["provenance"] == "local+global"
+    plain = RagscRetriever(retriever=glob.reload(), encoder=embedded, k=1).invoke("a spaceship launch")
+    assert plain[0].page_content == "a rocket on a launch pad"
