@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Literal
 
 import torch
@@ -111,6 +110,5 @@ class HybridRetriever:
                     else:
                         fused[key] = (s, hit, {name})
             ranked = sorted(fused.values(), key=lambda t: -t[0])[:k]
-            out.append([replace(h, score=s, kb_score=h.score, provenance="+".join(sorted(n, key=["local", "global"].index)))
-                        for s, h, n in ranked])
+            out.append([h.rescored(s, "+".join(sorted(n, key=["local", "global"].index))) for s, h, n in ranked])
         return out

@@ -89,15 +89,42 @@ class NewItem:
         return content_hash(self.modality, (self.text or "").encode(), self.source_uri or "")
 
 
-@dataclass(frozen=True)
 class Hit:
-    """A search result: the item, its inner-product score, and which KB it came from."""
+    """A search result: id, inner-product score, which KB it came from, and the item's metadata.
 
-    id: int
-    score: float
-    item: Item
-    provenance: str  # "local" | "global" (a fused hit found in both: "local+global")
-    kb_score: float | None = None  # the KB's own inner product when ``score`` is a fused score
+    ``item`` is read from SQLite on first access, for all hits of the same query at once: a search
+    costs what FAISS costs until metadata is actually needed.
+    """
+
+    __slots__ = ("id", "score", "provenance", "kb_score", "_items")
+
+    def __init__(self, id: int, score: float, items: _LazyItems | dict, provenance: str,
+                 kb_score: float | None = None) -> None:
+        self.id, self.score, self.provenance, self.kb_score = id, score, provenance, kb_score
+        self._items = items  # shared by the hits of one query
+
+    @property
+    def item(self) -> Item:
+        return self._items[self.id]
+
+    def rescored(self, score: float, provenance: str) -> Hit:
+        """A copy with a fused score (the KB's own score kept in ``kb_score``)."""
+        return Hit(self.id, score, self._items, provenance, self.score if self.kb_score is None else self.kb_score)
+
+    def __repr__(self) -> str:
+        return f"Hit(id={self.id}, score={self.score:.4f}, provenance={self.provenance!r})"
+
+
+class _LazyItems:
+    """Metadata of a set of ids, fetched in one query on first use."""
+
+    def __init__(self, kb: KnowledgeBase, ids: list[int]) -> None:
+        self.kb, self.ids, self._rows = kb, ids, None
+
+    def __getitem__(self, id_: int) -> Item:
+        if self._rows is None:
+            self._rows = {it.id: it for it in self.kb.get(self.ids)}
+        return self._rows[id_]
 
 
 def content_hash(modality: str, data: bytes, salt: str = "") -> str:
@@ -246,15 +273,17 @@ class KnowledgeBase:
             raise InputError(f"k must be >= 1, got {k}")
         if len(self) == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
-        ix.set_search_params(self.index, nprobe, ef_search)
+        if nprobe is not None or ef_search is not None:
+            ix.set_search_params(self.index, nprobe, ef_search)
         fetch = min(len(self), k if modality is None else max(4 * k, k + 32))
         scores, ids = self.index.search(q, fetch)
-        items = self.get(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        by_id = {it.id: it for it in items}
         out = []
-        for row_s, row_i in zip(scores, ids):
-            hits = [Hit(int(i), float(s), by_id[int(i)], self.scope) for s, i in zip(row_s, row_i)
-                    if i >= 0 and int(i) in by_id and (modality is None or by_id[int(i)].modality == modality)]
+        for row_s, row_i in zip(scores.tolist(), ids.tolist()):
+            keep = [(i, s) for i, s in zip(row_i, row_s) if i >= 0]
+            items = _LazyItems(self, [i for i, _ in keep])
+            hits = [Hit(i, s, items, self.scope) for i, s in keep]
+            if modality is not None:  # filtering needs the metadata now
+                hits = [h for h in hits if h.item.modality == modality]
             out.append(hits[:k])
         return out
 
@@ -267,7 +296,7 @@ class KnowledgeBase:
             rows += self._db.execute(
                 f"SELECT id, modality, text, source_uri, content_hash, created_at, extra FROM items "
                 f"WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-        return [Item(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+        return [Item(r[0], r[1], r[2], r[3], r[4], r[5], {} if r[6] == "{}" else json.loads(r[6])) for r in rows]
 
     def items(self) -> Iterator[Item]:
         """Every item, by id."""
