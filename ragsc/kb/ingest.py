@@ -114,7 +114,6 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
         from ragsc._deps import require_package
 
         require_package("ray", "ray")
-        raise NotImplementedError("the Ray runner is not built yet (tracked in the knowledge-base issue)")
     stream = records(source, fmt, images, annotations)  # validates the source before anything starts
     fmt = fmt or detect_format(source)
     encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
@@ -126,6 +125,11 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
     t0 = time.perf_counter()
     bar = tqdm(desc=f"ingest {Path(source).name}", unit="item", disable=not progress)
     with kb.writer(checkpoint_every=checkpoint_every) as w:
+        if distributed == "ray":
+            _ingest_ray(w, stream, start, key, encoder, batch_size, report, bar)
+            report.seconds = time.perf_counter() - t0
+            bar.close()
+            return report
         done = start
         for shard in _shards(stream, shard_size):
             fresh: list[tuple[Record, str]] = []
@@ -150,3 +154,74 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
     bar.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+# ----------------------------------------------------------------------------- Ray runner
+
+
+class _RayEncoder:
+    """A Ray Data actor: loads the encoder once from its spec, then encodes batches of records."""
+
+    def __init__(self, spec: str, fingerprint: str) -> None:
+        from ragsc.encoders import load_encoder
+
+        self.encoder = load_encoder(spec)
+        if self.encoder.fingerprint != fingerprint:
+            raise RuntimeError(f"worker's encoder {spec!r} has fingerprint {self.encoder.fingerprint}, expected {fingerprint}")
+
+    def __call__(self, batch: dict) -> dict:
+        records = [Record(m, t or None, u, Path(p) if p else None) for m, t, u, p in
+                   zip(batch["modality"], batch["text"], batch["source_uri"], batch["path"])]
+        result = encode_shard([(r, h) for r, h in zip(records, batch["hash"])], self.encoder)
+        by_hash = {it.content_hash: e for it, e in zip(result.items, result.embeddings)}
+        dim = self.encoder.dim
+        batch["ok"] = np.array([h in by_hash for h in batch["hash"]])
+        batch["embedding"] = np.stack([by_hash.get(h, np.zeros(dim, np.float32)) for h in batch["hash"]])
+        return batch
+
+
+def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, report: IngestReport, bar) -> None:
+    """Encode with Ray Data ``map_batches`` (one encoder actor per CPU), merge into the KB in order.
+
+    The driver stays the single writer: it deduplicates, hands fresh records to Ray, and adds the
+    returned embeddings (in stream order) with their progress, so checkpoints and ``--resume`` work
+    exactly as in the sequential runner.
+    """
+    import json as _json
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    rows, seen_here, pos = [], set(), start
+    for pos, rec in enumerate(stream, start):
+        report.notes.update(rec.notes)
+        h = _hash(rec)
+        if h in seen_here or w.has(h):
+            report.duplicates += 1
+            continue
+        seen_here.add(h)
+        rows.append({"pos": pos, "modality": rec.modality, "text": rec.text or "", "source_uri": rec.source_uri,
+                     "path": str(rec.path) if rec.path else "", "hash": h, "extra": _json.dumps(rec.extra)})
+    total = pos + 1 if rows or pos > start else start
+    report.seen = total - start
+    if rows:
+        workers = max(1, int(ray.available_resources().get("CPU", 1)))
+        ds = ray.data.from_items(rows).map_batches(
+            _RayEncoder, fn_constructor_kwargs={"spec": encoder.spec, "fingerprint": encoder.fingerprint},
+            batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers), batch_format="numpy")
+        for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            ok = batch["ok"]
+            items = [NewItem(m, t or None, u, h, extra=_json.loads(x)) for m, t, u, h, x, good in
+                     zip(batch["modality"], batch["text"], batch["source_uri"], batch["hash"], batch["extra"], ok) if good]
+            if items:
+                ids = w.add(batch["embedding"][ok], items)
+                report.added += sum(i is not None for i in ids)
+            bad = int((~ok).sum())
+            if bad:
+                report.skipped["corrupt_or_missing_image_or_empty_text"] += bad
+            w.set_progress(key, int(batch["pos"].max()) + 1)
+            w.maybe_checkpoint()
+            bar.update(len(ok))
+    w.set_progress(key, total)

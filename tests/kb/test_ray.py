@@ -1,0 +1,35 @@
+"""The Ray runner (extra: ray) on a local Ray instance: same result as the sequential runner."""
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from ragsc.kb import KnowledgeBase, ingest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_ray_ingestion_matches_sequential(embedded, tmp_path):
+    lines = [f"note {i}: the {['red', 'blue', 'green'][i % 3]} shape moved" for i in range(40)]
+    src = tmp_path / "notes.txt"
+    src.write_text("\n".join(lines + lines[:5]))  # 5 duplicates
+    par = KnowledgeBase.create(tmp_path / "ray", embedded)
+    rep = ingest(par, str(src), embedded, distributed="ray", batch_size=8, checkpoint_every=16, progress=False)
+    assert (rep.seen, rep.added, rep.duplicates) == (45, 40, 5)
+    seq = KnowledgeBase.create(tmp_path / "seq", embedded)
+    ingest(seq, str(src), embedded, progress=False)
+    par, seq = par.reload(), seq.reload()
+    assert len(par) == len(seq) == 40
+    assert par.progress(rep.source) == 45
+    assert sorted(i.content_hash for i in par.items()) == sorted(i.content_hash for i in seq.items())
+    q = embedded.encode_texts(["note 7: the blue shape moved"])
+    assert [h.item.text for h in par.search(q, 3)[0]] == [h.item.text for h in seq.search(q, 3)[0]]
+    # resuming a finished ingestion adds nothing
+    again = ingest(par, str(src), embedded, distributed="ray", resume=True, progress=False)
+    assert again.added == 0 and len(par.reload()) == 40
