@@ -170,6 +170,11 @@ def _write_json_atomic(path: Path, data: dict) -> None:
 
 
 def _as_matrix(embeddings: Any, dim: int) -> np.ndarray:
+    if type(embeddings) is np.ndarray and embeddings.dtype == np.float32 and embeddings.ndim == 2 \
+            and embeddings.shape[1] == dim and embeddings.flags.c_contiguous:  # the hot path: no copies
+        if not np.isfinite(embeddings).all():
+            raise InputError("embeddings must be finite floating-point values")
+        return embeddings
     x = embeddings.embeddings if hasattr(embeddings, "embeddings") else embeddings
     if isinstance(x, torch.Tensor):
         x = x.detach().to("cpu").float().numpy()
@@ -266,16 +271,17 @@ class KnowledgeBase:
         return self.manifest["scope"]
 
     def search(self, embeddings, k: int = 10, *, nprobe: int | None = None, ef_search: int | None = None,
-               modality: str | None = None) -> list[list[Hit]]:
+               k_factor: int | None = None, modality: str | None = None) -> list[list[Hit]]:
         """Nearest items by inner product for each query row; ``modality`` filters hits."""
         q = _as_matrix(embeddings, self.dim)
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
-        if len(self) == 0 or len(q) == 0:
+        n_total = self.index.ntotal
+        if n_total == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
-        if nprobe is not None or ef_search is not None:
-            ix.set_search_params(self.index, nprobe, ef_search)
-        fetch = min(len(self), k if modality is None else max(4 * k, k + 32))
+        if nprobe is not None or ef_search is not None or k_factor is not None:
+            ix.set_search_params(self.index, nprobe, ef_search, k_factor)
+        fetch = min(n_total, k if modality is None else max(4 * k, k + 32))
         scores, ids = self.index.search(q, fetch)
         out = []
         for row_s, row_i in zip(scores.tolist(), ids.tolist()):

@@ -15,18 +15,24 @@ from ._fakes import rand_unit
 
 @pytest.mark.parametrize("n, dim, expected", [
     (0, 8, "Flat"),
+    (1, 384, "Flat"),
     (9_999, 384, "Flat"),
     (10_000, 384, "HNSW32"),
+    (10_000, 8, "HNSW32"),
     (999_999, 384, "HNSW32"),
-    (1_000_000, 384, "OPQ64_384,IVF4096,PQ64x8"),  # nlist = 2**round(log2(4 * sqrt(n)))
-    (1_000_000, 512, "OPQ64_512,IVF4096,PQ64x8"),
-    (4_000_000, 512, "OPQ64_512,IVF8192,PQ64x8"),
-    (1_000_000, 96, "OPQ16_96,IVF4096,PQ16x8"),  # the largest m with >= 4 dimensions per sub-quantiser
-    (1_000_000, 8, "IVF4096,SQ8"),  # no PQ split fits: scalar quantisation
 ])
 def test_choose_factory_thresholds(n, dim, expected):
-    assert choose_factory(n, dim) == expected
     assert ix.FLAT_MAX == 10_000 and ix.HNSW_MAX == 1_000_000
+    assert choose_factory(n, dim) == expected
+
+
+@pytest.mark.parametrize("n, dim, nlist", [(1_000_000, 384, 4096), (1_000_000, 8, 4096), (4_000_000, 512, 8192),
+                                           (1_000_000, 100, 4096), (1_000_000, 3, 4096)])
+def test_choose_factory_beyond_a_million_is_a_trained_ivf(n, dim, nlist):
+    factory = choose_factory(n, dim)  # nlist = 2 ** round(log2(4 * sqrt(n)))
+    assert factory != "HNSW32" and f"IVF{nlist}," in factory
+    index = ix.new_index(factory, dim)
+    assert ix.needs_training(index) and faiss.extract_index_ivf(index.index).nlist == nlist
 
 
 @pytest.mark.parametrize("n, dim", [(5, 8), (50_000, 16), (2_000_000, 384), (2_000_000, 8), (2_000_000, 100)])

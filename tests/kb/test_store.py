@@ -315,6 +315,15 @@ def test_explicit_hnsw_delete_rebuilds_with_same_ids(new_kb):
     hits = kb.search(x[1::2], k=1, ef_search=64)
     assert [h[0].id for h in hits] == ids[1::2]
     assert [it.text for it in kb.get(ids[1:8:2])] == [f"item {n}" for n in range(1, 8, 2)]
+    # again, now that the ids are no longer contiguous, with an add in the same commit
+    y = rand_unit(10, seed=6)
+    with kb.writer() as w:
+        w.delete(ids[1:100:4])
+        more = w.add(y, texts(10, "more"))
+    kb = KnowledgeBase.open(kb.path)
+    left = [i for i in ids[1::2] if i not in ids[1:100:4]] + more
+    assert len(kb) == 135 and sorted(faiss.vector_to_array(kb.index.id_map).tolist()) == sorted(left)
+    assert [h[0].id for h in kb.search(np.concatenate([x[101::2], y]), k=1, ef_search=64)] == ids[101::2] + more
 
 
 def recall(kb, q, truth, **kw):
