@@ -41,7 +41,14 @@ def new_index(factory: str, dim: int) -> faiss.Index:
         inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
         raise ConfigError(f"invalid FAISS factory string {factory!r}: {str(exc).splitlines()[-1]}") from None
-    return faiss.IndexIDMap2(inner)
+    index = faiss.IndexIDMap2(inner)
+    # FAISS defaults to nprobe = 1 (poor recall); these defaults are saved with the index and can be
+    # overridden per query (KnowledgeBase.search(nprobe=..., k_factor=...)).
+    base = faiss.downcast_index(inner.base_index) if isinstance(inner, faiss.IndexRefine) else inner
+    ivf = _ivf(base)
+    set_search_params(index, nprobe=min(ivf.nlist, max(8, ivf.nlist // 64)) if ivf is not None else None,
+                      k_factor=16)
+    return index
 
 
 def needs_training(index: faiss.Index) -> bool:

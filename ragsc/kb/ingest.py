@@ -56,7 +56,7 @@ class ShardResult:
 def _hash(rec: Record) -> str:
     if rec.path is not None:
         return content_hash("image", rec.path.read_bytes()) if rec.path.is_file() else "missing:" + str(rec.path)
-    return content_hash("text", (rec.text or "").encode())
+    return content_hash("text", (rec.text or "").encode(), rec.source_uri)  # empty texts: unique per record
 
 
 def encode_shard(shard: list[tuple[Record, str]], encoder, batch_size: int = 64) -> ShardResult:

@@ -56,6 +56,9 @@ class HybridRetriever:
             (fa, a), (fb, b) = fps.items()
             raise KBError(f"local and global KBs were built by different encoders: {a.path} by "
                           f"{a.manifest['encoder']['spec']!r} ({fa}), {b.path} by {b.manifest['encoder']['spec']!r} ({fb})")
+        if encoder is not None and encoder.fingerprint not in fps:
+            raise KBError(f"encoder {encoder.spec!r} (fingerprint {encoder.fingerprint}) is not the one the KBs were "
+                          f"built with ({', '.join(fps)})")
         if fusion not in ("rrf", "weighted"):
             raise ConfigError(f"fusion must be 'rrf' or 'weighted', got {fusion!r}")
         self.fusion, self.weights, self.rrf_k = fusion, dict(zip(("local", "global"), weights)), rrf_k

@@ -41,6 +41,13 @@ class Record:
     notes: tuple[str, ...] = ()  # e.g. ("missing_caption",), counted by the ingester
 
 
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a valid JSON file: {exc}") from None
+
+
 def detect_format(source: str) -> str:
     p = Path(source)
     if source in ("train", "test"):
@@ -50,7 +57,7 @@ def detect_format(source: str) -> str:
     if p.suffix == ".jsonl":
         return "jsonl"
     if p.suffix == ".json":
-        data = json.loads(p.read_text())
+        data = _load_json(p)
         if "annotations" in data and "images" in data:
             return "coco"
         if "questions" in data:
@@ -91,7 +98,7 @@ def _folder(source: str, *_: Any) -> Iterator[Record]:
 
 
 def _coco(source: str, images: str | None, _: Any) -> Iterator[Record]:
-    data = json.loads(Path(source).read_text())
+    data = _load_json(Path(source))
     root = Path(images) if images else Path(source).parent
     captions: dict[int, list[str]] = {}
     for a in data["annotations"]:
@@ -104,11 +111,11 @@ def _coco(source: str, images: str | None, _: Any) -> Iterator[Record]:
 
 
 def _vqa(source: str, _: Any, annotations: str | None) -> Iterator[Record]:
-    q = json.loads(Path(source).read_text())["questions"]
-    ann_path = Path(annotations) if annotations else Path(source.replace("questions", "annotations"))
+    q = _load_json(Path(source))["questions"]
+    ann_path = Path(annotations) if annotations else Path(source).with_name(Path(source).name.replace("questions", "annotations"))
     answers = {}
     if ann_path.is_file() and ann_path != Path(source):
-        answers = {a["question_id"]: a.get("multiple_choice_answer") for a in json.loads(ann_path.read_text())["annotations"]}
+        answers = {a["question_id"]: a.get("multiple_choice_answer") for a in _load_json(ann_path)["annotations"]}
     for item in sorted(q, key=lambda x: x["question_id"]):
         ans = answers.get(item["question_id"])
         text = f"{item['question'].strip()} {ans}" if ans else item["question"].strip()

@@ -47,7 +47,7 @@ Scope = Literal["local", "global"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reuse a deleted item's id
     modality TEXT NOT NULL,
     text TEXT,
     source_uri TEXT,
@@ -116,14 +116,15 @@ class Hit:
 
 
 class _LazyItems:
-    """Metadata of a set of ids, fetched in one query on first use."""
+    """Metadata of a set of ids, fetched in one query on first use from the generation that was
+    searched (so hits stay valid after the KB commits a newer one)."""
 
-    def __init__(self, kb: KnowledgeBase, ids: list[int]) -> None:
-        self.kb, self.ids, self._rows = kb, ids, None
+    def __init__(self, db: sqlite3.Connection, ids: list[int]) -> None:
+        self.db, self.ids, self._rows = db, ids, None
 
     def __getitem__(self, id_: int) -> Item:
         if self._rows is None:
-            self._rows = {it.id: it for it in self.kb.get(self.ids)}
+            self._rows = {it.id: it for it in _fetch_items(self.db, self.ids)}
         return self._rows[id_]
 
 
@@ -222,7 +223,7 @@ class KnowledgeBase:
             raise ConfigError(f"scope must be 'local' or 'global', got {scope!r}")
         if (path / MANIFEST).exists():
             if exist_ok:
-                return cls.open(path)
+                return cls.open(path, encoder=None if isinstance(encoder, dict) else encoder)
             raise KBError(f"a knowledge base already exists at {path}")
         if path.exists() and any(path.iterdir()):
             raise KBError(f"{path} exists and is not an empty folder; refusing to create a knowledge base there")
@@ -281,12 +282,24 @@ class KnowledgeBase:
             return [[] for _ in range(len(q))]
         if nprobe is not None or ef_search is not None or k_factor is not None:
             ix.set_search_params(self.index, nprobe, ef_search, k_factor)
-        fetch = min(n_total, k if modality is None else max(4 * k, k + 32))
+        if modality is None:
+            return self._search(q, min(n_total, k), k, None)
+        # filtering happens after FAISS: widen the candidate list until every row has k hits of
+        # that modality, or there are no more of them
+        available = self._db.execute("SELECT COUNT(*) FROM items WHERE modality = ?", (modality,)).fetchone()[0]
+        fetch = min(n_total, max(4 * k, k + 32))
+        while True:
+            out = self._search(q, fetch, k, modality)
+            if fetch >= n_total or all(len(hits) >= min(k, available) for hits in out):
+                return out
+            fetch = min(n_total, 4 * fetch)
+
+    def _search(self, q: np.ndarray, fetch: int, k: int, modality: str | None) -> list[list[Hit]]:
         scores, ids = self.index.search(q, fetch)
         out = []
         for row_s, row_i in zip(scores.tolist(), ids.tolist()):
             keep = [(i, s) for i, s in zip(row_i, row_s) if i >= 0]
-            items = _LazyItems(self, [i for i, _ in keep])
+            items = _LazyItems(self._db, [i for i, _ in keep])
             hits = [Hit(i, s, items, self.scope) for i, s in keep]
             if modality is not None:  # filtering needs the metadata now
                 hits = [h for h in hits if h.item.modality == modality]
@@ -295,14 +308,7 @@ class KnowledgeBase:
 
     def get(self, ids: Sequence[int]) -> list[Item]:
         """Metadata rows for ``ids`` (missing ids are skipped)."""
-        ids = [int(i) for i in ids]
-        rows = []
-        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-            chunk = ids[start : start + 900]
-            rows += self._db.execute(
-                f"SELECT id, modality, text, source_uri, content_hash, created_at, extra FROM items "
-                f"WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-        return [Item(r[0], r[1], r[2], r[3], r[4], r[5], {} if r[6] == "{}" else json.loads(r[6])) for r in rows]
+        return _fetch_items(self._db, ids)
 
     def items(self) -> Iterator[Item]:
         """Every item, by id."""
@@ -369,6 +375,17 @@ class KnowledgeBase:
         self._db.close()
 
 
+def _fetch_items(db: sqlite3.Connection, ids: Sequence[int]) -> list[Item]:
+    ids = [int(i) for i in ids]
+    rows = []
+    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+        chunk = ids[start : start + 900]
+        rows += db.execute(
+            f"SELECT id, modality, text, source_uri, content_hash, created_at, extra FROM items "
+            f"WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return [Item(r[0], r[1], r[2], r[3], r[4], r[5], {} if r[6] == "{}" else json.loads(r[6])) for r in rows]
+
+
 def read_manifest(path: Path) -> dict:
     f = path / MANIFEST
     if not f.is_file():
@@ -410,6 +427,10 @@ class Writer:
             shutil.rmtree(stale, ignore_errors=True)
         if not self.fresh:  # another writer may have committed while we waited for the lock
             self.manifest = read_manifest(self.path)
+        current = self.manifest.get("generation")
+        for orphan in self.path.glob("gen-*"):  # renamed by a writer killed before its manifest landed
+            if current is None or orphan.name > current:
+                shutil.rmtree(orphan, ignore_errors=True)
         self._stage()
         return self
 

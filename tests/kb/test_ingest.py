@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import random
@@ -111,10 +110,8 @@ def test_kill_9_mid_ingestion_then_resume(new_kb, tmp_path):
     try:
         # wait for a few commits, then kill at a random moment
         deadline = time.monotonic() + 60
-        gens_seen = set()
         while time.monotonic() < deadline and child.poll() is None:
             gen = json.loads((kb.path / "manifest.json").read_text())["generation"]
-            gens_seen.add(gen)
             if gen != start_gen and int(gen.split("-")[1]) >= int(start_gen.split("-")[1]) + 3:
                 break
             time.sleep(0.005)
@@ -132,8 +129,6 @@ def test_kill_9_mid_ingestion_then_resume(new_kb, tmp_path):
     assert child.returncode == -signal.SIGKILL
 
     m, ntotal, rows = committed_state(kb.path)
-    orphans = [g.name for g in kb.path.glob("gen-*") if int(g.name[4:]) > int(m["generation"][4:])]
-    # (``orphans``: killed between renaming its staging folder to a generation and replacing the manifest)
     assert ntotal == rows == m["counts"]["items"], f"inconsistent after kill -9 (delay {delay:.3f}s)"
     assert int(m["generation"][4:]) >= int(before_kill["generation"][4:])  # nothing committed was lost
     kb = KnowledgeBase.open(kb.path)
@@ -143,13 +138,8 @@ def test_kill_9_mid_ingestion_then_resume(new_kb, tmp_path):
     # exactly what the committed progress accounts for: the unique texts of the first `done` records
     assert sorted(it.text for it in kb.items()) == sorted(unique_in_order(lines[:done]))
 
-    try:
-        r = ingest(kb, str(src), encoder=FakeEncoder(), resume=True, progress=False)
-    except OSError as exc:
-        if orphans and exc.errno == errno.ENOTEMPTY:
-            pytest.xfail(f"ragsc bug (test_store.py::test_a_writer_that_died_before_its_manifest_does_not_block_"
-                         f"later_commits): the killed writer left {orphans}, and no later commit can succeed: {exc}")
-        raise
+    # (a generation folder orphaned by the kill, if any, is removed by the resuming writer)
+    r = ingest(kb, str(src), encoder=FakeEncoder(), resume=True, progress=False)
     assert r.resumed_from == done and r.seen == len(lines) - done
     kb = KnowledgeBase.open(kb.path)
     m, ntotal, rows = committed_state(kb.path)

@@ -145,8 +145,6 @@ def test_mismatched_encoders_between_kbs(new_kb):
     assert all(s in str(e.value) for s in ("fake:a", "fp-a", "fake:b", "fp-b"))
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: HybridRetriever never checks the fingerprint of an encoder passed "
-                                       "in, so queries from another model's space are silently searched")
 def test_an_encoder_from_another_model_is_refused(pair):
     with pytest.raises(KBError):
         HybridRetriever(*pair, encoder=FakeEncoder(spec="fake:other", fingerprint="fp-other"))

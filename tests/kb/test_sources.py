@@ -148,7 +148,6 @@ def vqa_files(folder: Path, qname="v2_questions_val.json", aname="v2_annotations
 
 
 def test_vqa_question_and_answer_files(kb, enc, tmp_path):
-    # (the test name avoids "questions": tmp_path contains it, see the xfail below)
     src = vqa_files(tmp_path / "vqa")
     assert detect_format(str(src)) == "vqa"
     recs = list(records(str(src)))
@@ -164,9 +163,6 @@ def test_vqa_question_and_answer_files(kb, enc, tmp_path):
     assert [r.text for r in records(str(src), annotations=str(other))][1] == "Is there a cat? no"
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: sources._vqa derives the annotations path with "
-                                       "source.replace('questions', 'annotations') on the whole path, so a folder "
-                                       "named like '*questions*' breaks the lookup and answers are silently dropped")
 def test_vqa_annotations_found_when_the_folder_name_contains_questions(tmp_path):
     src = vqa_files(tmp_path / "questions_split")
     assert [r.extra["answer"] for r in records(str(src))] == ["red", None, "triangle"]
@@ -194,8 +190,6 @@ def test_jsonl(kb, enc, tmp_path):
     assert [it.extra for it in kb.items() if it.text == "first doc"] == [{"lang": "en", "n": 1}]
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: ingest hashes text-less records as empty text before skipping "
-                                       "them, so the second text-less record is counted as a duplicate, not skipped")
 def test_records_without_text_are_all_skipped_not_duplicates(kb, enc, tmp_path):
     src = tmp_path / "notext.jsonl"
     src.write_text('{"title": "a"}\n{"title": "b"}\n{"text": "real"}\n')
@@ -251,8 +245,6 @@ def test_unknown_format_and_missing_source_fail_before_writing(kb, enc, tmp_path
     assert not list(kb.path.glob(".staging-*")) and enc.calls == {"text": 0, "image": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: detect_format calls json.loads without catching "
-                                       "JSONDecodeError, so a malformed .json source escapes as a raw ValueError")
 def test_malformed_json_source_is_an_input_error(tmp_path):
     src = tmp_path / "broken.json"
     src.write_text("{ not json")

@@ -209,8 +209,6 @@ def test_delete_and_update(new_kb):
         assert hit.id == ids[n] and hit.item.text == f"item {n}"
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: items.id is INTEGER PRIMARY KEY without AUTOINCREMENT, so "
-                                       "SQLite reuses the id of a deleted highest row for the next item")
 def test_ids_of_deleted_items_are_never_reused(new_kb):
     kb = new_kb()
     ids = kb.add(rand_unit(3), texts(3))
@@ -232,8 +230,6 @@ def test_modality_filter(new_kb):
     assert kb.stats()["by_modality"] == {"image": 10, "text": 20}
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: KnowledgeBase.search filters by modality after fetching only "
-                                       "max(4k, k+32) candidates, so a rarer modality far from the query is missed")
 def test_modality_filter_finds_a_rare_modality(new_kb):
     kb = new_kb()
     q = rand_unit(1, seed=1)[0]
@@ -520,9 +516,6 @@ def test_a_failed_manifest_write_keeps_the_last_commit(new_kb, monkeypatch):
     assert again.manifest["generation"] == gen and len(again) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: Writer.commit renames staging to gen-(N+1) without checking that "
-                                       "an orphan gen-(N+1) (left by a writer that died before replacing the "
-                                       "manifest) is absent, so os.rename fails with ENOTEMPTY for every later commit")
 def test_a_writer_that_died_before_its_manifest_does_not_block_later_commits(new_kb, monkeypatch):
     kb = new_kb()
     kb.add(rand_unit(2), texts(2))
@@ -546,9 +539,6 @@ def test_reader_survives_the_next_commit_removing_older_generations(new_kb):
     assert reader.search(x[1], k=1)[0][0].item.text == "item 1"
 
 
-@pytest.mark.xfail(strict=True, reason="ragsc bug: Hit.item is loaded lazily through the KnowledgeBase object "
-                                       "(_LazyItems holds kb, not the generation's connection), and kb.writer() "
-                                       "re-points kb at the new generation, so hits from before a delete raise KeyError")
 def test_hits_keep_their_items_after_the_kb_changes(new_kb):
     kb = new_kb()
     x = rand_unit(3)
