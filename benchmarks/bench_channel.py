@@ -12,9 +12,6 @@ information bits/s of the coded digital path (Sionna 5G TB encoder/decoder + QAM
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
 import torch
 import torch.nn.functional as F
@@ -22,36 +19,7 @@ import torch.nn.functional as F
 from ragsc.channel import CodedPHY, DigitalConfig, Link
 from ragsc.report import table
 
-
-def best_times(a, b, repeats: int) -> tuple[float, float]:
-    """Best-of-``repeats`` times of two functions, measured alternately so that machine noise
-    (a shared VM) hits both alike."""
-    a(), b()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, out in ((a, ta), (b, tb)):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
-    return min(ta), min(tb)
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def machine() -> str:
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+from _common import best_time, best_times, machine  # noqa: E402
 
 
 def main() -> None:

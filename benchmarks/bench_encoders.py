@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -27,24 +24,7 @@ from ragsc.datasets import load_easy_vqa, load_photos  # noqa: E402
 from ragsc.encoders.evaluate import standard_suite  # noqa: E402
 from ragsc.report import SCORE_HEADER, score_rows, table  # noqa: E402
 
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+from _common import best_time, machine  # noqa: E402
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from ragsc.kb import index as ix  # noqa: E402
 from ragsc.kb.store import NewItem  # noqa: E402
 from ragsc.report import table  # noqa: E402
 
+from _common import best_time  # noqa: E402
+
 
 def clustered(n: int, dim: int, n_clusters: int = 1000, spread: float = 1.0, seed: int = 0,
               centre_seed: int = 0) -> np.ndarray:
@@ -42,16 +44,6 @@ def clustered(n: int, dim: int, n_clusters: int = 1000, spread: float = 1.0, see
         x[start : start + m] = centres[rng.integers(0, n_clusters, m)] + spread * rng.standard_normal((m, dim), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x
-
-
-def best(fn, repeats: int = 5) -> float:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
 
 
 def bench_ingest(args, tmp: Path) -> None:
@@ -74,7 +66,7 @@ def bench_ingest(args, tmp: Path) -> None:
         ("texts", str(tmp / "texts.txt"), lambda: enc.encode_texts(texts)),
         ("images", str(folder), lambda: enc.encode_images([Image.open(p) for p in sorted(folder.glob("*.png"))])),
     ):
-        t_raw = best(raw, 1)
+        t_raw = best_time(raw, 1)
         kb = KnowledgeBase.create(tmp / f"kb-{kind}", enc, scope="global")
         t = time.perf_counter()
         rep = ingest(kb, source, enc, progress=False)
@@ -98,9 +90,9 @@ def bench_query(args, tmp: Path) -> None:
         q = clustered(100, dim, seed=2)
         for bs in (1, 100):
             qs = q[:bs]
-            t_ours = best(lambda: kb.search(qs, 10))
-            t_meta = best(lambda: [h.item for hits in kb.search(qs, 10) for h in hits])
-            t_raw = best(lambda: kb.index.search(qs, 10))
+            t_ours = best_time(lambda: kb.search(qs, 10))
+            t_meta = best_time(lambda: [h.item for hits in kb.search(qs, 10) for h in hits])
+            t_raw = best_time(lambda: kb.index.search(qs, 10))
             rows.append([factory, str(len(kb)), str(bs), f"{t_ours / bs * 1e3:.3f}", f"{t_raw / bs * 1e3:.3f}",
                          f"{t_ours / t_raw:.3f}", f"{t_meta / bs * 1e3:.3f}"])
         st = kb.stats()
@@ -120,7 +112,7 @@ def bench_large(args) -> None:
     print(f"\nlarge: {n} x {dim} clustered vectors (generated in {time.perf_counter() - t0:.0f}s); auto factory {factory}")
     flat = faiss.IndexFlatIP(dim)
     flat.add(x)
-    t_flat = best(lambda: flat.search(q, 10), 1)
+    t_flat = best_time(lambda f=flat: f.search(q, 10), 1)
     _, truth = flat.search(q, 10)
     del flat
     idx = ix.new_index(factory, dim)
@@ -133,7 +125,7 @@ def bench_large(args) -> None:
     rows = []
     for nprobe, k_factor in ((32, 16), (64, 16), (32, 64), (64, 64), (128, 64)):
         ix.set_search_params(idx, nprobe=nprobe, k_factor=k_factor)
-        t_ivf = best(lambda: idx.search(q, 10), 1)
+        t_ivf = best_time(lambda: idx.search(q, 10), 1)
         _, found = idx.search(q, 10)
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
         rows.append([str(nprobe), str(k_factor), f"{recall:.3f}", f"{len(q) / t_ivf:.0f}", f"{len(q) / t_flat:.0f}", f"{t_flat / t_ivf:.1f}x"])

@@ -9,7 +9,6 @@ overlap a no-op: no duplicates either way.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import time

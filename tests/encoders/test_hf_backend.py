@@ -33,7 +33,7 @@ from transformers import (  # noqa: E402
 )
 
 from ragsc import load_encoder  # noqa: E402
-from ragsc.encoders.base import Encoded, MultimodalEncoder  # noqa: E402
+from ._images import rand_image  # noqa: E402
 pytestmark = pytest.mark.usefixtures("no_network")
 
 from ragsc.errors import ModelLoadError  # noqa: E402
@@ -118,14 +118,6 @@ def _pooled(out) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-def _rand_image(size, seed, mode="RGB"):
-    rng = np.random.RandomState(seed)
-    w, h = size
-    channels = {"RGB": 3, "RGBA": 4}.get(mode)
-    shape = (h, w) if channels is None else (h, w, channels)
-    return Image.fromarray(rng.randint(0, 256, shape, dtype=np.uint8), mode if channels else "L")
-
-
 def _manual_pixels(images) -> torch.Tensor:
     """What the processors mean for 32x32 RGB images: /255, then (x - mean) / std."""
     out = []
@@ -157,10 +149,10 @@ def _words(n: int) -> str:
 
 
 MIXED_IMAGES = [
-    lambda: _rand_image((32, 32), 0),
-    lambda: _rand_image((10, 50), 1),
-    lambda: _rand_image((97, 13), 2, mode="L"),
-    lambda: _rand_image((40, 64), 3, mode="RGBA"),
+    lambda: rand_image((32, 32), 0),
+    lambda: rand_image((10, 50), 1),
+    lambda: rand_image((97, 13), 2, mode="L"),
+    lambda: rand_image((40, 64), 3, mode="RGBA"),
     lambda: Image.new("P", (5, 7), 3),
     lambda: Image.new("RGB", (1, 1), (200, 10, 10)),
     lambda: np.random.RandomState(4).rand(20, 30, 3),
@@ -207,7 +199,7 @@ def test_encode_images_mixed_sizes_and_modes(which, request):
 def test_image_embeddings_equal_raw_model(which, request):
     enc = request.getfixturevalue(which)
     model = request.getfixturevalue(f"{which}_dir")[1]
-    images = [_rand_image((32, 32), s) for s in range(4)]
+    images = [rand_image((32, 32), s) for s in range(4)]
     with torch.no_grad():
         expected = F.normalize(_pooled(model.get_image_features(pixel_values=_manual_pixels(images))), dim=-1)
     got = enc.encode_images(images).embeddings
@@ -216,7 +208,7 @@ def test_image_embeddings_equal_raw_model(which, request):
 
 
 def test_clip_image_tokens(clip):
-    images = [_rand_image((32, 32), s) for s in range(3)]
+    images = [rand_image((32, 32), s) for s in range(3)]
     out = clip.encode_images(images, return_tokens=True)
     # class token + patches, post-layernormed and projected into the shared space
     assert out.tokens.shape == (3, N_PATCHES + 1, PROJECTION_DIM)
@@ -227,7 +219,7 @@ def test_clip_image_tokens(clip):
 
 
 def test_siglip_image_tokens(siglip):
-    images = [_rand_image((32, 32), s) for s in range(3)]
+    images = [rand_image((32, 32), s) for s in range(3)]
     out = siglip.encode_images(images, return_tokens=True)
     assert out.tokens.shape == (3, N_PATCHES, HIDDEN)
     assert out.token_mask.shape == (3, N_PATCHES) and out.token_mask.all()
@@ -337,7 +329,7 @@ def test_batching_keeps_results_and_global_truncated_indices(which, request):
     assert torch.equal(a.token_mask, b.token_mask)
     m = a.token_mask
     torch.testing.assert_close(a.tokens[m], b.tokens[m], atol=1e-5, rtol=1e-4)
-    images = [_rand_image((32, 32), s) for s in range(5)]
+    images = [rand_image((32, 32), s) for s in range(5)]
     ia, ib = small.encode_images(images, return_tokens=True), big.encode_images(images, return_tokens=True)
     torch.testing.assert_close(ia.embeddings, ib.embeddings, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(ia.tokens, ib.tokens, atol=1e-5, rtol=1e-4)

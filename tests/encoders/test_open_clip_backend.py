@@ -22,7 +22,7 @@ open_clip = pytest.importorskip("open_clip")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 from ragsc import load_encoder  # noqa: E402
-from ragsc.encoders.base import Encoded, MultimodalEncoder  # noqa: E402
+from ._images import rand_image  # noqa: E402
 pytestmark = pytest.mark.usefixtures("no_network")
 
 from ragsc.errors import ConfigError, ModelLoadError  # noqa: E402
@@ -72,14 +72,6 @@ def enc(tiny):
     return load_encoder(f"open_clip:local-dir:{directory}")
 
 
-def _rand_image(size, seed, mode="RGB"):
-    rng = np.random.RandomState(seed)
-    w, h = size
-    channels = {"RGB": 3, "RGBA": 4}.get(mode)
-    shape = (h, w) if channels is None else (h, w, channels)
-    return Image.fromarray(rng.randint(0, 256, shape, dtype=np.uint8), mode if channels else "L")
-
-
 def _manual_pixels(im: Image.Image) -> torch.Tensor:
     """What the config's preprocess_cfg means for a 32x32 RGB image: /255, then (x - mean) / std."""
     assert im.size == (32, 32) and im.mode == "RGB"
@@ -101,7 +93,7 @@ def test_local_dir_loads_with_config_dim_and_preprocess(enc, tiny):
     assert not enc.model.training
     assert not any(p.requires_grad for p in enc.model.parameters())
     # the preprocess_cfg of the folder is what the encoder normalises with
-    im = _rand_image((32, 32), seed=1)
+    im = rand_image((32, 32), seed=1)
     torch.testing.assert_close(enc.preprocess(im), _manual_pixels(im), atol=1e-6, rtol=0)
 
 
@@ -117,10 +109,10 @@ def test_local_dir_loads_the_saved_weights(enc, tiny):
 # --------------------------------------------------------------------------- images
 def test_encode_images_mixed_sizes_and_modes(enc):
     images = [
-        _rand_image((32, 32), 0),
-        _rand_image((10, 50), 1),  # tall, non-square
-        _rand_image((97, 13), 2, mode="L"),  # grayscale
-        _rand_image((40, 64), 3, mode="RGBA"),  # transparency
+        rand_image((32, 32), 0),
+        rand_image((10, 50), 1),  # tall, non-square
+        rand_image((97, 13), 2, mode="L"),  # grayscale
+        rand_image((40, 64), 3, mode="RGBA"),  # transparency
         Image.new("P", (5, 7), 3),  # palette
         Image.new("RGB", (1, 1), (200, 10, 10)),  # a single pixel
         np.random.RandomState(4).rand(20, 30, 3),  # float array in [0, 1]
@@ -140,7 +132,7 @@ def test_encode_images_mixed_sizes_and_modes(enc):
 
 def test_image_embeddings_equal_raw_open_clip(enc, tiny):
     _, model = tiny
-    images = [_rand_image((32, 32), s) for s in range(5)]
+    images = [rand_image((32, 32), s) for s in range(5)]
     pixels = torch.stack([_manual_pixels(im) for im in images])
     with torch.no_grad():
         expected = model.encode_image(pixels, normalize=True)
@@ -149,7 +141,7 @@ def test_image_embeddings_equal_raw_open_clip(enc, tiny):
 
 
 def test_grayscale_image_encodes_like_its_rgb_conversion(enc):
-    gray = _rand_image((45, 45), 7, mode="L")
+    gray = rand_image((45, 45), 7, mode="L")
     a = enc.encode_images(gray).embeddings
     b = enc.encode_images(gray.convert("RGB")).embeddings
     assert a.shape == (1, EMBED_DIM)
@@ -158,7 +150,7 @@ def test_grayscale_image_encodes_like_its_rgb_conversion(enc):
 
 def test_image_tokens(enc, tiny):
     _, model = tiny
-    images = [_rand_image((32, 32), s) for s in range(3)]
+    images = [rand_image((32, 32), s) for s in range(3)]
     out = enc.encode_images(images, return_tokens=True)
     # patch tokens in the vision width (class token excluded)
     assert out.tokens.shape == (3, N_PATCHES, VISION_WIDTH)
@@ -238,7 +230,7 @@ def test_truncated_indices_are_global_across_batches(tiny):
     a, b = small.encode_texts(texts), big.encode_texts(texts)
     assert a.meta["truncated"] == b.meta["truncated"] == [3]
     torch.testing.assert_close(a.embeddings, b.embeddings, atol=1e-5, rtol=1e-4)
-    images = [_rand_image((32, 32), s) for s in range(5)]
+    images = [rand_image((32, 32), s) for s in range(5)]
     ia, ib = small.encode_images(images, return_tokens=True), big.encode_images(images, return_tokens=True)
     torch.testing.assert_close(ia.embeddings, ib.embeddings, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(ia.tokens, ib.tokens, atol=1e-5, rtol=1e-4)
