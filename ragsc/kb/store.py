@@ -366,6 +366,11 @@ class KnowledgeBase:
         with self.writer() as w:
             return w.add(embeddings, items)
 
+    def update(self, ids: Sequence[int], embeddings, items: Sequence[NewItem]) -> None:
+        """Replace items in place (same ids) and commit."""
+        with self.writer() as w:
+            w.update(ids, embeddings, items)
+
     def delete(self, ids: Sequence[int]) -> int:
         """Delete and commit; returns how many existed."""
         with self.writer() as w:
@@ -502,6 +507,32 @@ class Writer:
         else:
             self._rebuild_without.update(existing)  # HNSW: rebuilt without them at commit
         return len(existing)
+
+    def update(self, ids: Sequence[int], embeddings, items: Sequence[NewItem]) -> None:
+        """Replace stored items in place: same ids, new vectors and metadata."""
+        x = _as_matrix(embeddings, self.manifest["dim"])
+        ids = [int(i) for i in ids]
+        if not (len(ids) == len(x) == len(items)):
+            raise InputError(f"update needs as many ids, embeddings and items: {len(ids)}, {len(x)}, {len(items)}")
+        missing = set(ids) - {r[0] for r in self.db.execute(
+            f"SELECT id FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else set()
+        if missing:
+            raise InputError(f"cannot update ids that are not stored: {sorted(missing)}")
+        try:
+            self.db.executemany(
+                "UPDATE items SET modality = ?, text = ?, source_uri = ?, content_hash = ?, extra = ? WHERE id = ?",
+                [(it.modality, it.text, it.source_uri, it.hash(), json.dumps(it.extra), i) for i, it in zip(ids, items)])
+        except sqlite3.IntegrityError:
+            raise InputError("an updated item's content is already stored under another id") from None
+        id_array = np.array(ids, dtype=np.int64)
+        if ix.can_remove(self.index) and not ix.needs_training(self.index):
+            self.index.remove_ids(id_array)
+            self.index.add_with_ids(x, id_array)
+        else:  # HNSW (or not yet trained): rebuilt at commit with the new vectors under the same ids
+            self._rebuild_without.update(ids)
+            keep = [~np.isin(p, id_array) for p in self._pending_ids]  # drop older staged versions
+            self._pending_vectors = [v[k] for v, k in zip(self._pending_vectors, keep)] + [x]
+            self._pending_ids = [p[k] for p, k in zip(self._pending_ids, keep)] + [id_array]
 
     def set_progress(self, source: str, done: int) -> None:
         self.db.execute("INSERT INTO progress(source, done) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET done = ?",

@@ -546,3 +546,22 @@ def test_hits_keep_their_items_after_the_kb_changes(new_kb):
     hits = kb.search(x, k=1)
     kb.delete([hits[0][0].id])  # commits through the same handle
     assert hits[0][0].item.text == "item 0"  # a hit describes the generation it was found in
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32"])
+def test_update_keeps_ids_and_replaces_vectors_and_metadata(tmp_path, factory):
+    kb = KnowledgeBase.create(tmp_path / factory, dict(FAKE), index=factory)
+    x = rand_unit(20, 8, seed=1)
+    ids = kb.add(x, texts(20))
+    new = rand_unit(2, 8, seed=2)
+    kb.update(ids[:2], new, [NewItem("text", "changed 0"), NewItem("text", "changed 1")])
+    kb = kb.reload()
+    assert len(kb) == 20
+    hit = kb.search(new[:1], 1)[0][0]
+    assert hit.id == ids[0] and hit.item.text == "changed 0" and hit.score == pytest.approx(1.0, abs=1e-4)
+    assert all(h.score < 0.999 for h in kb.search(x[:1], 20)[0] if h.id == ids[0])  # the old vector is gone
+    with pytest.raises(InputError, match="not stored"):
+        kb.update([999], new[:1], [NewItem("text", "x")])
+    with pytest.raises(InputError, match="already stored"):
+        kb.update([ids[3]], new[:1], [NewItem("text", "item 4")])
+    assert kb.reload().get([ids[3]])[0].text == "item 3"  # a refused update changes nothing
