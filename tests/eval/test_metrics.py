@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from ragsc.errors import InputError
+from ragsc.eval import accuracy, bleu, psnr, recall_at_k, sentence_similarity, ssim
+
+
+def test_bleu_values():
+    b4 = bleu(["a red circle on white", "completely different words"], ["a red circle on white", "a red circle on white"])
+    assert b4[0] == pytest.approx(1.0) and b4[1] == pytest.approx(0.0)
+    b1 = bleu(["a red square"], ["a red circle"], max_order=1)
+    assert b1[0] == pytest.approx(2 / 3, abs=1e-6)
+    with pytest.raises(InputError, match="2 hypotheses but 1"):
+        bleu(["a", "b"], ["a"])
+
+
+def test_sentence_similarity_orders_meaning(embedded):
+    s = sentence_similarity(["a kitten", "a rocket launch", ""], ["a cat", "a cat", "a cat"], encoder=embedded)
+    assert s[0] > s[1] and s[2] == 0.0 and s[0] <= 1.0001
+
+
+def test_psnr_ssim():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(img.astype(int) + rng.integers(-10, 11, img.shape), 0, 255).astype(np.uint8)
+    p = psnr([Image.fromarray(noisy), img], [Image.fromarray(img), img])
+    mse = ((noisy.astype(float) - img) ** 2).mean()
+    assert p[0] == pytest.approx(10 * np.log10(255**2 / mse)) and np.isinf(p[1])
+    s = ssim([noisy, img, np.full_like(img, 128)], [img, img, img])
+    assert s[1] == pytest.approx(1.0) and 0 < s[0] < 1 and s[2] < s[0]
+    with pytest.raises(InputError, match="differ in size"):
+        psnr([img[:16]], [img])
+    small = img[:4, :4]
+    assert ssim([small], [small])[0] == pytest.approx(1.0)  # tiny images get a smaller window
+    with pytest.raises(InputError, match="uint8"):
+        ssim([img.astype(float)], [img])
+
+
+def test_accuracy_and_recall():
+    assert accuracy(["Red", "blue ", "no"], ["red", "blue", "yes"]).tolist() == [1.0, 1.0, 0.0]
+    assert recall_at_k([[3, 1, 2], [5, 6, 7]], [1, 9], k=2).tolist() == [1.0, 0.0]
+    assert recall_at_k([[3, 1, 2]], [{2, 8}], k=3).tolist() == [1.0]
+    with pytest.raises(InputError):
+        recall_at_k([[1]], [1], k=0)
