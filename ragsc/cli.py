@@ -99,8 +99,9 @@ def kb_search(
 
     if (text is None) == (image is None):
         raise typer.BadParameter("give either a text query or --image PATH")
-    kb = KnowledgeBase.open(kb_path(name))
-    enc = load_encoder(kb.manifest["encoder"]["spec"])
+    from ragsc.kb.store import read_manifest
+
+    enc = load_encoder(read_manifest(kb_path(name))["encoder"]["spec"])
     kb = KnowledgeBase.open(kb_path(name), encoder=enc)
     q = enc.encode_texts([text]) if text is not None else enc.encode_images([image])
     hits = kb.search(q, k)[0]

@@ -198,7 +198,9 @@ class AdaptiveLink:
         x = torch.view_as_complex(s[:, : 2 * k].reshape(n, k, 2).contiguous())
         no = snr_db_to_no(snr)
         y, h = self.channel(x, no)
-        x_hat, _ = equalize(y, h, no, self.config.csi, self.config.equalizer)
+        # the receiver's MMSE uses the noise level it knows (estimated from pilots when there are any);
+        # the channel coefficient itself is assumed known (perfect CSI) or ignored (csi="none")
+        x_hat, _ = equalize(y, h, snr_db_to_no(known), self.config.csi, self.config.equalizer)
         received = torch.zeros(n, 2 * self.budget)
         received[:, : 2 * k] = from_symbols(x_hat) / gain
         rx_w = self.scaling.rx_weights(known)[0] if self.scaling is not None else 1.0

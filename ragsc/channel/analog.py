@@ -131,15 +131,19 @@ class Link:
         coeffs = self.transform.encode(z) if self.transform is not None else z
         k = self._k_symbols(coeffs.shape[1])
         sent_real = coeffs[:, : 2 * k]
-        x, _ = to_symbols(sent_real)
+        x, gain = to_symbols(sent_real)
         y, h = self.channel(x, no)
         x_hat, _ = equalize(y, h, no, self.config.csi, self.config.equalizer)
         sent, received = from_symbols(x), from_symbols(x_hat)
+        # back to the source scale: re-normalising alone cannot undo the gain once a transform adds
+        # its mean back (the gain is a per-item scalar the receiver would get as side information;
+        # without a transform only the direction matters and the division changes nothing)
+        rescaled = received / gain[:, None]
         if 2 * k == coeffs.shape[1]:
-            full = received
+            full = rescaled
         else:  # unsent coefficients are received as zeros
             full = torch.zeros_like(coeffs)
-            full[:, : 2 * k] = received
+            full[:, : 2 * k] = rescaled
         z_hat = self.transform.decode(full) if self.transform is not None else full
         return Received(self._tokens(st, z_hat), received, sent, k, float(snr),
                         {"channel": self.config.channel, "k_symbols": k,
@@ -167,7 +171,9 @@ class Link:
         if self.config.source == "embeddings":
             return SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta=meta)
         tokens = F.normalize(z_hat.reshape(st.tokens.shape), dim=-1)
-        pooled = F.normalize(tokens.mean(dim=1), dim=-1)
+        mask = st.token_mask if st.token_mask is not None else torch.ones(tokens.shape[:2], dtype=torch.bool)
+        tokens = tokens * mask[..., None]  # padding carried only noise
+        pooled = F.normalize(tokens.sum(dim=1) / mask.sum(1, keepdim=True).clamp_min(1), dim=-1)
         return SemanticTokens(pooled, st.modality, tokens, st.token_mask, meta)
 
 

@@ -215,7 +215,8 @@ class SeparateCoding:
 
     def __call__(self, items: list, snr_db: float | None = None) -> ContentResult:
         snr = self.config.snr_db if snr_db is None else snr_db
-        codec, kind = _codec_for(list(items), self.image_format)
+        items = list(items)
+        codec, kind = _codec_for(items, self.image_format)
         budget = self.phy.info_bits
         encoded = [codec.encode(x, budget) for x in items]
         bits = torch.stack([bytes_to_bits(e or b"", budget) for e in encoded])
@@ -262,7 +263,8 @@ class IdealDigital:
     def content(self, items: list, snr_db: float | None = None) -> ContentResult:
         """Raw texts / images through the source codec at the capacity budget."""
         snr = self.config.snr_db if snr_db is None else snr_db
-        codec, kind = _codec_for(list(items), self.image_format)
+        items = list(items)
+        codec, kind = _codec_for(items, self.image_format)
         budgets = self.budgets(len(items), snr)
         encoded = [codec.encode(x, b) for x, b in zip(items, budgets)]
         out = [codec.decode(e) if e is not None else _fallback(x, kind) for x, e in zip(items, encoded)]

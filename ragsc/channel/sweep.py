@@ -106,8 +106,9 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
             add(f"analog_{eq}", "mse", rx.mse, float(theory.analog_mse(channel, snr, eq)) if has_th else None)
             add(f"analog_{eq}", "cosine", rx.cosine.mean().item(),
                 float(theory.analog_cosine(channel, snr)) if has_th else None)
-        add("capacity", "bits_per_use", float(theory.capacity_awgn(snr) if channel == "awgn"
-                                               else theory.capacity_rayleigh(snr)))
+        if channel in ("awgn", "rayleigh"):  # no closed form here for Rician
+            add("capacity", "bits_per_use", float(theory.capacity_awgn(snr) if channel == "awgn"
+                                                   else theory.capacity_rayleigh(snr)))
     return rows
 
 

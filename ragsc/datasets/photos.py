@@ -22,7 +22,7 @@ class Photo:
     pixels: np.ndarray
 
 
-# name -> (loader, caption). Loaders use only files bundled inside the packages (no pooch fetches).
+# name -> caption; _pixels() loads each from files bundled inside the packages (no pooch fetches).
 _CAPTIONS = {
     "astronaut": "an astronaut in a spacesuit",
     "brick": "a brick wall",

@@ -98,7 +98,7 @@ class MultimodalEncoder(ABC):
             for name, tensor in sorted(self._weights().items()):
                 t = tensor.detach().to("cpu").contiguous()
                 h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-d: logit_scale
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # reshape: 0-d tensors (logit_scale) cannot be viewed as bytes
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 

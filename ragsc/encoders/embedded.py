@@ -219,7 +219,7 @@ class EmbeddedEncoder(MultimodalEncoder):
 
     def _encode_text_batch(self, texts: list[str], return_tokens: bool) -> Encoded:
         features = self._preprocess(texts)
-        mask = features["attention_mask"].bool()
+        mask = features["attention_mask"].to(self.device).bool()
         full = torch.nonzero(mask.sum(1) >= self.max_text_tokens).flatten().tolist()
         # Only texts that filled the context can have been cut; count their real length.
         truncated = tuple(i for i in full if len(self.text_tower.tokenizer(texts[i])["input_ids"]) > self.max_text_tokens)

@@ -172,8 +172,11 @@ def train_embedded(out: Path, cfg: TrainConfig = TrainConfig(), progress: bool =
     heads = train_heads(cfg, progress)
     out = Path(out)
     tmp = out.with_suffix(".tmp.safetensors")
-    save_heads(heads, tmp, {"train_config": asdict(cfg)})
-    scores = standard_suite(EmbeddedEncoder(heads_path=tmp))
-    save_heads(heads, tmp, {"train_config": asdict(cfg), "scores": scores})
-    tmp.replace(out)  # atomic: a failed run never leaves half-written heads behind
+    try:
+        save_heads(heads, tmp, {"train_config": asdict(cfg)})
+        scores = standard_suite(EmbeddedEncoder(heads_path=tmp))
+        save_heads(heads, tmp, {"train_config": asdict(cfg), "scores": scores})
+        tmp.replace(out)  # atomic: a failed run never leaves half-written heads behind
+    finally:
+        tmp.unlink(missing_ok=True)
     return scores

@@ -96,6 +96,19 @@ def set_search_params(index: faiss.Index, nprobe: int | None = None, ef_search: 
         inner.hnsw.efSearch = int(ef_search)
 
 
+def get_search_params(index: faiss.Index) -> dict[str, int | None]:
+    """The current ``nprobe`` / ``ef_search`` / ``k_factor`` (``None`` where a knob does not apply)."""
+    inner = _inner(index)
+    k_factor = None
+    if isinstance(inner, faiss.IndexRefine):
+        k_factor = int(inner.k_factor)
+        inner = faiss.downcast_index(inner.base_index)
+    ivf = _ivf(inner)
+    return {"nprobe": ivf.nprobe if ivf is not None else None,
+            "ef_search": inner.hnsw.efSearch if isinstance(inner, faiss.IndexHNSW) else None,
+            "k_factor": k_factor}
+
+
 def _inner(index: faiss.Index) -> faiss.Index:
     return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
 

@@ -55,7 +55,8 @@ class ShardResult:
 def _hash(rec: Record) -> str:
     if rec.path is not None:
         return content_hash("image", rec.path.read_bytes()) if rec.path.is_file() else "missing:" + str(rec.path)
-    return content_hash("text", (rec.text or "").encode(), rec.source_uri)  # empty texts: unique per record
+    # a text is identified by its text; an empty one (skipped later) by its place, so it is not a "duplicate"
+    return content_hash("text", (rec.text or "").encode(), "" if rec.text else rec.source_uri)
 
 
 def encode_shard(shard: list[tuple[Record, str]], encoder, batch_size: int = 64) -> ShardResult:
@@ -78,10 +79,10 @@ def encode_shard(shard: list[tuple[Record, str]], encoder, batch_size: int = 64)
             skipped["empty_text"] += 1
     parts, items = [], []
     if images:
-        parts.append(encoder.encode_images(images).embeddings.numpy())
+        parts.append(encoder.encode_images(images).embeddings.cpu().numpy())
         items += image_items
     if texts:
-        parts.append(encoder.encode_texts(texts).embeddings.numpy())
+        parts.append(encoder.encode_texts(texts).embeddings.cpu().numpy())
         items += text_items
     emb = np.concatenate(parts) if parts else np.zeros((0, encoder.dim), np.float32)
     return ShardResult(emb, items, skipped)
@@ -116,7 +117,8 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
     stream = records(source, fmt, images, annotations)  # validates the source before anything starts
     fmt = fmt or detect_format(source)
     encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
-    kb = KnowledgeBase.open(kb.path, encoder=encoder)  # refuses an encoder with another fingerprint
+    if encoder.fingerprint != kb.manifest["encoder"]["fingerprint"]:
+        KnowledgeBase.open(kb.path, encoder=encoder)  # raises the KBError that names both encoders
     key = source_key(source, fmt)
     start = kb.progress(key) if resume else 0
     report = IngestReport(source=key, resumed_from=start)
@@ -193,8 +195,9 @@ def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, repor
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    rows, seen_here, pos = [], set(), start
+    rows, seen_here, consumed = [], set(), 0
     for pos, rec in enumerate(stream, start):
+        consumed += 1
         report.notes.update(rec.notes)
         h = _hash(rec)
         if h in seen_here or w.has(h):
@@ -203,8 +206,8 @@ def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, repor
         seen_here.add(h)
         rows.append({"pos": pos, "modality": rec.modality, "text": rec.text or "", "source_uri": rec.source_uri,
                      "path": str(rec.path) if rec.path else "", "hash": h, "extra": _json.dumps(rec.extra)})
-    total = pos + 1 if rows or pos > start else start
-    report.seen = total - start
+    total = start + consumed
+    report.seen = consumed
     if rows:
         workers = max(1, int(ray.available_resources().get("CPU", 1)))
         ds = ray.data.from_items(rows).map_batches(

@@ -22,7 +22,9 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from langchain_core.vectorstores import VectorStore  # noqa: E402
-from pydantic import ConfigDict  # noqa: E402
+from pydantic import ConfigDict, model_validator  # noqa: E402
+
+from ragsc.errors import ConfigError  # noqa: E402
 
 from ragsc.kb.retriever import HybridRetriever  # noqa: E402
 from ragsc.kb.store import Hit, KnowledgeBase, NewItem  # noqa: E402
@@ -64,15 +66,12 @@ class RagscVectorStore(VectorStore):
         metadatas = metadatas or [{} for _ in texts]
         emb = self.encoder.encode_texts(texts)
         ids = self.kb.add(emb, [NewItem("text", t, m.get("source"), extra=m) for t, m in zip(texts, metadatas)])
-        self.kb = self.kb.reload()
-        return [str(i) for i in ids if i is not None]
+        return [str(i) for i in ids if i is not None]  # duplicates of stored texts get no new id
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         if not ids:
             return None
-        n = self.kb.delete([int(i) for i in ids])
-        self.kb = self.kb.reload()
-        return n == len(ids)
+        return self.kb.delete([int(i) for i in ids]) == len(ids)
 
     def similarity_search_with_score(self, query: str, k: int = 4, **kwargs: Any) -> list[tuple[Document, float]]:
         hits = self.kb.search(self.encoder.encode_texts([query]), k, modality=kwargs.get("modality"))[0]
@@ -104,6 +103,12 @@ class RagscRetriever(BaseRetriever):
     retriever: Any  # KnowledgeBase | HybridRetriever
     encoder: Any = None  # needed for a bare KnowledgeBase
     k: int = 4
+
+    @model_validator(mode="after")
+    def _needs_encoder(self) -> "RagscRetriever":
+        if not isinstance(self.retriever, HybridRetriever) and self.encoder is None:
+            raise ConfigError("RagscRetriever over a bare KnowledgeBase needs encoder=... to embed text queries")
+        return self
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         if isinstance(self.retriever, HybridRetriever):

@@ -7,8 +7,8 @@ queries are encoded with the KBs' encoder. Results of the two KBs are fused:
   two indexes' scores are not comparable (different index types, PQ approximations);
 * ``"weighted"`` — ``w_kb * inner product``, comparable when both KBs hold exact vectors.
 
-Local items may get a recency boost (``1 + recency_weight * 2 ** (-age / half_life)``, multiplied
-into their fused score). The same content in both KBs is one hit with provenance ``local+global``.
+Local items may get a recency boost: the local KB's contribution to an item's fused score is
+multiplied by ``1 + recency_weight * 2 ** (-age / half_life)``. The same content in both KBs is one hit with provenance ``local+global``.
 """
 
 from __future__ import annotations

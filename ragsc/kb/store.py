@@ -27,6 +27,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from urllib.parse import quote
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,7 +75,12 @@ class Item:
 
 @dataclass(frozen=True)
 class NewItem:
-    """What to store beside an embedding. ``content_hash`` defaults to a hash of modality + text + source."""
+    """What to store beside an embedding.
+
+    ``content_hash`` (what dedupes) defaults to: a text item's text; any other item's text *and*
+    source URI (two images with the same caption are different items). Pass the hash of the image
+    bytes to dedupe images by content, as ingestion does.
+    """
 
     modality: str
     text: str | None = None
@@ -86,7 +92,8 @@ class NewItem:
     def hash(self) -> str:
         if self.content_hash:
             return self.content_hash
-        return content_hash(self.modality, (self.text or "").encode(), self.source_uri or "")
+        by_text_alone = self.modality == "text" and bool(self.text)
+        return content_hash(self.modality, (self.text or "").encode(), "" if by_text_alone else self.source_uri or "")
 
 
 class Hit:
@@ -129,10 +136,11 @@ class _LazyItems:
 
 
 def content_hash(modality: str, data: bytes, salt: str = "") -> str:
-    """sha256 of what an item *is* (image bytes or text), used to refuse duplicates."""
+    """sha256 of what an item *is* (image bytes or text), used to refuse duplicates; ``salt`` (e.g. a
+    source URI) is mixed in when given, for items whose data alone does not identify them."""
     h = hashlib.sha256(modality.encode() + b"\0" + data)
-    if salt and not data:
-        h.update(salt.encode())
+    if salt:
+        h.update(b"\0" + salt.encode())
     return h.hexdigest()
 
 
@@ -178,6 +186,8 @@ def _as_matrix(embeddings: Any, dim: int) -> np.ndarray:
         return embeddings
     x = embeddings.embeddings if hasattr(embeddings, "embeddings") else embeddings
     if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise InputError("embeddings must be real-valued, got a complex tensor")
         x = x.detach().to("cpu").float().numpy()
     x = np.asarray(x)
     if x.ndim == 1:
@@ -203,7 +213,7 @@ class KnowledgeBase:
         try:
             self.index = faiss.read_index(str(gen / "index.faiss"))
             # immutable: committed generations never change, so readers need no locks
-            self._db = sqlite3.connect(f"file:{gen / 'meta.sqlite'}?mode=ro&immutable=1", uri=True,
+            self._db = sqlite3.connect(f"file:{quote(str(gen / 'meta.sqlite'))}?mode=ro&immutable=1", uri=True,
                                        check_same_thread=False)
             n_meta = self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
         except (RuntimeError, sqlite3.Error) as exc:
@@ -247,6 +257,8 @@ class KnowledgeBase:
         """Open the last committed generation. With ``encoder``, refuse a KB built by a different one."""
         path = check_path(path)
         manifest = read_manifest(path)
+        if not (path / manifest["generation"]).is_dir():  # two quick commits retired it: read again
+            manifest = read_manifest(path)
         if encoder is not None:
             fp = manifest["encoder"]["fingerprint"]
             if encoder.fingerprint != fp:
@@ -281,7 +293,13 @@ class KnowledgeBase:
         if n_total == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
         if nprobe is not None or ef_search is not None or k_factor is not None:
+            # per-query knobs: set for this search only, the index's saved defaults come back after
+            saved = ix.get_search_params(self.index)
             ix.set_search_params(self.index, nprobe, ef_search, k_factor)
+            try:
+                return self.search(q, k, modality=modality)
+            finally:
+                ix.set_search_params(self.index, **saved)
         if modality is None:
             return self._search(q, min(n_total, k), k, None)
         # filtering happens after FAISS: widen the candidate list until every row has k hits of
@@ -348,6 +366,8 @@ class KnowledgeBase:
         """Check the committed files against the manifest's checksums."""
         gen = self.path / self.manifest["generation"]
         for name, digest in self.manifest["checksums"].items():
+            if not (gen / name).is_file():
+                raise KBError(f"knowledge base {self.path}: {name} is missing from {gen.name}")
             if _sha256(gen / name) != digest:
                 raise KBError(f"knowledge base {self.path}: {name} does not match its checksum")
 
@@ -399,8 +419,12 @@ def read_manifest(path: Path) -> dict:
         manifest = json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise KBError(f"{f} is not valid JSON: {exc}") from None
-    if manifest.get("schema_version") != SCHEMA_VERSION or not manifest.get("generation"):
-        raise KBError(f"{f}: unsupported schema version {manifest.get('schema_version')!r} or no committed generation")
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        raise KBError(f"{f}: not a ragsc manifest of schema version {SCHEMA_VERSION}")
+    missing = [k for k in ("generation", "counts", "dim", "encoder", "factory", "scope", "checksums") if not manifest.get(k)
+               and k != "checksums"]
+    if missing or "items" not in manifest["counts"]:
+        raise KBError(f"{f}: incomplete manifest (missing {', '.join(missing) or 'counts.items'})")
     return manifest
 
 
@@ -424,22 +448,32 @@ class Writer:
             self._lock_file.close()
             raise KBError(f"knowledge base {self.path} is being written by another process ({holder}); "
                           "only one writer at a time — wait for it to finish") from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        self._lock_file.flush()
-        for stale in self.path.glob(".staging-*"):  # left by a killed writer; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        if not self.fresh:  # another writer may have committed while we waited for the lock
-            self.manifest = read_manifest(self.path)
-        current = self.manifest.get("generation")
-        for orphan in self.path.glob("gen-*"):  # renamed by a writer killed before its manifest landed
-            if current is None or orphan.name > current:
-                shutil.rmtree(orphan, ignore_errors=True)
-        self._stage()
+        try:
+            self._lock_file.seek(0)
+            self._lock_file.truncate()
+            self._lock_file.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            self._lock_file.flush()
+            if self.fresh and (self.path / MANIFEST).exists():  # created by someone else meanwhile
+                raise KBError(f"a knowledge base already exists at {self.path}")
+            for stale in self.path.glob(".staging-*"):  # left by a killed writer; we hold the lock
+                shutil.rmtree(stale, ignore_errors=True)
+            if not self.fresh:  # another writer may have committed while we waited for the lock
+                self.manifest = read_manifest(self.path)
+            current = self.manifest.get("generation")
+            for orphan in self.path.glob("gen-*"):  # renamed by a writer killed before its manifest landed
+                if current is None or orphan.name > current:
+                    shutil.rmtree(orphan, ignore_errors=True)
+            self._stage()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)  # release the lock and the staging folder
+            if isinstance(exc, (RuntimeError, sqlite3.Error, OSError)) and not isinstance(exc, KBError):
+                raise KBError(f"cannot start writing to {self.path}: {exc}") from exc
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self._lock_file is None or self._lock_file.closed:
+            return
         try:
             if getattr(self, "db", None) is not None:
                 self.db.close()
@@ -458,7 +492,7 @@ class Writer:
             self.index = ix.new_index(self.manifest["factory"], self.manifest["dim"])
         else:
             gen = self.path / self.manifest["generation"]
-            src = sqlite3.connect(f"file:{gen / 'meta.sqlite'}?mode=ro", uri=True)
+            src = sqlite3.connect(f"file:{quote(str(gen / 'meta.sqlite'))}?mode=ro", uri=True)
             src.backup(self.db)
             src.close()
             self.index = faiss.read_index(str(gen / "index.faiss"))
@@ -482,8 +516,10 @@ class Writer:
                     (it.modality, it.text, it.source_uri, it.hash(), it.created_at or now, json.dumps(it.extra)))
                 ids.append(cur.lastrowid)
                 new_rows.append(vec_i)
-            except sqlite3.IntegrityError:  # UNIQUE(content_hash): a duplicate
-                ids.append(None)
+            except sqlite3.IntegrityError as exc:
+                if "content_hash" not in str(exc):
+                    raise InputError(f"item {vec_i} cannot be stored: {exc}") from None
+                ids.append(None)  # UNIQUE(content_hash): a duplicate
         if new_rows:
             vecs = x[new_rows]
             new_ids = np.array([i for i in ids if i is not None], dtype=np.int64)
@@ -502,6 +538,10 @@ class Writer:
         if not existing:
             return 0
         self.db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in existing])
+        gone = np.array(existing, dtype=np.int64)
+        keep = [~np.isin(p, gone) for p in self._pending_ids]  # staged but not yet in the index
+        self._pending_vectors = [v[k] for v, k in zip(self._pending_vectors, keep)]
+        self._pending_ids = [p[k] for p, k in zip(self._pending_ids, keep)]
         if ix.can_remove(self.index):
             self.index.remove_ids(np.array(existing, dtype=np.int64))
         else:

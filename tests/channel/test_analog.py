@@ -257,3 +257,24 @@ def test_bad_config_is_a_config_error(kwargs):
 def test_unknown_override_is_a_config_error():
     with pytest.raises(ConfigError):
         Link(snr=5.0)
+
+
+def test_link_with_a_pca_transform_reconstructs_at_high_snr():
+    from ragsc.channel import PCAOrdering
+
+    z = torch.nn.functional.normalize(torch.randn(300, 32, generator=torch.Generator().manual_seed(0)) + 2.0, dim=-1)
+    rx = Link(snr_db=60.0, transform=PCAOrdering.fit(z))(z)
+    assert torch.nn.functional.cosine_similarity(rx.tokens.embeddings, z).min() > 0.999
+
+
+def test_token_source_ignores_padding():
+    from ragsc.types import SemanticTokens
+
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.nn.functional.normalize(torch.randn(2, 4, 8, generator=g), dim=-1)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    tokens = tokens * mask[..., None]
+    st = SemanticTokens(torch.nn.functional.normalize(tokens.sum(1), dim=-1), "text", tokens, mask)
+    rx = Link(snr_db=60.0, source="tokens")(st)
+    assert torch.all(rx.tokens.tokens[~mask] == 0)
+    assert torch.nn.functional.cosine_similarity(rx.tokens.embeddings, st.embeddings).min() > 0.999

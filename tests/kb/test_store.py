@@ -565,3 +565,46 @@ def test_update_keeps_ids_and_replaces_vectors_and_metadata(tmp_path, factory):
     with pytest.raises(InputError, match="already stored"):
         kb.update([ids[3]], new[:1], [NewItem("text", "item 4")])
     assert kb.reload().get([ids[3]])[0].text == "item 3"  # a refused update changes nothing
+
+
+def test_images_with_the_same_caption_are_different_items(tmp_path):
+    kb = KnowledgeBase.create(tmp_path / "k", dict(FAKE))
+    ids = kb.add(rand_unit(2, 8, seed=3), [NewItem("image", "a red triangle", "a.png"),
+                                          NewItem("image", "a red triangle", "b.png")])
+    assert None not in ids and len(kb) == 2
+
+
+def test_delete_of_items_staged_for_an_untrained_index(tmp_path):
+    kb = KnowledgeBase.create(tmp_path / "ivf", dict(FAKE), index="IVF2,Flat")
+    with kb.writer() as w:
+        ids = w.add(rand_unit(100, 8, seed=4), texts(100))
+        assert w.delete(ids[:3]) == 3
+    assert len(kb) == 97 and not kb.get(ids[:3])
+
+
+def test_a_second_create_never_wipes_a_committed_kb(tmp_path):
+    from ragsc.kb.store import Writer, read_manifest
+
+    kb = KnowledgeBase.create(tmp_path / "k", dict(FAKE))
+    kb.add(rand_unit(1, 8), texts(1))
+    manifest = {**read_manifest(kb.path), "generation": None}
+    with pytest.raises(KBError, match="already exists"):
+        with Writer(kb.path, manifest, fresh=True):
+            pass
+    assert len(KnowledgeBase.open(kb.path)) == 1
+
+
+def test_paths_with_uri_characters(tmp_path):
+    kb = KnowledgeBase.create(tmp_path / "kb#1%41", dict(FAKE))
+    kb.add(rand_unit(2, 8), texts(2))
+    assert len(KnowledgeBase.open(tmp_path / "kb#1%41")) == 2
+
+
+def test_query_time_knobs_do_not_stick(tmp_path):
+    from ragsc.kb import index as ix
+
+    kb = KnowledgeBase.create(tmp_path / "ivf", dict(FAKE), index="IVF16,Flat")
+    kb.add(rand_unit(1000, 8, seed=5), texts(1000))
+    before = ix.get_search_params(kb.index)
+    kb.search(rand_unit(2, 8, seed=6), 3, nprobe=1)
+    assert ix.get_search_params(kb.index) == before
