@@ -76,8 +76,16 @@ def records(source: str, fmt: str | None = None, images: str | None = None,
         raise InputError(f"unknown source format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "easy-vqa" and source not in ("train", "test"):
         raise InputError(f"easy-vqa source must be 'train' or 'test', got {source!r}")
-    return {"folder": _folder, "coco": _coco, "vqa": _vqa, "jsonl": _jsonl, "text": _lines,
-                "paragraphs": _paragraphs, "easy-vqa": _easy_vqa}[fmt](source, images, annotations)
+    if fmt != "easy-vqa" and Path(source).is_dir() != (fmt == "folder"):
+        raise InputError(f"format {fmt!r} reads a {'folder' if fmt == 'folder' else 'file'}: {source}")
+    if fmt in ("coco", "vqa"):  # parse and check the structure now, not halfway through an ingestion
+        data = _load_json(Path(source))
+        need = ("images", "annotations") if fmt == "coco" else ("questions",)
+        if not isinstance(data, dict) or any(k not in data for k in need):
+            raise InputError(f"{source}: a {fmt} file needs the keys {', '.join(need)}")
+        return (_coco if fmt == "coco" else _vqa)(source, images, annotations, data)
+    return {"folder": _folder, "jsonl": _jsonl, "text": _lines, "paragraphs": _paragraphs,
+            "easy-vqa": _easy_vqa}[fmt](source, images, annotations)
 
 
 def _read_caption(path: Path) -> tuple[str | None, tuple[str, ...]]:
@@ -97,8 +105,7 @@ def _folder(source: str, *_: Any) -> Iterator[Record]:
             yield Record("image", caption, str(p.resolve()), p, notes=notes)
 
 
-def _coco(source: str, images: str | None, _: Any) -> Iterator[Record]:
-    data = _load_json(Path(source))
+def _coco(source: str, images: str | None, _: Any, data: dict) -> Iterator[Record]:
     root = Path(images) if images else Path(source).parent
     captions: dict[int, list[str]] = {}
     for a in data["annotations"]:
@@ -110,8 +117,8 @@ def _coco(source: str, images: str | None, _: Any) -> Iterator[Record]:
                      () if caps else ("missing_caption",))
 
 
-def _vqa(source: str, _: Any, annotations: str | None) -> Iterator[Record]:
-    q = _load_json(Path(source))["questions"]
+def _vqa(source: str, _: Any, annotations: str | None, data: dict) -> Iterator[Record]:
+    q = data["questions"]
     ann_path = Path(annotations) if annotations else Path(source).with_name(Path(source).name.replace("questions", "annotations"))
     answers = {}
     if ann_path.is_file() and ann_path != Path(source):

@@ -330,9 +330,8 @@ class KnowledgeBase:
 
     def items(self) -> Iterator[Item]:
         """Every item, by id."""
-        for r in self._db.execute("SELECT id, modality, text, source_uri, content_hash, created_at, extra "
-                                  "FROM items ORDER BY id"):
-            yield Item(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
+        for r in self._db.execute(f"SELECT {_ITEM_COLUMNS} FROM items ORDER BY id"):
+            yield _row_to_item(r)
 
     def progress(self, source: str) -> int:
         """How many records of ``source`` a committed ingestion has consumed (for ``--resume``)."""
@@ -400,15 +399,21 @@ class KnowledgeBase:
         self._db.close()
 
 
+_ITEM_COLUMNS = "id, modality, text, source_uri, content_hash, created_at, extra"
+
+
+def _row_to_item(r: tuple) -> Item:
+    return Item(r[0], r[1], r[2], r[3], r[4], r[5], {} if r[6] == "{}" else json.loads(r[6]))
+
+
 def _fetch_items(db: sqlite3.Connection, ids: Sequence[int]) -> list[Item]:
     ids = [int(i) for i in ids]
     rows = []
     for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
         chunk = ids[start : start + 900]
-        rows += db.execute(
-            f"SELECT id, modality, text, source_uri, content_hash, created_at, extra FROM items "
-            f"WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-    return [Item(r[0], r[1], r[2], r[3], r[4], r[5], {} if r[6] == "{}" else json.loads(r[6])) for r in rows]
+        rows += db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN ({','.join('?' * len(chunk))})",
+                           chunk).fetchall()
+    return [_row_to_item(r) for r in rows]
 
 
 def read_manifest(path: Path) -> dict:
