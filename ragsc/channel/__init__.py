@@ -25,7 +25,14 @@ Components
 * :mod:`~ragsc.channel.theory`: closed forms the tests and plots compare against.
 """
 
-from ragsc.channel.adaptive import AdaptiveLink, AdaptiveScaling, PCAOrdering, RatePolicy, estimate_snr_db, train_scaling
+from ragsc.channel.adaptive import (
+    AdaptiveLink,
+    AdaptiveScaling,
+    PCAOrdering,
+    RatePolicy,
+    estimate_snr_db,
+    train_scaling,
+)
 from ragsc.channel.analog import Link, LinkConfig, Received
 from ragsc.channel.digital import CodedPHY, DigitalConfig, DigitalLink, IdealDigital, SeparateCoding
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no

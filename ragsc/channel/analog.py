@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
+from ragsc.config import validate
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
@@ -115,10 +116,8 @@ class Link:
     """
 
     def __init__(self, config: LinkConfig | None = None, transform: Transform | None = None, **overrides) -> None:
-        try:  # validate the merged fields (model_copy(update=...) would skip validation and extra="forbid")
-            self.config = LinkConfig.model_validate({**(config or LinkConfig()).model_dump(), **overrides})
-        except Exception as exc:
-            raise ConfigError(f"invalid link config: {exc}") from None
+        # validate the merged fields (model_copy(update=...) would skip validation and extra="forbid")
+        self.config = validate(LinkConfig, {**(config or LinkConfig()).model_dump(), **overrides}, "link")
         c = self.config
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
         self.transform = transform

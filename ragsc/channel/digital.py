@@ -27,8 +27,17 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ragsc.channel.analog import Received
-from ragsc.channel.codecs import ImageCodec, TextCodec, bits_to_bytes, bytes_to_bits, dequantize, features_that_fit, quantize
+from ragsc.channel.codecs import (
+    ImageCodec,
+    TextCodec,
+    bits_to_bytes,
+    bytes_to_bits,
+    dequantize,
+    features_that_fit,
+    quantize,
+)
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
+from ragsc.config import validate
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
@@ -64,10 +73,7 @@ class DigitalConfig(BaseModel):
 
 
 def _config(config: DigitalConfig | None, overrides: dict) -> DigitalConfig:
-    try:
-        return DigitalConfig.model_validate({**(config.model_dump() if config else {}), **overrides})
-    except Exception as exc:
-        raise ConfigError(f"invalid digital config: {exc}") from None
+    return validate(DigitalConfig, {**(config.model_dump() if config else {}), **overrides}, "digital link")
 
 
 @dataclass

@@ -30,7 +30,7 @@ def snr_db_to_no(snr_db: float | torch.Tensor) -> float | torch.Tensor:
     return no if isinstance(snr_db, torch.Tensor) else float(no)
 
 
-def _seeded(block_cls, generator: torch.Generator):
+def _seeded(block_cls, generator: torch.Generator, **kwargs):
     """A Sionna block instance that draws from ``generator`` instead of Sionna's global one."""
 
     class Seeded(block_cls):
@@ -39,18 +39,7 @@ def _seeded(block_cls, generator: torch.Generator):
             return generator
 
     Seeded.__name__ = f"Seeded{block_cls.__name__}"
-    return Seeded(precision="single", device=str(generator.device))
-
-
-def _seeded_fading(generator: torch.Generator):
-    from sionna.phy.channel import GenerateFlatFadingChannel
-
-    class SeededFading(GenerateFlatFadingChannel):
-        @property
-        def torch_rng(self) -> torch.Generator:
-            return generator
-
-    return SeededFading(num_tx_ant=1, num_rx_ant=1, precision="single", device=str(generator.device))
+    return Seeded(precision="single", device=str(generator.device), **kwargs)
 
 
 class Channel:
@@ -80,7 +69,7 @@ class Channel:
             raise ConfigError(f"fading must be 'block' or 'fast', got {fading!r}")
         if not math.isfinite(rician_k) or rician_k < 0:
             raise ConfigError(f"Rician K factor must be a finite number >= 0, got {rician_k!r}")
-        from sionna.phy.channel import AWGN
+        from sionna.phy.channel import AWGN, GenerateFlatFadingChannel
 
         self.name, self.fading, self.rician_k = name, fading, float(rician_k)
         self.generator = torch.Generator(device=device)
@@ -89,7 +78,8 @@ class Channel:
         else:
             self.generator.manual_seed(int(seed))
         self._awgn = _seeded(AWGN, self.generator)
-        self._fading = _seeded_fading(self.generator) if name != "awgn" else None
+        self._fading = (_seeded(GenerateFlatFadingChannel, self.generator, num_tx_ant=1, num_rx_ant=1)
+                        if name != "awgn" else None)
 
     def coefficients(self, n_items: int, k: int) -> torch.Tensor:
         """Draw fading coefficients (complex64): ``[n_items, 1]`` for block fading, ``[n_items, k]`` for fast
