@@ -94,6 +94,20 @@ def _shards(stream: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def _fresh(records: Iterable[Record], w, report: IngestReport) -> Iterator[tuple[int, Record, str]]:
+    """``(position, record, hash)`` of the records neither stored nor repeated earlier in ``records``;
+    counts their notes and the duplicates on ``report``."""
+    seen: set[str] = set()
+    for i, rec in enumerate(records):
+        report.notes.update(rec.notes)
+        h = _hash(rec)
+        if h in seen or w.has(h):
+            report.duplicates += 1
+            continue
+        seen.add(h)
+        yield i, rec, h
+
+
 def source_key(source: str, fmt: str) -> str:
     """How progress is keyed: format + absolute path (or the easy-VQA split)."""
     return f"{fmt}:{source if fmt == 'easy-vqa' else Path(source).resolve()}"
@@ -133,16 +147,7 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
             return report
         done = start
         for shard in _shards(stream, shard_size):
-            fresh: list[tuple[Record, str]] = []
-            seen_here: set[str] = set()
-            for rec in shard:
-                report.notes.update(rec.notes)
-                h = _hash(rec)
-                if h in seen_here or w.has(h):
-                    report.duplicates += 1
-                else:
-                    seen_here.add(h)
-                    fresh.append((rec, h))
+            fresh = [(rec, h) for _, rec, h in _fresh(shard, w, report)]
             result = encode_shard(fresh, encoder, batch_size)
             ids = w.add(result.embeddings, result.items) if result.items else []
             report.added += sum(i is not None for i in ids)
@@ -195,19 +200,12 @@ def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, repor
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    rows, seen_here, consumed = [], set(), 0
-    for pos, rec in enumerate(stream, start):
-        consumed += 1
-        report.notes.update(rec.notes)
-        h = _hash(rec)
-        if h in seen_here or w.has(h):
-            report.duplicates += 1
-            continue
-        seen_here.add(h)
-        rows.append({"pos": pos, "modality": rec.modality, "text": rec.text or "", "source_uri": rec.source_uri,
-                     "path": str(rec.path) if rec.path else "", "hash": h, "extra": _json.dumps(rec.extra)})
-    total = start + consumed
-    report.seen = consumed
+    records = list(stream)
+    rows = [{"pos": start + i, "modality": rec.modality, "text": rec.text or "", "source_uri": rec.source_uri,
+             "path": str(rec.path) if rec.path else "", "hash": h, "extra": _json.dumps(rec.extra)}
+            for i, rec, h in _fresh(records, w, report)]
+    total = start + len(records)
+    report.seen = len(records)
     if rows:
         workers = max(1, int(ray.available_resources().get("CPU", 1)))
         ds = ray.data.from_items(rows).map_batches(

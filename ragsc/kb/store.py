@@ -406,14 +406,18 @@ def _row_to_item(r: tuple) -> Item:
     return Item(r[0], r[1], r[2], r[3], r[4], r[5], {} if r[6] == "{}" else json.loads(r[6]))
 
 
-def _fetch_items(db: sqlite3.Connection, ids: Sequence[int]) -> list[Item]:
+def _select_in(db: sqlite3.Connection, columns: str, ids: Sequence[int]) -> list[tuple]:
+    """``SELECT columns FROM items WHERE id IN ids``, in chunks under SQLite's bound-parameter limit."""
     ids = [int(i) for i in ids]
-    rows = []
-    for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+    rows: list[tuple] = []
+    for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]
-        rows += db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN ({','.join('?' * len(chunk))})",
-                           chunk).fetchall()
-    return [_row_to_item(r) for r in rows]
+        rows += db.execute(f"SELECT {columns} FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return rows
+
+
+def _fetch_items(db: sqlite3.Connection, ids: Sequence[int]) -> list[Item]:
+    return [_row_to_item(r) for r in _select_in(db, _ITEM_COLUMNS, ids)]
 
 
 def read_manifest(path: Path) -> dict:
@@ -537,9 +541,7 @@ class Writer:
         return ids
 
     def delete(self, ids: Sequence[int]) -> int:
-        ids = [int(i) for i in ids]
-        existing = [r[0] for r in self.db.execute(
-            f"SELECT id FROM items WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()] if ids else []
+        existing = [r[0] for r in _select_in(self.db, "id", ids)]
         if not existing:
             return 0
         self.db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in existing])
@@ -548,7 +550,7 @@ class Writer:
         self._pending_vectors = [v[k] for v, k in zip(self._pending_vectors, keep)]
         self._pending_ids = [p[k] for p, k in zip(self._pending_ids, keep)]
         if ix.can_remove(self.index):
-            self.index.remove_ids(np.array(existing, dtype=np.int64))
+            self.index.remove_ids(gone)
         else:
             self._rebuild_without.update(existing)  # HNSW: rebuilt without them at commit
         return len(existing)
@@ -559,8 +561,7 @@ class Writer:
         ids = [int(i) for i in ids]
         if not (len(ids) == len(x) == len(items)):
             raise InputError(f"update needs as many ids, embeddings and items: {len(ids)}, {len(x)}, {len(items)}")
-        missing = set(ids) - {r[0] for r in self.db.execute(
-            f"SELECT id FROM items WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else set()
+        missing = set(ids) - {r[0] for r in _select_in(self.db, "id", ids)}
         if missing:
             raise InputError(f"cannot update ids that are not stored: {sorted(missing)}")
         try:
