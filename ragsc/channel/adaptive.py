@@ -124,6 +124,12 @@ class AdaptiveScaling(nn.Module):
         return 2 * torch.sigmoid(self.rx_af(self._snr(snr_db)))
 
 
+def power_gain(k: int, weights: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
+    """Gain that makes ``k`` symbols of weighted coefficients average unit power: ``sqrt(k / sum w^2 var)``
+    (over the last axis). It depends on the ordering's variances and the weights only, so both ends know it."""
+    return (k / (weights**2 * variances).sum(-1).clamp_min(1e-12)).sqrt()
+
+
 def estimate_snr_db(channel: Channel, n_items: int, n_pilots: int, snr_db: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Send ``n_pilots`` known unit-power symbols per item; return per-item (SNR estimate in dB, h estimate).
 
@@ -193,7 +199,7 @@ class AdaptiveLink:
         var = self.ordering.variances[: 2 * self.budget]
         # Average-power normalisation: the gain follows from k, the ordering's variances and the
         # SNR-only weights, so the receiver recomputes it (no per-item side information).
-        gain = math.sqrt(k / float((tx_w**2 * var).sum().clamp_min(1e-12)))
+        gain = float(power_gain(k, tx_w, var))
         s = coeffs[:, : 2 * self.budget] * tx_w * gain
         x = torch.view_as_complex(s[:, : 2 * k].reshape(n, k, 2).contiguous())
         no = snr_db_to_no(snr)
@@ -234,7 +240,7 @@ def train_scaling(scaling: AdaptiveScaling, ordering: PCAOrdering, embeddings: t
         idx = torch.randint(0, coeffs.shape[0], (batch_size,), generator=g)
         snr = torch.empty(batch_size).uniform_(*snr_range_db, generator=g)
         w = scaling.tx_weights(snr)  # [B, nf]
-        gain = (k / (w**2 * var).sum(1, keepdim=True)).sqrt()
+        gain = power_gain(k, w, var)[:, None]
         no = (10 ** (-snr / 10))[:, None]
         noise = torch.randn(batch_size, nf, generator=g) * (no / 2).sqrt()
         s = coeffs[idx]
