@@ -134,10 +134,10 @@ class Link:
         y, h = self.channel(x, no)
         x_hat, _ = equalize(y, h, no, self.config.csi, self.config.equalizer)
         sent, received = from_symbols(x), from_symbols(x_hat)
-        # back to the source scale: re-normalising alone cannot undo the gain once a transform adds
-        # its mean back (the gain is a per-item scalar the receiver would get as side information;
-        # without a transform only the direction matters and the division changes nothing)
-        rescaled = received / gain[:, None]
+        # A transform's decode adds its mean back, so the per-item gain must be undone first (a scalar
+        # the receiver gets as side information); without one only the direction matters and the
+        # tokens are re-normalised anyway, so the hot path skips the division.
+        rescaled = received / gain[:, None] if self.transform is not None else received
         if 2 * k == coeffs.shape[1]:
             full = rescaled
         else:  # unsent coefficients are received as zeros
