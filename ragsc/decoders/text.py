@@ -1,0 +1,199 @@
+"""Text decoders: the received sentence embedding -> a sentence, with or without retrieved context.
+
+* :class:`TextGRU` — a learned embedding-to-text decoder (a GRU language model whose state starts
+  from the embedding), trained by ``ragsc decoders train`` on the default text corpus under channel
+  noise. It is the decoder "without RAG": all it has is the received vector.
+* :class:`TextDecoder` — the receiver's text decoder, ``mode="fast"`` or ``"lm"``:
+
+  - fast, RAG on: the retrieved candidates re-ranked by their retrieval rank plus the GRU's
+    length-normalised log-likelihood of each candidate given the received embedding (a learned
+    re-ranker); RAG off: the GRU's greedy sentence;
+  - lm, RAG on: a causal LM (SmolLM2-135M by default) completes a few-shot prompt that lists the
+    retrieved sentences; RAG off: the same LM cleans up the GRU's draft.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ragsc.decoders.context import Context, rank_weights
+from ragsc.errors import InputError
+
+_WORD = re.compile(r"[\w']+|[^\w\s]")
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+
+
+class Vocab:
+    """Word-level vocabulary (case kept; punctuation as tokens)."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words = list(SPECIALS) + [w for w in words if w not in SPECIALS]
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @classmethod
+    def build(cls, sentences: Sequence[str], max_size: int = 8000) -> Vocab:
+        counts = Counter(w for s in sentences for w in _WORD.findall(s))
+        return cls([w for w, _ in counts.most_common(max_size - len(SPECIALS))])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, sentence: str, max_len: int) -> list[int]:
+        return [self.index.get(w, UNK) for w in _WORD.findall(sentence)][: max_len - 1] + [EOS]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        out = []
+        for i in ids:
+            if i == EOS:
+                break
+            if i > UNK:
+                out.append(self.words[i])
+        text = " ".join(out)
+        return re.sub(r" ([^\w\s'(\[])", r"\1", text)  # "word ." -> "word."
+
+    def batch(self, sentences: Sequence[str], max_len: int) -> torch.Tensor:
+        """``[N, max_len]`` target ids (EOS-terminated, PAD after)."""
+        out = torch.full((len(sentences), max_len), PAD, dtype=torch.long)
+        for i, s in enumerate(sentences):
+            ids = self.encode(s, max_len)
+            out[i, : len(ids)] = torch.tensor(ids)
+        return out
+
+
+class TextGRU(nn.Module):
+    """Embedding ``[N, dim]`` -> word logits, a GRU whose initial state is a projection of the embedding."""
+
+    def __init__(self, vocab_size: int, dim: int = 384, emb: int = 256, hidden: int = 384, max_len: int = 24) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.init = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh())
+        self.cond = nn.Linear(dim, emb)
+        self.embed = nn.Embedding(vocab_size, emb, padding_idx=PAD)
+        self.gru = nn.GRU(emb, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def forward(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits ``[N, L, V]`` for ``targets [N, L]``."""
+        inputs = torch.cat([torch.full_like(targets[:, :1], BOS), targets[:, :-1]], dim=1)
+        x = self.embed(inputs) + self.cond(z)[:, None]
+        y, _ = self.gru(x, self.init(z)[None])
+        return self.out(y)
+
+    def loss(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = self(z, targets)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=PAD)
+
+    @torch.no_grad()
+    def log_likelihood(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean per-token log-probability ``[N]`` of ``targets`` given ``z``."""
+        logp = self(z, targets).log_softmax(-1).gather(-1, targets[..., None])[..., 0]
+        mask = targets != PAD
+        return (logp * mask).sum(1) / mask.sum(1).clamp_min(1)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Greedy ids ``[N, max_len]``."""
+        h = self.init(z)[None]
+        cond = self.cond(z)
+        tok = torch.full((z.shape[0],), BOS, dtype=torch.long)
+        out = []
+        for _ in range(self.max_len):
+            y, h = self.gru((self.embed(tok) + cond)[:, None], h)
+            tok = self.out(y[:, 0]).argmax(-1)
+            out.append(tok)
+        return torch.stack(out, dim=1)
+
+
+FEW_SHOT_RAG = (
+    "Each message was sent over a noisy radio link. The receiver looked up similar sentences in its memory, "
+    "closest first, and wrote down the message.\n\n"
+    "Memory: the cat sat on the mat | a cat sat on a mat | the dog sat on the mat\nMessage: the cat sat on the mat\n\n"
+    "Memory: Never trust a smiling cat. | Never trust a man who smiles. | Trust, but verify.\n"
+    "Message: Never trust a smiling cat.\n\n"
+    "Memory: {context}\nMessage:"
+)
+FEW_SHOT_DRAFT = (
+    "Each message was sent over a noisy radio link and decoded with errors. Write the message as it was meant.\n\n"
+    "Decoded: the cat sat on on mat\nMessage: the cat sat on the mat\n\n"
+    "Decoded: Never trust a smiling the cat.\nMessage: Never trust a smiling cat.\n\n"
+    "Decoded: {draft}\nMessage:"
+)
+
+
+class TextDecoder:
+    """The receiver's text decoder (see the module docstring).
+
+    Parameters
+    ----------
+    net, vocab
+        The trained :class:`TextGRU` and its :class:`Vocab`.
+    mode
+        ``"fast"`` (GRU / re-ranked retrieval) or ``"lm"`` (a causal LM writes the sentence).
+    lm
+        A :class:`~ragsc.decoders.lm.CausalLM` for ``mode="lm"`` (default: SmolLM2, loaded on first use).
+    rerank_weight
+        Weight of the GRU log-likelihood against the log rank prior when re-ranking (0: retrieval top-1).
+
+    Call ``decoder(received [N, D], context=None) -> list[str]``.
+    """
+
+    def __init__(self, net: TextGRU, vocab: Vocab, mode: str = "fast", lm=None, rerank_weight: float = 1.0) -> None:
+        if mode not in ("fast", "lm"):
+            raise InputError(f"text decoder mode must be 'fast' or 'lm', got {mode!r}")
+        self.net, self.vocab, self.mode, self._lm, self.rerank_weight = net.eval(), vocab, mode, lm, rerank_weight
+
+    @property
+    def lm(self):
+        if self._lm is None:
+            from ragsc.decoders.lm import load_lm
+
+            self._lm = load_lm("smollm2")
+        return self._lm
+
+    def draft(self, received: torch.Tensor) -> list[str]:
+        """The GRU's sentences from the received embeddings alone."""
+        return [self.vocab.decode(row) for row in self.net.generate(received.float()).tolist()]
+
+    def rerank(self, received: torch.Tensor, candidates: list[list[str]]) -> list[str]:
+        """Best candidate per row: ``log rank weight + rerank_weight * GRU log-likelihood``."""
+        flat = [(i, r, c) for i, row in enumerate(candidates) for r, c in enumerate(row)]
+        if not flat:
+            return [""] * len(candidates)
+        if self.rerank_weight == 0:
+            return [row[0] if row else "" for row in candidates]
+        idx = torch.tensor([i for i, _, _ in flat])
+        ll = self.net.log_likelihood(received.float()[idx], self.vocab.batch([c for *_, c in flat], self.net.max_len))
+        best: dict[int, tuple[float, str]] = {}
+        for (i, r, c), score in zip(flat, ll.tolist()):
+            s = float(rank_weights(len(candidates[i]))[r].log()) + self.rerank_weight * score
+            if i not in best or s > best[i][0]:
+                best[i] = (s, c)
+        return [best[i][1] if i in best else "" for i in range(len(candidates))]
+
+    def __call__(self, received: torch.Tensor, context: Context | None = None) -> list[str]:
+        if received.ndim != 2:
+            raise InputError(f"the text decoder takes received embeddings [N, D], got shape {tuple(received.shape)}")
+        if context is not None:
+            context.check(received.shape[0])
+            texts = context.texts
+            if self.mode == "fast":
+                out = self.rerank(received, texts)
+            else:
+                out = self.lm([FEW_SHOT_RAG.format(context=" | ".join(t)) for t in texts])
+            drafts = None
+            for i, (o, t) in enumerate(zip(out, texts)):  # nothing retrieved: fall back on the GRU
+                if not t or not o:
+                    drafts = drafts or self.draft(received)
+                    out[i] = drafts[i]
+            return out
+        drafts = self.draft(received)
+        if self.mode == "fast":
+            return drafts
+        return [o or d for o, d in zip(self.lm([FEW_SHOT_DRAFT.format(draft=d) for d in drafts]), drafts)]

@@ -1,0 +1,200 @@
+"""``ragsc decoders train``: train the text GRU, the image generator and the VQA answer head.
+
+Everything is trained behind one encoder (default ``embedded``) on the default corpora, under the
+channel the pipelines use: each batch goes through a real :class:`~ragsc.channel.Link` (AWGN or
+Rayleigh, SNR uniform in ``[snr_min_db, snr_max_db]``, a random number of complex symbols) in the
+PCA basis fitted on the global KB's content (train images and the whole text corpus). The text
+decoder is trained on the corpus without the KB-only fortunes (see
+:func:`ragsc.datasets.corpus.kb_only_fortunes`). The RAG context is computed the way the receiver
+does it — nearest neighbours of the *received* embedding among the KB's items of the same
+modality, the item itself excluded, rank-weighted — and dropped for half of each batch so one network serves RAG on and off.
+Embeddings are cached under ``RAGSC_HOME/cache``. About 10 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragsc.channel import Link, PCAOrdering
+from ragsc.decoders.bundle import Decoders, save_decoders
+from ragsc.decoders.context import rank_weights
+from ragsc.decoders.image import ImageDecoderNet
+from ragsc.decoders.text import TextGRU, Vocab
+from ragsc.decoders.vqa import AnswerHead
+from ragsc.encoders.cache import cached_embeddings, corpus_key
+
+
+class TrainDecodersConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    encoder: str = "embedded"
+    seed: int = 0
+    text_steps: int = Field(2000, ge=1)
+    image_steps: int = Field(1200, ge=1)
+    vqa_steps: int = Field(2500, ge=1)
+    batch_size: int = Field(64, ge=2)
+    snr_min_db: float = -10.0
+    snr_max_db: float = 20.0
+    k_symbols: tuple[int, ...] = (24, 48, 96)
+    context_k: int = Field(4, ge=1)
+    context_dropout: float = Field(0.5, ge=0.0, le=1.0)
+    lr: float = 2e-3
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def training_data(encoder, progress: bool = True) -> dict:
+    """Embeddings, pixels, texts and questions of the default corpora (embeddings cached)."""
+    from ragsc.datasets import load_easy_vqa
+    from ragsc.datasets.corpus import decoder_corpus, text_corpus
+    from ragsc.decoders.context import _pixels
+
+    train = load_easy_vqa("train")
+    kb_texts = list(text_corpus())  # the PCA basis is fitted on what the KB holds
+    sentences = list(decoder_corpus())  # the text decoder never sees the KB-only fortunes
+    images = cached_embeddings(encoder, f"easyvqa-train-{len(train)}", lambda: encoder.encode_images([x.path for x in train], progress=progress).embeddings)
+    kb_emb = cached_embeddings(encoder, "texts-" + corpus_key(kb_texts), lambda: encoder.encode_texts(kb_texts).embeddings)
+    index = {t: i for i, t in enumerate(kb_texts)}
+    texts = kb_emb[[index[t] for t in sentences]]
+    pixels = torch.from_numpy(np.stack([_pixels(str(x.path), 64) for x in train])).permute(0, 3, 1, 2).contiguous()
+    qa = [(i, q, a) for i, x in enumerate(train) for q, a in x.questions]
+    return {"train": train, "images": images, "pixels": pixels, "sentences": sentences, "texts": texts,
+            "kb_texts": kb_emb, "qa": qa}
+
+
+class NoisyChannel:
+    """Random channel draws for training: AWGN / Rayleigh, uniform SNR, a random k (seeded)."""
+
+    def __init__(self, pca: PCAOrdering, cfg: TrainDecodersConfig) -> None:
+        self.pca, self.cfg, self.rng = pca, cfg, random.Random(cfg.seed)
+
+    def __call__(self, emb: torch.Tensor) -> torch.Tensor:
+        c = self.cfg
+        link = Link(channel=self.rng.choice(["awgn", "rayleigh"]), k_symbols=self.rng.choice(c.k_symbols),
+                    transform=self.pca, seed=self.rng.randrange(2**31))
+        return link(emb, self.rng.uniform(c.snr_min_db, c.snr_max_db)).tokens.embeddings
+
+
+def neighbours(received: torch.Tensor, pool: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices ``[N, k]`` of the nearest pool rows by inner product (``exclude[i]``: a row to skip)."""
+    scores = received @ pool.T
+    if exclude is not None:
+        scores[torch.arange(len(received)), exclude] = -float("inf")
+    return scores.topk(k, dim=1).indices
+
+
+def _drop(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
+    return (torch.rand(n, generator=gen) >= p).float()
+
+
+# ----------------------------------------------------------------------------- the three trainers
+
+
+def train_text(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool) -> tuple[TextGRU, Vocab, dict]:
+    from tqdm.auto import tqdm
+
+    vocab = Vocab.build(data["sentences"])
+    net = TextGRU(len(vocab), data["texts"].shape[1])
+    targets = vocab.batch(data["sentences"], net.max_len)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.text_steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(range(cfg.text_steps), desc="text GRU", disable=not progress)
+    for _ in bar:
+        idx = torch.randint(len(targets), (cfg.batch_size,), generator=gen)
+        loss = net.loss(channel(data["texts"][idx]), targets[idx])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return net.eval(), vocab, {"text_final_loss": round(loss.item(), 4), "vocab": len(vocab)}
+
+
+def train_image(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool) -> tuple[ImageDecoderNet, dict]:
+    from tqdm.auto import tqdm
+
+    emb, pix = data["images"], data["pixels"]
+    net = ImageDecoderNet(emb.shape[1])
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.image_steps)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    w = rank_weights(cfg.context_k).view(1, -1, 1, 1, 1)
+    bar = tqdm(range(cfg.image_steps), desc="image decoder", disable=not progress)
+    for _ in bar:
+        idx = torch.randint(len(emb), (cfg.batch_size,), generator=gen)
+        rx = channel(emb[idx])
+        nb = neighbours(rx, emb, cfg.context_k, exclude=idx)
+        ctx = (w * pix[nb]).sum(1)
+        out = net(rx, ctx, _drop(len(idx), cfg.context_dropout, gen))
+        loss = F.mse_loss(out, pix[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(mse=f"{loss.item():.4f}")
+    return net.eval(), {"image_final_mse": round(loss.item(), 5)}
+
+
+def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersConfig, progress: bool) -> tuple[AnswerHead, dict]:
+    from tqdm.auto import tqdm
+
+    qa, emb = data["qa"], data["images"]
+    answers = sorted({a for _, _, a in qa})
+    questions = sorted({q for _, q, _ in qa})
+    q_emb = text_embed(questions)
+    q_index = {q: i for i, q in enumerate(questions)}
+    # the receiver retrieves image items for an image (their captions are the context)
+    captions = [x.caption for x in data["train"]]
+    caption_set = sorted(set(captions))
+    pool_ctx = text_embed(caption_set)[[caption_set.index(c) for c in captions]]
+    img_i = torch.tensor([i for i, _, _ in qa])
+    q_i = torch.tensor([q_index[q] for _, q, _ in qa])
+    a_i = torch.tensor([answers.index(a) for _, _, a in qa])
+    head = AnswerHead(answers, emb.shape[1])
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.vqa_steps)
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    w = rank_weights(cfg.context_k).view(1, -1, 1)
+    bar = tqdm(range(cfg.vqa_steps), desc="VQA head", disable=not progress)
+    head.train()
+    for _ in bar:
+        b = torch.randint(len(qa), (4 * cfg.batch_size,), generator=gen)
+        rx = channel(emb[img_i[b]])
+        nb = neighbours(rx, emb, cfg.context_k, exclude=img_i[b])
+        ctx = (w * pool_ctx[nb]).sum(1)
+        loss = F.cross_entropy(head(rx, q_emb[q_i[b]], ctx, _drop(len(b), cfg.context_dropout, gen)), a_i[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return head.eval(), {"vqa_final_loss": round(loss.item(), 4), "answers": len(answers)}
+
+
+def train_decoders(out: str | Path, cfg: TrainDecodersConfig = TrainDecodersConfig(), progress: bool = True) -> dict:
+    """Train the three decoders and the PCA basis, write them to ``out``; returns the training figures."""
+    from ragsc.encoders import load_encoder
+
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    encoder = load_encoder(cfg.encoder)
+    data = training_data(encoder, progress)
+    pca = PCAOrdering.fit(torch.cat([data["images"], data["kb_texts"]]))
+    channel = NoisyChannel(pca, cfg)
+    text, vocab, info = train_text(data, channel, cfg, progress)
+    image, info_i = train_image(data, channel, cfg, progress)
+    vqa, info_v = train_vqa(data, channel, lambda t: encoder.encode_texts(t).embeddings.float(), cfg, progress)
+    info = {**info, **info_i, **info_v, "config": cfg.model_dump(), "seconds": round(time.perf_counter() - t0, 1),
+            "train_images": len(data["train"]), "train_sentences": len(data["sentences"]), "train_questions": len(data["qa"])}
+    save_decoders(Decoders(text, vocab, image, vqa, pca, encoder.fingerprint, info), out)
+    return info
