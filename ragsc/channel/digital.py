@@ -225,11 +225,14 @@ class SeparateCoding:
         codec, kind = _codec_for(items, self.image_format)
         budget = self.phy.info_bits
         encoded = [codec.encode(x, budget) for x in items]
-        bits = torch.stack([bytes_to_bits(e or b"", budget) for e in encoded])
-        res = self.phy(bits, snr)
+        # only items whose payload fits are transmitted (the others fall back without using the PHY)
+        sent = [i for i, e in enumerate(encoded) if e is not None]
+        res = self.phy(torch.stack([bytes_to_bits(encoded[i], budget) for i in sent]), snr) if sent else None
+        rows = dict(zip(sent, res.bits)) if res is not None else {}
+        crc_ok = dict(zip(sent, res.crc_ok.tolist())) if res is not None else {}
         out, ok = [], []
-        for item, enc, row, crc in zip(items, encoded, res.bits, res.crc_ok.tolist()):
-            good = enc is not None and crc
+        for i, (item, enc) in enumerate(zip(items, encoded)):
+            good, row = enc is not None and crc_ok.get(i, False), rows.get(i)
             if good:
                 try:
                     out.append(codec.decode(bits_to_bytes(row)))
@@ -238,10 +241,12 @@ class SeparateCoding:
             if not good:
                 out.append(_fallback(item, kind))
             ok.append(good)
+        # bler / ber over the transmitted codewords (nan when no payload fitted the budget)
         return ContentResult(out, torch.tensor(ok), [0 if e is None else 8 * len(e) for e in encoded],
                              [budget] * len(items), self.config.k_symbols,
-                             {"path": "separate", "bler": 1.0 - res.crc_ok.float().mean().item(),
-                              "ber": res.bit_errors / max(1, res.n_bits), "kind": kind})
+                             {"path": "separate", "kind": kind, "transmitted": len(sent),
+                              "bler": 1.0 - res.crc_ok.float().mean().item() if res is not None else float("nan"),
+                              "ber": res.bit_errors / max(1, res.n_bits) if res is not None else float("nan")})
 
 
 # ----------------------------------------------------------------------------- path (c)
