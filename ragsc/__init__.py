@@ -11,6 +11,15 @@ from ragsc.types import SemanticTokens
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # Pipeline pulls in the channel (Sionna) and the decoders: imported on first use, not by `import ragsc`
+    if name in ("Pipeline", "Transmission", "Output"):
+        from ragsc import pipelines
+
+        return getattr(pipelines, name)
+    raise AttributeError(f"module 'ragsc' has no attribute {name!r}")
+
 __all__ = [
     "ConfigError",
     "HybridRetriever",
@@ -20,7 +29,10 @@ __all__ = [
     "MissingDependencyError",
     "ModelLoadError",
     "MultimodalEncoder",
+    "Output",
+    "Pipeline",
     "RagscError",
     "SemanticTokens",
+    "Transmission",
     "load_encoder",
 ]

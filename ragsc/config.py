@@ -1,9 +1,9 @@
 """Pydantic v2 configs shared across packages, and the YAML pipeline spec they validate.
 
 Every model forbids unknown fields; a bad value raises :class:`~ragsc.errors.ConfigError` whose
-message names the field (``encoder.batch_size``) and what is allowed. The pipeline spec is a
-skeleton: the channel, knowledge-base and decoder sections are filled in by later issues, and
-until then accept only the fields defined here.
+message names the field (``encoder.batch_size``) and what is allowed. A pipeline spec
+(``pipelines/<task>.yaml``) names the encoder, the channel, the receiver's knowledge bases and its
+decoders; :class:`ragsc.Pipeline` builds from it.
 """
 
 from __future__ import annotations
@@ -40,18 +40,42 @@ class EncoderConfig(_Config):
 
 
 class ChannelConfig(_Config):
-    """The wireless link (filled in by the channel issue)."""
+    """The wireless link of a pipeline: channel model, SNR and the channel uses per item."""
 
     channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
-    snr_db: float = Field(10.0, ge=-30.0, le=60.0)
+    snr_db: float = Field(10.0, ge=-30.0, le=60.0, allow_inf_nan=False)
+    k_symbols: int = Field(48, gt=0, le=4096, description="complex symbols per item, in every path")
+    csi: Literal["perfect", "none"] = "perfect"
+    equalizer: Literal["mmse", "zf"] = "mmse"
+    fading: Literal["block", "fast"] = "block"
+    rician_k: float = Field(4.0, ge=0.0, allow_inf_nan=False)
     seed: int = 0
 
 
 class KBRef(_Config):
-    """A knowledge base a pipeline reads (filled in by the knowledge-base issue)."""
+    """A knowledge base the receiver reads: a bare name lives in ``RAGSC_HOME/kb/NAME``, else a path.
+
+    ``build: default`` builds the embedded default's KB of that scope when it is missing (see
+    :mod:`ragsc.pipelines.default_kb`); ``build: null`` requires it to exist.
+    """
 
     path: str
     scope: Literal["local", "global"] = "global"
+    build: Literal["default"] | None = None
+
+
+class DecoderConfig(_Config):
+    """The receiver's decoders and retrieval."""
+
+    rag: bool = True
+    k: int = Field(4, ge=1, le=64, description="neighbours retrieved per received item")
+    # weighted (max cosine) rather than RRF: the local KB is a subset of the global one, and RRF would
+    # sum an item's two ranks, so any local item would outrank a better global match
+    fusion: Literal["rrf", "weighted"] = "weighted"
+    text: Literal["fast", "lm"] = Field("fast", description="fast: GRU / re-ranked retrieval; lm: a causal LM writes")
+    vqa: Literal["head", "lm"] = Field("head", description="head: trained closed-vocabulary answers; lm: open answers")
+    lm: str = Field("smollm2", description="'smollm2' (embedded) or 'hf:<dir|id>' of a causal LM")
+    weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
 
 
 class PipelineSpec(_Config):
@@ -62,7 +86,16 @@ class PipelineSpec(_Config):
     encoder: EncoderConfig = EncoderConfig()
     channel: ChannelConfig = ChannelConfig()
     knowledge_bases: list[KBRef] = Field(default_factory=list)
+    decoder: DecoderConfig = DecoderConfig()
     seed: int = 0
+
+    @field_validator("knowledge_bases")
+    @classmethod
+    def _one_per_scope(cls, v: list[KBRef]) -> list[KBRef]:
+        scopes = [k.scope for k in v]
+        if len(set(scopes)) != len(scopes):
+            raise ValueError(f"at most one local and one global knowledge base, got scopes {scopes}")
+        return v
 
 
 def validate(model: type[_Config], data: dict, source: str = "config") -> _Config:

@@ -152,6 +152,15 @@ def check_path(path: str | os.PathLike) -> Path:
     return p
 
 
+def resolve_path(name: str | os.PathLike) -> Path:
+    """A bare NAME lives in ``RAGSC_HOME/kb/NAME``; anything with a '/' (or starting with '.') is a path."""
+    from ragsc._assets import home_dir
+
+    name = str(name)
+    check_path(name)
+    return Path(name) if ("/" in name or name.startswith(".")) else home_dir() / "kb" / name
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

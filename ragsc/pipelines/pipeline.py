@@ -1,0 +1,354 @@
+"""Task pipelines: encoder -> link -> retrieval from the receiver's KBs -> decoders.
+
+``Pipeline.from_config("pipelines/multitask.yaml")`` builds one from a spec. Then
+
+* ``tx = pipe.transmit(items, snr_db=..., channel=...)`` encodes the items and sends each one's
+  semantic embedding through the analog link (``k_symbols`` complex symbols per item, PCA basis);
+* ``outputs = pipe.receive(tx, rag=None)`` retrieves context near each received embedding from the
+  local + global KBs and decodes: a sentence (text), an image and its caption / class (image),
+  answers (VQA); ``rag=False`` decodes from the received embedding alone;
+* ``pipe.run(items, ...)`` does both.
+
+Items: a ``str`` is a sentence (text and multitask pipelines); an image is a path, ``PIL.Image`` or
+array (image and VQA pipelines; in multitask pass a ``Path``, PIL image or array); a dict
+``{"image": ..., "questions": [...]}`` adds questions the receiver asks about the image (they
+are the receiver's, not sent over the channel). A multitask pipeline serves every task from one
+transmission: texts are reconstructed, images reconstructed, captioned and questioned. Batches
+are the unit everywhere; batch 1 runs the same code. Stage timings of the last call are in
+``pipe.timings`` (seconds: encode, channel, retrieve, decode).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ragsc.channel import Link, Received
+from ragsc.config import PipelineSpec, load_pipeline_spec, validate
+from ragsc.decoders import Context, ImageDecoder, TextDecoder, VQADecoder, load_decoders
+from ragsc.errors import ConfigError, InputError, KBError
+
+TASK_KINDS = {"text": ("text",), "image": ("image",), "vqa": ("image",), "multitask": ("text", "image")}
+
+
+@dataclass
+class Message:
+    """One item to send: its kind, its content, and the questions the receiver will ask (images)."""
+
+    kind: str  # "text" | "image"
+    content: Any
+    questions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Transmission:
+    """What reached the receiver, plus the bookkeeping an evaluation needs.
+
+    ``received.tokens.embeddings`` ``[N, D]`` is all the receiver decodes from; ``kinds`` is the
+    per-item modality header; ``messages`` keep what was sent (for scoring; the receiver never
+    reads their content).
+    """
+
+    messages: list[Message]
+    received: Received
+    snr_db: float
+    channel: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [m.kind for m in self.messages]
+
+    @property
+    def channel_uses(self) -> int:
+        """Complex symbols per item."""
+        return self.received.channel_uses
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+@dataclass
+class Output:
+    """What the receiver produced for one item.
+
+    ``text``: the decoded sentence (text items); ``image``: the decoded image, ``caption`` the caption
+    of the best retrieved neighbour (RAG) or the text decoder's reading of the embedding (no RAG),
+    ``label`` its class attributes when the KB has them; ``answers``: one per question;
+    ``context``: the retrieved hits (``None`` without RAG), with their provenance.
+    """
+
+    kind: str
+    text: str | None = None
+    image: Image.Image | None = None
+    caption: str | None = None
+    label: dict | None = None
+    questions: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    context: list | None = None
+
+
+def _is_image(x: Any) -> bool:
+    return isinstance(x, (Image.Image, np.ndarray, Path)) or (isinstance(x, torch.Tensor) and x.ndim == 3)
+
+
+class Pipeline:
+    """A task pipeline built from a :class:`~ragsc.config.PipelineSpec` (see the module docstring).
+
+    Parameters
+    ----------
+    spec
+        The validated spec.
+    encoder, local, global_, decoders, lm
+        Already-built parts to use instead of building them from the spec (tests, notebooks and
+        sweeps share one encoder and KB this way).
+    """
+
+    def __init__(self, spec: PipelineSpec, *, encoder=None, local=None, global_=None, decoders=None, lm=None) -> None:
+        from ragsc.encoders import load_encoder
+        from ragsc.kb import HybridRetriever
+
+        self.spec = spec
+        self.encoder = encoder or load_encoder(spec.encoder.spec, batch_size=spec.encoder.batch_size,
+                                               device=spec.encoder.device)
+        self.decoders = decoders or load_decoders(spec.decoder.weights)
+        self.decoders.check_encoder(self.encoder)
+        kbs = {"local": local, "global": global_}
+        for ref in spec.knowledge_bases:
+            if kbs[ref.scope] is None:
+                kbs[ref.scope] = _open_kb(ref, self.encoder)
+        self.retriever = None
+        if kbs["local"] is not None or kbs["global"] is not None:
+            self.retriever = HybridRetriever(kbs["local"], kbs["global"], fusion=spec.decoder.fusion, encoder=self.encoder)
+        elif spec.decoder.rag:
+            raise ConfigError(f"pipeline {spec.name!r}: decoder.rag is on but no knowledge base is configured "
+                              "(add knowledge_bases or set decoder.rag: false)")
+        d = self.decoders
+        self.text_decoder = TextDecoder(d.text, d.vocab, spec.decoder.text, lm=lm)
+        self.image_decoder = ImageDecoder(d.image)
+        self.vqa_decoder = VQADecoder(d.vqa, self.encoder, spec.decoder.vqa, lm=lm)
+        if lm is None and "lm" in (spec.decoder.text, spec.decoder.vqa) and spec.decoder.lm != "smollm2":
+            from ragsc.decoders import load_lm
+
+            lm = load_lm(spec.decoder.lm)
+            self.text_decoder._lm = self.vqa_decoder._lm = lm
+        self.timings: dict[str, float] = {}
+
+    @classmethod
+    def from_config(cls, config: str | Path | dict | PipelineSpec, **parts) -> Pipeline:
+        """Build from a YAML path, a dict or a :class:`PipelineSpec`; ``parts`` as in the constructor."""
+        if isinstance(config, PipelineSpec):
+            spec = config
+        elif isinstance(config, dict):
+            spec = validate(PipelineSpec, config, "pipeline spec")
+        else:
+            spec = load_pipeline_spec(config)
+        return cls(spec, **parts)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.spec.name!r}, task={self.spec.task!r}, encoder={self.encoder.spec!r})"
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+    # ------------------------------------------------------------------------- transmitter
+    def messages(self, items) -> list[Message]:
+        """Validate items for this task (see the module docstring) without encoding them."""
+        if isinstance(items, (str, dict, Image.Image, np.ndarray, Path)) or items is None:
+            items = [items]  # one item is a batch of one
+        items = list(items)
+        if not items:
+            raise InputError("empty batch: nothing to send")
+        kinds = TASK_KINDS[self.task]
+        out = []
+        for i, x in enumerate(items):
+            if isinstance(x, dict):
+                extra = set(x) - {"image", "questions", "text"}
+                if extra:
+                    raise InputError(f"item {i}: unknown keys {sorted(extra)} (allowed: image, questions, text)")
+                questions = x.get("questions") or []
+                if isinstance(questions, str):
+                    questions = [questions]
+                if x.get("image") is None:
+                    if questions:
+                        raise InputError(f"item {i}: VQA questions with no image")
+                    if x.get("text") is None:
+                        raise InputError(f"item {i}: a dict item needs 'image' (and 'questions') or 'text'")
+                    msg = Message("text", x["text"])
+                else:
+                    if not all(isinstance(q, str) and q.strip() for q in questions):
+                        raise InputError(f"item {i}: questions must be non-empty strings")
+                    msg = Message("image", x["image"], list(questions))
+            elif isinstance(x, str) and "text" in kinds:
+                msg = Message("text", x)
+            elif _is_image(x) or isinstance(x, str):
+                msg = Message("image", x)
+            else:
+                raise InputError(f"item {i}: expected a sentence or an image, got {type(x).__name__}")
+            if msg.kind not in kinds:
+                want = "a sentence (str)" if kinds == ("text",) else "an image (path, PIL image or array)"
+                raise InputError(f"item {i}: the {self.task!r} pipeline expected {want}, got {msg.kind} "
+                                 f"({type(msg.content).__name__})")
+            if msg.kind == "text" and (not isinstance(msg.content, str) or not msg.content.strip()):
+                raise InputError(f"item {i}: empty or non-string text")
+            if self.task == "vqa" and not msg.questions:
+                raise InputError(f"item {i}: the vqa pipeline needs questions: pass {{'image': ..., 'questions': [...]}}")
+            out.append(msg)
+        return out
+
+    def encode(self, messages: list[Message]) -> torch.Tensor:
+        """Embeddings ``[N, D]`` of the messages, in order (images and texts batched separately)."""
+        emb = torch.zeros(len(messages), self.encoder.dim)
+        for kind in ("image", "text"):
+            idx = [i for i, m in enumerate(messages) if m.kind == kind]
+            if idx:
+                contents = [messages[i].content for i in idx]
+                enc = self.encoder.encode_images(contents) if kind == "image" else self.encoder.encode_texts(contents)
+                emb[idx] = enc.embeddings.float().cpu()
+        return emb
+
+    def link(self, channel: str | None = None, seed: int | None = None) -> Link:
+        """The analog link of this pipeline (PCA basis of the decoders, ``k_symbols`` per item)."""
+        c = self.spec.channel
+        return Link(channel=channel or c.channel, k_symbols=c.k_symbols, csi=c.csi, equalizer=c.equalizer,
+                    fading=c.fading, rician_k=c.rician_k, seed=c.seed if seed is None else seed,
+                    transform=self.decoders.pca)
+
+    def transmit(self, items, *, snr_db: float | None = None, channel: str | None = None,
+                 seed: int | None = None, noiseless: bool = False) -> Transmission:
+        """Encode and send ``items``; ``noiseless`` sends the same ``k_symbols`` without noise (the bound)."""
+        link = self.link(channel, seed)  # validates channel and k before any encoding
+        messages = self.messages(items)
+        t0 = time.perf_counter()
+        emb = self.encode(messages)
+        encode_s = time.perf_counter() - t0
+        tx = self.send(messages, emb, snr_db=snr_db, link=link, noiseless=noiseless)
+        tx.timings = self.timings = {"encode": encode_s, **tx.timings}
+        return tx
+
+    def send(self, messages: list[Message], embeddings: torch.Tensor, *, snr_db: float | None = None,
+             channel: str | None = None, seed: int | None = None, noiseless: bool = False,
+             link: Link | None = None) -> Transmission:
+        """Send already-encoded messages (sweeps encode once and send at every SNR)."""
+        snr = self.spec.channel.snr_db if snr_db is None else snr_db
+        link = link or self.link(channel, seed)
+        if embeddings.shape != (len(messages), self.encoder.dim):
+            raise InputError(f"embeddings {tuple(embeddings.shape)} do not match {len(messages)} messages of dim {self.encoder.dim}")
+        t0 = time.perf_counter()
+        rx = _noiseless(link, embeddings) if noiseless else link(embeddings, snr)
+        self.timings = {"channel": time.perf_counter() - t0}
+        return Transmission(messages, rx, float("inf") if noiseless else float(snr), link.config.channel, dict(self.timings))
+
+    # ------------------------------------------------------------------------- receiver
+    def retrieve(self, received: torch.Tensor, kinds: list[str]) -> list[list]:
+        """Hits per received item: text items search text items, image items image items."""
+        if self.retriever is None:
+            raise ConfigError(f"pipeline {self.spec.name!r} has no knowledge base to retrieve from")
+        hits: list[list] = [[] for _ in kinds]
+        for kind in ("text", "image"):
+            idx = [i for i, k in enumerate(kinds) if k == kind]
+            if idx:
+                for i, row in zip(idx, self.retriever.search(received[idx], self.spec.decoder.k, modality=kind)):
+                    hits[i] = row
+        return hits
+
+    def receive(self, tx: Transmission, *, rag: bool | None = None, tasks: tuple[str, ...] | None = None) -> list[Output]:
+        """Decode a transmission (``rag`` overrides the spec; ``tasks`` limits what image items yield:
+        any of ``"image"``, ``"caption"``, ``"vqa"``)."""
+        if not isinstance(tx, Transmission):
+            raise InputError(f"receive() takes a Transmission from transmit(), got {type(tx).__name__}")
+        rag = self.spec.decoder.rag if rag is None else rag
+        if rag and self.retriever is None:
+            raise ConfigError(f"pipeline {self.spec.name!r}: RAG needs a knowledge base")
+        tasks = tasks or {"text": ("image", "caption"), "image": ("image", "caption"), "vqa": ("vqa",),
+                          "multitask": ("image", "caption", "vqa")}[self.task]
+        received = tx.received.tokens.embeddings.float()
+        kinds = tx.kinds
+        t0 = time.perf_counter()
+        hits = self.retrieve(received, kinds) if rag else None
+        t1 = time.perf_counter()
+        outputs = [Output(k, questions=list(m.questions), context=hits[i] if hits else None)
+                   for i, (k, m) in enumerate(zip(kinds, tx.messages))]
+        self._decode_texts(received, kinds, hits, outputs)
+        self._decode_images(received, kinds, hits, outputs, tasks)
+        t2 = time.perf_counter()
+        self.timings = {**tx.timings, "retrieve": t1 - t0, "decode": t2 - t1}
+        return outputs
+
+    def run(self, items, *, snr_db: float | None = None, channel: str | None = None, rag: bool | None = None,
+            seed: int | None = None) -> list[Output]:
+        """``receive(transmit(items))``."""
+        return self.receive(self.transmit(items, snr_db=snr_db, channel=channel, seed=seed), rag=rag)
+
+    def _decode_texts(self, received, kinds, hits, outputs) -> None:
+        idx = [i for i, k in enumerate(kinds) if k == "text"]
+        if not idx:
+            return
+        ctx = Context([hits[i] for i in idx]) if hits else None
+        for i, text in zip(idx, self.text_decoder(received[idx], ctx)):
+            outputs[i].text = text
+
+    def _decode_images(self, received, kinds, hits, outputs, tasks) -> None:
+        idx = [i for i, k in enumerate(kinds) if k == "image"]
+        if not idx:
+            return
+        ctx = Context([hits[i] for i in idx]) if hits else None
+        z = received[idx]
+        if "image" in tasks:
+            for i, im in zip(idx, self.image_decoder(z, ctx)):
+                outputs[i].image = im
+        if "caption" in tasks:
+            if ctx is not None:
+                for i, row in zip(idx, ctx.hits):
+                    outputs[i].caption = row[0].item.text if row else None
+                    outputs[i].label = _label(row[0].item.extra) if row else None
+            else:  # no KB: the text decoder reads the image embedding (the two spaces are aligned)
+                for i, text in zip(idx, self.text_decoder.draft(z)):
+                    outputs[i].caption = text
+        if "vqa" in tasks:
+            questions = [outputs[i].questions for i in idx]
+            if any(questions):
+                for i, answers in zip(idx, self.vqa_decoder(z, questions, ctx)):
+                    outputs[i].answers = answers
+
+
+def _label(extra: dict) -> dict | None:
+    keep = {k: extra[k] for k in ("color", "shape", "label", "class") if k in extra}
+    return keep or None
+
+
+def _noiseless(link: Link, emb: torch.Tensor) -> Received:
+    """The same k coefficients delivered exactly: the noiseless upper bound at equal channel uses."""
+    import torch.nn.functional as F
+
+    from ragsc.types import SemanticTokens
+
+    k = link.config.k_symbols
+    coeffs = link.transform.encode(emb)
+    kept = torch.zeros_like(coeffs)
+    kept[:, : 2 * k] = coeffs[:, : 2 * k]
+    z = F.normalize(link.transform.decode(kept), dim=-1)
+    return Received(SemanticTokens(z, "text"), kept[:, : 2 * k], coeffs[:, : 2 * k], k, float("inf"),
+                    {"path": "noiseless", "k_symbols": k})
+
+
+def _open_kb(ref, encoder):
+    from ragsc.kb import KnowledgeBase
+    from ragsc.kb.store import resolve_path
+
+    path = resolve_path(ref.path)
+    if (path / "manifest.json").is_file():
+        return KnowledgeBase.open(path, encoder=encoder)
+    if ref.build == "default":
+        from ragsc.pipelines.default_kb import build_default_kb
+
+        return build_default_kb(path, encoder, ref.scope, progress=True)
+    raise KBError(f"knowledge base {ref.path!r} ({ref.scope}) not found at {path}; build it with `ragsc kb create` "
+                  "and `ragsc kb ingest`, or set `build: default` in the spec for the embedded default's corpora")
