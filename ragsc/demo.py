@@ -1,12 +1,14 @@
-"""``ragsc demo``: the main job on the embedded default, end to end as far as the project goes.
+"""``ragsc demo``: the main job on the embedded default, end to end.
 
-1. The encoder: caption retrieval on easy-VQA and on real photos, zero-shot captions of photos.
-2. The link and the receiver's knowledge base: easy-VQA test images are encoded, sent over AWGN and
-   Rayleigh channels at a few SNRs through the analog semantic link and through the digital baseline
-   (4-bit tokens, 5G LDPC R=1/2, QPSK) with the same number of channel uses, and the receiver
-   retrieves the caption nearest to what it received from a global KB of captions.
-
-The generative decoders join here with the receiver issue.
+1. The encoder: caption retrieval on easy-VQA and on real photos (none seen in training).
+2. The receiver's knowledge bases: the embedded default's global KB (easy-VQA train images with
+   captions + caption sentences + Debian fortunes) and local KB (a recent subset), built on first
+   use under ``RAGSC_HOME/kb`` (about 3 minutes the first time: 3,578 images are encoded once).
+3. The multitask pipeline (``pipelines/multitask.yaml``) on examples at 5 dB: sentences, decoded
+   images with their captions and answers, RAG on and off, and SmolLM2 writing the sentences.
+4. A sweep against the baselines at equal channel uses (semantic + RAG, without RAG, digital
+   separate coding, ideal digital, noiseless), AWGN and Rayleigh: a table, a CSV and the plots in
+   ``RAGSC_HOME/demo/eval``.
 """
 
 from __future__ import annotations
@@ -16,61 +18,72 @@ from collections.abc import Callable
 
 
 def run_demo(limit: int = 240, echo: Callable[[str], None] = print, snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0),
-             k_symbols: int = 48) -> dict:
+             n: int = 40, lm: bool = True, out=None) -> dict:
     """Run the demo and return its figures (also printed through ``echo``)."""
-    from ragsc.datasets import load_photos
-    from ragsc.encoders import load_encoder
+    from ragsc._assets import asset_dir, home_dir
     from ragsc.encoders.evaluate import standard_suite
+    from ragsc.eval.sweep import PRIMARY, plot, run_eval, summary_table, write_csv
+    from ragsc.pipelines import Pipeline
     from ragsc.report import SCORE_HEADER, score_rows, table
 
     t0 = time.perf_counter()
-    enc = load_encoder("embedded")
-    echo(f"encoder: {enc}  fingerprint={enc.fingerprint}  (loaded in {time.perf_counter() - t0:.1f}s)")
+    echo("building the multitask pipeline (first run: encodes the default KBs' 3,578 images, about 3 minutes)")
+    pipe = Pipeline.from_config(asset_dir("pipelines") / "multitask.yaml")
+    enc = pipe.encoder
+    kbs = ", ".join(f"{name} {len(kb)} items" for name, kb in pipe.retriever.kbs)
+    echo(f"encoder: {enc}  fingerprint={enc.fingerprint}\nknowledge bases: {kbs}  "
+         f"({time.perf_counter() - t0:.1f}s)")
     scores = standard_suite(enc, easy_vqa_limit=limit)
     echo(table(score_rows(scores), SCORE_HEADER))
 
-    photos = load_photos()
-    captions = [p.caption for p in photos]
-    sim = enc.encode_images([p.pixels for p in photos[:8]]).embeddings @ enc.encode_texts(captions).embeddings.T
-    rows = [[p.name, captions[int(s.argmax())], "yes" if int(s.argmax()) == i else "no"]
-            for i, (p, s) in enumerate(zip(photos, sim))]
-    echo("\nzero-shot captions of real photos (none seen in training):")
-    echo(table(rows, ["photo", "best caption of 23", "right"]))
+    examples(pipe, echo, lm)
 
-    link_rows = link_and_retrieval(enc, limit, snrs, k_symbols)
-    echo(f"\ncaption retrieved by the receiver from its KB after the channel ({limit} easy-VQA test images, "
-         f"{k_symbols} complex symbols per image for every path):")
-    echo(table([[c, f"{s:g}", f"{a:.3f}", f"{d:.3f}", f"{b:.2f}"] for c, s, a, d, b in link_rows],
-               ["channel", "SNR dB", "semantic (analog) accuracy", "digital (LDPC+QPSK) accuracy", "digital BLER"]))
+    rows = run_eval(pipe, ["awgn", "rayleigh"], list(snrs), n=n, seed=0)
+    out = out or home_dir() / "demo" / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "eval.csv")
+    pngs = plot(rows, out)
+    primary = [r for r in rows if PRIMARY[r["task"]] == r["metric"] or r["metric"] == "class_accuracy"]
+    echo(f"\nsweep, {pipe.spec.channel.k_symbols} complex symbols per item in every path ({n} sentences, "
+         f"{n} images with 3 questions each); primary metrics:")
+    echo(summary_table(primary))
+    echo(f"all metrics: {out / 'eval.csv'}; plots: {', '.join(str(p) for p in pngs)}")
     echo(f"\ndone in {time.perf_counter() - t0:.1f}s")
-    return {"scores": scores, "link": link_rows}
+    return {"scores": scores, "eval": rows}
 
 
-def link_and_retrieval(enc, limit: int, snrs: tuple[float, ...], k_symbols: int) -> list[tuple]:
-    """Caption accuracy after the analog link and after the digital baseline, per channel and SNR."""
-    from ragsc._assets import home_dir
-    from ragsc.channel import DigitalLink, Link
-    from ragsc.datasets import load_easy_vqa, load_photos
-    from ragsc.datasets.easy_vqa import COLORS, SHAPES, caption_for
-    from ragsc.kb import KnowledgeBase, NewItem
+def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float = 5.0) -> None:
+    """A few items through the pipeline at one SNR, with and without RAG (and the LM text decoder)."""
+    from ragsc.datasets import load_easy_vqa
+    from ragsc.datasets.corpus import text_test_set
+    from ragsc.report import table
 
-    kb = KnowledgeBase.create(home_dir() / "demo" / "captions", enc, scope="global", exist_ok=True)
-    texts = [caption_for(c, s) for c in COLORS for s in SHAPES] + [p.caption for p in load_photos()]
-    kb.add(enc.encode_texts(texts), [NewItem("text", t) for t in texts])  # duplicates of a previous run: no-ops
-    test = load_easy_vqa("test")[:limit]
-    sent = enc.encode_images([x.path for x in test])
-    truth = [x.caption for x in test]
+    sentences = text_test_set(4, seed=3)
+    images = load_easy_vqa("test")[:3]
+    items = sentences + [{"image": x.path, "questions": [q for q, _ in x.questions[:2]]} for x in images]
+    tx = pipe.transmit(items, snr_db=snr_db, channel="awgn")
+    rag, plain = pipe.receive(tx, rag=True), pipe.receive(tx, rag=False)
+    rows = [[s, r.text, p.text] for s, r, p in zip(sentences, rag, plain)]
+    if lm:
+        from ragsc.decoders import TextDecoder
 
-    def accuracy(received) -> float:
-        hits = kb.search(received.embeddings, 1)
-        return sum(h[0].item.text == t for h, t in zip(hits, truth)) / len(truth)
-
+        t = time.perf_counter()
+        writer = TextDecoder(pipe.decoders.text, pipe.decoders.vocab, "lm")
+        ctx_texts = writer(tx.received.tokens.embeddings[: len(sentences)],
+                           _context([o.context for o in rag[: len(sentences)]]))
+        rows = [r + [w] for r, w in zip(rows, ctx_texts)]
+        echo(f"(SmolLM2-135M loaded and ran in {time.perf_counter() - t:.1f}s)")
+    echo(f"\nsentences over AWGN at {snr_db:g} dB, {tx.channel_uses} complex symbols each:")
+    echo(table(rows, ["sent", "decoded, RAG (fast)", "decoded, no RAG (GRU)"] + (["decoded, RAG (SmolLM2)"] if lm else [])))
     rows = []
-    for channel in ("awgn", "rayleigh"):
-        analog = Link(channel=channel, k_symbols=k_symbols, seed=0)
-        digital = DigitalLink(channel=channel, k_symbols=k_symbols, modulation=4, code_rate=0.5, quant_bits=4, seed=0)
-        for snr in snrs:
-            rx_digital = digital(sent, snr)
-            rows.append((channel, snr, accuracy(analog(sent, snr).tokens), accuracy(rx_digital.tokens),
-                         rx_digital.meta["bler"]))
-    return rows
+    for x, r, p in zip(images, rag[len(sentences):], plain[len(sentences):]):
+        qa = "; ".join(f"{q} -> {a} / {b}" for q, a, b in zip(r.questions, r.answers, p.answers))
+        rows.append([x.caption, r.caption, p.caption, qa])
+    echo(f"\nimages over AWGN at {snr_db:g} dB (answers: RAG / no RAG):")
+    echo(table(rows, ["sent (caption)", "caption, RAG", "caption, no RAG", "questions"]))
+
+
+def _context(hits):
+    from ragsc.decoders import Context
+
+    return Context(hits)

@@ -42,3 +42,33 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     yield
     assert not attempts, f"network access attempted: {attempts!r}"
+
+
+@pytest.fixture(scope="session")
+def default_kbs(embedded, tmp_path_factory):
+    """(local, global) default KBs on a small setting: 300 train images + the text corpus (about 20 s)."""
+    from ragsc.pipelines import build_default_kb
+
+    root = tmp_path_factory.mktemp("default_kbs")
+    global_ = build_default_kb(root / "global", embedded, "global", images=300)
+    local = build_default_kb(root / "local", embedded, "local", images=300, local_images=100, local_texts=100)
+    return local, global_
+
+
+@pytest.fixture(scope="session")
+def decoders():
+    """The shipped trained decoders."""
+    from ragsc.decoders import load_decoders
+
+    return load_decoders()
+
+
+@pytest.fixture(scope="session")
+def multitask(embedded, default_kbs, decoders):
+    """The multitask pipeline of pipelines/multitask.yaml over the small default KBs."""
+    from ragsc._assets import asset_dir
+    from ragsc.pipelines import Pipeline
+
+    local, global_ = default_kbs
+    return Pipeline.from_config(asset_dir("pipelines") / "multitask.yaml", encoder=embedded, local=local,
+                                global_=global_, decoders=decoders)
