@@ -5,9 +5,11 @@
   noise. It is the decoder "without RAG": all it has is the received vector.
 * :class:`TextDecoder` — the receiver's text decoder, ``mode="fast"`` or ``"lm"``:
 
-  - fast, RAG on: the retrieved candidates re-ranked by their retrieval rank plus the GRU's
-    length-normalised log-likelihood of each candidate given the received embedding (a learned
-    re-ranker); RAG off: the GRU's greedy sentence;
+  - fast, RAG on: the best retrieved sentence (the KBs rank by cosine to the received embedding).
+    Optionally re-ranked by ``log(rank weight) + rerank_weight * GRU log-likelihood`` of each
+    candidate; off by default: the GRU favours the sentences it was trained on, so on a validation
+    set (seed 1, 100 sentences, 8 channel/SNR points) re-ranking with weight 0.5-2 lowered the mean
+    sentence similarity from 0.90 to 0.70. RAG off: the GRU's greedy sentence;
   - lm, RAG on: a causal LM (SmolLM2-135M by default) completes a few-shot prompt that lists the
     retrieved sentences; RAG off: the same LM cleans up the GRU's draft.
 """
@@ -139,12 +141,13 @@ class TextDecoder:
     lm
         A :class:`~ragsc.decoders.lm.CausalLM` for ``mode="lm"`` (default: SmolLM2, loaded on first use).
     rerank_weight
-        Weight of the GRU log-likelihood against the log rank prior when re-ranking (0: retrieval top-1).
+        Weight of the GRU log-likelihood against the log rank prior when re-ranking (0, the default:
+        retrieval top-1; see the module docstring).
 
     Call ``decoder(received [N, D], context=None) -> list[str]``.
     """
 
-    def __init__(self, net: TextGRU, vocab: Vocab, mode: str = "fast", lm=None, rerank_weight: float = 1.0) -> None:
+    def __init__(self, net: TextGRU, vocab: Vocab, mode: str = "fast", lm=None, rerank_weight: float = 0.0) -> None:
         if mode not in ("fast", "lm"):
             raise InputError(f"text decoder mode must be 'fast' or 'lm', got {mode!r}")
         self.net, self.vocab, self.mode, self._lm, self.rerank_weight = net.eval(), vocab, mode, lm, rerank_weight

@@ -181,20 +181,48 @@ def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersC
     return head.eval(), {"vqa_final_loss": round(loss.item(), 4), "answers": len(answers)}
 
 
-def train_decoders(out: str | Path, cfg: TrainDecodersConfig = TrainDecodersConfig(), progress: bool = True) -> dict:
-    """Train the three decoders and the PCA basis, write them to ``out``; returns the training figures."""
-    from ragsc.encoders import load_encoder
+PARTS = ("text", "image", "vqa")
 
+
+def train_decoders(out: str | Path, cfg: TrainDecodersConfig = TrainDecodersConfig(), progress: bool = True,
+                   parts: tuple[str, ...] = PARTS, base: str | Path | None = None) -> dict:
+    """Train the decoders and the PCA basis, write them to ``out``; returns the training figures.
+
+    ``parts`` retrains only some decoders: the others (and the PCA basis they were trained in) are
+    taken from the bundle at ``base`` (default: ``out``), so they stay consistent.
+    """
+    from ragsc.decoders.bundle import load_decoders
+    from ragsc.encoders import load_encoder
+    from ragsc.errors import ConfigError
+
+    bad = [p for p in parts if p not in PARTS]
+    if bad or not parts:
+        raise ConfigError(f"parts must be some of {', '.join(PARTS)}, got {list(parts)}")
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     encoder = load_encoder(cfg.encoder)
+    kept = None
+    if set(parts) != set(PARTS):
+        kept = load_decoders(base or out)
+        kept.check_encoder(encoder)
     data = training_data(encoder, progress)
-    pca = PCAOrdering.fit(torch.cat([data["images"], data["kb_texts"]]))
+    pca = kept.pca if kept is not None else PCAOrdering.fit(torch.cat([data["images"], data["kb_texts"]]))
     channel = NoisyChannel(pca, cfg)
-    text, vocab, info = train_text(data, channel, cfg, progress)
-    image, info_i = train_image(data, channel, cfg, progress)
-    vqa, info_v = train_vqa(data, channel, lambda t: encoder.encode_texts(t).embeddings.float(), cfg, progress)
-    info = {**info, **info_i, **info_v, "config": cfg.model_dump(), "seconds": round(time.perf_counter() - t0, 1),
-            "train_images": len(data["train"]), "train_sentences": len(data["sentences"]), "train_questions": len(data["qa"])}
+    info = dict(kept.info) if kept is not None else {}
+    text, vocab = (kept.text, kept.vocab) if kept is not None else (None, None)
+    image = kept.image if kept is not None else None
+    vqa = kept.vqa if kept is not None else None
+    if "text" in parts:
+        text, vocab, part_info = train_text(data, channel, cfg, progress)
+        info.update(part_info)
+    if "image" in parts:
+        image, part_info = train_image(data, channel, cfg, progress)
+        info.update(part_info)
+    if "vqa" in parts:
+        vqa, part_info = train_vqa(data, channel, lambda t: encoder.encode_texts(t).embeddings.float(), cfg, progress)
+        info.update(part_info)
+    info.update({"config": cfg.model_dump(), f"seconds_{'+'.join(parts)}": round(time.perf_counter() - t0, 1),
+                 "train_images": len(data["train"]), "train_sentences": len(data["sentences"]),
+                 "train_questions": len(data["qa"])})
     save_decoders(Decoders(text, vocab, image, vqa, pca, encoder.fingerprint, info), out)
     return info
