@@ -88,8 +88,9 @@ def load_decoders(path: str | Path | None = None) -> Decoders:
         for prefix, module in (("text", text), ("image", image), ("vqa", vqa)):
             module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})
         pca = PCAOrdering(state["pca.mean"], state["pca.components"], state["pca.variances"])
+        fingerprint, info = meta["encoder_fingerprint"], json.loads(meta.get("info", "{}"))
     except Exception as exc:  # corrupt file, missing keys, wrong shapes: one clear message
         raise ModelLoadError(f"cannot load decoders from {path}: {exc}") from exc
     for m in (text, image, vqa):
         m.eval().requires_grad_(False)
-    return Decoders(text, vocab, image, vqa, pca, meta["encoder_fingerprint"], json.loads(meta.get("info", "{}")))
+    return Decoders(text, vocab, image, vqa, pca, fingerprint, info)

@@ -7,8 +7,11 @@ PCA basis fitted on the global KB's content (train images and the whole text cor
 decoder is trained on the corpus without the KB-only fortunes (see
 :func:`ragsc.datasets.corpus.kb_only_fortunes`). The RAG context is computed the way the receiver
 does it — nearest neighbours of the *received* embedding among the KB's items of the same
-modality, the item itself excluded, rank-weighted — and dropped for half of each batch so one network serves RAG on and off.
-Embeddings are cached under ``RAGSC_HOME/cache``. About 10 minutes on 2 CPU cores.
+modality, rank-weighted — and dropped for half of each batch so one network serves RAG on and off.
+For half of the images the item itself stays in the pool (the receiver's local KB holds recently
+shared content, which may be sent again: the decoder learns to use an exact match when retrieval
+finds one); for the other half it is excluded (novel content).
+Embeddings are cached under ``RAGSC_HOME/cache``. About 13 minutes on 2 idle CPU cores.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class TrainDecodersConfig(BaseModel):
     k_symbols: tuple[int, ...] = (24, 48, 96)
     context_k: int = Field(4, ge=1)
     context_dropout: float = Field(0.5, ge=0.0, le=1.0)
+    held_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of images whose KB holds the image itself")
     lr: float = 2e-3
 
 
@@ -84,11 +88,18 @@ class NoisyChannel:
 
 
 def neighbours(received: torch.Tensor, pool: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
-    """Indices ``[N, k]`` of the nearest pool rows by inner product (``exclude[i]``: a row to skip)."""
+    """Indices ``[N, k]`` of the nearest pool rows by inner product (``exclude[i]``: a row to skip, -1: none)."""
     scores = received @ pool.T
     if exclude is not None:
-        scores[torch.arange(len(received)), exclude] = -float("inf")
+        rows = torch.nonzero(exclude >= 0)[:, 0]
+        scores[rows, exclude[rows]] = -float("inf")
     return scores.topk(k, dim=1).indices
+
+
+def _held(idx: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """``exclude`` for :func:`neighbours`: the item itself, except for a fraction ``p`` of rows whose
+    item the KB already holds (recent content re-sent: retrieval may find the item itself)."""
+    return torch.where(torch.rand(len(idx), generator=gen) < p, torch.full_like(idx, -1), idx)
 
 
 def _drop(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -133,7 +144,7 @@ def train_image(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, pro
     for _ in bar:
         idx = torch.randint(len(emb), (cfg.batch_size,), generator=gen)
         rx = channel(emb[idx])
-        nb = neighbours(rx, emb, cfg.context_k, exclude=idx)
+        nb = neighbours(rx, emb, cfg.context_k, exclude=_held(idx, cfg.held_fraction, gen))
         ctx = (w * pix[nb]).sum(1)
         out = net(rx, ctx, _drop(len(idx), cfg.context_dropout, gen))
         loss = F.mse_loss(out, pix[idx])
@@ -170,7 +181,7 @@ def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersC
     for _ in bar:
         b = torch.randint(len(qa), (4 * cfg.batch_size,), generator=gen)
         rx = channel(emb[img_i[b]])
-        nb = neighbours(rx, emb, cfg.context_k, exclude=img_i[b])
+        nb = neighbours(rx, emb, cfg.context_k, exclude=_held(img_i[b], cfg.held_fraction, gen))
         ctx = (w * pool_ctx[nb]).sum(1)
         loss = F.cross_entropy(head(rx, q_emb[q_i[b]], ctx, _drop(len(b), cfg.context_dropout, gen)), a_i[b])
         opt.zero_grad()
