@@ -245,7 +245,7 @@ def eval_pipeline(
     channel: str = typer.Option("awgn,rayleigh", help="Comma list of channels: awgn, rayleigh, rician."),
     out: Path = typer.Option(Path("eval"), help="Output folder for eval.csv and the PNG plots."),
     n: int = typer.Option(50, min=1, help="Items per task kind (sentences, images)."),
-    methods: str = typer.Option(",".join(("semantic+rag", "semantic", "digital", "ideal", "noiseless")),
+    methods: str = typer.Option("semantic+rag,semantic,retrieval,digital,ideal,noiseless",
                                 help="Comma list of methods to compare."),
     seed: int = typer.Option(0, help="Random seed (items, noise)."),
 ) -> None:
@@ -291,9 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # click usage errors arrive here in standalone_mode=False
         import click
 
-        if isinstance(exc, click.ClickException):
+        # recent typer (0.29 here) vendors click as typer._click: its usage errors derive from TyperException, not click's
+        usage = (click.ClickException, getattr(typer.exceptions, "TyperException", click.ClickException))
+        if isinstance(exc, usage) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         raise
 
 

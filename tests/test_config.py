@@ -45,3 +45,56 @@ def test_missing_and_malformed_files(tmp_path):
 def test_validate_direct():
     assert validate(EncoderConfig, {"spec": " hf:/x "}).spec == "hf:/x"
     assert PipelineSpec(name="n", task="vqa").channel.snr_db == 10.0
+
+
+def test_channel_config_bounds():
+    from ragsc.config import ChannelConfig
+
+    assert ChannelConfig().k_symbols == 48 and ChannelConfig().channel == "awgn"
+    assert ChannelConfig(k_symbols=1).k_symbols == 1 and ChannelConfig(k_symbols=4096).k_symbols == 4096
+    for k in (0, -3, 4097):
+        with pytest.raises(ConfigError, match=r"k_symbols"):
+            validate(ChannelConfig, {"k_symbols": k})
+    for snr in (-30.5, 60.5, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=r"snr_db"):
+            validate(ChannelConfig, {"snr_db": snr})
+    with pytest.raises(ConfigError, match=r"channel: .*'awgn', 'rayleigh' or 'rician'"):
+        validate(ChannelConfig, {"channel": "wifi"})
+
+
+def test_decoder_config_defaults():
+    from ragsc.config import DecoderConfig
+
+    d = DecoderConfig()
+    assert (d.rag, d.k, d.fusion, d.text, d.vqa, d.lm, d.weights) == (True, 4, "weighted", "fast", "head", "smollm2", None)
+    for bad in ({"fusion": "sum"}, {"text": "gpt"}, {"vqa": "oracle"}, {"k": 0}, {"k": 65}, {"temperature": 1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            validate(DecoderConfig, bad)
+
+
+def test_kb_ref_build_values():
+    from ragsc.config import KBRef
+
+    assert KBRef(path="x").build is None and KBRef(path="x").scope == "global"
+    assert validate(KBRef, {"path": "x", "build": "default"}).build == "default"
+    assert validate(KBRef, {"path": "x", "build": None}).build is None
+    for bad in ({"path": "x", "build": "yes"}, {"path": "x", "build": True}, {"path": "x", "scope": "regional"}, {}):
+        with pytest.raises(ConfigError):
+            validate(KBRef, bad)
+
+
+def test_pipeline_spec_knowledge_bases():
+    spec = {"name": "n", "task": "text", "knowledge_bases": [{"path": "a", "scope": "local"}, {"path": "b"}]}
+    assert [k.scope for k in validate(PipelineSpec, spec).knowledge_bases] == ["local", "global"]
+    spec["knowledge_bases"].append({"path": "c", "scope": "local"})
+    with pytest.raises(ConfigError, match=r"knowledge_bases: .*at most one local and one global"):
+        validate(PipelineSpec, spec)
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_spec_validates(path):
+    spec = load_pipeline_spec(path)
+    assert spec.name and spec.task == path.stem
+    assert spec.decoder.rag and {k.scope for k in spec.knowledge_bases} == {"local", "global"}
+    assert all(k.build == "default" for k in spec.knowledge_bases)
+    assert spec.channel.k_symbols == 48

@@ -6,6 +6,8 @@ all at the spec's ``k_symbols`` complex symbols per item:
 
 * ``semantic+rag`` — the pipeline: analog link, retrieval from the local + global KBs, decoders;
 * ``semantic`` — the same transmission (same noise) decoded without retrieval;
+* ``retrieval`` — retrieval alone (image metrics only): the best retrieved neighbour's image as the
+  reconstruction, no generator;
 * ``digital`` — separate coding: the raw content through the source codec (WebP / deflate), 5G
   LDPC and QAM over the same channel, the best of :data:`DIGITAL_MCS` at each SNR (an oracle
   link adaptation); the receiver then captions / answers from the decoded image with the same
@@ -32,7 +34,7 @@ from PIL import Image
 from ragsc.errors import ConfigError
 from ragsc.report import table
 
-METHODS = ("semantic+rag", "semantic", "digital", "ideal", "noiseless")
+METHODS = ("semantic+rag", "semantic", "retrieval", "digital", "ideal", "noiseless")
 DIGITAL_MCS = ((4, 1 / 3), (4, 1 / 2), (16, 1 / 2), (16, 3 / 4), (64, 3 / 4))
 TASK_METRICS = {"text": ("bleu1", "bleu4", "similarity"), "image": ("psnr", "ssim", "class_accuracy"),
                 "vqa": ("accuracy",)}
@@ -50,13 +52,23 @@ class EvalSet:
     answers: list[list[str]] = field(default_factory=list)
 
 
-def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 3) -> EvalSet:
-    """``n`` items per task kind: held-out sentences and easy-VQA *test* images with their questions."""
+def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 3,
+                   subset: str = "all") -> EvalSet:
+    """``n`` items per task kind: sentences and easy-VQA *test* images with their questions.
+
+    Sentences: :func:`ragsc.datasets.corpus.text_test_set` (test captions in six phrasings, and
+    fortunes the global KB holds but no decoder was trained on). Images: half from the test images
+    the default local KB holds (recent content sent again), half from test images no KB holds
+    (novel content); ``subset="held"`` or ``"novel"`` keeps one half (``n`` items of it).
+    """
     from ragsc.datasets import load_easy_vqa
     from ragsc.datasets.corpus import text_test_set
+    from ragsc.pipelines.default_kb import LOCAL_TEST_IMAGES
 
     if n < 1:
         raise ConfigError(f"an evaluation needs at least one item per task, got n={n}")
+    if subset not in ("all", "held", "novel"):
+        raise ConfigError(f"subset must be 'all', 'held' or 'novel', got {subset!r}")
     rng = random.Random(seed)
     out = EvalSet([])
     if task in ("text", "multitask"):
@@ -64,7 +76,11 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
             out.items.append(s)
             out.texts.append(s), out.images.append(None), out.labels.append(None), out.answers.append([])
     if task in ("image", "vqa", "multitask"):
-        for x in rng.sample(load_easy_vqa("test"), min(n, 888)):
+        test = load_easy_vqa("test")
+        held, novel = list(test[:LOCAL_TEST_IMAGES]), list(test[LOCAL_TEST_IMAGES:])
+        n_held = {"all": n // 2, "held": n, "novel": 0}[subset]
+        chosen = rng.sample(held, min(n_held, len(held))) + rng.sample(novel, min(n - n_held, len(novel)))
+        for x in chosen:
             qa = rng.sample(list(x.questions), min(questions_per_image, len(x.questions)))
             with Image.open(x.path) as im:
                 image = im.convert("RGB")
@@ -81,8 +97,10 @@ def _parse_label(caption: str | None) -> tuple[str | None, str | None]:
     return next((c for c in COLORS if c in words), None), next((s for s in SHAPES if s in words), None)
 
 
-def score(outputs, ev: EvalSet) -> dict[str, float]:
-    """Mean metrics over the items: ``{"text/bleu1": ..., "image/psnr": ..., "vqa/accuracy": ...}``."""
+def score(outputs, ev: EvalSet, encoder=None) -> dict[str, float]:
+    """Mean metrics over the items: ``{"text/bleu1": ..., "image/psnr": ..., "vqa/accuracy": ...}``.
+
+    ``encoder``: for sentence similarity (default: the embedded encoder, loaded per call)."""
     from ragsc.eval.metrics import bleu, psnr, sentence_similarity, ssim
 
     res: dict[str, float] = {}
@@ -91,7 +109,7 @@ def score(outputs, ev: EvalSet) -> dict[str, float]:
         hyp, ref = [h for h, _ in t], [r for _, r in t]
         res["text/bleu1"] = float(bleu(hyp, ref, 1).mean())
         res["text/bleu4"] = float(bleu(hyp, ref, 4).mean())
-        res["text/similarity"] = float(sentence_similarity(hyp, ref).mean())
+        res["text/similarity"] = float(sentence_similarity(hyp, ref, encoder).mean())
     im = [(o, r, lab) for o, r, lab in zip(outputs, ev.images, ev.labels) if r is not None]
     if im and all(o.image is not None for o, _, _ in im):
         res["image/psnr"] = float(psnr([o.image for o, _, _ in im], [r for _, r, _ in im]).mean())
@@ -175,17 +193,22 @@ def _pil(x) -> Image.Image:
 
 
 def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: int = 0,
-             methods: tuple[str, ...] = METHODS, progress: bool = True) -> list[dict]:
-    """Rows ``{task, metric, method, channel, snr_db, value, channel_uses, n}`` for every point."""
+             methods: tuple[str, ...] = METHODS, progress: bool = True, subset: str = "all") -> list[dict]:
+    """Rows ``{task, metric, method, channel, snr_db, value, channel_uses, n}`` for every point
+    (``subset``: which images, see :func:`evaluation_set`)."""
     from tqdm.auto import tqdm
 
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ConfigError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
-    ev = evaluation_set(pipe.task, n, seed)
+    ev = evaluation_set(pipe.task, n, seed, subset=subset)
     messages = pipe.messages(ev.items)
     emb = pipe.encode(messages)
     k = pipe.spec.channel.k_symbols
+    # sentence similarity is MiniLM cosine: the embedded encoder's text tower, loaded once per sweep
+    from ragsc.encoders import load_encoder
+
+    sim = pipe.encoder if pipe.encoder.spec == "embedded" else load_encoder("embedded")
     digital = {"digital": DigitalReceiver(pipe, False, seed), "ideal": DigitalReceiver(pipe, True, seed)}
     rows: list[dict] = []
 
@@ -198,21 +221,41 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     bar = tqdm(total=len(channels) * len(snrs), desc=f"eval {pipe.spec.name}", disable=not progress)
     for channel in channels:
         if "noiseless" in methods:
-            bound = score(pipe.receive(pipe.send(messages, emb, noiseless=True, seed=seed), rag=pipe.retriever is not None), ev)
+            bound = score(pipe.receive(pipe.send(messages, emb, noiseless=True, seed=seed), rag=pipe.retriever is not None), ev, sim)
         for snr in snrs:
             tx = pipe.send(messages, emb, snr_db=snr, channel=channel, seed=seed)
-            if "semantic+rag" in methods:
-                add("semantic+rag", channel, snr, score(pipe.receive(tx, rag=True), ev))
+            if "semantic+rag" in methods or "retrieval" in methods:
+                outputs = pipe.receive(tx, rag=True)
+                if "semantic+rag" in methods:
+                    add("semantic+rag", channel, snr, score(outputs, ev, sim))
+                if "retrieval" in methods:
+                    add("retrieval", channel, snr, _retrieval_scores(outputs, ev, sim))
             if "semantic" in methods:
-                add("semantic", channel, snr, score(pipe.receive(tx, rag=False), ev))
+                add("semantic", channel, snr, score(pipe.receive(tx, rag=False), ev, sim))
             for name in ("digital", "ideal"):
                 if name in methods:
-                    add(name, channel, snr, score(digital[name](messages, channel, snr)[0], ev))
+                    add(name, channel, snr, score(digital[name](messages, channel, snr)[0], ev, sim))
             if "noiseless" in methods:
                 add("noiseless", channel, snr, bound)
             bar.update(1)
     bar.close()
     return rows
+
+
+def _retrieval_scores(outputs, ev: EvalSet, encoder=None) -> dict[str, float]:
+    """Image PSNR / SSIM when the best retrieved image is the reconstruction (mid-grey when none)."""
+    from dataclasses import replace
+
+    from ragsc.decoders import Context, retrieved_image
+
+    picked = []
+    for o, ref in zip(outputs, ev.images):
+        if ref is None or o.context is None:
+            picked.append(o)
+            continue
+        im = retrieved_image(Context([o.context]))[0] or Image.new("RGB", ref.size, (128, 128, 128))
+        picked.append(replace(o, image=im.resize(ref.size)))
+    return {k: v for k, v in score(picked, ev, encoder).items() if k in ("image/psnr", "image/ssim")}
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -222,7 +265,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
         w.writerows(rows)
 
 
-STYLE = {"semantic+rag": ("C0", "o", "-"), "semantic": ("C1", "s", "--"), "digital": ("C3", "^", "-"),
+STYLE = {"semantic+rag": ("C0", "o", "-"), "semantic": ("C1", "s", "--"), "retrieval": ("C4", "x", ":"), "digital": ("C3", "^", "-"),
          "ideal": ("C2", "v", ":"), "noiseless": ("k", "", "-.")}
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ragsc.channel import Link, Received
+from ragsc.channel import Link, Received, snr_db_to_no
 from ragsc.config import PipelineSpec, load_pipeline_spec, validate
 from ragsc.decoders import Context, ImageDecoder, TextDecoder, VQADecoder, load_decoders
 from ragsc.errors import ConfigError, InputError, KBError
@@ -95,7 +95,7 @@ class Output:
 
 
 def _is_image(x: Any) -> bool:
-    return isinstance(x, (Image.Image, np.ndarray, Path)) or (isinstance(x, torch.Tensor) and x.ndim == 3)
+    return isinstance(x, (Image.Image, np.ndarray, Path))
 
 
 class Pipeline:
@@ -176,6 +176,8 @@ class Pipeline:
                 questions = x.get("questions") or []
                 if isinstance(questions, str):
                     questions = [questions]
+                if not isinstance(questions, (list, tuple)):
+                    raise InputError(f"item {i}: 'questions' must be a list of strings, got {type(questions).__name__}")
                 if x.get("image") is None:
                     if questions:
                         raise InputError(f"item {i}: VQA questions with no image")
@@ -188,7 +190,12 @@ class Pipeline:
                     msg = Message("image", x["image"], list(questions))
             elif isinstance(x, str) and "text" in kinds:
                 msg = Message("text", x)
-            elif _is_image(x) or isinstance(x, str):
+            elif _is_image(x):
+                msg = Message("image", x)
+            elif isinstance(x, str):  # an image pipeline reads a str as a path
+                if not Path(x).is_file():
+                    raise InputError(f"item {i}: the {self.task!r} pipeline expected an image (path, PIL image or "
+                                     f"array); {x[:60]!r} is not an image file")
                 msg = Message("image", x)
             else:
                 raise InputError(f"item {i}: expected a sentence or an image, got {type(x).__name__}")
@@ -225,6 +232,8 @@ class Pipeline:
                  seed: int | None = None, noiseless: bool = False) -> Transmission:
         """Encode and send ``items``; ``noiseless`` sends the same ``k_symbols`` without noise (the bound)."""
         link = self.link(channel, seed)  # validates channel and k before any encoding
+        if not noiseless:
+            snr_db_to_no(self.spec.channel.snr_db if snr_db is None else snr_db)  # and the SNR
         messages = self.messages(items)
         t0 = time.perf_counter()
         emb = self.encode(messages)

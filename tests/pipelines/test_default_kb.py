@@ -1,0 +1,87 @@
+"""The embedded default's knowledge bases (``build: default``) on a small setting: 20 train images."""
+
+import time
+
+import pytest
+
+from ragsc.errors import KBError
+from ragsc.pipelines import build_default_kb
+
+N_IMAGES, LOCAL_IMAGES, LOCAL_TEXTS = 20, 5, 10
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    from ragsc.datasets.corpus import text_corpus
+
+    return text_corpus()
+
+
+@pytest.fixture(scope="module")
+def train():
+    from ragsc.datasets import load_easy_vqa
+
+    return load_easy_vqa("train")[:N_IMAGES]
+
+
+@pytest.fixture(scope="module")
+def built(embedded, tmp_path_factory):
+    root = tmp_path_factory.mktemp("default_kb")
+    t0 = time.time()
+    g = build_default_kb(root / "global", embedded, "global", images=N_IMAGES)
+    loc = build_default_kb(root / "local", embedded, "local", images=N_IMAGES, local_images=LOCAL_IMAGES,
+                           local_texts=LOCAL_TEXTS)
+    return root, g, loc, t0
+
+
+def test_global_holds_the_images_and_the_text_corpus(built, corpus, train, embedded):
+    _, g, _, _ = built
+    assert g.scope == "global" and g.dim == embedded.dim
+    assert g.manifest["encoder"]["fingerprint"] == embedded.fingerprint
+    assert len(g) == N_IMAGES + len(corpus)
+    assert g.stats()["by_modality"] == {"image": N_IMAGES, "text": len(corpus)}
+    items = list(g.items())
+    images = [it for it in items if it.modality == "image"]
+    assert [it.extra["image_id"] for it in images] == [x.image_id for x in train]
+    assert [(it.text, it.extra["color"], it.extra["shape"]) for it in images] == [(x.caption, x.color, x.shape)
+                                                                                for x in train]
+    assert all(it.source_uri.startswith("easy-vqa:train/") for it in images)
+    assert [it.text for it in items if it.modality == "text"] == list(corpus)
+
+
+def test_local_is_recent_test_images_and_the_corpus_tail(built, corpus):
+    from ragsc.datasets import load_easy_vqa
+
+    _, _, loc, t0 = built
+    assert loc.scope == "local"
+    assert len(loc) == LOCAL_IMAGES + LOCAL_TEXTS
+    assert loc.stats()["by_modality"] == {"image": LOCAL_IMAGES, "text": LOCAL_TEXTS}
+    items = list(loc.items())
+    recent = load_easy_vqa("test")[:LOCAL_IMAGES]
+    images = [it for it in items if it.modality == "image"]
+    assert [it.extra["image_id"] for it in images] == [x.image_id for x in recent]
+    assert [it.text for it in images] == [x.caption for x in recent]
+    assert all(it.source_uri.startswith("easy-vqa:test/") for it in images)
+    assert [it.text for it in items if it.modality == "text"] == list(corpus[-LOCAL_TEXTS:])
+    assert all(it.created_at >= t0 - 1 for it in items)  # time-stamped at build time
+
+
+def test_a_second_build_adds_nothing(built, embedded):
+    root, g, loc, _ = built
+    before = (len(g), len(loc))
+    g2 = build_default_kb(root / "global", embedded, "global", images=N_IMAGES)
+    loc2 = build_default_kb(root / "local", embedded, "local", images=N_IMAGES, local_images=LOCAL_IMAGES,
+                            local_texts=LOCAL_TEXTS)
+    assert (len(g2), len(loc2)) == before
+    assert [it.id for it in g2.items()] == [it.id for it in g.reload().items()]
+
+
+def test_default_kbs_fixture_sizes(default_kbs, corpus):
+    local, global_ = default_kbs
+    assert len(global_) == 300 + len(corpus) and len(local) == 100 + 100
+
+
+def test_unknown_scope(embedded, tmp_path):
+    with pytest.raises(KBError, match="scope must be 'global' or 'local', got 'regional'"):
+        build_default_kb(tmp_path / "kb", embedded, "regional", images=N_IMAGES)
+    assert not (tmp_path / "kb").exists()
