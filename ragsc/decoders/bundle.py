@@ -68,8 +68,9 @@ def save_decoders(dec: Decoders, path: str | Path) -> None:
     save_file(state, str(path), metadata=meta)
 
 
-def load_decoders(path: str | Path | None = None) -> Decoders:
-    """Read a decoders file (default: the shipped one)."""
+def load_decoders(path: str | Path | None = None, skip: tuple[str, ...] = ()) -> Decoders:
+    """Read a decoders file (default: the shipped one); parts named in ``skip`` (``"text"``, ``"image"``,
+    ``"vqa"``) are left freshly initialised (retraining a part whose architecture changed)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -86,6 +87,8 @@ def load_decoders(path: str | Path | None = None) -> Decoders:
         vqa = AnswerHead(json.loads(meta["answers"]), sizes["dim"], sizes["vqa_hidden"])
         state = load_file(str(path))
         for prefix, module in (("text", text), ("image", image), ("vqa", vqa)):
+            if prefix in skip:
+                continue
             module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")})
         pca = PCAOrdering(state["pca.mean"], state["pca.components"], state["pca.variances"])
         fingerprint, info = meta["encoder_fingerprint"], json.loads(meta.get("info", "{}"))

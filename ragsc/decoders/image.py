@@ -2,8 +2,10 @@
 
 :class:`ImageDecoderNet` is a small conv generator trained by ``ragsc decoders train`` on easy-VQA
 train images under channel noise: a linear map lifts the embedding to a 4x4 grid, four
-upsampling blocks (width halving as resolution doubles) reach 64x64, and a fusion stage mixes in the context image (the rank-weighted
-mean of the retrieved neighbours' pixels) with a has-context flag. Trained with the context dropped
+upsampling blocks (width halving as resolution doubles) reach 64x64, and a fusion stage mixes in the
+context: the best neighbour's pixels, the rank-weighted mean of all neighbours' pixels, a
+has-context flag and the best neighbour's retrieval score (a cosine: near 1 when the KB holds the
+sent image itself, which the generator then learns to copy). Trained with the context dropped
 half the time, so one network serves RAG on and off. :func:`retrieved_image` is the
 retrieval-only baseline (the top neighbour's image as is).
 """
@@ -24,7 +26,10 @@ def _up(cin: int, cout: int) -> nn.Sequential:
 
 
 class ImageDecoderNet(nn.Module):
-    """``(z [N, dim], context [N, 3, S, S], has_context [N]) -> pixels [N, 3, S, S]`` in [0, 1] (S = 64)."""
+    """``(z [N, dim], context [N, 6, S, S], has_context [N], top_score [N]) -> pixels [N, 3, S, S]`` in [0, 1].
+
+    ``context`` = best neighbour's pixels and the neighbours' rank-weighted mean (S = 64).
+    """
 
     def __init__(self, dim: int = 384, size: int = 64, width: int = 16) -> None:
         super().__init__()
@@ -34,13 +39,15 @@ class ImageDecoderNet(nn.Module):
         self.lift = nn.Linear(dim, 8 * width * 16)
         self.up = nn.Sequential(_up(8 * width, 6 * width), _up(6 * width, 4 * width), _up(4 * width, 2 * width),
                                 _up(2 * width, width))
-        self.fuse = nn.Sequential(nn.Conv2d(width + 4, width, 3, padding=1), nn.SiLU(),
+        self.fuse = nn.Sequential(nn.Conv2d(width + 8, width, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(width, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, 3, 1))
 
-    def forward(self, z: torch.Tensor, context: torch.Tensor, has_context: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, context: torch.Tensor, has_context: torch.Tensor,
+                top_score: torch.Tensor) -> torch.Tensor:
         x = self.up(self.lift(z).view(z.shape[0], 8 * self.width, 4, 4))
         flag = has_context.view(-1, 1, 1, 1).expand(-1, 1, self.size, self.size)
-        return torch.sigmoid(self.fuse(torch.cat([x, context * flag, flag], dim=1)))
+        score = (top_score * has_context).view(-1, 1, 1, 1).expand(-1, 1, self.size, self.size)
+        return torch.sigmoid(self.fuse(torch.cat([x, context * flag, flag, score], dim=1)))
 
 
 def to_pil(pixels: torch.Tensor) -> list[Image.Image]:
@@ -49,13 +56,19 @@ def to_pil(pixels: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in arr]
 
 
-def context_pixels(context: Context, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rank-weighted mean pixels of each row's retrieved image items ``[N, 3, S, S]`` and has-context ``[N]``."""
-    rows = []
-    for hits in context.hits:
-        pix = [p for p in (item_pixels(h.item, size) for h in hits) if p is not None]
-        rows.append(torch.stack(pix) if pix else torch.zeros(0, 3, size, size))
-    return pooled(rows, (3, size, size))
+def context_pixels(context: Context, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row of retrieved image items: ``[N, 6, S, S]`` (best neighbour's pixels, rank-weighted mean),
+    has-context ``[N]`` and the best neighbour's score ``[N]``."""
+    rows, best, scores = [], [], torch.zeros(len(context.hits))
+    for i, hits in enumerate(context.hits):
+        found = [(h, p) for h, p in ((h, item_pixels(h.item, size)) for h in hits) if p is not None]
+        rows.append(torch.stack([p for _, p in found]) if found else torch.zeros(0, 3, size, size))
+        best.append(found[0][1] if found else torch.zeros(3, size, size))
+        # the KB's own cosine: a HybridRetriever's fused (RRF) score is not one, it keeps the KB's in kb_score
+        top = found[0][0] if found else None
+        scores[i] = 0.0 if top is None else float(top.score if top.kb_score is None else top.kb_score)
+    mean, has = pooled(rows, (3, size, size))
+    return torch.cat([torch.stack(best), mean], dim=1), has, scores
 
 
 def retrieved_image(context: Context, size: int = 64) -> list[Image.Image | None]:
@@ -79,11 +92,11 @@ class ImageDecoder:
             raise InputError(f"the image decoder takes received embeddings [N, D], got shape {tuple(received.shape)}")
         n, s = received.shape[0], self.net.size
         if context is None:
-            ctx, has = torch.zeros(n, 3, s, s), torch.zeros(n)
+            ctx, has, score = torch.zeros(n, 6, s, s), torch.zeros(n), torch.zeros(n)
         else:
             context.check(n)
-            ctx, has = context_pixels(context, s)
-        return self.net(received.float(), ctx, has)
+            ctx, has, score = context_pixels(context, s)
+        return self.net(received.float(), ctx, has, score)
 
     def __call__(self, received: torch.Tensor, context: Context | None = None) -> list[Image.Image]:
         return to_pil(self.pixels(received, context))

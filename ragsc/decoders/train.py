@@ -145,8 +145,9 @@ def train_image(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, pro
         idx = torch.randint(len(emb), (cfg.batch_size,), generator=gen)
         rx = channel(emb[idx])
         nb = neighbours(rx, emb, cfg.context_k, exclude=_held(idx, cfg.held_fraction, gen))
-        ctx = (w * pix[nb]).sum(1)
-        out = net(rx, ctx, _drop(len(idx), cfg.context_dropout, gen))
+        ctx = torch.cat([pix[nb[:, 0]], (w * pix[nb]).sum(1)], dim=1)
+        top_score = (rx * emb[nb[:, 0]]).sum(-1)
+        out = net(rx, ctx, _drop(len(idx), cfg.context_dropout, gen), top_score)
         loss = F.mse_loss(out, pix[idx])
         opt.zero_grad()
         loss.backward()
@@ -214,7 +215,7 @@ def train_decoders(out: str | Path, cfg: TrainDecodersConfig = TrainDecodersConf
     encoder = load_encoder(cfg.encoder)
     kept = None
     if set(parts) != set(PARTS):
-        kept = load_decoders(base or out)
+        kept = load_decoders(base or out, skip=parts)
         kept.check_encoder(encoder)
     data = training_data(encoder, progress)
     pca = kept.pca if kept is not None else PCAOrdering.fit(torch.cat([data["images"], data["kb_texts"]]))
