@@ -121,15 +121,13 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 def plot(rows: list[dict], path: Path) -> None:
     """One row of panels per channel: BER, BLER, analog MSE, analog cosine (markers: measured, lines: theory)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: never switches the caller's (e.g. a notebook's) backend
 
     channels = list(dict.fromkeys(r["channel"] for r in rows))
     panels = [("ber", "BER", True), ("bler", "BLER", True), ("mse", "feature MSE (per real dim)", True),
               ("cosine", "cosine(sent, received)", False)]
-    fig, axes = plt.subplots(len(channels), len(panels), figsize=(4.2 * len(panels), 3.4 * len(channels)), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(panels), 3.4 * len(channels)))
+    axes = fig.subplots(len(channels), len(panels), squeeze=False)
     for i, ch in enumerate(channels):
         for j, (metric, label, log) in enumerate(panels):
             ax = axes[i][j]
@@ -154,4 +152,3 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.suptitle("ragsc link sweep (Es = 1, one channel use = one complex symbol)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
