@@ -9,6 +9,7 @@ from PIL import Image
 from ragsc.errors import ConfigError
 from ragsc.eval.sweep import (
     METHODS,
+    PSNR_CAP_DB,
     TASK_METRICS,
     DigitalReceiver,
     EvalSet,
@@ -78,7 +79,7 @@ def test_score_exact_values(embedded):
     assert set(s) == {f"{t}/{m}" for t, ms in TASK_METRICS.items() for m in ms}
     assert s["text/bleu1"] == pytest.approx(1.0) and s["text/bleu4"] == pytest.approx(1.0)
     assert s["text/similarity"] == pytest.approx(1.0, abs=1e-4)
-    assert math.isinf(s["image/psnr"]) and s["image/ssim"] == pytest.approx(1.0)
+    assert s["image/psnr"] == PSNR_CAP_DB and s["image/ssim"] == pytest.approx(1.0)  # an exact copy: the cap
     assert s["image/class_accuracy"] == 1.0 and s["vqa/accuracy"] == 1.0
 
     wrong = [Output("text", text=""),
