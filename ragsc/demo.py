@@ -65,13 +65,13 @@ def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float =
     rag, plain = pipe.receive(tx, rag=True), pipe.receive(tx, rag=False)
     rows = [[s, r.text, p.text] for s, r, p in zip(sentences, rag, plain)]
     if lm:
-        from ragsc.decoders import TextDecoder
+        from ragsc.decoders import Context, TextDecoder
 
         t = time.perf_counter()
         writer = TextDecoder(pipe.decoders.text, pipe.decoders.vocab, "lm")
-        ctx_texts = writer(tx.received.tokens.embeddings[: len(sentences)],
-                           _context([o.context for o in rag[: len(sentences)]]))
-        rows = [r + [w] for r, w in zip(rows, ctx_texts)]
+        written = writer(tx.received.tokens.embeddings[: len(sentences)],
+                           Context([o.context for o in rag[: len(sentences)]]))
+        rows = [r + [w] for r, w in zip(rows, written)]
         echo(f"(SmolLM2-135M loaded and ran in {time.perf_counter() - t:.1f}s)")
     echo(f"\nsentences over AWGN at {snr_db:g} dB, {tx.channel_uses} complex symbols each:")
     echo(table(rows, ["sent", "decoded, RAG (fast)", "decoded, no RAG (GRU)"] + (["decoded, RAG (SmolLM2)"] if lm else [])))
@@ -81,9 +81,3 @@ def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float =
         rows.append([x.caption, r.caption, p.caption, qa])
     echo(f"\nimages over AWGN at {snr_db:g} dB (answers: RAG / no RAG):")
     echo(table(rows, ["sent (caption)", "caption, RAG", "caption, no RAG", "questions"]))
-
-
-def _context(hits):
-    from ragsc.decoders import Context
-
-    return Context(hits)
