@@ -68,7 +68,7 @@ def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float =
         from ragsc.decoders import Context, TextDecoder
 
         t = time.perf_counter()
-        writer = TextDecoder(pipe.decoders.text, pipe.decoders.vocab, "lm")
+        writer = TextDecoder(pipe.decoders.text, pipe.decoders.vocab, "lm", lm=pipe.spec.decoder.lm)
         written = writer(tx.received.tokens.embeddings[: len(sentences)],
                            Context([o.context for o in rag[: len(sentences)]]))
         rows = [r + [w] for r, w in zip(rows, written)]

@@ -88,3 +88,8 @@ def load_lm(spec: str = "smollm2") -> CausalLM:
     finally:
         hf_logging.enable_progress_bar()
     return CausalLM(model, tok, spec)
+
+
+def as_lm(lm: CausalLM | str) -> CausalLM:
+    """An LM object as is, or a spec string loaded (once per spec: :func:`load_lm` is cached)."""
+    return load_lm(lm) if isinstance(lm, str) else lm

@@ -139,7 +139,7 @@ class TextDecoder:
     mode
         ``"fast"`` (GRU / re-ranked retrieval) or ``"lm"`` (a causal LM writes the sentence).
     lm
-        A :class:`~ragsc.decoders.lm.CausalLM` for ``mode="lm"`` (default: SmolLM2, loaded on first use).
+        A :class:`~ragsc.decoders.lm.CausalLM` for ``mode="lm"``, or an LM spec loaded on first use (default SmolLM2).
     rerank_weight
         Weight of the GRU log-likelihood against the log rank prior when re-ranking (0, the default:
         retrieval top-1; see the module docstring).
@@ -147,17 +147,16 @@ class TextDecoder:
     Call ``decoder(received [N, D], context=None) -> list[str]``.
     """
 
-    def __init__(self, net: TextGRU, vocab: Vocab, mode: str = "fast", lm=None, rerank_weight: float = 0.0) -> None:
+    def __init__(self, net: TextGRU, vocab: Vocab, mode: str = "fast", lm="smollm2", rerank_weight: float = 0.0) -> None:
         if mode not in ("fast", "lm"):
             raise InputError(f"text decoder mode must be 'fast' or 'lm', got {mode!r}")
         self.net, self.vocab, self.mode, self._lm, self.rerank_weight = net.eval(), vocab, mode, lm, rerank_weight
 
     @property
     def lm(self):
-        if self._lm is None:
-            from ragsc.decoders.lm import load_lm
+        from ragsc.decoders.lm import as_lm
 
-            self._lm = load_lm("smollm2")
+        self._lm = as_lm(self._lm)  # a spec string is loaded on first use
         return self._lm
 
     def draft(self, received: torch.Tensor) -> list[str]:

@@ -109,57 +109,61 @@ def _drop(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
 # ----------------------------------------------------------------------------- the three trainers
 
 
-def train_text(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool) -> tuple[TextGRU, Vocab, dict]:
+def _optimise(module: torch.nn.Module, steps: int, lr: float, batch_loss, desc: str, progress: bool,
+              clip: float | None = None) -> float:
+    """AdamW (weight decay 0.01) with a one-cycle schedule over ``batch_loss()``; returns the last loss."""
     from tqdm.auto import tqdm
 
+    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    module.train()
+    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    for _ in bar:
+        loss = batch_loss()
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    module.eval()
+    return loss.item()
+
+
+def train_text(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool) -> tuple[TextGRU, Vocab, dict]:
     vocab = Vocab.build(data["sentences"])
     net = TextGRU(len(vocab), data["texts"].shape[1])
     targets = vocab.batch(data["sentences"], net.max_len)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.text_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
-    bar = tqdm(range(cfg.text_steps), desc="text GRU", disable=not progress)
-    for _ in bar:
+
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(len(targets), (cfg.batch_size,), generator=gen)
-        loss = net.loss(channel(data["texts"][idx]), targets[idx])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    return net.eval(), vocab, {"text_final_loss": round(loss.item(), 4), "vocab": len(vocab)}
+        return net.loss(channel(data["texts"][idx]), targets[idx])
+
+    loss = _optimise(net, cfg.text_steps, cfg.lr, batch_loss, "text GRU", progress, clip=1.0)
+    return net, vocab, {"text_final_loss": round(loss, 4), "vocab": len(vocab)}
 
 
 def train_image(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool) -> tuple[ImageDecoderNet, dict]:
-    from tqdm.auto import tqdm
-
     emb, pix = data["images"], data["pixels"]
     net = ImageDecoderNet(emb.shape[1])
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.image_steps)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     w = rank_weights(cfg.context_k).view(1, -1, 1, 1, 1)
-    bar = tqdm(range(cfg.image_steps), desc="image decoder", disable=not progress)
-    for _ in bar:
+
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(len(emb), (cfg.batch_size,), generator=gen)
         rx = channel(emb[idx])
         nb = neighbours(rx, emb, cfg.context_k, exclude=_held(idx, cfg.held_fraction, gen))
         ctx = torch.cat([pix[nb[:, 0]], (w * pix[nb]).sum(1)], dim=1)
         top_score = (rx * emb[nb[:, 0]]).sum(-1)
-        out = net(rx, ctx, _drop(len(idx), cfg.context_dropout, gen), top_score)
-        loss = F.mse_loss(out, pix[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.set_postfix(mse=f"{loss.item():.4f}")
-    return net.eval(), {"image_final_mse": round(loss.item(), 5)}
+        return F.mse_loss(net(rx, ctx, _drop(len(idx), cfg.context_dropout, gen), top_score), pix[idx])
+
+    loss = _optimise(net, cfg.image_steps, cfg.lr, batch_loss, "image decoder", progress)
+    return net, {"image_final_mse": round(loss, 5)}
 
 
 def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersConfig, progress: bool) -> tuple[AnswerHead, dict]:
-    from tqdm.auto import tqdm
-
     qa, emb = data["qa"], data["images"]
     answers = sorted({a for _, _, a in qa})
     questions = sorted({q for _, q, _ in qa})
@@ -173,24 +177,18 @@ def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersC
     q_i = torch.tensor([q_index[q] for _, q, _ in qa])
     a_i = torch.tensor([answers.index(a) for _, _, a in qa])
     head = AnswerHead(answers, emb.shape[1])
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.vqa_steps)
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     w = rank_weights(cfg.context_k).view(1, -1, 1)
-    bar = tqdm(range(cfg.vqa_steps), desc="VQA head", disable=not progress)
-    head.train()
-    for _ in bar:
+
+    def batch_loss() -> torch.Tensor:
         b = torch.randint(len(qa), (4 * cfg.batch_size,), generator=gen)
         rx = channel(emb[img_i[b]])
         nb = neighbours(rx, emb, cfg.context_k, exclude=_held(img_i[b], cfg.held_fraction, gen))
         ctx = (w * pool_ctx[nb]).sum(1)
-        loss = F.cross_entropy(head(rx, q_emb[q_i[b]], ctx, _drop(len(b), cfg.context_dropout, gen)), a_i[b])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    return head.eval(), {"vqa_final_loss": round(loss.item(), 4), "answers": len(answers)}
+        return F.cross_entropy(head(rx, q_emb[q_i[b]], ctx, _drop(len(b), cfg.context_dropout, gen)), a_i[b])
+
+    loss = _optimise(head, cfg.vqa_steps, cfg.lr, batch_loss, "VQA head", progress)
+    return head, {"vqa_final_loss": round(loss, 4), "answers": len(answers)}
 
 
 PARTS = ("text", "image", "vqa")

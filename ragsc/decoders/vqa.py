@@ -54,13 +54,13 @@ class VQADecoder:
     mode
         ``"head"`` (closed vocabulary) or ``"lm"`` (open answers from a causal LM over the context).
     lm
-        A :class:`~ragsc.decoders.lm.CausalLM` (default SmolLM2, loaded on first use).
+        A :class:`~ragsc.decoders.lm.CausalLM`, or an LM spec loaded on first use (default SmolLM2).
 
     Call ``decoder(received [N, D], questions, context=None) -> list[list[str]]`` where
     ``questions[i]`` are the questions asked about item ``i``.
     """
 
-    def __init__(self, head: AnswerHead, encoder, mode: str = "head", lm=None) -> None:
+    def __init__(self, head: AnswerHead, encoder, mode: str = "head", lm="smollm2") -> None:
         if mode not in ("head", "lm"):
             raise InputError(f"VQA decoder mode must be 'head' or 'lm', got {mode!r}")
         self.head, self.encoder, self.mode, self._lm = head.eval(), encoder, mode, lm
@@ -68,10 +68,9 @@ class VQADecoder:
 
     @property
     def lm(self):
-        if self._lm is None:
-            from ragsc.decoders.lm import load_lm
+        from ragsc.decoders.lm import as_lm
 
-            self._lm = load_lm("smollm2")
+        self._lm = as_lm(self._lm)  # a spec string is loaded on first use
         return self._lm
 
     def embed_texts(self, texts: list[str]) -> torch.Tensor:

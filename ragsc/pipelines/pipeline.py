@@ -35,6 +35,8 @@ from ragsc.decoders import Context, ImageDecoder, TextDecoder, VQADecoder, load_
 from ragsc.errors import ConfigError, InputError, KBError
 
 TASK_KINDS = {"text": ("text",), "image": ("image",), "vqa": ("image",), "multitask": ("text", "image")}
+# what a pipeline's receiver produces for an image item (a text pipeline has none)
+IMAGE_TASKS = {"text": (), "image": ("image", "caption"), "vqa": ("vqa",), "multitask": ("image", "caption", "vqa")}
 
 
 @dataclass
@@ -130,14 +132,10 @@ class Pipeline:
             raise ConfigError(f"pipeline {spec.name!r}: decoder.rag is on but no knowledge base is configured "
                               "(add knowledge_bases or set decoder.rag: false)")
         d = self.decoders
+        lm = lm or spec.decoder.lm  # a spec string is loaded on first use, once for both decoders
         self.text_decoder = TextDecoder(d.text, d.vocab, spec.decoder.text, lm=lm)
         self.image_decoder = ImageDecoder(d.image, spec.decoder.image_copy_threshold)
         self.vqa_decoder = VQADecoder(d.vqa, self.encoder, spec.decoder.vqa, lm=lm)
-        if lm is None and "lm" in (spec.decoder.text, spec.decoder.vqa) and spec.decoder.lm != "smollm2":
-            from ragsc.decoders import load_lm
-
-            lm = load_lm(spec.decoder.lm)
-            self.text_decoder._lm = self.vqa_decoder._lm = lm
         self.timings: dict[str, float] = {}
 
     @classmethod
@@ -276,8 +274,7 @@ class Pipeline:
         rag = self.spec.decoder.rag if rag is None else rag
         if rag and self.retriever is None:
             raise ConfigError(f"pipeline {self.spec.name!r}: RAG needs a knowledge base")
-        tasks = tasks or {"text": ("image", "caption"), "image": ("image", "caption"), "vqa": ("vqa",),
-                          "multitask": ("image", "caption", "vqa")}[self.task]
+        tasks = tasks or IMAGE_TASKS[self.task]
         received = tx.received.tokens.embeddings.float()
         kinds = tx.kinds
         t0 = time.perf_counter()
