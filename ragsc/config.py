@@ -55,8 +55,9 @@ class ChannelConfig(_Config):
 class KBRef(_Config):
     """A knowledge base the receiver reads: a bare name lives in ``RAGSC_HOME/kb/NAME``, else a path.
 
-    ``build: default`` builds the embedded default's KB of that scope when it is missing (see
-    :mod:`ragsc.pipelines.default_kb`); ``build: null`` requires it to exist.
+    ``build: default`` builds the embedded default's KB of that scope when it is missing and keeps
+    it in line with the recipe (see :mod:`ragsc.pipelines.default_kb`); ``build: null`` requires it
+    to exist.
     """
 
     path: str

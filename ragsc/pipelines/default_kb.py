@@ -11,75 +11,86 @@ No decoder was trained on test images. The evaluation sends half its images from
 recent ones (content sent again) and half from test images no KB holds (novel content), see
 :func:`ragsc.eval.sweep.evaluation_set`. Embeddings are computed once per encoder and cached
 (see :mod:`ragsc.encoders.cache`).
+
+Building is a sync, so a KB built by an older recipe (or with another corpus installed) follows
+the current one: the recipe's items the KB lacks are added, and items of the default sources
+(``easy-vqa:`` and ``corpus:default`` URIs) the recipe no longer holds are deleted, in one commit.
+Items a user added from other sources are kept.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ragsc.errors import KBError
 
 LOCAL_TEST_IMAGES = 200  # the local KB holds the first 200 easy-VQA test images
+DEFAULT_SOURCES = ("easy-vqa:", "corpus:default")  # source URIs of the recipe's items
 
 
-def default_content(encoder, images: int | None = None, progress: bool = False):
-    """``(embeddings [N, D], NewItems)`` of the global default KB (``images``: first n train images only)."""
-    import torch
+@dataclass
+class _Part:
+    """One batch of a recipe: the items and what to embed for them (image paths or sentences)."""
 
+    name: str  # embedding cache key
+    kind: str  # "image" | "text"
+    contents: list
+    items: list
+
+    def embeddings(self, encoder, progress: bool):
+        from ragsc.encoders.cache import cached_embeddings
+
+        if self.kind == "image":
+            return cached_embeddings(encoder, self.name,
+                                     lambda: encoder.encode_images(self.contents, progress=progress).embeddings)
+        return cached_embeddings(encoder, self.name, lambda: encoder.encode_texts(self.contents).embeddings)
+
+
+def _recipe(scope: str, images: int | None, local_images: int, local_texts: int) -> list[_Part]:
     from ragsc.datasets import load_easy_vqa
     from ragsc.datasets.corpus import text_corpus
-    from ragsc.encoders.cache import cached_embeddings, corpus_key
+    from ragsc.encoders.cache import corpus_key
     from ragsc.kb import NewItem
 
-    train = load_easy_vqa("train")
-    train = train[: len(train) if images is None else images]
-    img = cached_embeddings(encoder, f"easyvqa-train-{len(train)}",
-                            lambda: encoder.encode_images([x.path for x in train], progress=progress).embeddings)
-    sentences = list(text_corpus())
-    txt = cached_embeddings(encoder, "texts-" + corpus_key(sentences), lambda: encoder.encode_texts(sentences).embeddings)
-    items = [NewItem("image", x.caption, f"easy-vqa:train/{x.image_id}",
-                     extra={"color": x.color, "shape": x.shape, "image_id": x.image_id}) for x in train]
-    items += [NewItem("text", s, "corpus:default") for s in sentences]
-    return torch.cat([img, txt]), items
-
-
-def recent_content(encoder, local_images: int = LOCAL_TEST_IMAGES, local_texts: int = 200, progress: bool = False):
-    """``(embeddings, NewItems)`` of the default local KB: recent test images and the corpus' last sentences."""
-    import torch
-
-    from ragsc.datasets import load_easy_vqa
-    from ragsc.datasets.corpus import text_corpus
-    from ragsc.encoders.cache import cached_embeddings, corpus_key
-    from ragsc.kb import NewItem
-
-    test = load_easy_vqa("test")[:local_images]
-    img = cached_embeddings(encoder, f"easyvqa-test-{len(test)}",
-                            lambda: encoder.encode_images([x.path for x in test], progress=progress).embeddings)
+    if scope not in ("global", "local"):
+        raise KBError(f"scope must be 'global' or 'local', got {scope!r}")
     corpus = list(text_corpus())
-    sentences = corpus[len(corpus) - local_texts:] if local_texts else []
-    txt = cached_embeddings(encoder, "texts-" + corpus_key(sentences), lambda: encoder.encode_texts(sentences).embeddings) \
-        if sentences else torch.zeros(0, img.shape[1])
-    now = time.time()
-    items = [NewItem("image", x.caption, f"easy-vqa:test/{x.image_id}", created_at=now,
-                     extra={"color": x.color, "shape": x.shape, "image_id": x.image_id}) for x in test]
-    items += [NewItem("text", s, "corpus:default", created_at=now) for s in sentences]
-    return torch.cat([img, txt]), items
+    if scope == "global":
+        split, photos = "train", load_easy_vqa("train")
+        photos, sentences, created = photos[: len(photos) if images is None else images], corpus, None
+    else:  # recent content, time-stamped now
+        split, photos = "test", load_easy_vqa("test")[:local_images]
+        sentences, created = (corpus[len(corpus) - local_texts:] if local_texts else []), time.time()
+    image_items = [NewItem("image", x.caption, f"easy-vqa:{split}/{x.image_id}", created_at=created,
+                           extra={"color": x.color, "shape": x.shape, "image_id": x.image_id}) for x in photos]
+    text_items = [NewItem("text", s, "corpus:default", created_at=created) for s in sentences]
+    return [_Part(f"easyvqa-{split}-{len(photos)}", "image", [x.path for x in photos], image_items),
+            _Part("texts-" + corpus_key(sentences), "text", sentences, text_items)]
 
 
 def build_default_kb(path: str | Path, encoder, scope: str = "global", images: int | None = None,
                      local_images: int = LOCAL_TEST_IMAGES, local_texts: int = 200, progress: bool = False):
-    """Create (or complete) the default KB of ``scope`` at ``path``; returns the open KB.
+    """Create the default KB of ``scope`` at ``path``, or bring an existing one in line with the recipe
+    (see the module docstring); returns the open KB.
 
     ``images`` limits the global KB to the first n train images (tests, notebooks)."""
     from ragsc.kb import KnowledgeBase
 
-    if scope not in ("global", "local"):
-        raise KBError(f"scope must be 'global' or 'local', got {scope!r}")
-    if scope == "global":
-        emb, items = default_content(encoder, images, progress)
-    else:
-        emb, items = recent_content(encoder, local_images, local_texts, progress)
+    parts = _recipe(scope, images, local_images, local_texts)
     kb = KnowledgeBase.create(path, encoder, scope=scope, exist_ok=True)
-    kb.add(emb, items)  # items already there (a previous build) are deduplicated no-ops
+    wanted = {it.hash() for part in parts for it in part.items}
+    stored = {it.content_hash: it for it in kb.items()}
+    stale = [it.id for h, it in stored.items() if h not in wanted and (it.source_uri or "").startswith(DEFAULT_SOURCES)]
+    missing = [(part, [j for j, it in enumerate(part.items) if it.hash() not in stored]) for part in parts]
+    missing = [(part, rows) for part, rows in missing if rows]
+    if not stale and not missing:
+        return kb
+    additions = [(part.embeddings(encoder, progress)[rows], [part.items[j] for j in rows]) for part, rows in missing]
+    with kb.writer() as w:  # one commit: a reader sees the old content or the new, never half
+        if stale:
+            w.delete(stale)
+        for emb, items in additions:
+            w.add(emb, items)
     return kb

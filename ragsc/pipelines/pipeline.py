@@ -350,11 +350,11 @@ def _open_kb(ref, encoder):
     from ragsc.kb.store import resolve_path
 
     path = resolve_path(ref.path)
-    if (path / "manifest.json").is_file():
-        return KnowledgeBase.open(path, encoder=encoder)
-    if ref.build == "default":
+    if ref.build == "default":  # built on first use, then kept in line with the recipe
         from ragsc.pipelines.default_kb import build_default_kb
 
         return build_default_kb(path, encoder, ref.scope, progress=True)
+    if (path / "manifest.json").is_file():
+        return KnowledgeBase.open(path, encoder=encoder)
     raise KBError(f"knowledge base {ref.path!r} ({ref.scope}) not found at {path}; build it with `ragsc kb create` "
                   "and `ragsc kb ingest`, or set `build: default` in the spec for the embedded default's corpora")

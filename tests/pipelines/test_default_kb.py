@@ -85,3 +85,38 @@ def test_unknown_scope(embedded, tmp_path):
     with pytest.raises(KBError, match="scope must be 'global' or 'local', got 'regional'"):
         build_default_kb(tmp_path / "kb", embedded, "regional", images=N_IMAGES)
     assert not (tmp_path / "kb").exists()
+
+
+def test_a_kb_from_another_recipe_follows_the_current_one_and_keeps_user_items(embedded, tmp_path):
+    from ragsc.kb import NewItem
+
+    kb = build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES, local_texts=LOCAL_TEXTS)
+    user = embedded.encode_texts(["my own note"]).embeddings
+    kb.add(user, [NewItem("text", "my own note", "file:///home/me/notes.txt")])
+    generation = kb.reload().manifest["generation"]
+
+    # the recipe changed since the KB was built: two images fewer, three sentences more
+    kb = build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES - 2,
+                          local_texts=LOCAL_TEXTS + 3)
+    assert kb.manifest["generation"] != generation
+    items = list(kb.items())
+    assert kb.stats()["by_modality"] == {"image": LOCAL_IMAGES - 2, "text": LOCAL_TEXTS + 3 + 1}
+    assert any(it.source_uri == "file:///home/me/notes.txt" for it in items)  # not a default source: kept
+    kept = [it.extra["image_id"] for it in items if it.modality == "image"]
+    from ragsc.datasets import load_easy_vqa
+
+    assert sorted(kept) == sorted(x.image_id for x in load_easy_vqa("test")[: LOCAL_IMAGES - 2])
+    # the stored vectors follow: every default item retrieves itself
+    images = [it for it in items if it.modality == "image"]
+    hits = kb.search(embedded.encode_images([_path(it) for it in images]).embeddings, 1, modality="image")
+    assert [h[0].id for h in hits] == [it.id for it in images]
+    # in line already: nothing is written
+    again = build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES - 2,
+                             local_texts=LOCAL_TEXTS + 3)
+    assert again.manifest["generation"] == kb.manifest["generation"]
+
+
+def _path(item):
+    from ragsc.decoders.context import item_image_path
+
+    return item_image_path(item)
