@@ -111,8 +111,10 @@ class Link:
         Optional change of basis applied before sending (see :class:`Transform`); its leading
         coefficients are the ones sent.
 
-    Call ``rx = link(tokens, snr_db=None)``: ``tokens`` are :class:`SemanticTokens` (or a float tensor
-    ``[N, D]``); returns a :class:`Received`. ``snr_db`` overrides the configured SNR for this call.
+    Call ``rx = link(tokens, snr_db=None, noiseless=False)``: ``tokens`` are :class:`SemanticTokens` (or
+    a float tensor ``[N, D]``); returns a :class:`Received`. ``snr_db`` overrides the configured SNR for
+    this call; ``noiseless=True`` delivers the same ``k_symbols`` exactly (no channel, no noise; the
+    received SNR is ``inf``): the upper bound of the analog path at equal channel uses.
     """
 
     def __init__(self, config: LinkConfig | None = None, transform: Transform | None = None, **overrides) -> None:
@@ -122,17 +124,21 @@ class Link:
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
         self.transform = transform
 
-    def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None) -> Received:
-        snr = self.config.snr_db if snr_db is None else snr_db
-        no = snr_db_to_no(snr)
+    def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None,
+                 noiseless: bool = False) -> Received:
+        snr = float("inf") if noiseless else self.config.snr_db if snr_db is None else snr_db
+        no = None if noiseless else snr_db_to_no(snr)
         st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
         z = self._features(st)
         coeffs = self.transform.encode(z) if self.transform is not None else z
         k = self._k_symbols(coeffs.shape[1])
         sent_real = coeffs[:, : 2 * k]
         x, gain = to_symbols(sent_real)
-        y, h = self.channel(x, no)
-        x_hat, _ = equalize(y, h, no, self.config.csi, self.config.equalizer)
+        if noiseless:
+            x_hat = x
+        else:
+            y, h = self.channel(x, no)
+            x_hat, _ = equalize(y, h, no, self.config.csi, self.config.equalizer)
         sent, received = from_symbols(x), from_symbols(x_hat)
         # A transform's decode adds its mean back, so the per-item gain must be undone first (a scalar
         # the receiver gets as side information); without one only the direction matters and the
@@ -145,8 +151,8 @@ class Link:
             full[:, : 2 * k] = rescaled
         z_hat = self.transform.decode(full) if self.transform is not None else full
         return Received(self._tokens(st, z_hat), received, sent, k, float(snr),
-                        {"channel": self.config.channel, "k_symbols": k,
-                         "bandwidth_ratio": k / z.shape[1], "path": "analog"})
+                        {"channel": "none" if noiseless else self.config.channel, "k_symbols": k,
+                         "bandwidth_ratio": k / z.shape[1], "path": "noiseless" if noiseless else "analog"})
 
     # --------------------------------------------------------------------------- helpers
     def _features(self, st: SemanticTokens) -> torch.Tensor:

@@ -249,9 +249,9 @@ class Pipeline:
         if embeddings.shape != (len(messages), self.encoder.dim):
             raise InputError(f"embeddings {tuple(embeddings.shape)} do not match {len(messages)} messages of dim {self.encoder.dim}")
         t0 = time.perf_counter()
-        rx = _noiseless(link, embeddings) if noiseless else link(embeddings, snr)
+        rx = link(embeddings, snr, noiseless=noiseless)
         self.timings = {"channel": time.perf_counter() - t0}
-        return Transmission(messages, rx, float("inf") if noiseless else float(snr), link.config.channel, dict(self.timings))
+        return Transmission(messages, rx, rx.snr_db, link.config.channel, dict(self.timings))
 
     # ------------------------------------------------------------------------- receiver
     def retrieve(self, received: torch.Tensor, kinds: list[str]) -> list[list]:
@@ -328,21 +328,6 @@ class Pipeline:
 def _label(extra: dict) -> dict | None:
     keep = {k: extra[k] for k in ("color", "shape", "label", "class") if k in extra}
     return keep or None
-
-
-def _noiseless(link: Link, emb: torch.Tensor) -> Received:
-    """The same k coefficients delivered exactly: the noiseless upper bound at equal channel uses."""
-    import torch.nn.functional as F
-
-    from ragsc.types import SemanticTokens
-
-    k = link.config.k_symbols
-    coeffs = link.transform.encode(emb)
-    kept = torch.zeros_like(coeffs)
-    kept[:, : 2 * k] = coeffs[:, : 2 * k]
-    z = F.normalize(link.transform.decode(kept), dim=-1)
-    return Received(SemanticTokens(z, "text"), kept[:, : 2 * k], coeffs[:, : 2 * k], k, float("inf"),
-                    {"path": "noiseless", "k_symbols": k})
 
 
 def _open_kb(ref, encoder):

@@ -267,6 +267,24 @@ def test_link_with_a_pca_transform_reconstructs_at_high_snr():
     assert torch.nn.functional.cosine_similarity(rx.tokens.embeddings, z).min() > 0.999
 
 
+@pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
+def test_noiseless_delivers_the_same_k_symbols_exactly_and_draws_nothing(channel):
+    from ragsc.channel import PCAOrdering
+
+    z = F.normalize(torch.randn(50, 32, generator=torch.Generator().manual_seed(0)) + 1.0, dim=-1)
+    pca = PCAOrdering.fit(z)
+    link = Link(channel=channel, k_symbols=4, transform=pca, seed=3)
+    rx = link(z, noiseless=True)
+    assert rx.snr_db == math.inf and rx.channel_uses == 4 and rx.meta["path"] == "noiseless"
+    assert torch.equal(rx.features, rx.sent) and rx.mse == 0.0
+    kept = pca.encode(z)
+    kept[:, 8:] = 0.0  # the same 8 leading coefficients, nothing else
+    torch.testing.assert_close(rx.tokens.embeddings, F.normalize(pca.decode(kept), dim=-1), atol=1e-5, rtol=0)
+    # no noise was drawn: the next noisy call is the one a fresh link makes
+    fresh = Link(channel=channel, k_symbols=4, transform=pca, seed=3)
+    assert torch.equal(link(z, 0.0).features, fresh(z, 0.0).features)
+
+
 def test_token_source_ignores_padding():
     from ragsc.types import SemanticTokens
 
