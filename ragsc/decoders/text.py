@@ -32,6 +32,18 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 
 
+def detokenize(tokens: Sequence[str]) -> str:
+    """Join word / punctuation tokens as written: punctuation sticks to the word before it, an opening
+    bracket to the word after it, and double quotes alternate between opening and closing."""
+    out, quote_open = "", False
+    for t in tokens:
+        glue_left = bool(re.fullmatch(r"[^\w\s'(\[{\"]", t)) or (t == '"' and quote_open)
+        glue_right = out.endswith(("(", "[", "{")) or (out.endswith('"') and quote_open)
+        out += t if not out or glue_left or glue_right else " " + t
+        quote_open ^= t == '"'
+    return out
+
+
 class Vocab:
     """Word-level vocabulary (case kept; punctuation as tokens)."""
 
@@ -57,8 +69,7 @@ class Vocab:
                 break
             if i > UNK:
                 out.append(self.words[i])
-        text = " ".join(out)
-        return re.sub(r" ([^\w\s'(\[])", r"\1", text)  # "word ." -> "word."
+        return detokenize(out)
 
     def batch(self, sentences: Sequence[str], max_len: int) -> torch.Tensor:
         """``[N, max_len]`` target ids (EOS-terminated, PAD after)."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ragsc.datasets.corpus import kb_only_fortunes
 from ragsc.decoders import TextDecoder, TextGRU, Vocab, retrieve
-from ragsc.decoders.text import BOS, EOS, FEW_SHOT_DRAFT, FEW_SHOT_RAG, PAD, SPECIALS, UNK
+from ragsc.decoders.text import _WORD, BOS, EOS, FEW_SHOT_DRAFT, FEW_SHOT_RAG, PAD, SPECIALS, UNK, detokenize
 from ragsc.errors import InputError
 
 from ._fakes import FakeLM, hits, item, text_context
@@ -42,6 +42,16 @@ def test_vocab_round_trip_reattaches_punctuation():
     # punctuation is tokenised on its own, apostrophes stay inside words
     assert v.encode("Hello, world!", 24) == [v.index[w] for w in ("Hello", ",", "world", "!")] + [EOS]
     assert "It's" in v.index
+
+
+@pytest.mark.parametrize("sentence", [
+    'He said "never again" and left.',
+    '"Quoted at the start," she wrote.',
+    "A note (in brackets) and [another one].",
+    "Wait... what?! It's late, isn't it?",
+])
+def test_detokenize_inverts_the_tokenizer(sentence):
+    assert detokenize(_WORD.findall(sentence)) == sentence
 
 
 def test_vocab_unknown_words_eos_and_specials_in_decode():
