@@ -99,7 +99,7 @@ class NewItem:
 class Hit:
     """A search result: id, inner-product score, which KB it came from, and the item's metadata.
 
-    ``item`` is read from SQLite on first access, for all hits of the same query at once: a search
+    ``item`` is read from SQLite on first access, for all hits of the same search at once: a search
     costs what FAISS costs until metadata is actually needed.
     """
 
@@ -323,15 +323,14 @@ class KnowledgeBase:
 
     def _search(self, q: np.ndarray, fetch: int, k: int, modality: str | None) -> list[list[Hit]]:
         scores, ids = self.index.search(q, fetch)
-        out = []
-        for row_s, row_i in zip(scores.tolist(), ids.tolist()):
-            keep = [(i, s) for i, s in zip(row_i, row_s) if i >= 0]
-            items = _LazyItems(self._db, [i for i, _ in keep])
-            hits = [Hit(i, s, items, self.scope) for i, s in keep]
-            if modality is not None:  # filtering needs the metadata now
-                hits = [h for h in hits if h.item.modality == modality]
-            out.append(hits[:k])
-        return out
+        rows = [[(i, s) for i, s in zip(row_i, row_s) if i >= 0] for row_s, row_i in zip(scores.tolist(), ids.tolist())]
+        if modality is not None:  # one read of the modality column for the whole batch
+            found = dict.fromkeys(i for row in rows for i, _ in row)
+            match = {i for i, m in _select_in(self._db, "id, modality", list(found)) if m == modality}
+            rows = [[(i, s) for i, s in row if i in match] for row in rows]
+        rows = [row[:k] for row in rows]
+        items = _LazyItems(self._db, list(dict.fromkeys(i for row in rows for i, _ in row)))  # shared by the batch
+        return [[Hit(i, s, items, self.scope) for i, s in row] for row in rows]
 
     def get(self, ids: Sequence[int]) -> list[Item]:
         """Metadata rows for ``ids`` (missing ids are skipped)."""
