@@ -80,6 +80,9 @@ def build_default_kb(path: str | Path, encoder, scope: str = "global", images: i
 
     parts = _recipe(scope, images, local_images, local_texts)
     kb = KnowledgeBase.create(path, encoder, scope=scope, exist_ok=True)
+    if kb.scope != scope:  # syncing would replace the other scope's content with this recipe's
+        raise KBError(f"the knowledge base at {kb.path} is a {kb.scope} KB, not the {scope} one asked for; "
+                      "point the spec's path at the right folder")
     wanted = {it.hash() for part in parts for it in part.items}
     stored = {it.content_hash: it for it in kb.items()}
     stale = [it.id for h, it in stored.items() if h not in wanted and (it.source_uri or "").startswith(DEFAULT_SOURCES)]

@@ -120,3 +120,12 @@ def _path(item):
     from ragsc.decoders.context import item_image_path
 
     return item_image_path(item)
+
+
+def test_a_kb_of_the_other_scope_is_refused_and_left_alone(built, embedded):
+    root, g, _, _ = built
+    before = g.reload()
+    with pytest.raises(KBError, match="is a global KB, not the local one"):
+        build_default_kb(root / "global", embedded, "local", local_images=LOCAL_IMAGES, local_texts=LOCAL_TEXTS)
+    after = g.reload()
+    assert after.manifest["generation"] == before.manifest["generation"] and len(after) == len(before)
