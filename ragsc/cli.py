@@ -248,9 +248,11 @@ def eval_pipeline(
     methods: str = typer.Option("semantic+rag,semantic,retrieval,digital,ideal,noiseless",
                                 help="Comma list of methods to compare."),
     seed: int = typer.Option(0, help="Random seed (items, noise)."),
+    k: int | None = typer.Option(None, min=1, help="Complex symbols per item, for every method (default: the spec's)."),
 ) -> None:
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range
+    from ragsc.config import load_pipeline_spec
     from ragsc.eval.sweep import METHODS, plot, run_eval, summary_table, write_csv
     from ragsc.pipelines import Pipeline
 
@@ -258,7 +260,10 @@ def eval_pipeline(
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     if not chosen or any(m not in METHODS for m in chosen):
         raise ConfigError(f"--methods must be a comma list of {', '.join(METHODS)}, got {methods!r}")
-    pipe = Pipeline.from_config(spec)
+    config = load_pipeline_spec(spec).model_dump()
+    if k is not None:
+        config["channel"]["k_symbols"] = k
+    pipe = Pipeline.from_config(config)
     rows = run_eval(pipe, channels, snrs, n=n, seed=seed, methods=chosen)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "eval.csv")

@@ -65,6 +65,8 @@ def test_eval_bad_options_are_clean_errors(capsys, tmp_path):
     assert code == 2 and "pipeline spec not found" in stderr and not out.exists()
     code, _, stderr = run_main(capsys, "eval", spec, "--n", "0", "--out", str(out))
     assert code == 2 and not out.exists()
+    code, _, stderr = run_main(capsys, "eval", spec, "--k", "0", "--out", str(out))
+    assert code == 2 and not out.exists()
 
 
 def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
@@ -96,6 +98,15 @@ def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
         png = out / f"eval_{task}.png"
         assert png.is_file() and png.stat().st_size > 1000
     assert "semantic+rag" in stdout and "wrote" in stdout and "eval.csv" in stdout
+
+    # --k: every method at another bandwidth; beyond the PCA basis it is refused before any work
+    code, _, stderr = run_main(capsys, "eval", str(path), "--n", "2", "--snr", "10", "--channel", "awgn",
+                               "--methods", "semantic+rag,digital", "--k", "24", "--out", str(tmp_path / "k24"))
+    assert code == 0, stderr
+    with open(tmp_path / "k24" / "eval.csv", newline="") as f:
+        assert {r["channel_uses"] for r in csv.DictReader(f)} == {"24"}
+    code, _, stderr = run_main(capsys, "eval", str(path), "--k", "1000", "--out", str(tmp_path / "k1000"))
+    assert code == 2 and "k_symbols=1000" in stderr and "at most" in stderr and not (tmp_path / "k1000").exists()
 
 
 def test_decoders_train_rejects_zero_steps(capsys, tmp_path):

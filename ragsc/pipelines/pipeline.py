@@ -121,6 +121,11 @@ class Pipeline:
                                                device=spec.encoder.device)
         self.decoders = decoders or load_decoders(spec.decoder.weights)
         self.decoders.check_encoder(self.encoder)
+        n_real = self.decoders.pca.components.shape[1]
+        if 2 * spec.channel.k_symbols > n_real:  # the link would only find out after encoding
+            raise ConfigError(f"channel.k_symbols={spec.channel.k_symbols} needs {2 * spec.channel.k_symbols} real "
+                              f"coefficients; the decoders' PCA basis has {n_real} (at most {n_real // 2} complex "
+                              "symbols per item)")
         kbs = {"local": local, "global": global_}
         for ref in spec.knowledge_bases:
             if kbs[ref.scope] is None:
