@@ -51,6 +51,7 @@ class EvalSet:
     images: list[Image.Image | None] = field(default_factory=list)  # reference image (image items)
     labels: list[tuple[str, str] | None] = field(default_factory=list)  # (color, shape)
     answers: list[list[str]] = field(default_factory=list)
+    sources: list[str | None] = field(default_factory=list)  # an image's URI as a KB stores it (easy-vqa:test/<id>)
 
 
 def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 3,
@@ -76,6 +77,7 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
         for s in text_test_set(n, seed):
             out.items.append(s)
             out.texts.append(s), out.images.append(None), out.labels.append(None), out.answers.append([])
+            out.sources.append(None)
     if task in ("image", "vqa", "multitask"):
         test = load_easy_vqa("test")
         held, novel = list(test[:LOCAL_TEST_IMAGES]), list(test[LOCAL_TEST_IMAGES:])
@@ -87,7 +89,7 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
                 image = im.convert("RGB")
             out.items.append({"image": image, "questions": [q for q, _ in qa]})
             out.texts.append(None), out.images.append(image), out.labels.append((x.color, x.shape))
-            out.answers.append([a for _, a in qa])
+            out.answers.append([a for _, a in qa]), out.sources.append(f"easy-vqa:test/{x.image_id}")
     return out
 
 

@@ -3,6 +3,7 @@
 import csv
 import math
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -54,6 +55,22 @@ def test_evaluation_set_sizes(task, n_items):
         evaluation_set(task, 0)
     with pytest.raises(ConfigError, match="subset"):
         evaluation_set(task, 3, subset="some")
+
+
+def test_evaluation_set_subsets_split_re_sent_from_novel_images():
+    from ragsc.datasets import load_easy_vqa
+    from ragsc.pipelines.default_kb import LOCAL_TEST_IMAGES
+
+    test = load_easy_vqa("test")
+    local = {f"easy-vqa:test/{x.image_id}" for x in test[:LOCAL_TEST_IMAGES]}
+    by_uri = {f"easy-vqa:test/{x.image_id}": x for x in test}
+    held, novel, both = (evaluation_set("image", 6, seed=2, subset=s) for s in ("held", "novel", "all"))
+    assert all(u in local for u in held.sources) and not any(u in local for u in novel.sources)
+    assert sum(u in local for u in both.sources) == 3 and len(set(both.sources)) == 6
+    for uri, image in zip(both.sources, both.images):  # each source is the image that was sent
+        with Image.open(by_uri[uri].path) as im:
+            assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(image))
+    assert evaluation_set("text", 2).sources == [None, None]
 
 
 def test_evaluation_set_questions_per_image():
