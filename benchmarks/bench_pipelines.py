@@ -20,6 +20,7 @@ Uses the embedded default's KBs (built on first use under RAGSC_HOME, cached).
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -102,7 +103,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _pct(x: float) -> str:
-    return "n/a" if x != x else "inf" if x == float("inf") else f"{x:+.1%}"
+    return "n/a" if math.isnan(x) else "inf" if math.isinf(x) else f"{x:+.1%}"
 
 
 def latency(pipe: Pipeline, repeats: int) -> None:
