@@ -108,7 +108,7 @@ class Hit:
     def __init__(self, id: int, score: float, items: _LazyItems | dict, provenance: str,
                  kb_score: float | None = None) -> None:
         self.id, self.score, self.provenance, self.kb_score = id, score, provenance, kb_score
-        self._items = items  # shared by the hits of one query
+        self._items = items  # shared by the hits of one search
 
     @property
     def item(self) -> Item:
@@ -380,9 +380,10 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ writing
     @contextmanager
-    def writer(self, checkpoint_every: int | None = None) -> Iterator[Writer]:
-        """Exclusive, batched writes; committed when the block exits normally, discarded on error."""
-        w = Writer(self.path, read_manifest(self.path), checkpoint_every=checkpoint_every)
+    def writer(self, checkpoint_every: int | None = None, wait_s: float = 0.0) -> Iterator[Writer]:
+        """Exclusive, batched writes; committed when the block exits normally, discarded on error.
+        ``wait_s``: how long to wait for another process's writer to finish (default: fail at once)."""
+        w = Writer(self.path, read_manifest(self.path), checkpoint_every=checkpoint_every, wait_s=wait_s)
         with w:
             yield w
             w.commit(keep_writing=False)
@@ -448,18 +449,25 @@ def read_manifest(path: Path) -> dict:
 class Writer:
     """The one writer of a KB: holds ``writer.lock``, stages changes, commits generations."""
 
-    def __init__(self, path: Path, manifest: dict, fresh: bool = False, checkpoint_every: int | None = None) -> None:
+    def __init__(self, path: Path, manifest: dict, fresh: bool = False, checkpoint_every: int | None = None,
+                 wait_s: float = 0.0) -> None:
         self.path, self.manifest, self.fresh = path, dict(manifest), fresh
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every, self.wait_s = checkpoint_every, wait_s
         self._since_commit = 0
         self._lock_file = None
 
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> Writer:
         self._lock_file = open(self.path / LOCK, "a+")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
             self._lock_file.seek(0)
             holder = self._lock_file.read().strip() or "unknown"
             self._lock_file.close()

@@ -12,19 +12,26 @@ recent ones (content sent again) and half from test images no KB holds (novel co
 :func:`ragsc.eval.sweep.evaluation_set`. Embeddings are computed once per encoder and cached
 (see :mod:`ragsc.encoders.cache`).
 
-Building is a sync, so a KB built by an older recipe (or with another corpus installed) follows
-the current one: the recipe's items the KB lacks are added, and items of the default sources
-(``easy-vqa:`` and ``corpus:default`` URIs) the recipe no longer holds are deleted, in one commit.
-Items a user added from other sources are kept.
+Building is a sync, so a KB built by an older recipe follows the current one, in one commit: the
+recipe's items the KB lacks are added, and items the recipe stored once but no longer holds are
+deleted. Items are matched by content hash (a change of an item's metadata alone is not synced);
+an item counts as the recipe's when its source URI is a default one (``easy-vqa:``,
+``corpus:default``) and its hash is the one the recipe gives it, so items a user ingested (image
+hashes are of the bytes) are never touched. Sentences are not deleted while Debian's ``fortunes``
+is missing (the corpus is then incomplete, not changed), and a KB that holds items but none of the
+recipe's is refused: ``build: default`` is pointing at someone else's KB.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragsc.errors import KBError
+from ragsc.errors import ConfigError, KBError
+
+log = logging.getLogger("ragsc.kb")
 
 LOCAL_TEST_IMAGES = 200  # the local KB holds the first 200 easy-VQA test images
 DEFAULT_SOURCES = ("easy-vqa:", "corpus:default")  # source URIs of the recipe's items
@@ -38,6 +45,7 @@ class _Part:
     kind: str  # "image" | "text"
     contents: list
     items: list
+    complete: bool = True  # False: an optional source is missing, so absent items are not stale
 
     def embeddings(self, encoder, progress: bool):
         from ragsc.encoders.cache import cached_embeddings
@@ -56,18 +64,31 @@ def _recipe(scope: str, images: int | None, local_images: int, local_texts: int)
 
     if scope not in ("global", "local"):
         raise KBError(f"scope must be 'global' or 'local', got {scope!r}")
+    counts = {"images": images, "local_images": local_images, "local_texts": local_texts}
+    bad = {k: v for k, v in counts.items() if v is not None and (not isinstance(v, int) or v < 0)}
+    if bad:
+        raise ConfigError(f"default KB sizes must be integers >= 0, got {bad}")
     corpus = list(text_corpus())
+    with_fortunes = len(corpus) > len(text_corpus(fortunes=False))
     if scope == "global":
         split, photos = "train", load_easy_vqa("train")
         photos, sentences, created = photos[: len(photos) if images is None else images], corpus, None
     else:  # recent content, time-stamped now
         split, photos = "test", load_easy_vqa("test")[:local_images]
-        sentences, created = (corpus[len(corpus) - local_texts:] if local_texts else []), time.time()
+        sentences, created = corpus[max(0, len(corpus) - local_texts):] if local_texts else [], time.time()
     image_items = [NewItem("image", x.caption, f"easy-vqa:{split}/{x.image_id}", created_at=created,
                            extra={"color": x.color, "shape": x.shape, "image_id": x.image_id}) for x in photos]
     text_items = [NewItem("text", s, "corpus:default", created_at=created) for s in sentences]
     return [_Part(f"easyvqa-{split}-{len(photos)}", "image", [x.path for x in photos], image_items),
-            _Part("texts-" + corpus_key(sentences), "text", sentences, text_items)]
+            _Part("texts-" + corpus_key(sentences), "text", sentences, text_items, complete=with_fortunes)]
+
+
+def _owned(item) -> bool:
+    """Whether the recipe stored this item (see the module docstring)."""
+    from ragsc.kb import NewItem
+
+    return ((item.source_uri or "").startswith(DEFAULT_SOURCES)
+            and NewItem(item.modality, item.text, item.source_uri).hash() == item.content_hash)
 
 
 def build_default_kb(path: str | Path, encoder, scope: str = "global", images: int | None = None,
@@ -83,17 +104,30 @@ def build_default_kb(path: str | Path, encoder, scope: str = "global", images: i
     if kb.scope != scope:  # syncing would replace the other scope's content with this recipe's
         raise KBError(f"the knowledge base at {kb.path} is a {kb.scope} KB, not the {scope} one asked for; "
                       "point the spec's path at the right folder")
-    wanted = {it.hash() for part in parts for it in part.items}
     stored = {it.content_hash: it for it in kb.items()}
-    stale = [it.id for h, it in stored.items() if h not in wanted and (it.source_uri or "").startswith(DEFAULT_SOURCES)]
+    owned = [it for it in stored.values() if _owned(it)]
+    if stored and not owned:
+        raise KBError(f"the knowledge base at {kb.path} holds {len(stored)} items and none of the embedded default's; "
+                      "`build: default` only builds and syncs the default KBs: point the path elsewhere or drop it")
+    wanted = {it.hash() for part in parts for it in part.items}
+    final = {part.kind for part in parts if part.complete}  # modalities whose recipe is whole
+    stale = [it.id for it in owned if it.content_hash not in wanted and it.modality in final]
     missing = [(part, [j for j, it in enumerate(part.items) if it.hash() not in stored]) for part in parts]
     missing = [(part, rows) for part, rows in missing if rows]
     if not stale and not missing:
         return kb
     additions = [(part.embeddings(encoder, progress)[rows], [part.items[j] for j in rows]) for part, rows in missing]
-    with kb.writer() as w:  # one commit: a reader sees the old content or the new, never half
+    # one commit: a reader sees the old content or the new, never half; a concurrent sync may hold the
+    # lock for a moment (what it wrote first is deduplicated, what it deleted is gone already)
+    with kb.writer(wait_s=60.0) as w:
         if stale:
             w.delete(stale)
         for emb, items in additions:
             w.add(emb, items)
+    added = sum(len(items) for _, items in additions)
+    if stored:  # an existing KB changed under the user: say so
+        log.warning(f"synced the default {scope} KB at {kb.path} with the recipe: {added} items added, "
+                    f"{len(stale)} deleted")
+    else:
+        log.info(f"built the default {scope} KB at {kb.path}: {added} items")
     return kb

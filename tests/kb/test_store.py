@@ -438,6 +438,25 @@ def test_second_writer_is_refused_with_a_clear_message(new_kb):
     assert len(KnowledgeBase.open(kb.path)) == 2
 
 
+def test_a_writer_may_wait_for_the_other_one(new_kb):
+    import fcntl
+    import threading
+
+    kb = new_kb()
+    held = open(kb.path / "writer.lock", "a+")  # another writer holds the lock (released in 0.5 s)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(KBError, match="being written"):  # a short wait is not enough
+            with kb.writer(wait_s=0.1):
+                pass
+        threading.Timer(0.5, fcntl.flock, (held, fcntl.LOCK_UN)).start()
+        with kb.writer(wait_s=30) as w:
+            w.add(rand_unit(1), [NewItem("text", "waited")])
+    finally:
+        held.close()
+    assert [it.text for it in KnowledgeBase.open(kb.path).items()] == ["waited"]
+
+
 def test_readers_see_the_last_committed_state(new_kb):
     kb = new_kb()
     x = rand_unit(10)

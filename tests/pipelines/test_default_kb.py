@@ -129,3 +129,63 @@ def test_a_kb_of_the_other_scope_is_refused_and_left_alone(built, embedded):
         build_default_kb(root / "global", embedded, "local", local_images=LOCAL_IMAGES, local_texts=LOCAL_TEXTS)
     after = g.reload()
     assert after.manifest["generation"] == before.manifest["generation"] and len(after) == len(before)
+
+
+def test_sync_keeps_what_a_user_ingested_from_the_same_sources(embedded, tmp_path):
+    from ragsc.datasets import load_easy_vqa
+    from ragsc.kb import NewItem
+    from ragsc.kb.store import content_hash
+
+    kb = build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES, local_texts=LOCAL_TEXTS)
+    x = load_easy_vqa("test")[LOCAL_IMAGES + 5]  # ingested by `ragsc kb ingest`: same URI scheme, hash of the bytes
+    uri = f"easy-vqa:test/{x.image_id}"
+    kb.add(embedded.encode_images([x.path]).embeddings,
+           [NewItem("image", x.caption, uri, content_hash=content_hash("image", x.path.read_bytes()))])
+    kb = build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES - 1, local_texts=LOCAL_TEXTS)
+    uris = [it.source_uri for it in kb.items() if it.modality == "image"]
+    assert uri in uris and len(uris) == LOCAL_IMAGES - 1 + 1
+
+
+def test_sentences_are_not_deleted_while_the_fortunes_are_missing(embedded, tmp_path, monkeypatch):
+    import ragsc.datasets.corpus as corpus
+
+    kb = build_default_kb(tmp_path / "global", embedded, "global", images=N_IMAGES)
+    before = sorted(it.text for it in kb.items() if it.modality == "text")
+    captions_only = corpus.text_corpus(fortunes=False)
+    monkeypatch.setattr(corpus, "text_corpus", lambda fortunes=True: captions_only)
+    kb = build_default_kb(tmp_path / "global", embedded, "global", images=N_IMAGES)
+    assert sorted(it.text for it in kb.items() if it.modality == "text") == before
+
+
+def test_build_default_refuses_a_kb_that_is_not_the_defaults(embedded, tmp_path):
+    from ragsc.config import KBRef
+    from ragsc.kb import KnowledgeBase, NewItem
+    from ragsc.pipelines.pipeline import _open_kb
+
+    kb = KnowledgeBase.create(tmp_path / "mine", embedded, scope="local")
+    kb.add(embedded.encode_texts(["my note"]).embeddings, [NewItem("text", "my note", "file:///notes.txt")])
+    generation = kb.reload().manifest["generation"]
+    with pytest.raises(KBError, match="none of the embedded default's"):
+        _open_kb(KBRef(path=str(tmp_path / "mine"), scope="local", build="default"), embedded)
+    assert kb.reload().manifest["generation"] == generation and len(kb.reload()) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"images": -1}, {"local_texts": -3}, {"local_images": 2.5}])
+def test_bad_sizes_are_refused_before_anything_is_written(embedded, tmp_path, kwargs):
+    from ragsc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="integers >= 0"):
+        build_default_kb(tmp_path / "kb", embedded, "local", **kwargs)
+    assert not (tmp_path / "kb").exists()
+
+
+def test_a_pipeline_syncs_an_existing_default_kb_on_open(embedded, tmp_path, monkeypatch):
+    import ragsc.pipelines.default_kb as default_kb
+    from ragsc.config import KBRef
+    from ragsc.pipelines.pipeline import _open_kb
+
+    build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES, local_texts=LOCAL_TEXTS)
+    calls = []
+    monkeypatch.setattr(default_kb, "build_default_kb", lambda *a, **k: calls.append((a, k)) or "synced")
+    assert _open_kb(KBRef(path=str(tmp_path / "local"), scope="local", build="default"), embedded) == "synced"
+    assert calls and calls[0][0][2] == "local"
