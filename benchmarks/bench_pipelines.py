@@ -94,16 +94,20 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
 
 
 def _relative(value: float, base: float) -> float:
-    return (value - base) / abs(base) if base else float("inf") if value > base else 0.0
+    if base:
+        return (value - base) / abs(base)
+    return math.copysign(math.inf, value - base) if value != base else 0.0
 
 
 def _mean(values: list[float]) -> float:
-    finite = [v for v in values if v != float("inf")]
-    return statistics.mean(finite) if finite else float("inf")
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.mean(finite) if finite else math.nan
 
 
 def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else "inf" if math.isinf(x) else f"{x:+.1%}"
+    if math.isnan(x):
+        return "n/a"
+    return ("+inf" if x > 0 else "-inf") if math.isinf(x) else f"{x:+.1%}"
 
 
 def latency(pipe: Pipeline, repeats: int) -> None:

@@ -113,8 +113,9 @@ class Link:
 
     Call ``rx = link(tokens, snr_db=None, noiseless=False)``: ``tokens`` are :class:`SemanticTokens` (or
     a float tensor ``[N, D]``); returns a :class:`Received`. ``snr_db`` overrides the configured SNR for
-    this call; ``noiseless=True`` delivers the same ``k_symbols`` exactly (no channel, no noise; the
-    received SNR is ``inf``): the upper bound of the analog path at equal channel uses.
+    this call; ``noiseless=True`` delivers the same ``k_symbols`` exactly (no channel, no noise, so
+    ``snr_db`` is ignored and the received SNR is ``inf``): the upper bound of the analog path at
+    equal channel uses.
     """
 
     def __init__(self, config: LinkConfig | None = None, transform: Transform | None = None, **overrides) -> None:
@@ -131,7 +132,7 @@ class Link:
         st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
         z = self._features(st)
         coeffs = self.transform.encode(z) if self.transform is not None else z
-        k = self._k_symbols(coeffs.shape[1])
+        k = self.k_symbols_for(coeffs.shape[1])
         sent_real = coeffs[:, : 2 * k]
         x, gain = to_symbols(sent_real)
         if noiseless:
@@ -163,7 +164,8 @@ class Link:
                              "(encode with return_tokens=True)")
         return st.tokens.float().reshape(st.tokens.shape[0], -1)
 
-    def _k_symbols(self, n_real: int) -> int:
+    def k_symbols_for(self, n_real: int) -> int:
+        """Complex symbols per item for a source of ``n_real`` real features (ConfigError when they do not fit)."""
         k_max = n_real // 2
         k = self.config.k_symbols or k_max
         if k > k_max:

@@ -121,11 +121,7 @@ class Pipeline:
                                                device=spec.encoder.device)
         self.decoders = decoders or load_decoders(spec.decoder.weights)
         self.decoders.check_encoder(self.encoder)
-        n_real = self.decoders.pca.components.shape[1]
-        if 2 * spec.channel.k_symbols > n_real:  # the link would only find out after encoding
-            raise ConfigError(f"channel.k_symbols={spec.channel.k_symbols} needs {2 * spec.channel.k_symbols} real "
-                              f"coefficients; the decoders' PCA basis has {n_real} (at most {n_real // 2} complex "
-                              "symbols per item)")
+        self.link().k_symbols_for(self.decoders.pca.components.shape[1])  # k must fit the basis: fail before encoding
         kbs = {"local": local, "global": global_}
         for ref in spec.knowledge_bases:
             if kbs[ref.scope] is None:
@@ -256,7 +252,7 @@ class Pipeline:
         t0 = time.perf_counter()
         rx = link(embeddings, snr, noiseless=noiseless)
         self.timings = {"channel": time.perf_counter() - t0}
-        return Transmission(messages, rx, rx.snr_db, link.config.channel, dict(self.timings))
+        return Transmission(messages, rx, rx.snr_db, rx.meta["channel"], dict(self.timings))
 
     # ------------------------------------------------------------------------- receiver
     def retrieve(self, received: torch.Tensor, kinds: list[str]) -> list[list]:

@@ -276,13 +276,20 @@ def test_noiseless_delivers_the_same_k_symbols_exactly_and_draws_nothing(channel
     link = Link(channel=channel, k_symbols=4, transform=pca, seed=3)
     rx = link(z, noiseless=True)
     assert rx.snr_db == math.inf and rx.channel_uses == 4 and rx.meta["path"] == "noiseless"
-    assert torch.equal(rx.features, rx.sent) and rx.mse == 0.0
     kept = pca.encode(z)
     kept[:, 8:] = 0.0  # the same 8 leading coefficients, nothing else
     torch.testing.assert_close(rx.tokens.embeddings, F.normalize(pca.decode(kept), dim=-1), atol=1e-5, rtol=0)
     # no noise was drawn: the next noisy call is the one a fresh link makes
     fresh = Link(channel=channel, k_symbols=4, transform=pca, seed=3)
     assert torch.equal(link(z, 0.0).features, fresh(z, 0.0).features)
+
+
+def test_noiseless_without_a_transform_keeps_the_leading_features():
+    z = torch.randn(5, 16, generator=torch.Generator().manual_seed(0))
+    rx = Link(k_symbols=3)(z, snr_db=-20.0, noiseless=True)  # the SNR is ignored
+    kept = torch.zeros_like(z)
+    kept[:, :6] = z[:, :6]
+    torch.testing.assert_close(rx.tokens.embeddings, F.normalize(kept, dim=-1))
 
 
 def test_token_source_ignores_padding():

@@ -144,7 +144,7 @@ def test_default_snr_channel_and_noiseless(pipes):
     tx = p.transmit(["a red triangle"], channel="rayleigh", snr_db=3)
     assert tx.channel == "rayleigh" and tx.snr_db == 3.0
     bound = p.transmit(["a red triangle", "a teal circle"], noiseless=True)
-    assert math.isinf(bound.snr_db) and bound.snr_db > 0
+    assert math.isinf(bound.snr_db) and bound.snr_db > 0 and bound.channel == "none"
     assert bound.channel_uses == p.spec.channel.k_symbols
     # the noiseless bound is deterministic: no noise, whatever the seed
     again = p.transmit(["a red triangle", "a teal circle"], noiseless=True, seed=9)
