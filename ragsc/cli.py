@@ -249,22 +249,26 @@ def eval_pipeline(
                                 help="Comma list of methods to compare."),
     seed: int = typer.Option(0, help="Random seed (items, noise)."),
     k: int | None = typer.Option(None, min=1, help="Complex symbols per item, for every method (default: the spec's)."),
+    subset: str = typer.Option("all", help="Images to send: all (half re-sent from the local KB, half novel), "
+                                           "held (re-sent only) or novel (no KB holds them)."),
 ) -> None:
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range
     from ragsc.config import load_pipeline_spec
-    from ragsc.eval.sweep import METHODS, plot, run_eval, summary_table, write_csv
+    from ragsc.eval.sweep import METHODS, SUBSETS, plot, run_eval, summary_table, write_csv
     from ragsc.pipelines import Pipeline
 
     channels, snrs = parse_channels(channel), parse_snr_range(snr)  # validate before any work
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     if not chosen or any(m not in METHODS for m in chosen):
         raise ConfigError(f"--methods must be a comma list of {', '.join(METHODS)}, got {methods!r}")
+    if subset not in SUBSETS:
+        raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
     config = load_pipeline_spec(spec).model_dump()
     if k is not None:
         config["channel"]["k_symbols"] = k
     pipe = Pipeline.from_config(config)
-    rows = run_eval(pipe, channels, snrs, n=n, seed=seed, methods=chosen)
+    rows = run_eval(pipe, channels, snrs, n=n, seed=seed, methods=chosen, subset=subset)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "eval.csv")
     pngs = plot(rows, out)

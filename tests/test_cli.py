@@ -54,7 +54,8 @@ def test_eval_bad_options_are_clean_errors(capsys, tmp_path):
     spec = str(ROOT / "pipelines" / "multitask.yaml")
     out = tmp_path / "out"
     cases = {("--snr", "bad"): "SNR range", ("--snr", "0:100:50"): "within", ("--channel", "bad"): "unknown channel",
-             ("--methods", "bad"): "--methods", ("--methods", "semantic,,magic"): "--methods"}
+             ("--methods", "bad"): "--methods", ("--methods", "semantic,,magic"): "--methods",
+             ("--subset", "recent"): "--subset"}
     for args, message in cases.items():
         code, _, stderr = run_main(capsys, "eval", spec, *args, "--out", str(out))
         assert code == 2, args
@@ -93,7 +94,7 @@ def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
     assert len(rows) == sum(per_method.values())  # retrieval alone scores image PSNR / SSIM only
     assert {r["method"] for r in rows} == set(METHODS)
     assert {r["snr_db"] for r in rows} == {"10.0"} and {r["channel_uses"] for r in rows} == {"48"}
-    assert {r["n"] for r in rows} == {"3"}
+    assert {r["n"] for r in rows} == {"3"} and {r["subset"] for r in rows} == {"all"}
     for task in ("text", "image", "vqa"):
         png = out / f"eval_{task}.png"
         assert png.is_file() and png.stat().st_size > 1000
@@ -101,10 +102,11 @@ def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
 
     # --k: every method at another bandwidth; beyond the PCA basis it is refused before any work
     code, _, stderr = run_main(capsys, "eval", str(path), "--n", "2", "--snr", "10", "--channel", "awgn",
-                               "--methods", "semantic+rag,digital", "--k", "24", "--out", str(tmp_path / "k24"))
+                               "--methods", "semantic+rag,digital", "--k", "24", "--subset", "novel",
+                               "--out", str(tmp_path / "k24"))
     assert code == 0, stderr
     with open(tmp_path / "k24" / "eval.csv", newline="") as f:
-        assert {r["channel_uses"] for r in csv.DictReader(f)} == {"24"}
+        assert {(r["channel_uses"], r["subset"]) for r in csv.DictReader(f)} == {("24", "novel")}
     code, _, stderr = run_main(capsys, "eval", str(path), "--k", "1000", "--out", str(tmp_path / "k1000"))
     assert code == 2 and "k_symbols=1000" in stderr and "at most" in stderr and not (tmp_path / "k1000").exists()
 

@@ -40,6 +40,7 @@ TASK_METRICS = {"text": ("bleu1", "bleu4", "similarity"), "image": ("psnr", "ssi
                 "vqa": ("accuracy",)}
 PSNR_CAP_DB = 60.0
 PRIMARY = {"text": "similarity", "image": "ssim", "vqa": "accuracy"}
+SUBSETS = ("all", "held", "novel")  # which images an evaluation sends, see evaluation_set
 
 
 @dataclass
@@ -69,7 +70,7 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
 
     if n < 1:
         raise ConfigError(f"an evaluation needs at least one item per task, got n={n}")
-    if subset not in ("all", "held", "novel"):
+    if subset not in SUBSETS:
         raise ConfigError(f"subset must be 'all', 'held' or 'novel', got {subset!r}")
     rng = random.Random(seed)
     out = EvalSet([])
@@ -198,7 +199,7 @@ def _pil(x) -> Image.Image:
 
 def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: int = 0,
              methods: tuple[str, ...] = METHODS, progress: bool = True, subset: str = "all") -> list[dict]:
-    """Rows ``{task, metric, method, channel, snr_db, value, channel_uses, n}`` for every point
+    """Rows ``{task, metric, method, channel, snr_db, value, channel_uses, n, subset}`` for every point
     (``subset``: which images, see :func:`evaluation_set`)."""
     from tqdm.auto import tqdm
 
@@ -221,7 +222,7 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
         for key, value in scores.items():
             task, metric = key.split("/")
             rows.append({"task": task, "metric": metric, "method": method, "channel": channel, "snr_db": snr,
-                         "value": round(value, 6), "channel_uses": k, "n": n})
+                         "value": round(value, 6), "channel_uses": k, "n": n, "subset": subset})
 
     if "noiseless" in methods:  # no channel, no SNR: one bound for every point
         bound = score(pipe.receive(pipe.send(messages, emb, noiseless=True, seed=seed), rag=pipe.retriever is not None), ev, sim)
@@ -265,7 +266,8 @@ def _retrieval_scores(outputs, ev: EvalSet, encoder=None) -> dict[str, float]:
 
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["task", "metric", "method", "channel", "snr_db", "value", "channel_uses", "n"])
+        w = csv.DictWriter(f, fieldnames=["task", "metric", "method", "channel", "snr_db", "value", "channel_uses", "n",
+                                          "subset"])
         w.writeheader()
         w.writerows(rows)
 
@@ -299,8 +301,9 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
                 ax.set_title(f"{task} / {ch}")
                 ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=8)
-        k, n = tr[0]["channel_uses"], tr[0]["n"]
-        fig.suptitle(f"{task}: {k} complex symbols per item in every path ({n} items)", fontsize=11)
+        k, n, subset = tr[0]["channel_uses"], tr[0]["n"], tr[0].get("subset", "all")
+        images = {"held": ", images re-sent from the local KB", "novel": ", novel images"}.get(subset, "")
+        fig.suptitle(f"{task}: {k} complex symbols per item in every path ({n} items{images})", fontsize=11)
         fig.tight_layout()
         path = out / f"eval_{task}.png"
         fig.savefig(path, dpi=110)

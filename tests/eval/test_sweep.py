@@ -24,7 +24,7 @@ from ragsc.eval.sweep import (
 from ragsc.pipelines import Output
 
 SNRS = [0, 20]
-KEYS = {"task", "metric", "method", "channel", "snr_db", "value", "channel_uses", "n"}
+KEYS = {"task", "metric", "method", "channel", "snr_db", "value", "channel_uses", "n", "subset"}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_run_eval_rows(rows, multitask):
     assert set(points) == expected_points(METHODS, SNRS)
     assert {r["channel"] for r in rows} == {"awgn"}
     assert all(r["channel_uses"] == multitask.spec.channel.k_symbols for r in rows)
-    assert all(r["n"] == 4 for r in rows)
+    assert all(r["n"] == 4 and r["subset"] == "all" for r in rows)
     assert all(isinstance(r["value"], float) and not math.isnan(r["value"]) for r in rows)
     bounded = [r["value"] for r in rows if r["metric"] in ("bleu1", "bleu4", "class_accuracy", "accuracy")]
     assert all(0.0 <= v <= 1.0 for v in bounded)
