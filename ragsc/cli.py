@@ -255,7 +255,7 @@ def eval_pipeline(
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range
     from ragsc.config import load_pipeline_spec
-    from ragsc.eval.sweep import METHODS, SUBSETS, plot, run_eval, summary_table, write_csv
+    from ragsc.eval.sweep import METHODS, SUBSETS, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
 
     channels, snrs = parse_channels(channel), parse_snr_range(snr)  # validate before any work
@@ -269,11 +269,9 @@ def eval_pipeline(
         config["channel"]["k_symbols"] = k
     pipe = Pipeline.from_config(config)
     rows = run_eval(pipe, channels, snrs, n=n, seed=seed, methods=chosen, subset=subset)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "eval.csv")
-    pngs = plot(rows, out)
+    csv_path, pngs = save(rows, out)
     typer.echo(summary_table(rows))
-    typer.echo(f"wrote {out / 'eval.csv'} and {', '.join(str(p) for p in pngs)} ({len(rows)} rows)")
+    typer.echo(f"wrote {csv_path} and {', '.join(str(p) for p in pngs)} ({len(rows)} rows)")
 
 
 @app.command()

@@ -22,7 +22,7 @@ def run_demo(limit: int = 240, echo: Callable[[str], None] = print, snrs: tuple[
     """Run the demo and return its figures (also printed through ``echo``)."""
     from ragsc._assets import asset_dir, home_dir
     from ragsc.encoders.evaluate import standard_suite
-    from ragsc.eval.sweep import PRIMARY, plot, run_eval, summary_table, write_csv
+    from ragsc.eval.sweep import PRIMARY, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
     from ragsc.report import SCORE_HEADER, score_rows, table
 
@@ -39,15 +39,12 @@ def run_demo(limit: int = 240, echo: Callable[[str], None] = print, snrs: tuple[
     examples(pipe, echo, lm)
 
     rows = run_eval(pipe, ["awgn", "rayleigh"], list(snrs), n=n, seed=0)
-    out = out or home_dir() / "demo" / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out / "eval.csv")
-    pngs = plot(rows, out)
+    csv_path, pngs = save(rows, out or home_dir() / "demo" / "eval")
     primary = [r for r in rows if PRIMARY[r["task"]] == r["metric"] or r["metric"] == "class_accuracy"]
     echo(f"\nsweep, {pipe.spec.channel.k_symbols} complex symbols per item in every path ({n} sentences, "
          f"{n} images with 3 questions each); primary metrics:")
     echo(summary_table(primary))
-    echo(f"all metrics: {out / 'eval.csv'}; plots: {', '.join(str(p) for p in pngs)}")
+    echo(f"all metrics: {csv_path}; plots: {', '.join(str(p) for p in pngs)}")
     echo(f"\ndone in {time.perf_counter() - t0:.1f}s")
     return {"scores": scores, "eval": rows}
 

@@ -162,6 +162,7 @@ class DigitalReceiver:
 
     def __call__(self, messages, channel: str, snr: float) -> tuple[list, dict]:
         from ragsc.channel import Received
+        from ragsc.encoders.inputs import load_image
         from ragsc.pipelines import Output, Transmission
         from ragsc.types import SemanticTokens
 
@@ -175,7 +176,7 @@ class DigitalReceiver:
             meta["text_mcs"] = res.meta.get("mcs")
         i_idx = [i for i, m in enumerate(messages) if m.kind == "image"]
         if i_idx:
-            res = self._content([_pil(messages[i].content) for i in i_idx], channel, snr)
+            res = self._content([load_image(messages[i].content, i) for i in i_idx], channel, snr)
             emb = self._embed(res.items)
             rx = Received(SemanticTokens(emb, "image"), emb, emb, self.pipe.spec.channel.k_symbols, snr)
             tx = Transmission([messages[i] for i in i_idx], rx, snr, channel)
@@ -184,14 +185,6 @@ class DigitalReceiver:
                 outputs[i].image, outputs[i].caption, outputs[i].answers = im, o.caption, o.answers
             meta["image_mcs"] = res.meta.get("mcs")
         return outputs, meta
-
-
-def _pil(x) -> Image.Image:
-    if isinstance(x, Image.Image):
-        return x.convert("RGB")
-    from ragsc.encoders.inputs import load_image
-
-    return load_image(x)
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -262,6 +255,13 @@ def _retrieval_scores(outputs, ev: EvalSet, encoder=None) -> dict[str, float]:
         im = retrieved_image(Context([o.context]))[0] or Image.new("RGB", ref.size, (128, 128, 128))
         picked.append(replace(o, image=im.resize(ref.size)))
     return {k: v for k, v in score(picked, ev, encoder).items() if k in ("image/psnr", "image/ssim")}
+
+
+def save(rows: list[dict], out: Path) -> tuple[Path, list[Path]]:
+    """Write a sweep's ``out/eval.csv`` and one PNG per task (``out`` is created); returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "eval.csv")
+    return out / "eval.csv", plot(rows, out)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
