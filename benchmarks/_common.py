@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import statistics
 import time
 
 
@@ -39,3 +41,23 @@ def machine() -> str:
     except (OSError, StopIteration):
         cpu = platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def relative_gain(value: float, base: float) -> float:
+    """``(value - base) / |base|``; a zero base gives a signed infinity (or 0 when nothing changed)."""
+    if base:
+        return (value - base) / abs(base)
+    return math.copysign(math.inf, value - base) if value != base else 0.0
+
+
+def mean_finite(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.mean(finite) if finite else math.nan
+
+
+def pct(x: float) -> str:
+    """A relative change as a signed percentage (``n/a`` for NaN, ``+inf`` / ``-inf``)."""
+    if math.isnan(x):
+        return "n/a"
+    return ("+inf" if x > 0 else "-inf") if math.isinf(x) else f"{x:+.1%}"

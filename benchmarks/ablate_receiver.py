@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import machine, mean_finite, pct, relative_gain  # noqa: E402
 
 from ragsc.eval.sweep import evaluation_set, score  # noqa: E402
 from ragsc.pipelines import Pipeline  # noqa: E402
@@ -52,12 +52,12 @@ def image_copy_rule(n: int, seed: int) -> None:
             outputs = pipe.receive(tx, rag=True, tasks=("image",))
             rag = score(outputs, ev, pipe.encoder)
             for metric in ("ssim", "psnr"):
-                gains[name][metric].append((rag[f"image/{metric}"] - base[f"image/{metric}"]) / base[f"image/{metric}"])
+                gains[name][metric].append(relative_gain(rag[f"image/{metric}"], base[f"image/{metric}"]))
         held = [(o, src) for o, src in zip(outputs, ev.sources) if src in local]
         identified.append(sum(bool(o.context) and o.context[0].item.source_uri == src for o, src in held) / len(held))
     pipe.image_decoder.copy_threshold = pipe.spec.decoder.image_copy_threshold
     header = ["copy threshold", "metric"] + [f"{c[:3]} {s:g}" for c, s in POINTS] + ["mean"]
-    body = [[name, metric] + [f"{g:+.1%}" for g in values] + [f"{statistics.mean(values):+.1%}"]
+    body = [[name, metric] + [pct(g) for g in values] + [pct(mean_finite(values))]
             for name, per_metric in gains.items() for metric, values in per_metric.items()]
     print(f"image: RAG gain by copy threshold ({n} easy-VQA test images, half re-sent from the local KB, "
           f"{pipe.spec.channel.k_symbols} complex symbols per item)")

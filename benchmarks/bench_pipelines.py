@@ -20,7 +20,6 @@ Uses the embedded default's KBs (built on first use under RAGSC_HOME, cached).
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine  # noqa: E402
+from _common import machine, mean_finite, pct, relative_gain  # noqa: E402
 
 from ragsc.config import load_pipeline_spec  # noqa: E402
 from ragsc.decoders import Context  # noqa: E402
@@ -52,12 +51,12 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
         for ch in CHANNELS:
             for snr in SNRS:
                 rag, base = val[(task, metric, ch, snr, "semantic+rag")], val[(task, metric, ch, snr, "semantic")]
-                gains.append(_relative(rag, base))
-                ceilings.append(_relative(1.0, base))  # a perfect receiver: every bounded metric at 1
-        mean_gain[task, metric] = _mean(gains)
-        mean_ceiling[task, metric] = _mean(ceilings) if metric != "psnr" else float("nan")  # PSNR is unbounded
-        body.append([task, metric + (" *" if PRIMARY[task] == metric else "")] + [_pct(g) for g in gains] +
-                    [_pct(mean_gain[task, metric]), _pct(mean_ceiling[task, metric])])
+                gains.append(relative_gain(rag, base))
+                ceilings.append(relative_gain(1.0, base))  # a perfect receiver: every bounded metric at 1
+        mean_gain[task, metric] = mean_finite(gains)
+        mean_ceiling[task, metric] = mean_finite(ceilings) if metric != "psnr" else float("nan")  # PSNR is unbounded
+        body.append([task, metric + (" *" if PRIMARY[task] == metric else "")] + [pct(g) for g in gains] +
+                    [pct(mean_gain[task, metric]), pct(mean_ceiling[task, metric])])
     header = (["task", "metric"] + [f"{c[:3]} {s:g}" for c in CHANNELS for s in SNRS] +
               ["mean", "ceiling (perfect receiver)"])
     what = {"all": "half the images re-sent from the local KB, half novel",
@@ -66,11 +65,11 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
           f"{pipe.spec.channel.k_symbols} complex symbols per item; {what})")
     print(table(body, header))
     primary = [(t, m) for t, m in PRIMARY.items()]
-    print(f"mean over the primary metrics (*): {_pct(_mean([mean_gain[p] for p in primary]))}  (goal >= +30 %); "
-          f"a perfect receiver would score {_pct(_mean([mean_ceiling[p] for p in primary]))}\n")
+    print(f"mean over the primary metrics (*): {pct(mean_finite([mean_gain[p] for p in primary]))}  (goal >= +30 %); "
+          f"a perfect receiver would score {pct(mean_finite([mean_ceiling[p] for p in primary]))}\n")
     # the headline's metrics were chosen before measuring; show how much the choice matters
     image_metrics = [m for t, m in keys if t == "image"]
-    rows = [[m] + [_pct(_mean([mean_gain["text", m], mean_gain["image", im], mean_gain["vqa", "accuracy"]]))
+    rows = [[m] + [pct(mean_finite([mean_gain["text", m], mean_gain["image", im], mean_gain["vqa", "accuracy"]]))
                    for im in image_metrics] for t, m in keys if t == "text"]
     print("mean RAG gain under other metric choices (rows: text metric, columns: image metric; VQA accuracy)")
     print(table(rows, ["text \\ image"] + image_metrics) + "\n")
@@ -91,23 +90,6 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
     print("semantic+RAG vs. digital separate coding (best MCS per SNR), equal channel uses")
     print(table(body, ["task", "metric", "channel"] + [f"SNR {s:g}" for s in SNRS]))
     print(f"semantic+RAG beats digital on the primary metric at SNR <= 5 dB: {wins}/{total} points (goal: all)\n")
-
-
-def _relative(value: float, base: float) -> float:
-    if base:
-        return (value - base) / abs(base)
-    return math.copysign(math.inf, value - base) if value != base else 0.0
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return statistics.mean(finite) if finite else math.nan
-
-
-def _pct(x: float) -> str:
-    if math.isnan(x):
-        return "n/a"
-    return ("+inf" if x > 0 else "-inf") if math.isinf(x) else f"{x:+.1%}"
 
 
 def latency(pipe: Pipeline, repeats: int) -> None:
