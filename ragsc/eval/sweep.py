@@ -178,8 +178,9 @@ class DigitalReceiver:
         if i_idx:
             res = self._content([load_image(messages[i].content, i) for i in i_idx], channel, snr)
             emb = self._embed(res.items)
-            rx = Received(SemanticTokens(emb, "image"), emb, emb, self.pipe.spec.channel.k_symbols, snr)
-            tx = Transmission([messages[i] for i in i_idx], rx, snr, channel)
+            rx = Received(SemanticTokens(emb, "image"), emb, emb, self.pipe.spec.channel.k_symbols, snr,
+                          {"channel": channel, "path": "digital"})
+            tx = Transmission([messages[i] for i in i_idx], rx)
             rag = self.pipe.retriever is not None
             for i, o, im in zip(i_idx, self.pipe.receive(tx, rag=rag, tasks=("caption", "vqa")), res.items):
                 outputs[i].image, outputs[i].caption, outputs[i].answers = im, o.caption, o.answers

@@ -59,9 +59,17 @@ class Transmission:
 
     messages: list[Message]
     received: Received
-    snr_db: float
-    channel: str
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def snr_db(self) -> float:
+        """The SNR it was sent at (``inf`` for the noiseless bound)."""
+        return self.received.snr_db
+
+    @property
+    def channel(self) -> str:
+        """The channel it crossed (``"none"`` for the noiseless bound)."""
+        return self.received.meta["channel"]
 
     @property
     def kinds(self) -> list[str]:
@@ -252,7 +260,7 @@ class Pipeline:
         t0 = time.perf_counter()
         rx = link(embeddings, snr, noiseless=noiseless)
         self.timings = {"channel": time.perf_counter() - t0}
-        return Transmission(messages, rx, rx.snr_db, rx.meta["channel"], dict(self.timings))
+        return Transmission(messages, rx, dict(self.timings))
 
     # ------------------------------------------------------------------------- receiver
     def retrieve(self, received: torch.Tensor, kinds: list[str]) -> list[list]:
