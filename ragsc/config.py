@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ragsc.errors import ConfigError
 
@@ -27,7 +27,6 @@ class EncoderConfig(_Config):
     spec: str = Field("embedded", description="'embedded', 'open_clip:<model>/<tag|ckpt>', 'open_clip:local-dir:<dir>' or 'hf:<dir|id>'")
     device: str = "cpu"
     batch_size: int = Field(64, ge=1, le=4096)
-    return_tokens: bool = Field(False, description="also send patch / word tokens, not only the pooled embedding")
 
     @field_validator("spec")
     @classmethod
@@ -40,23 +39,41 @@ class EncoderConfig(_Config):
 
 
 class ChannelConfig(_Config):
-    """The wireless link of a pipeline: channel model, SNR and the channel uses per item."""
+    """The wireless channel every transmission path crosses (see :mod:`ragsc.channel` for the units).
+
+    One config for every path: the analog :class:`~ragsc.channel.Link`, the adaptive link, the digital
+    paths and the ideal bound all hold one (``path.config``), and a pipeline spec's ``channel:`` section
+    validates into it. ``snr_db`` is the default of a call that names none (:meth:`resolve_snr`).
+    """
 
     channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
     snr_db: float = Field(10.0, ge=-30.0, le=60.0, allow_inf_nan=False)
-    k_symbols: int = Field(48, gt=0, le=4096, description="complex symbols per item, in every path")
+    k_symbols: int | None = Field(48, gt=0, le=1_000_000, description="complex symbols per item, in every path compared; "
+                                  "null: as many as the source has (analog link only)")
     csi: Literal["perfect", "none"] = "perfect"
     equalizer: Literal["mmse", "zf"] = "mmse"
     fading: Literal["block", "fast"] = "block"
     rician_k: float = Field(4.0, ge=0.0, allow_inf_nan=False)
-    seed: int = 0
+    seed: int | None = Field(0, description="seed of the channel's generator; null: nondeterministic")
+
+    def resolve_snr(self, snr_db: float | None = None) -> float:
+        """The SNR of one transmission: ``snr_db``, or this config's default when it is ``None``.
+
+        The one place a path's SNR is decided; an SNR that is not finite or lies outside
+        [-30, 60] dB raises :class:`~ragsc.errors.InputError`.
+        """
+        from ragsc.channel.models import snr_db_to_no
+
+        snr = self.snr_db if snr_db is None else snr_db
+        snr_db_to_no(snr)  # validates
+        return float(snr)
 
 
 class KBRef(_Config):
     """A knowledge base the receiver reads: a bare name lives in ``RAGSC_HOME/kb/NAME``, else a path.
 
     ``build: default`` builds the embedded default's KB of that scope when it is missing and keeps
-    it in line with the recipe (see :mod:`ragsc.pipelines.default_kb`); ``build: null`` requires it
+    it in line with the recipe (see :mod:`ragsc.kb.default`); ``build: null`` requires it
     to exist.
     """
 
@@ -90,7 +107,17 @@ class PipelineSpec(_Config):
     channel: ChannelConfig = ChannelConfig()
     knowledge_bases: list[KBRef] = Field(default_factory=list)
     decoder: DecoderConfig = DecoderConfig()
-    seed: int = 0
+    seed: int = Field(0, description="the pipeline's seed: it seeds the channel of every transmission "
+                      "(a call's seed= overrides it), so the same spec gives the same results")
+
+    @model_validator(mode="after")
+    def _one_seed(self) -> PipelineSpec:
+        # one seed per pipeline: the top-level one is the channel's (a channel.seed may only repeat it)
+        if "seed" in self.channel.model_fields_set and self.channel.seed != self.seed:
+            raise ValueError(f"channel.seed ({self.channel.seed}) differs from the pipeline's seed ({self.seed}): "
+                             "a pipeline has one seed, set it at the top level (`seed:`)")
+        object.__setattr__(self, "channel", self.channel.model_copy(update={"seed": self.seed}))  # frozen model
+        return self
 
     @field_validator("knowledge_bases")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +22,10 @@ class SemanticTokens:
     embeddings
         ``[N, dim]`` float tensor, L2-normalised rows, in the space shared by both modalities.
     modality
-        ``"image"`` or ``"text"``: what the rows were encoded from.
+        ``"image"`` or ``"text"`` when every row was encoded from that modality; a tuple with one of
+        them per row for a mixed batch (a multitask batch sends images and sentences together). A
+        per-row sequence whose rows all agree is stored as the single string. :attr:`modalities`
+        always gives one per row.
     tokens
         Optional ``[N, T, d]`` patch / word tokens for token-level transmission (``d`` is ``dim`` for
         the embedded default; for other backends it is documented by the backend).
@@ -32,7 +36,7 @@ class SemanticTokens:
     """
 
     embeddings: torch.Tensor
-    modality: Modality
+    modality: Modality | tuple[Modality, ...]
     tokens: torch.Tensor | None = None
     token_mask: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -41,8 +45,17 @@ class SemanticTokens:
         e = self.embeddings
         if not isinstance(e, torch.Tensor) or e.ndim != 2 or not e.is_floating_point():
             raise InputError("SemanticTokens.embeddings must be a float tensor of shape [N, dim]")
-        if self.modality not in ("image", "text"):
-            raise InputError(f"SemanticTokens.modality must be 'image' or 'text', got {self.modality!r}")
+        m = self.modality
+        if isinstance(m, Sequence) and not isinstance(m, str):
+            m = tuple(m)
+            if len(m) != e.shape[0]:
+                raise InputError(f"SemanticTokens.modality has {len(m)} entries for {e.shape[0]} rows")
+            if m and all(x == m[0] for x in m):
+                m = m[0]
+            object.__setattr__(self, "modality", m)  # frozen: normalised once here
+        for x in (m,) if isinstance(m, str) else m:
+            if x not in ("image", "text"):
+                raise InputError(f"SemanticTokens.modality must be 'image' or 'text' (or one per row), got {x!r}")
         if self.tokens is not None and (self.tokens.ndim != 3 or self.tokens.shape[0] != e.shape[0]):
             raise InputError("SemanticTokens.tokens must have shape [N, T, d] with the same N as embeddings")
         if self.token_mask is not None and (
@@ -57,6 +70,23 @@ class SemanticTokens:
     def dim(self) -> int:
         """Dimension of the shared embedding space."""
         return self.embeddings.shape[1]
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        """The modality of each row."""
+        m = self.modality
+        return (m,) * len(self) if isinstance(m, str) else m
+
+    def select(self, index: Sequence[int]) -> SemanticTokens:
+        """The rows ``index`` (in that order), with their modalities, tokens and the same meta."""
+        idx = torch.as_tensor(list(index), dtype=torch.long)
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        modality = self.modality if isinstance(self.modality, str) else tuple(self.modality[i] for i in idx.tolist())
+        return SemanticTokens(self.embeddings[idx], modality, pick(self.tokens), pick(self.token_mask), dict(self.meta))
+
+    def replace(self, embeddings: torch.Tensor, **meta: Any) -> SemanticTokens:
+        """Same rows and modalities, new ``[N, dim']`` embeddings (tokens dropped), meta updated with ``meta``."""
+        return SemanticTokens(embeddings, self.modality, meta={**self.meta, **meta})
 
     def to(self, device: torch.device | str) -> SemanticTokens:
         """A copy with every tensor on ``device``."""

@@ -15,3 +15,17 @@ def test_semantic_tokens_validates_shapes():
         SemanticTokens(torch.zeros(2, 4), "image", torch.zeros(3, 1, 4))
     with pytest.raises(InputError, match="token_mask"):
         SemanticTokens(torch.zeros(2, 4), "image", torch.zeros(2, 1, 4), torch.ones(2, 2, dtype=torch.bool))
+
+
+def test_semantic_tokens_modality_per_row():
+    mixed = SemanticTokens(torch.zeros(3, 4), ["image", "text", "image"])
+    assert mixed.modality == ("image", "text", "image") and mixed.modalities == ("image", "text", "image")
+    assert mixed.select([1, 2]).modalities == ("text", "image") and mixed.select([0, 2]).modality == "image"
+    same = SemanticTokens(torch.zeros(2, 4), ["text", "text"])
+    assert same.modality == "text" and same.modalities == ("text", "text")  # a uniform batch keeps one label
+    assert SemanticTokens(torch.zeros(2, 4), "image").modalities == ("image", "image")
+    assert mixed.replace(torch.ones(3, 2), path="x").modalities == mixed.modalities
+    with pytest.raises(InputError, match="2 entries for 3 rows"):
+        SemanticTokens(torch.zeros(3, 4), ["image", "text"])
+    with pytest.raises(InputError, match="'audio'"):
+        SemanticTokens(torch.zeros(2, 4), ["image", "audio"])

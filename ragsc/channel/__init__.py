@@ -15,6 +15,9 @@ Conventions (used everywhere in ragsc, stated once here)
 
 Components
 ----------
+Every transmission path is configured with one :class:`~ragsc.config.ChannelConfig` and called as
+``rx = path(x, snr_db=None) -> Received`` (the link protocol, :mod:`~ragsc.channel.path`).
+
 * :class:`Channel` (``models.py``): AWGN / Rayleigh / Rician on complex tensors, built on Sionna's
   ``AWGN`` and ``GenerateFlatFadingChannel`` blocks, seeded per instance.
 * :class:`Link` (``analog.py``): JSCC-style analog transmission of :class:`~ragsc.types.SemanticTokens`.
@@ -25,20 +28,15 @@ Components
 * :mod:`~ragsc.channel.theory`: closed forms the tests and plots compare against.
 """
 
-from ragsc.channel.adaptive import (
-    AdaptiveLink,
-    AdaptiveScaling,
-    PCAOrdering,
-    RatePolicy,
-    estimate_snr_db,
-    train_scaling,
-)
-from ragsc.channel.analog import Link, LinkConfig, Received
-from ragsc.channel.digital import CodedPHY, DigitalConfig, DigitalLink, IdealDigital, SeparateCoding
+from ragsc.channel.adaptive import AdaptiveLink, AdaptiveScaling, PCAOrdering, RatePolicy, estimate_snr_db
+from ragsc.channel.analog import Link
+from ragsc.channel.digital import CodedPHY, CodingConfig, DigitalLink, IdealDigital, SeparateCoding
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
+from ragsc.channel.path import Received, TransmissionPath
+from ragsc.config import ChannelConfig
 
 __all__ = [
-    "CHANNELS", "AdaptiveLink", "AdaptiveScaling", "Channel", "CodedPHY", "DigitalConfig", "DigitalLink",
-    "IdealDigital", "Link", "LinkConfig", "PCAOrdering", "RatePolicy", "Received", "SeparateCoding",
-    "equalize", "estimate_snr_db", "snr_db_to_no", "train_scaling",
+    "CHANNELS", "AdaptiveLink", "AdaptiveScaling", "Channel", "ChannelConfig", "CodedPHY", "CodingConfig",
+    "DigitalLink", "IdealDigital", "Link", "PCAOrdering", "RatePolicy", "Received", "SeparateCoding",
+    "TransmissionPath", "equalize", "estimate_snr_db", "snr_db_to_no",
 ]

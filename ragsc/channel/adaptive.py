@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ragsc.channel.analog import LinkConfig, Received, _as_tokens, from_symbols
+from ragsc.channel.analog import from_symbols
 from ragsc.channel.models import SNR_RANGE_DB, Channel, equalize, snr_db_to_no
+from ragsc.channel.path import Received, TransmissionPath, as_tokens, path_configs
+from ragsc.config import ChannelConfig
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
@@ -145,7 +147,7 @@ def estimate_snr_db(channel: Channel, n_items: int, n_pilots: int, snr_db: float
     return 10 * torch.log10(1 / no.clamp_min(1e-12)), h
 
 
-class AdaptiveLink:
+class AdaptiveLink(TransmissionPath):
     """Analog link with importance ordering, an SNR-driven rate policy and optional trained scaling.
 
     Parameters
@@ -153,7 +155,8 @@ class AdaptiveLink:
     ordering
         The :class:`PCAOrdering` (fit on the KB's embeddings).
     config
-        Channel settings (a :class:`LinkConfig`; its ``k_symbols`` is the budget when no policy is given).
+        The :class:`~ragsc.config.ChannelConfig` (keyword overrides of its fields are merged in); its
+        ``k_symbols`` is the budget when no policy is given.
     policy
         A :class:`RatePolicy`; ``None`` always sends ``config.k_symbols``.
     scaling
@@ -163,10 +166,10 @@ class AdaptiveLink:
         ``0``: the SNR is known; ``> 1``: estimated from that many pilots per item (counted as channel uses).
     """
 
-    def __init__(self, ordering: PCAOrdering, config: LinkConfig | None = None, policy: RatePolicy | None = None,
-                 scaling: AdaptiveScaling | None = None, n_pilots: int = 0) -> None:
+    def __init__(self, ordering: PCAOrdering, config: ChannelConfig | None = None, policy: RatePolicy | None = None,
+                 scaling: AdaptiveScaling | None = None, n_pilots: int = 0, **overrides) -> None:
         self.ordering, self.policy, self.scaling, self.n_pilots = ordering, policy, scaling, n_pilots
-        self.config = config or LinkConfig()
+        (self.config,) = path_configs(config, overrides, what="adaptive link")
         c = self.config
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
         self.budget = policy.max_symbols if policy else (c.k_symbols or ordering.variances.numel() // 2)
@@ -182,8 +185,8 @@ class AdaptiveLink:
 
     @torch.no_grad()
     def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None) -> Received:
-        snr = self.config.snr_db if snr_db is None else snr_db
-        st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
+        snr = self.snr(snr_db)
+        st = as_tokens(tokens)
         n = len(st)
         if st.dim != self.ordering.mean.numel():
             raise InputError(f"embeddings have dimension {st.dim} but the ordering was fit on {self.ordering.mean.numel()}")
@@ -191,63 +194,68 @@ class AdaptiveLink:
             est, _ = estimate_snr_db(self.channel, n, self.n_pilots, snr)
             known = min(max(float(est.mean()), SNR_RANGE_DB[0]), SNR_RANGE_DB[1])  # estimates can overshoot
         else:
-            known = float(snr)
+            known = snr
         k = self.policy.k_for(known) if self.policy else self.budget
         coeffs = self.ordering.encode(st.embeddings)
-        mask = (torch.arange(2 * self.budget) < 2 * k).float()
-        tx_w = self.scaling.tx_weights(known)[0] * mask if self.scaling is not None else mask
-        var = self.ordering.variances[: 2 * self.budget]
-        # Average-power normalisation: the gain follows from k, the ordering's variances and the
-        # SNR-only weights, so the receiver recomputes it (no per-item side information).
-        gain = float(power_gain(k, tx_w, var))
-        s = coeffs[:, : 2 * self.budget] * tx_w * gain
-        x = torch.view_as_complex(s[:, : 2 * k].reshape(n, k, 2).contiguous())
-        no = snr_db_to_no(snr)
-        y, h = self.channel(x, no)
-        # the receiver's MMSE uses the noise level it knows (estimated from pilots when there are any);
-        # the channel coefficient itself is assumed known (perfect CSI) or ignored (csi="none")
-        x_hat, _ = equalize(y, h, snr_db_to_no(known), self.config.csi, self.config.equalizer)
-        received = torch.zeros(n, 2 * self.budget)
-        received[:, : 2 * k] = from_symbols(x_hat) / gain
-        rx_w = self.scaling.rx_weights(known)[0] if self.scaling is not None else 1.0
-        received = received * rx_w * mask
+        received = self.forward(coeffs[:, : 2 * self.budget], k, known, snr, self.channel)
         full = torch.zeros_like(coeffs)
         full[:, : 2 * self.budget] = received
         z_hat = self.ordering.decode(full)
         out = SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta={**st.meta, "path": "adaptive"})
         uses = k + self.n_pilots + self.header_symbols
-        return Received(out, received[:, : 2 * k], coeffs[:, : 2 * k], uses, float(snr),
-                        {"path": "adaptive", "k_symbols": k, "pilots": self.n_pilots, "header": self.header_symbols,
-                         "snr_db_used": known, "bandwidth_ratio": uses / coeffs.shape[1]})
+        return Received(out, received[:, : 2 * k], coeffs[:, : 2 * k], uses, snr,
+                        {"path": "adaptive", "channel": self.config.channel, "k_symbols": k, "pilots": self.n_pilots,
+                         "header": self.header_symbols, "snr_db_used": known, "bandwidth_ratio": uses / coeffs.shape[1]})
 
+    def forward(self, coeffs: torch.Tensor, k: int, known_db: float | torch.Tensor, snr_db: float | torch.Tensor,
+                channel: Channel) -> torch.Tensor:
+        """The link on ordered coefficients ``[N, 2 * budget]``: weight, normalise, send the first ``k`` symbols
+        over ``channel`` at ``snr_db``, equalise, undo the gain, weight at the receiver.
 
-def train_scaling(scaling: AdaptiveScaling, ordering: PCAOrdering, embeddings: torch.Tensor,
-                  snr_range_db: tuple[float, float] = (-5.0, 20.0), steps: int = 300, lr: float = 3e-3,
-                  batch_size: int = 256, seed: int = 0) -> list[float]:
-    """Train both modules to minimise the coefficient MSE through an AWGN link at random SNRs.
+        ``known_db`` is the SNR both ends act on (the true one, or the pilots' estimate); SNRs may be
+        floats or ``[N]`` tensors (one per item, as in training). Returns ``[N, 2 * budget]`` received
+        coefficients (zeros beyond ``2k``). Differentiable in the scaling's parameters.
+        """
+        n = coeffs.shape[0]
+        mask = (torch.arange(2 * self.budget) < 2 * k).float()
+        tx_w = self.scaling.tx_weights(known_db) * mask if self.scaling is not None else mask[None]
+        var = self.ordering.variances[: 2 * self.budget]
+        # Average-power normalisation: the gain follows from k, the ordering's variances and the
+        # SNR-only weights, so the receiver recomputes it (no per-item side information).
+        gain = power_gain(k, tx_w, var)[:, None]  # [N or 1, 1]
+        s = coeffs * tx_w * gain
+        x = torch.view_as_complex(s[:, : 2 * k].reshape(n, k, 2).contiguous())
+        y, h = channel(x, snr_db_to_no(snr_db))
+        # the receiver's MMSE uses the noise level it knows (estimated from pilots when there are any);
+        # the channel coefficient itself is assumed known (perfect CSI) or ignored (csi="none")
+        x_hat, _ = equalize(y, h, snr_db_to_no(known_db), self.config.csi, self.config.equalizer)
+        received = F.pad(from_symbols(x_hat) / gain, (0, 2 * (self.budget - k)))
+        rx_w = self.scaling.rx_weights(known_db) if self.scaling is not None else 1.0
+        return received * rx_w * mask
 
-    Returns the loss per step. Noise comes from a seeded generator; the link ``y = g w s + n`` is
-    differentiable, so gradients reach the transmitter's weights.
-    """
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(scaling.parameters(), lr=lr)
-    nf = scaling.n_features
-    coeffs = ordering.encode(embeddings)[:, :nf]
-    var = ordering.variances[:nf]
-    k = nf // 2
-    losses = []
-    for _ in range(steps):
-        idx = torch.randint(0, coeffs.shape[0], (batch_size,), generator=g)
-        snr = torch.empty(batch_size).uniform_(*snr_range_db, generator=g)
-        w = scaling.tx_weights(snr)  # [B, nf]
-        gain = power_gain(k, w, var)[:, None]
-        no = (10 ** (-snr / 10))[:, None]
-        noise = torch.randn(batch_size, nf, generator=g) * (no / 2).sqrt()
-        s = coeffs[idx]
-        s_hat = (s * w * gain + noise) / gain * scaling.rx_weights(snr)
-        loss = F.mse_loss(s_hat, s)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    def train_scaling(self, embeddings: torch.Tensor, snr_range_db: tuple[float, float] = (-5.0, 20.0),
+                      steps: int = 300, lr: float = 3e-3, batch_size: int = 256, seed: int = 0) -> list[float]:
+        """Train the link's :class:`AdaptiveScaling` to minimise the coefficient MSE through :meth:`forward`.
+
+        Each step draws a batch of ``embeddings`` and one SNR per item, uniform in ``snr_range_db``,
+        and sends the whole budget over a channel of this link's kind seeded with ``seed`` (the
+        link's own generator is left alone). Returns the loss per step.
+        """
+        if self.scaling is None:
+            raise ConfigError("this adaptive link has no scaling to train (pass scaling=AdaptiveScaling(...))")
+        g = torch.Generator().manual_seed(seed)
+        c = self.config
+        channel = Channel(c.channel, c.fading, c.rician_k, seed)
+        opt = torch.optim.Adam(self.scaling.parameters(), lr=lr)
+        coeffs = self.ordering.encode(embeddings)[:, : 2 * self.budget]
+        losses = []
+        for _ in range(steps):
+            idx = torch.randint(0, coeffs.shape[0], (batch_size,), generator=g)
+            snr = torch.empty(batch_size).uniform_(*snr_range_db, generator=g)
+            s = coeffs[idx]
+            loss = F.mse_loss(self.forward(s, self.budget, snr, snr, channel), s)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return losses

@@ -9,33 +9,18 @@ never has to reach the receiver: only directions matter in the shared space.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
-from ragsc.config import validate
+from ragsc.channel.path import Received, TransmissionPath, as_tokens, path_configs
+from ragsc.config import ChannelConfig
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
-
-class LinkConfig(BaseModel):
-    """Settings of an analog :class:`Link` (units in the names; see the package docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
-    snr_db: float = Field(10.0, ge=-30.0, le=60.0, allow_inf_nan=False)
-    k_symbols: int | None = Field(None, gt=0, description="complex symbols per item; None: all features")
-    csi: Literal["perfect", "none"] = "perfect"
-    equalizer: Literal["mmse", "zf"] = "mmse"
-    fading: Literal["block", "fast"] = "block"
-    rician_k: float = Field(4.0, ge=0.0, allow_inf_nan=False)
-    source: Literal["embeddings", "tokens"] = "embeddings"
-    seed: int | None = 0
+Source = Literal["embeddings", "tokens"]
 
 
 class Transform(Protocol):
@@ -44,44 +29,6 @@ class Transform(Protocol):
     def encode(self, z: torch.Tensor) -> torch.Tensor: ...  # [N, D] -> [N, F], most important first
 
     def decode(self, c: torch.Tensor) -> torch.Tensor: ...  # [N, F] (zeros where unsent) -> [N, D]
-
-
-@dataclass
-class Received:
-    """What came out of a link.
-
-    Attributes
-    ----------
-    tokens
-        The received :class:`SemanticTokens` (embeddings re-normalised), ready for retrieval.
-    features
-        ``[N, 2k]`` received real features, in the transmitted (power-normalised) domain.
-    sent
-        ``[N, 2k]`` the transmitted real features (same domain): ``features - sent`` is the error.
-    channel_uses
-        Complex symbols spent per item (pilots included).
-    snr_db
-        The SNR of the transmission.
-    meta
-        Anything else the path reports (chosen k, CRC results, ...).
-    """
-
-    tokens: SemanticTokens
-    features: torch.Tensor
-    sent: torch.Tensor
-    channel_uses: int
-    snr_db: float
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def mse(self) -> float:
-        """Mean squared error per real feature, in the transmitted domain."""
-        return float(((self.features - self.sent) ** 2).mean()) if self.sent.numel() else 0.0
-
-    @property
-    def cosine(self) -> torch.Tensor:
-        """``[N]`` cosine similarity of the received to the transmitted features."""
-        return F.cosine_similarity(self.features, self.sent, dim=-1)
 
 
 def to_symbols(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,16 +47,19 @@ def from_symbols(x: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(x.contiguous()).reshape(x.shape[0], -1)
 
 
-class Link:
+class Link(TransmissionPath):
     """Analog transmission of semantic tokens over one channel.
 
     Parameters
     ----------
     config
-        A :class:`LinkConfig` (or keyword overrides of its fields).
+        The :class:`~ragsc.config.ChannelConfig` (keyword overrides of its fields are merged in).
     transform
         Optional change of basis applied before sending (see :class:`Transform`); its leading
         coefficients are the ones sent.
+    source
+        ``"embeddings"`` sends the pooled embedding ``[N, D]``; ``"tokens"`` the patch / word tokens
+        ``[N, T, d]`` (encode with ``return_tokens=True``).
 
     Call ``rx = link(tokens, snr_db=None, noiseless=False)``: ``tokens`` are :class:`SemanticTokens` (or
     a float tensor ``[N, D]``); returns a :class:`Received`. ``snr_db`` overrides the configured SNR for
@@ -118,18 +68,21 @@ class Link:
     equal channel uses.
     """
 
-    def __init__(self, config: LinkConfig | None = None, transform: Transform | None = None, **overrides) -> None:
-        # validate the merged fields (model_copy(update=...) would skip validation and extra="forbid")
-        self.config = validate(LinkConfig, {**(config or LinkConfig()).model_dump(), **overrides}, "link")
+    def __init__(self, config: ChannelConfig | None = None, transform: Transform | None = None,
+                 source: Source = "embeddings", **overrides) -> None:
+        (self.config,) = path_configs(config, overrides, what="link")
+        if source not in ("embeddings", "tokens"):
+            raise ConfigError(f"link source must be 'embeddings' or 'tokens', got {source!r}")
         c = self.config
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
         self.transform = transform
+        self.source = source
 
     def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None,
                  noiseless: bool = False) -> Received:
-        snr = float("inf") if noiseless else self.config.snr_db if snr_db is None else snr_db
+        snr = float("inf") if noiseless else self.snr(snr_db)
         no = None if noiseless else snr_db_to_no(snr)
-        st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
+        st = as_tokens(tokens)
         z = self._features(st)
         coeffs = self.transform.encode(z) if self.transform is not None else z
         k = self.k_symbols_for(coeffs.shape[1])
@@ -157,7 +110,7 @@ class Link:
 
     # --------------------------------------------------------------------------- helpers
     def _features(self, st: SemanticTokens) -> torch.Tensor:
-        if self.config.source == "embeddings":
+        if self.source == "embeddings":
             return st.embeddings.float()
         if st.tokens is None:
             raise InputError("link source is 'tokens' but these SemanticTokens carry no tokens "
@@ -175,20 +128,10 @@ class Link:
 
     def _tokens(self, st: SemanticTokens, z_hat: torch.Tensor) -> SemanticTokens:
         meta = {**st.meta, "link": self.config.model_dump()}
-        if self.config.source == "embeddings":
+        if self.source == "embeddings":
             return SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta=meta)
         tokens = F.normalize(z_hat.reshape(st.tokens.shape), dim=-1)
         mask = st.token_mask if st.token_mask is not None else torch.ones(tokens.shape[:2], dtype=torch.bool)
         tokens = tokens * mask[..., None]  # padding carried only noise
         pooled = F.normalize(tokens.sum(dim=1) / mask.sum(1, keepdim=True).clamp_min(1), dim=-1)
         return SemanticTokens(pooled, st.modality, tokens, st.token_mask, meta)
-
-
-def _as_tokens(x: Any) -> SemanticTokens:
-    if not isinstance(x, torch.Tensor):
-        raise InputError(f"a link sends SemanticTokens or a float tensor [N, D], got {type(x).__name__}")
-    if x.ndim != 2 or not x.is_floating_point() or x.is_complex():
-        raise InputError(f"a link sends a real float tensor of shape [N, D], got {x.dtype} {tuple(x.shape)}")
-    if not torch.isfinite(x.sum()):  # one reduction: NaN / inf propagate (an overflowing sum is garbage too)
-        raise InputError("link input contains NaN or inf")
-    return SemanticTokens(x, "text")

@@ -11,6 +11,10 @@
 
 A failed CRC gives the documented fallback (the cliff): zero features (tokens), an empty string
 (text), a flat mean-grey image (images).
+
+Each path holds the channel in a :class:`~ragsc.config.ChannelConfig` (``path.config``) and its
+modulation and coding in a :class:`CodingConfig` (``path.coding``); keyword overrides of either's
+fields may be passed directly (``DigitalLink(channel="rayleigh", k_symbols=96, modulation=16)``).
 """
 
 from __future__ import annotations
@@ -18,15 +22,13 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ragsc.channel.analog import Received
 from ragsc.channel.codecs import (
     ImageCodec,
     TextCodec,
@@ -37,28 +39,22 @@ from ragsc.channel.codecs import (
     quantize,
 )
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
-from ragsc.config import validate
+from ragsc.channel.path import Received, TransmissionPath, as_tokens, path_configs
+from ragsc.config import ChannelConfig
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
 
-class DigitalConfig(BaseModel):
-    """Settings of the digital paths."""
+class CodingConfig(BaseModel):
+    """Modulation and coding of the digital paths (the channel itself is a :class:`ChannelConfig`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
-    snr_db: float = Field(10.0, ge=-30.0, le=60.0, allow_inf_nan=False)
-    k_symbols: int = Field(192, gt=0, description="complex symbols per item (the channel-use budget)")
     modulation: int = Field(4, description="QAM order M: 4, 16 or 64")
     code_rate: float = Field(0.5, gt=0.0, lt=1.0)
     coded: bool = True
-    quant_bits: int = Field(8, ge=1, le=16)
-    csi: Literal["perfect", "none"] = "perfect"
-    fading: Literal["block", "fast"] = "block"
-    rician_k: float = Field(4.0, ge=0.0, allow_inf_nan=False)
+    quant_bits: int = Field(8, ge=1, le=16, description="bits per feature when semantic tokens are quantised")
     ldpc_iterations: int = Field(20, ge=1)
-    seed: int | None = 0
 
     @field_validator("modulation")
     @classmethod
@@ -72,8 +68,12 @@ class DigitalConfig(BaseModel):
         return int(math.log2(self.modulation))
 
 
-def _config(config: DigitalConfig | None, overrides: dict) -> DigitalConfig:
-    return validate(DigitalConfig, {**(config.model_dump() if config else {}), **overrides}, "digital link")
+def _configs(config: ChannelConfig | None, coding: CodingConfig | None, overrides: dict,
+             what: str) -> tuple[ChannelConfig, CodingConfig]:
+    channel, coding = path_configs(config, overrides, (CodingConfig, coding), what=what)
+    if channel.k_symbols is None:
+        raise ConfigError(f"{what}: k_symbols must be set (the channel-use budget of every item)")
+    return channel, coding
 
 
 @dataclass
@@ -91,26 +91,30 @@ class CodedPHY:
     the 5G transport-block size Sionna picks for ``k_symbols * log2(M)`` coded bits at rate R.
     """
 
-    def __init__(self, config: DigitalConfig) -> None:
+    def __init__(self, config: ChannelConfig, coding: CodingConfig | None = None) -> None:
         from sionna.phy.mapping import Demapper, Mapper
 
-        self.config = c = config
+        self.config, self.coding = config, coding or CodingConfig()
+        c, cc = config, self.coding
+        if c.k_symbols is None:
+            raise ConfigError("the coded PHY needs k_symbols (the channel-use budget of every item)")
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
-        m = c.bits_per_symbol
+        m = cc.bits_per_symbol
         self.n_coded = c.k_symbols * m
         self.mapper = Mapper("qam", m, precision="single")
         self.demapper = Demapper("app", "qam", m, precision="single")
-        if c.coded:
+        if cc.coded:
             from sionna.phy.nr import TBDecoder, TBEncoder
 
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # Sionna prints a note on TB size rounding
-                    self.encoder = TBEncoder(target_tb_size=max(24, int(self.n_coded * c.code_rate)), num_coded_bits=self.n_coded,
-                                             target_coderate=c.code_rate, num_bits_per_symbol=m, precision="single")
+                    self.encoder = TBEncoder(target_tb_size=max(24, int(self.n_coded * cc.code_rate)),
+                                             num_coded_bits=self.n_coded, target_coderate=cc.code_rate,
+                                             num_bits_per_symbol=m, precision="single")
             except Exception as exc:  # Sionna asserts on impossible TB / codeword sizes
-                raise ConfigError(f"no 5G transport block fits k_symbols={c.k_symbols}, M={c.modulation}, "
-                                  f"R={c.code_rate}: {exc}") from None
-            self.decoder = TBDecoder(self.encoder, num_bp_iter=c.ldpc_iterations, precision="single")
+                raise ConfigError(f"no 5G transport block fits k_symbols={c.k_symbols}, M={cc.modulation}, "
+                                  f"R={cc.code_rate}: {exc}") from None
+            self.decoder = TBDecoder(self.encoder, num_bp_iter=cc.ldpc_iterations, precision="single")
             self.info_bits = int(self.encoder.k)
         else:
             self.info_bits = self.n_coded
@@ -119,12 +123,12 @@ class CodedPHY:
         if bits.ndim != 2 or bits.shape[1] != self.info_bits:
             raise InputError(f"PHY expects bits of shape [N, {self.info_bits}], got {tuple(bits.shape)}")
         no = snr_db_to_no(snr_db)
-        coded = self.encoder(bits) if self.config.coded else bits
+        coded = self.encoder(bits) if self.coding.coded else bits
         x = self.mapper(coded)
         y, h = self.channel(x, no)
         x_eq, no_eff = equalize(y, h, no, self.config.csi, "zf")
         llr = self.demapper(x_eq, no_eff)
-        if self.config.coded:
+        if self.coding.coded:
             decided, crc = self.decoder(llr)
             crc_ok = crc.reshape(-1).bool()
         else:
@@ -137,26 +141,25 @@ class CodedPHY:
 # ----------------------------------------------------------------------------- path (a)
 
 
-class DigitalLink:
+class DigitalLink(TransmissionPath):
     """Quantised semantic tokens over the coded PHY: the digital twin of :class:`~ragsc.channel.Link`.
 
     As many leading features as fit the budget are sent (``b`` bits each, plus a float16 scale);
     with a transform (importance ordering) the leading ones are the most important.
     """
 
-    def __init__(self, config: DigitalConfig | None = None, transform=None, **overrides) -> None:
-        self.config = _config(config, overrides)
-        self.phy = CodedPHY(self.config)
+    def __init__(self, config: ChannelConfig | None = None, coding: CodingConfig | None = None, transform=None,
+                 **overrides) -> None:
+        self.config, self.coding = _configs(config, coding, overrides, "digital link")
+        self.phy = CodedPHY(self.config, self.coding)
         self.transform = transform
 
     def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None) -> Received:
-        from ragsc.channel.analog import _as_tokens
-
-        snr = self.config.snr_db if snr_db is None else snr_db
-        st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
+        snr = self.snr(snr_db)
+        st = as_tokens(tokens)
         z = st.embeddings.float()
         coeffs = self.transform.encode(z) if self.transform is not None else z
-        b = self.config.quant_bits
+        b = self.coding.quant_bits
         n_send = features_that_fit(self.phy.info_bits, b, coeffs.shape[1])
         if n_send == 0:
             raise ConfigError(f"the bit budget ({self.phy.info_bits} information bits) cannot carry one "
@@ -169,28 +172,20 @@ class DigitalLink:
         sent = dequantize(bits, b, n_send, coeffs.shape[1])
         z_hat = self.transform.decode(received) if self.transform is not None else received
         out = SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta={**st.meta, "path": "digital"})
-        meta = {"path": "digital", "features_sent": n_send, "info_bits": self.phy.info_bits,
-                "crc_ok": res.crc_ok, "bler": 1.0 - res.crc_ok.float().mean().item(),
+        meta = {"path": "digital", "channel": self.config.channel, "features_sent": n_send,
+                "info_bits": self.phy.info_bits, "crc_ok": res.crc_ok,
+                "bler": 1.0 - res.crc_ok.float().mean().item(),
                 "ber": res.bit_errors / max(1, res.n_bits), "k_symbols": self.config.k_symbols}
-        return Received(out, received[:, :n_send], sent[:, :n_send], self.config.k_symbols, float(snr), meta)
+        return Received(out, received[:, :n_send], sent[:, :n_send], self.config.k_symbols, snr, meta,
+                        ok=res.crc_ok)
 
 
 # ----------------------------------------------------------------------------- path (b)
 
 
-@dataclass
-class ContentResult:
-    """Output of :class:`SeparateCoding` / :class:`IdealDigital` on raw content."""
-
-    items: list  # decoded texts or PIL images
-    ok: torch.Tensor  # [N] bool: decoded from a valid transmission (False: fallback used)
-    bits_used: list[int]  # payload bits per item (0 when nothing fit)
-    budget_bits: list[int]
-    channel_uses: int
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def _codec_for(items: list, image_format: str):
+def _codec_for(items, image_format: str):
+    if isinstance(items, (str, Image.Image)) or not isinstance(items, (list, tuple)):
+        raise InputError(f"a content path sends a list of texts or PIL images, got {type(items).__name__}")
     if not items:
         raise InputError("empty batch: nothing to transmit")
     if all(isinstance(x, str) for x in items):
@@ -206,23 +201,33 @@ def _fallback(item, kind: str):
     return Image.new("RGB", item.size, (128, 128, 128))  # mean grey of an 8-bit image
 
 
-class SeparateCoding:
+def _content_received(content: list, ok: list[bool], encoded: list, budgets: list[int], k: int, snr: float,
+                      meta: dict) -> Received:
+    """A content path's :class:`Received`: decoded items, delivery flags and the bit accounting in ``meta``."""
+    meta = {**meta, "bits_used": [0 if e is None else 8 * len(e) for e in encoded], "budget_bits": budgets}
+    return Received(None, None, None, k, snr, meta, content=content, ok=torch.tensor(ok, dtype=torch.bool))
+
+
+class SeparateCoding(TransmissionPath):
     """Classic separate source-channel coding of raw texts or images over the coded PHY.
 
-    The source codec gets the PHY's information-bit budget; a payload that does not fit at any
-    quality, or a failed CRC, yields the fallback (empty text / mean-grey image).
+    Call ``rx = sc(items, snr_db=None)`` on a list of texts or of PIL images: ``rx.content`` holds the
+    decoded items, ``rx.ok`` which were delivered, ``rx.meta`` the payload and budget bits per item,
+    BLER and BER. The source codec gets the PHY's information-bit budget; a payload that does not fit
+    at any quality, or a failed CRC, yields the fallback (empty text / mean-grey image).
     """
 
-    def __init__(self, config: DigitalConfig | None = None, image_format: str = "webp", **overrides) -> None:
-        self.config = _config(config, overrides)
-        self.phy = CodedPHY(self.config)
+    def __init__(self, config: ChannelConfig | None = None, coding: CodingConfig | None = None,
+                 image_format: str = "webp", **overrides) -> None:
+        self.config, self.coding = _configs(config, coding, overrides, "separate coding")
+        self.phy = CodedPHY(self.config, self.coding)
         ImageCodec(image_format)  # reject an unknown format now, not at the first image
         self.image_format = image_format
 
-    def __call__(self, items: list, snr_db: float | None = None) -> ContentResult:
-        snr = self.config.snr_db if snr_db is None else snr_db
-        items = list(items)
+    def __call__(self, items: list, snr_db: float | None = None) -> Received:
+        snr = self.snr(snr_db)
         codec, kind = _codec_for(items, self.image_format)
+        items = list(items)
         budget = self.phy.info_bits
         encoded = [codec.encode(x, budget) for x in items]
         # only items whose payload fits are transmitted (the others fall back without using the PHY)
@@ -242,61 +247,69 @@ class SeparateCoding:
                 out.append(_fallback(item, kind))
             ok.append(good)
         # bler / ber over the transmitted codewords (nan when no payload fitted the budget)
-        return ContentResult(out, torch.tensor(ok), [0 if e is None else 8 * len(e) for e in encoded],
-                             [budget] * len(items), self.config.k_symbols,
-                             {"path": "separate", "kind": kind, "transmitted": len(sent),
-                              "bler": 1.0 - res.crc_ok.float().mean().item() if res is not None else float("nan"),
-                              "ber": res.bit_errors / max(1, res.n_bits) if res is not None else float("nan")})
+        nan = float("nan")
+        return _content_received(out, ok, encoded, [budget] * len(items), self.config.k_symbols, snr,
+                                 {"path": "separate", "channel": self.config.channel, "kind": kind,
+                                  "transmitted": len(sent),
+                                  "bler": 1.0 - res.crc_ok.float().mean().item() if res is not None else nan,
+                                  "ber": res.bit_errors / max(1, res.n_bits) if res is not None else nan})
 
 
 # ----------------------------------------------------------------------------- path (c)
 
 
-class IdealDigital:
-    """The ideal digital bound: the source codec gets ``k * log2(1 + |h|^2 SNR)`` bits, delivered error-free.
+class IdealDigital(TransmissionPath):
+    """The ideal digital bound: the source gets ``k * log2(1 + |h|^2 SNR)`` bits, delivered error-free.
 
     On AWGN ``|h| = 1`` (Shannon capacity); with block fading the item's own realisation gives its
     instantaneous capacity (transmitter CSI, no outage); fast fading uses the mean over the item's
     symbols.
+
+    Call ``rx = ideal(x, snr_db=None)``: semantic tokens (or a float tensor ``[N, D]``) are quantised
+    (``coding.quant_bits`` per feature, in ``transform``'s basis when one is given) at that budget;
+    a list of texts or PIL images goes through the source codec at that budget (``rx.content``).
     """
 
-    def __init__(self, config: DigitalConfig | None = None, image_format: str = "webp", **overrides) -> None:
-        self.config = _config(config, overrides)
+    def __init__(self, config: ChannelConfig | None = None, coding: CodingConfig | None = None, transform=None,
+                 image_format: str = "webp", **overrides) -> None:
+        self.config, self.coding = _configs(config, coding, overrides, "ideal digital")
         self.channel = Channel(self.config.channel, self.config.fading, self.config.rician_k, self.config.seed)
-        self.image_format = image_format
+        ImageCodec(image_format)
+        self.image_format, self.transform = image_format, transform
 
     def budgets(self, n_items: int, snr_db: float) -> list[int]:
+        """Capacity in bits of each of ``n_items`` items' ``k_symbols`` channel uses (draws their fading)."""
         snr = 1.0 / snr_db_to_no(snr_db)
         h = self.channel.coefficients(n_items, self.config.k_symbols)
         capacity = torch.log2(1 + h.abs() ** 2 * snr).mean(dim=1)
         return [int(math.floor(self.config.k_symbols * c)) for c in capacity.tolist()]
 
-    def content(self, items: list, snr_db: float | None = None) -> ContentResult:
-        """Raw texts / images through the source codec at the capacity budget."""
-        snr = self.config.snr_db if snr_db is None else snr_db
-        items = list(items)
+    def __call__(self, x, snr_db: float | None = None) -> Received:
+        snr = self.snr(snr_db)
+        if isinstance(x, (SemanticTokens, torch.Tensor)):
+            return self._tokens(as_tokens(x), snr)
+        return self._content(x, snr)
+
+    def _content(self, items: list, snr: float) -> Received:
         codec, kind = _codec_for(items, self.image_format)
+        items = list(items)
         budgets = self.budgets(len(items), snr)
         encoded = [codec.encode(x, b) for x, b in zip(items, budgets)]
         out = [codec.decode(e) if e is not None else _fallback(x, kind) for x, e in zip(items, encoded)]
-        return ContentResult(out, torch.tensor([e is not None for e in encoded]),
-                             [0 if e is None else 8 * len(e) for e in encoded], budgets, self.config.k_symbols,
-                             {"path": "ideal", "kind": kind})
+        return _content_received(out, [e is not None for e in encoded], encoded, budgets, self.config.k_symbols,
+                                 snr, {"path": "ideal", "channel": self.config.channel, "kind": kind})
 
-    def tokens(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None, transform=None) -> Received:
-        """Quantised semantic tokens at the capacity budget, error-free."""
-        from ragsc.channel.analog import _as_tokens
-
-        snr = self.config.snr_db if snr_db is None else snr_db
-        st = tokens if isinstance(tokens, SemanticTokens) else _as_tokens(tokens)
-        coeffs = transform.encode(st.embeddings.float()) if transform is not None else st.embeddings.float()
-        b = self.config.quant_bits
+    def _tokens(self, st: SemanticTokens, snr: float) -> Received:
+        t = self.transform
+        coeffs = t.encode(st.embeddings.float()) if t is not None else st.embeddings.float()
+        b = self.coding.quant_bits
         rows = []
         for row, budget in zip(coeffs, self.budgets(coeffs.shape[0], snr)):
             n_send = features_that_fit(budget, b, coeffs.shape[1])
             rows.append(dequantize(quantize(row[None], b, n_send), b, n_send, coeffs.shape[1])[0] if n_send
                         else torch.zeros(coeffs.shape[1]))
         received = torch.stack(rows)
-        z_hat = transform.decode(received) if transform is not None else received
+        z_hat = t.decode(received) if t is not None else received
         out = SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta={**st.meta, "path": "ideal"})
-        return Received(out, received, coeffs, self.config.k_symbols, float(snr), {"path": "ideal"})
+        return Received(out, received, coeffs, self.config.k_symbols, snr,
+                        {"path": "ideal", "channel": self.config.channel})

@@ -7,14 +7,12 @@ one, so each :class:`Channel` owns a ``torch.Generator`` and hands it to the Sio
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 
 from ragsc.errors import ConfigError, InputError
 
 CHANNELS = ("awgn", "rayleigh", "rician")
-ChannelName = Literal["awgn", "rayleigh", "rician"]
 SNR_RANGE_DB = (-30.0, 60.0)
 
 

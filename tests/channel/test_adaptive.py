@@ -13,13 +13,12 @@ from ragsc.channel import (
     AdaptiveLink,
     AdaptiveScaling,
     Channel,
+    ChannelConfig,
     Link,
-    LinkConfig,
     PCAOrdering,
     RatePolicy,
     estimate_snr_db,
     snr_db_to_no,
-    train_scaling,
 )
 from ragsc.errors import ConfigError, InputError
 
@@ -112,7 +111,7 @@ def test_predicted_distortion_is_flat_at_0_db_and_grows_below(ordering):
 def test_predicted_distortion_matches_the_link(ordering, k, snr_db):
     """AWGN + ZF through AdaptiveLink: measured squared error / total variance is the prediction."""
     z = _decaying(40_000, 32, seed=2)
-    link = AdaptiveLink(ordering, LinkConfig(k_symbols=k, equalizer="zf", snr_db=snr_db, seed=3))
+    link = AdaptiveLink(ordering, ChannelConfig(k_symbols=k, equalizer="zf", snr_db=snr_db, seed=3))
     rx = link(z)
     coeffs = ordering.encode(z)
     err = ((rx.features - rx.sent) ** 2).sum(1).mean() + (coeffs[:, 2 * k:] ** 2).sum(1).mean()
@@ -199,13 +198,14 @@ def test_train_scaling_reduces_the_loss(ordering, data):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         scaling = AdaptiveScaling(16, hidden=32)
-    losses = train_scaling(scaling, ordering, data, steps=150, batch_size=128, lr=1e-2, seed=1)
+    link = AdaptiveLink(ordering, ChannelConfig(k_symbols=8, snr_db=5.0), scaling=scaling)
+    losses = link.train_scaling(data, steps=150, batch_size=128, lr=1e-2, seed=1)
     assert len(losses) == 150 and all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:20])
     w = scaling.tx_weights(torch.tensor([0.0, 10.0]))
     assert w.shape == (2, 16) and (w > 0).all()
     assert scaling.tx_weights(5.0).shape == scaling.rx_weights(5.0).shape == (1, 16)
-    rx = AdaptiveLink(ordering, LinkConfig(k_symbols=8, snr_db=5.0), scaling=scaling)(data[:64])
+    rx = link(data[:64])
     assert torch.isfinite(rx.tokens.embeddings).all() and rx.channel_uses == 8
 
 
@@ -214,7 +214,7 @@ def test_train_scaling_reduces_the_loss(ordering, data):
 
 def test_adaptive_link_counts_pilots_and_header(ordering, data, spy):
     policy = RatePolicy(ordering, 0.2, max_symbols=16)
-    link = AdaptiveLink(ordering, LinkConfig(snr_db=15.0), policy=policy, n_pilots=8)
+    link = AdaptiveLink(ordering, ChannelConfig(snr_db=15.0), policy=policy, n_pilots=8)
     s = spy(link)
     rx = link(data[:10])
     k = rx.meta["k_symbols"]
@@ -227,21 +227,21 @@ def test_adaptive_link_counts_pilots_and_header(ordering, data, spy):
 
 
 def test_adaptive_link_without_policy_spends_k(ordering, data, spy):
-    link = AdaptiveLink(ordering, LinkConfig(k_symbols=5, snr_db=10.0))
+    link = AdaptiveLink(ordering, ChannelConfig(k_symbols=5, snr_db=10.0))
     s = spy(link)
     rx = link(data[:7])
     assert rx.channel_uses == 5 and s.shapes == [(7, 5)] and rx.meta["header"] == 0 and rx.meta["pilots"] == 0
 
 
 def test_adaptive_link_uses_fewer_symbols_at_high_snr(ordering, data):
-    link = AdaptiveLink(ordering, LinkConfig(), policy=RatePolicy(ordering, 0.2, max_symbols=16))
+    link = AdaptiveLink(ordering, ChannelConfig(), policy=RatePolicy(ordering, 0.2, max_symbols=16))
     assert link(data[:8], snr_db=30.0).channel_uses < link(data[:8], snr_db=3.0).channel_uses <= 16 + 2
 
 
 def test_adaptive_link_power_is_one_per_symbol_on_average(ordering):
     z = _decaying(20_000, 32, seed=6)
     for k in (1, 4, 16):
-        link = AdaptiveLink(ordering, LinkConfig(k_symbols=k, snr_db=20.0))
+        link = AdaptiveLink(ordering, ChannelConfig(k_symbols=k, snr_db=20.0))
         s_shapes = []
         orig = link.channel
 
@@ -258,7 +258,7 @@ def test_adaptive_link_beats_plain_link_on_clustered_data():
     kb, queries = _clustered(3000, seed=1), _clustered(1000, seed=2)
     pca = PCAOrdering.fit(kb)
     for snr_db in (5.0, 15.0):
-        cfg = LinkConfig(k_symbols=4, snr_db=snr_db, seed=7)  # 8 of 64 real values
+        cfg = ChannelConfig(k_symbols=4, snr_db=snr_db, seed=7)  # 8 of 64 real values
         adaptive = AdaptiveLink(pca, cfg)(queries)
         plain = Link(cfg)(queries)
         assert adaptive.channel_uses == plain.channel_uses == 4
@@ -269,7 +269,7 @@ def test_adaptive_link_beats_plain_link_on_clustered_data():
 
 
 def test_adaptive_link_reproducible(ordering, data):
-    cfg = LinkConfig(k_symbols=6, snr_db=5.0, channel="rayleigh", seed=8)
+    cfg = ChannelConfig(k_symbols=6, snr_db=5.0, channel="rayleigh", seed=8)
     policy = RatePolicy(ordering, 0.2)
     a = AdaptiveLink(ordering, cfg, policy, n_pilots=4)(data[:20])
     b = AdaptiveLink(ordering, cfg, policy, n_pilots=4)(data[:20])
@@ -279,14 +279,14 @@ def test_adaptive_link_reproducible(ordering, data):
 
 
 def test_adaptive_link_all_zero_input_is_finite(ordering):
-    rx = AdaptiveLink(ordering, LinkConfig(k_symbols=4))(torch.zeros(3, 32))
+    rx = AdaptiveLink(ordering, ChannelConfig(k_symbols=4))(torch.zeros(3, 32))
     assert torch.isfinite(rx.tokens.embeddings).all() and torch.isfinite(rx.features).all()
 
 
 @pytest.mark.parametrize("snr_db", [float("nan"), float("inf"), 61.0, -31.0])
 @pytest.mark.parametrize("n_pilots", [0, 8])
 def test_adaptive_link_bad_snr_is_an_input_error_and_draws_nothing(ordering, data, snr_db, n_pilots):
-    cfg = LinkConfig(k_symbols=4, channel="rayleigh")
+    cfg = ChannelConfig(k_symbols=4, channel="rayleigh")
     link = AdaptiveLink(ordering, cfg, RatePolicy(ordering), n_pilots=n_pilots)
     state = link.channel.generator.get_state()
     with pytest.raises(InputError):
@@ -303,32 +303,32 @@ def test_adaptive_link_bad_snr_is_an_input_error_and_draws_nothing(ordering, dat
 )
 def test_adaptive_link_bad_input_is_an_input_error(ordering, bad):
     with pytest.raises(InputError):
-        AdaptiveLink(ordering, LinkConfig(k_symbols=4))(bad)
+        AdaptiveLink(ordering, ChannelConfig(k_symbols=4))(bad)
 
 
 def test_adaptive_link_scaling_of_the_wrong_size_is_a_config_error(ordering):
     with pytest.raises(ConfigError):
-        AdaptiveLink(ordering, LinkConfig(k_symbols=4), scaling=AdaptiveScaling(6))
+        AdaptiveLink(ordering, ChannelConfig(k_symbols=4), scaling=AdaptiveScaling(6))
 
 
 def test_adaptive_link_one_pilot_is_a_config_error(ordering, data):
     with pytest.raises(ConfigError):
-        AdaptiveLink(ordering, LinkConfig(k_symbols=4), n_pilots=1)(data[:2])
+        AdaptiveLink(ordering, ChannelConfig(k_symbols=4), n_pilots=1)(data[:2])
 
 
 def test_adaptive_link_k_beyond_the_dimension_is_a_config_error(ordering, data):
     with pytest.raises(ConfigError):
-        AdaptiveLink(ordering, LinkConfig(k_symbols=17))(data[:2])
+        AdaptiveLink(ordering, ChannelConfig(k_symbols=17))(data[:2])
 
 
 def test_adaptive_link_wrong_dimension_is_an_input_error(ordering):
     with pytest.raises(InputError):
-        AdaptiveLink(ordering, LinkConfig(k_symbols=4))(gaussian_features(3, 24, seed=9))
+        AdaptiveLink(ordering, ChannelConfig(k_symbols=4))(gaussian_features(3, 24, seed=9))
 
 
 @pytest.mark.parametrize("snr_db", [60.0, -30.0])
 def test_adaptive_link_with_pilots_works_at_the_range_edges(ordering, data, snr_db):
     policy = RatePolicy(ordering, 0.2)
     for seed in range(10):  # each call estimates above/below the edge about half the time
-        rx = AdaptiveLink(ordering, LinkConfig(snr_db=snr_db, seed=seed), policy, n_pilots=4)(data[:1])
+        rx = AdaptiveLink(ordering, ChannelConfig(snr_db=snr_db, seed=seed), policy, n_pilots=4)(data[:1])
         assert 1 <= rx.meta["k_symbols"] <= policy.max_symbols

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ragsc.channel import CodedPHY, DigitalConfig, DigitalLink, IdealDigital, SeparateCoding, theory
+from ragsc.channel import ChannelConfig, CodedPHY, CodingConfig, DigitalLink, IdealDigital, SeparateCoding, theory
 from ragsc.channel.codecs import features_that_fit
 from ragsc.errors import ConfigError, InputError
 
@@ -50,7 +50,8 @@ def _within(measured: float, expected: float, n_bits: int, bits_per_symbol: int,
 
 @pytest.fixture(scope="module")
 def uncoded_qpsk():
-    return CodedPHY(DigitalConfig(coded=False, modulation=4, k_symbols=250_000, seed=1))  # 500k bits per item
+    # 500k bits per item
+    return CodedPHY(ChannelConfig(k_symbols=250_000, seed=1), CodingConfig(coded=False, modulation=4))
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 4.0, 8.0])
@@ -65,14 +66,14 @@ def test_uncoded_qpsk_ber_matches_theory(uncoded_qpsk, snr_db):
 # < 1e-5, so the check runs where the closed form is the right reference.
 @pytest.mark.parametrize("snr_db", [8.0, 11.0, 14.0])
 def test_uncoded_16qam_ber_matches_theory(snr_db):
-    phy = CodedPHY(DigitalConfig(coded=False, modulation=16, k_symbols=200_000, seed=2))
+    phy = CodedPHY(ChannelConfig(k_symbols=200_000, seed=2), CodingConfig(coded=False, modulation=16))
     ber, n = _ber(phy, 4, snr_db, seed=10 + int(snr_db))  # 3.2e6 bits
     expected = float(theory.ber_qam_awgn(4, snr_db))
     assert _within(ber, expected, n, 4), (ber, expected)
 
 
 def test_uncoded_16qam_map_detection_is_no_worse_than_min_distance():
-    phy = CodedPHY(DigitalConfig(coded=False, modulation=16, k_symbols=100_000, seed=3))
+    phy = CodedPHY(ChannelConfig(k_symbols=100_000, seed=3), CodingConfig(coded=False, modulation=16))
     ber, n = _ber(phy, 4, 0.0, seed=3)
     expected = float(theory.ber_qam_awgn(4, 0.0))
     assert expected - 0.01 < ber < expected  # bitwise MAP: slightly better, never worse
@@ -80,8 +81,8 @@ def test_uncoded_16qam_map_detection_is_no_worse_than_min_distance():
 
 @pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0])
 def test_uncoded_qpsk_rayleigh_perfect_csi_matches_theory(snr_db):
-    phy = CodedPHY(DigitalConfig(coded=False, modulation=4, channel="rayleigh", fading="fast",
-                                 k_symbols=250_000, seed=4))
+    phy = CodedPHY(ChannelConfig(channel="rayleigh", fading="fast", k_symbols=250_000, seed=4),
+                   CodingConfig(coded=False, modulation=4))
     ber, n = _ber(phy, 4, snr_db, seed=20 + int(snr_db))
     expected = float(theory.ber_qpsk_rayleigh(snr_db))
     assert _within(ber, expected, n, 2), (ber, expected)
@@ -92,7 +93,7 @@ def test_uncoded_qpsk_rayleigh_perfect_csi_matches_theory(snr_db):
 
 @pytest.fixture(scope="module")
 def ldpc_qpsk():
-    phy = CodedPHY(DigitalConfig(coded=True, modulation=4, code_rate=0.5, k_symbols=192, seed=5))
+    phy = CodedPHY(ChannelConfig(k_symbols=192, seed=5), CodingConfig(coded=True, modulation=4, code_rate=0.5))
     assert phy.info_bits == 192 and phy.n_coded == 384
     return phy
 
@@ -112,14 +113,15 @@ def test_ldpc_beats_uncoded_at_equal_eb_n0(ldpc_qpsk):
     ebno_db = 4.0  # past the waterfall of the rate-1/2 code, where uncoded QPSK still has BER ~ 1e-2
     rate = ldpc_qpsk.info_bits / ldpc_qpsk.n_coded
     coded_ber, _ = _ber(ldpc_qpsk, 300, ebno_db + 10 * math.log10(rate * 2), seed=32)
-    uncoded = CodedPHY(DigitalConfig(coded=False, modulation=4, k_symbols=50_000, seed=6))
+    uncoded = CodedPHY(ChannelConfig(k_symbols=50_000, seed=6), CodingConfig(coded=False, modulation=4))
     uncoded_ber, n = _ber(uncoded, 4, ebno_db + 10 * math.log10(2), seed=33)
     assert _within(uncoded_ber, float(theory.ber_qam_awgn(2, ebno_db + 10 * math.log10(2))), n, 2)
     assert coded_ber < uncoded_ber / 100
 
 
 def test_ldpc_16qam_decodes_at_high_snr():
-    phy = CodedPHY(DigitalConfig(coded=True, modulation=16, code_rate=0.5, k_symbols=96, seed=7))
+    phy = CodedPHY(ChannelConfig(k_symbols=96, seed=7),
+                   CodingConfig(coded=True, modulation=16, code_rate=0.5))
     assert phy.n_coded == 384
     res = phy(_bits(200, phy.info_bits, 34), 14.0)
     assert bool(res.crc_ok.all()) and res.bit_errors == 0
@@ -134,7 +136,7 @@ def test_ldpc_16qam_decodes_at_high_snr():
 @pytest.mark.parametrize("coded", [True, False])
 def test_phy_maps_exactly_k_symbols_per_item(spy, modulation, coded):
     k = 240
-    phy = CodedPHY(DigitalConfig(coded=coded, modulation=modulation, k_symbols=k, seed=8))
+    phy = CodedPHY(ChannelConfig(k_symbols=k, seed=8), CodingConfig(coded=coded, modulation=modulation))
     m = int(math.log2(modulation))
     assert phy.n_coded == k * m
     calls = _spy_mapper(phy)
@@ -173,8 +175,8 @@ def test_separate_coding_spends_k_symbols(spy):
 
 def test_ideal_digital_reports_k_symbols():
     ideal = IdealDigital(k_symbols=128)
-    assert ideal.content(["hello world"], 10.0).channel_uses == 128
-    assert ideal.tokens(gaussian_features(2, 64, seed=41), 10.0).channel_uses == 128
+    assert ideal(["hello world"], 10.0).channel_uses == 128
+    assert ideal(gaussian_features(2, 64, seed=41), 10.0).channel_uses == 128
 
 
 # ----------------------------------------------------------------------------- DigitalLink
@@ -224,29 +226,29 @@ def test_separate_coding_text():
     texts = ["a red triangle", "the quick brown fox jumps over the lazy dog " * 20, "word " * 200]
     sc = SeparateCoding(k_symbols=256, snr_db=20.0)
     res = sc(texts)
-    assert res.ok.tolist() == [True, True, True] and res.budget_bits == [256] * 3
-    assert all(0 < b <= 256 for b in res.bits_used)
-    assert res.items[0] == texts[0]
-    assert all(t.startswith(d) for t, d in zip(texts, res.items))
+    assert res.ok.tolist() == [True, True, True] and res.meta["budget_bits"] == [256] * 3
+    assert all(0 < b <= 256 for b in res.meta["bits_used"])
+    assert res.content[0] == texts[0]
+    assert all(t.startswith(d) for t, d in zip(texts, res.content))
     low = sc(texts, snr_db=-8.0)
-    assert low.ok.tolist() == [False] * 3 and low.items == ["", "", ""]
+    assert low.ok.tolist() == [False] * 3 and low.content == ["", "", ""]
 
 
 def test_separate_coding_images(easy_images):
     sc = SeparateCoding(k_symbols=3072, snr_db=20.0)  # 3072 information bits: a 64x64 WebP fits
     res = sc(easy_images)
-    assert res.ok.all() and all(0 < b <= 3072 for b in res.bits_used)
-    assert [im.size for im in res.items] == [im.size for im in easy_images]
+    assert res.ok.all() and all(0 < b <= 3072 for b in res.meta["bits_used"])
+    assert [im.size for im in res.content] == [im.size for im in easy_images]
     low = sc(easy_images, snr_db=-8.0)
     assert not low.ok.any()
-    for im, out in zip(easy_images, low.items):  # fallback: flat mean grey at the original size
+    for im, out in zip(easy_images, low.content):  # fallback: flat mean grey at the original size
         assert out.size == im.size and set(out.getdata()) == {(128, 128, 128)}
 
 
 def test_separate_coding_too_small_budget_falls_back(easy_images):
     res = SeparateCoding(k_symbols=128, snr_db=20.0)(easy_images)  # 128 bits: no image fits
-    assert res.bits_used == [0, 0] and not res.ok.any()
-    assert [im.size for im in res.items] == [im.size for im in easy_images]
+    assert res.meta["bits_used"] == [0, 0] and not res.ok.any()
+    assert [im.size for im in res.content] == [im.size for im in easy_images]
 
 
 def test_ideal_budgets_are_capacity():
@@ -261,13 +263,13 @@ def test_ideal_budgets_are_capacity():
 
 def test_ideal_content_and_tokens_improve_with_snr(easy_images):
     ideal = IdealDigital(k_symbols=1024)
-    low, high = ideal.content(easy_images, -5.0), ideal.content(easy_images, 20.0)
+    low, high = ideal(easy_images, -5.0), ideal(easy_images, 20.0)
     assert not low.ok.any() and high.ok.all()
-    assert all(b <= budget for b, budget in zip(high.bits_used, high.budget_bits))
-    assert [im.size for im in high.items] == [im.size for im in easy_images]
+    assert all(b <= budget for b, budget in zip(high.meta["bits_used"], high.meta["budget_bits"]))
+    assert [im.size for im in high.content] == [im.size for im in easy_images]
     z = gaussian_features(4, 256, seed=45)
     ideal = IdealDigital(k_symbols=64)
-    err = [float(((ideal.tokens(z, s).features - z) ** 2).mean()) for s in (0.0, 10.0, 30.0)]
+    err = [float(((ideal(z, s).features - z) ** 2).mean()) for s in (0.0, 10.0, 30.0)]
     assert err[0] > err[1] > err[2]
 
 
@@ -285,7 +287,7 @@ def test_modulation_must_be_a_power_of_4(path, modulation):
 
 @pytest.mark.parametrize("modulation", [4, 16, 64, 256])
 def test_powers_of_4_are_accepted(modulation):
-    assert DigitalConfig(modulation=modulation).bits_per_symbol == int(math.log2(modulation))
+    assert CodingConfig(modulation=modulation).bits_per_symbol == int(math.log2(modulation))
 
 
 @pytest.mark.parametrize(
@@ -320,7 +322,7 @@ def test_bad_call_snr_is_an_input_error_and_draws_nothing(snr_db):
     with pytest.raises(InputError):
         SeparateCoding(k_symbols=192)(["text"], snr_db=snr_db)
     with pytest.raises(InputError):
-        IdealDigital(k_symbols=192).content(["text"], snr_db=snr_db)
+        IdealDigital(k_symbols=192)(["text"], snr_db=snr_db)
 
 
 @pytest.mark.parametrize(
@@ -334,12 +336,12 @@ def test_bad_tokens_are_an_input_error(bad):
     with pytest.raises(InputError):
         DigitalLink(k_symbols=192)(bad)
     with pytest.raises(InputError):
-        IdealDigital(k_symbols=192).tokens(bad)
+        IdealDigital(k_symbols=192)(bad)
 
 
 def test_all_zero_tokens_give_finite_output():
     z = torch.zeros(3, 64)
-    for rx in (DigitalLink(k_symbols=192, snr_db=20.0)(z), IdealDigital(k_symbols=192).tokens(z, 20.0)):
+    for rx in (DigitalLink(k_symbols=192, snr_db=20.0)(z), IdealDigital(k_symbols=192)(z, 20.0)):
         assert torch.isfinite(rx.features).all() and torch.isfinite(rx.tokens.embeddings).all()
         assert (rx.features.abs() <= 1e-6).all()
 
@@ -350,7 +352,7 @@ def test_bad_content_is_an_input_error(items):
     with pytest.raises(InputError):
         SeparateCoding(k_symbols=192)(items)
     with pytest.raises(InputError):
-        IdealDigital(k_symbols=192).content(items)
+        IdealDigital(k_symbols=192)(items)
 
 
 def test_bad_image_format_is_a_config_error():
@@ -359,7 +361,7 @@ def test_bad_image_format_is_a_config_error():
 
 
 def test_phy_rejects_bits_of_the_wrong_shape():
-    phy = CodedPHY(DigitalConfig(k_symbols=192))
+    phy = CodedPHY(ChannelConfig(k_symbols=192), CodingConfig())
     for bad in (torch.zeros(2, phy.info_bits + 1), torch.zeros(phy.info_bits)):
         with pytest.raises(InputError):
             phy(bad, 10.0)
