@@ -63,10 +63,11 @@ def test_every_path_resolves_and_checks_the_snr_the_same_way(snr_db):
 
 def test_content_paths_return_received_with_content():
     texts = ["a red triangle", "hello"]
-    for path in (SeparateCoding(CFG, snr_db=30.0, channel="awgn"), IdealDigital(CFG, snr_db=30.0, channel="awgn")):
+    settings = {"snr_db": 30.0, "channel": "awgn", "k_symbols": 256}
+    for path in (SeparateCoding(CFG, **settings), IdealDigital(CFG, **settings)):
         rx = path(texts)
         assert isinstance(rx, Received) and rx.tokens is None and rx.content == texts
-        assert rx.ok.tolist() == [True, True] and rx.channel_uses == 24 and rx.channel == "awgn"
+        assert rx.ok.tolist() == [True, True] and rx.channel_uses == 256 and rx.channel == "awgn"
         assert len(rx.meta["bits_used"]) == 2 and rx.meta["budget_bits"][0] >= rx.meta["bits_used"][0] > 0
 
 
