@@ -7,16 +7,15 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ragsc import report
 from ragsc.channel import theory
 from ragsc.channel.analog import Link
 from ragsc.channel.digital import CodedPHY, DigitalConfig
@@ -112,43 +111,38 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
     return rows
 
 
+# the CSV's columns, in order: one row per channel, SNR, path and metric ("theory" empty where none exists)
+COLUMNS = ("channel", "snr_db", "path", "metric", "value", "theory")
+# the plot's panels, one per metric: (metric, axis label, log scale)
+PANELS = (("ber", "BER", True), ("bler", "BLER", True), ("mse", "feature MSE (per real dim)", True),
+          ("cosine", "cosine(sent, received)", False))
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["channel", "snr_db", "path", "metric", "value", "theory"])
-        w.writeheader()
-        w.writerows(rows)
+    """Write :func:`run_sweep`'s rows to ``path`` as CSV with the columns :data:`COLUMNS`."""
+    report.write_csv(rows, path, COLUMNS)
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """One row of panels per channel: BER, BLER, analog MSE, analog cosine (markers: measured, lines: theory)."""
-    from matplotlib.figure import Figure  # not pyplot: never switches the caller's (e.g. a notebook's) backend
-
+    """One row of :data:`PANELS` per channel (BER, BLER, MSE, cosine): markers measured, lines theory."""
     channels = list(dict.fromkeys(r["channel"] for r in rows))
-    panels = [("ber", "BER", True), ("bler", "BLER", True), ("mse", "feature MSE (per real dim)", True),
-              ("cosine", "cosine(sent, received)", False)]
-    fig = Figure(figsize=(4.2 * len(panels), 3.4 * len(channels)))
-    axes = fig.subplots(len(channels), len(panels), squeeze=False)
-    for i, ch in enumerate(channels):
-        for j, (metric, label, log) in enumerate(panels):
-            ax = axes[i][j]
-            sel = [r for r in rows if r["channel"] == ch and r["metric"] == metric]
-            for n, p in enumerate(dict.fromkeys(r["path"] for r in sel)):
-                pts = sorted((r["snr_db"], r["value"], r["theory"]) for r in sel if r["path"] == p)
-                x = np.array([a for a, _, _ in pts])
-                y = np.array([b for _, b, _ in pts], dtype=float)
-                if log:
-                    y = np.where(y > 0, y, np.nan)
-                ax.plot(x, y, "o", ms=3.5, color=f"C{n}", label=f"{p} (measured)")
-                # theory below what the sample size can measure would only stretch the axis
-                th = [(a, t) for a, _, t in pts if t != "" and (not log or t > 1e-7)]
-                if th:
-                    ax.plot([a for a, _ in th], [t for _, t in th], "-", color=f"C{n}", lw=1, label=f"{p} (theory)")
-            if log:
-                ax.set_yscale("log")
-            ax.set_title(f"{ch}: {label}", fontsize=9)
-            ax.set_xlabel("SNR = Es/N0 [dB]", fontsize=8)
-            ax.grid(alpha=0.3, which="both")
-            ax.legend(fontsize=6)
-    fig.suptitle("ragsc link sweep (Es = 1, one channel use = one complex symbol)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    grid = [[_panel(rows, ch, metric, label, log) for metric, label, log in PANELS] for ch in channels]
+    report.plot_grid(grid, path, title="ragsc link sweep (Es = 1, one channel use = one complex symbol)",
+                     panel_size=(4.2, 3.4), title_size=10, dpi=120)
+
+
+def _panel(rows: list[dict], channel: str, metric: str, label: str, log: bool) -> report.Panel:
+    """One channel's metric: per path, the measured points and the theory line in the same colour."""
+    sel = [r for r in rows if r["channel"] == channel and r["metric"] == metric]
+    lines = []
+    for n, p in enumerate(dict.fromkeys(r["path"] for r in sel)):
+        pts = sorted((r["snr_db"], r["value"], r["theory"]) for r in sel if r["path"] == p)
+        lines.append(report.Line([a for a, _, _ in pts], [b for _, b, _ in pts], f"{p} (measured)",
+                                 {"color": f"C{n}", "marker": "o", "ls": "none", "ms": 3.5}))
+        # theory below what the sample size can measure would only stretch the axis
+        th = [(a, t) for a, _, t in pts if t != "" and (not log or t > 1e-7)]
+        if th:
+            lines.append(report.Line([a for a, _ in th], [t for _, t in th], f"{p} (theory)",
+                                     {"color": f"C{n}", "ls": "-", "lw": 1}))
+    return report.Panel(f"{channel}: {label}", lines, xlabel="SNR = Es/N0 [dB]", log_y=log, legend=6,
+                        title_size=9, label_size=8)

@@ -6,9 +6,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from ragsc.channel.sweep import SweepSettings, parse_channels, parse_snr_range, plot, run_sweep, write_csv
-from ragsc.errors import ConfigError
+from ragsc.channel.sweep import (
+    COLUMNS,
+    PANELS,
+    SweepSettings,
+    parse_channels,
+    parse_snr_range,
+    plot,
+    run_sweep,
+    write_csv,
+)
+from ragsc.errors import ConfigError, InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,11 +51,39 @@ def test_small_sweep_matches_theory_and_writes_files(tmp_path):
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _row(path, metric, value, theory, channel="awgn", snr=0.0):
+    return {"channel": channel, "snr_db": snr, "path": path, "metric": metric, "value": value,
+            "theory": theory}
+
+
+def test_csv_columns_and_format(tmp_path):
+    rows = [_row("uncoded_qam4", "ber", 0.078, 0.0786), _row("capacity", "bits_per_use", 1.0, "")]
+    write_csv(rows, tmp_path / "s.csv")
+    assert (tmp_path / "s.csv").read_bytes() == (
+        b"channel,snr_db,path,metric,value,theory\r\n"
+        b"awgn,0.0,uncoded_qam4,ber,0.078,0.0786\r\n"
+        b"awgn,0.0,capacity,bits_per_use,1.0,\r\n")
+    assert list(COLUMNS) == ["channel", "snr_db", "path", "metric", "value", "theory"]
+    del rows[1]["theory"]
+    with pytest.raises(InputError, match=r"missing \['theory'\]"):
+        write_csv(rows, tmp_path / "bad.csv")
+
+
+def test_plot_one_row_of_panels_per_channel(tmp_path):
+    rows = [_row("uncoded_qam4", "ber", v, t, ch, snr) for ch in ("awgn", "rayleigh", "rician")
+            for snr, v, t in ((0.0, 0.08, 0.079), (10.0, 0.0, 4e-6))]
+    rows += [_row("analog_mmse", "cosine", 0.9, "", ch) for ch in ("awgn", "rayleigh", "rician")]
+    plot(rows, tmp_path / "s.png")
+    with Image.open(tmp_path / "s.png") as im:  # 4.2 x 3.4 inches per panel at 120 dpi
+        assert im.format == "PNG" and im.size == (round(4.2 * len(PANELS) * 120), round(3.4 * 3 * 120))
+
+
 def test_cli_sweep(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "ragsc.cli", "channel", "sweep", *a],  # noqa: E731
                                     capture_output=True, text=True, cwd=ROOT, timeout=300)
     out = run("--channel", "awgn", "--snr", "0,10", "--codewords", "10", "--out", str(tmp_path / "o"))
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "o" / "channel_sweep.csv").is_file() and (tmp_path / "o" / "channel_sweep.png").is_file()
+    o = tmp_path / "o"
+    assert (o / "channel_sweep.csv").is_file() and (o / "channel_sweep.png").is_file()
     bad = run("--channel", "awgn,nope", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "unknown channel" in bad.stderr and not (tmp_path / "bad").exists()
