@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from _common import machine, mean_finite, pct, relative_gain  # noqa: E402
 
-from ragsc.eval.sweep import evaluation_set, score  # noqa: E402
+from ragsc.eval import evaluation_set, score  # noqa: E402
 from ragsc.pipelines import Pipeline  # noqa: E402
 from ragsc.report import table  # noqa: E402
 

@@ -31,7 +31,7 @@ from _common import machine, mean_finite, pct, relative_gain  # noqa: E402
 
 from ragsc.config import load_pipeline_spec  # noqa: E402
 from ragsc.decoders import Context  # noqa: E402
-from ragsc.eval.sweep import PRIMARY, run_eval  # noqa: E402
+from ragsc.eval import PRIMARY, run_eval  # noqa: E402
 from ragsc.pipelines import Pipeline  # noqa: E402
 from ragsc.report import table  # noqa: E402
 

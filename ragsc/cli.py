@@ -255,7 +255,7 @@ def eval_pipeline(
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range
     from ragsc.config import load_pipeline_spec
-    from ragsc.eval.sweep import METHODS, SUBSETS, run_eval, save, summary_table
+    from ragsc.eval import METHODS, SUBSETS, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
 
     channels, snrs = parse_channels(channel), parse_snr_range(snr)  # validate before any work

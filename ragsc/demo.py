@@ -22,7 +22,7 @@ def run_demo(limit: int = 240, echo: Callable[[str], None] = print, snrs: tuple[
     """Run the demo and return its figures (also printed through ``echo``)."""
     from ragsc._assets import asset_dir, home_dir
     from ragsc.encoders.evaluate import standard_suite
-    from ragsc.eval.sweep import PRIMARY, run_eval, save, summary_table
+    from ragsc.eval import PRIMARY, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
     from ragsc.report import SCORE_HEADER, score_rows, table
 

@@ -88,7 +88,7 @@ def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
     assert code == 0, stderr
     with open(out / "eval.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    from ragsc.eval.sweep import METHODS, TASK_METRICS
+    from ragsc.eval import METHODS, TASK_METRICS
 
     per_method = {m: 2 if m == "retrieval" else sum(len(v) for v in TASK_METRICS.values()) for m in METHODS}
     assert len(rows) == sum(per_method.values())  # retrieval alone scores image PSNR / SSIM only

@@ -7,7 +7,8 @@ from ragsc.eval import accuracy, bleu, psnr, recall_at_k, sentence_similarity, s
 
 
 def test_bleu_values():
-    b4 = bleu(["a red circle on white", "completely different words"], ["a red circle on white", "a red circle on white"])
+    b4 = bleu(["a red circle on white", "completely different words"],
+              ["a red circle on white", "a red circle on white"])
     assert b4[0] == pytest.approx(1.0) and b4[1] == pytest.approx(0.0)
     b1 = bleu(["a red square"], ["a red circle"], max_order=1)
     assert b1[0] == pytest.approx(2 / 3, abs=1e-6)
@@ -16,7 +17,8 @@ def test_bleu_values():
 
 
 def test_sentence_similarity_orders_meaning(embedded):
-    s = sentence_similarity(["a kitten", "a rocket launch", ""], ["a cat", "a cat", "a cat"], encoder=embedded)
+    s = sentence_similarity(["a kitten", "a rocket launch", ""], ["a cat", "a cat", "a cat"],
+                            encoder=embedded)
     assert s[0] > s[1] and s[2] == 0.0 and s[0] <= 1.0001
 
 
