@@ -53,7 +53,8 @@ def run_main(capsys, *argv):
 def test_eval_bad_options_are_clean_errors(capsys, tmp_path):
     spec = str(ROOT / "pipelines" / "multitask.yaml")
     out = tmp_path / "out"
-    cases = {("--snr", "bad"): "SNR range", ("--snr", "0:100:50"): "within", ("--channel", "bad"): "unknown channel",
+    cases = {("--snr", "bad"): "SNR range", ("--snr", "0:100:50"): "within",
+             ("--channel", "bad"): "unknown channel",
              ("--methods", "bad"): "--methods", ("--methods", "semantic,,magic"): "--methods",
              ("--subset", "recent"): "--subset"}
     for args, message in cases.items():
@@ -66,8 +67,11 @@ def test_eval_bad_options_are_clean_errors(capsys, tmp_path):
     assert code == 2 and "pipeline spec not found" in stderr and not out.exists()
     code, _, stderr = run_main(capsys, "eval", spec, "--n", "0", "--out", str(out))
     assert code == 2 and not out.exists()
-    code, _, stderr = run_main(capsys, "eval", spec, "--k", "0", "--out", str(out))
-    assert code == 2 and not out.exists()
+    code, _, stderr = run_main(capsys, "eval", spec, "--k-symbols", "0", "--out", str(out))
+    assert code == 2 and "--k-symbols" in stderr and not out.exists()
+    # in a spec, k is the number of neighbours: the bandwidth option is --k-symbols, and --k is not an option
+    code, _, stderr = run_main(capsys, "eval", spec, "--k", "24", "--out", str(out))
+    assert code == 2 and "No such option" in stderr and not out.exists()
 
 
 def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
@@ -100,15 +104,16 @@ def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
         assert png.is_file() and png.stat().st_size > 1000
     assert "semantic+rag" in stdout and "wrote" in stdout and "eval.csv" in stdout
 
-    # --k: every method at another bandwidth; beyond the PCA basis it is refused before any work
+    # --k-symbols: every method at another bandwidth; beyond the PCA basis it is refused before any work
     code, _, stderr = run_main(capsys, "eval", str(path), "--n", "2", "--snr", "10", "--channel", "awgn",
-                               "--methods", "semantic+rag,digital", "--k", "24", "--subset", "novel",
+                               "--methods", "semantic+rag,digital", "--k-symbols", "24", "--subset", "novel",
                                "--out", str(tmp_path / "k24"))
     assert code == 0, stderr
     with open(tmp_path / "k24" / "eval.csv", newline="") as f:
         assert {(r["channel_uses"], r["subset"]) for r in csv.DictReader(f)} == {("24", "novel")}
-    code, _, stderr = run_main(capsys, "eval", str(path), "--k", "1000", "--out", str(tmp_path / "k1000"))
-    assert code == 2 and "k_symbols=1000" in stderr and "at most" in stderr and not (tmp_path / "k1000").exists()
+    k1000 = tmp_path / "k1000"
+    code, _, stderr = run_main(capsys, "eval", str(path), "--k-symbols", "1000", "--out", str(k1000))
+    assert code == 2 and "k_symbols=1000" in stderr and "at most" in stderr and not k1000.exists()
 
 
 def test_decoders_train_rejects_zero_steps(capsys, tmp_path):
