@@ -12,12 +12,15 @@ retrieval-only baseline (the top neighbour's image as is).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from PIL import Image
 from torch import nn
 
+from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, item_pixels, pooled
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
@@ -25,28 +28,60 @@ def _up(cin: int, cout: int) -> nn.Sequential:
                          nn.GroupNorm(4, cout), nn.SiLU())
 
 
-class ImageDecoderNet(nn.Module):
-    """``(z [N, dim], context [N, 6, S, S], has_context [N], top_score [N]) -> pixels [N, 3, S, S]`` in [0, 1].
+@dataclass(frozen=True)
+class ImageDecoderConfig:
+    """The architecture of an :class:`ImageDecoderNet` (the defaults are the shipped decoder's).
 
-    ``context`` = best neighbour's pixels and the neighbours' rank-weighted mean (S = 64).
+    Parameters
+    ----------
+    dim
+        Size of the embeddings it reads (the encoder's).
+    size
+        Side of the images it draws, in pixels; only 64 (four doublings of the 4x4 grid).
+    width
+        Channels of the last upsampling block; the blocks before have 6, 4 and 2 times as many, the
+        4x4 grid 8 times.
     """
 
-    def __init__(self, dim: int = 384, size: int = 64, width: int = 16) -> None:
-        super().__init__()
-        if size != 64:
+    dim: int = 384
+    size: int = 64
+    width: int = 16
+
+    def __post_init__(self) -> None:
+        check_positive(self, "dim", "size", "width")
+        if self.size != 64:  # an InputError, as ImageDecoderNet(size=...) raised before configs existed
             raise InputError("the image decoder generates 64x64 images")
-        self.size, self.width = size, width
-        self.lift = nn.Linear(dim, 8 * width * 16)
-        self.up = nn.Sequential(_up(8 * width, 6 * width), _up(6 * width, 4 * width), _up(4 * width, 2 * width),
-                                _up(2 * width, width))
+        if self.width % 4:  # GroupNorm(4, c) on every block needs channels divisible by 4
+            raise ConfigError(f"ImageDecoderConfig.width must be a multiple of 4, got {self.width}")
+
+
+class ImageDecoderNet(nn.Module):
+    """``(z [N, dim], context [N, 6, S, S], has_context [N], top_score [N])`` -> pixels ``[N, 3, S, S]``
+    in [0, 1].
+
+    ``context`` = best neighbour's pixels and the neighbours' rank-weighted mean (S = 64). Built from an
+    :class:`ImageDecoderConfig`, kept as ``self.config``.
+    """
+
+    def __init__(self, config: ImageDecoderConfig) -> None:
+        if not isinstance(config, ImageDecoderConfig):
+            raise ConfigError(f"ImageDecoderNet is built from an ImageDecoderConfig, "
+                              f"got {type(config).__name__}")
+        super().__init__()
+        self.config = config
+        width = config.width
+        self.lift = nn.Linear(config.dim, 8 * width * 16)
+        self.up = nn.Sequential(_up(8 * width, 6 * width), _up(6 * width, 4 * width),
+                                _up(4 * width, 2 * width), _up(2 * width, width))
         self.fuse = nn.Sequential(nn.Conv2d(width + 8, width, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(width, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, 3, 1))
 
     def forward(self, z: torch.Tensor, context: torch.Tensor, has_context: torch.Tensor,
                 top_score: torch.Tensor) -> torch.Tensor:
-        x = self.up(self.lift(z).view(z.shape[0], 8 * self.width, 4, 4))
-        flag = has_context.view(-1, 1, 1, 1).expand(-1, 1, self.size, self.size)
-        score = (top_score * has_context).view(-1, 1, 1, 1).expand(-1, 1, self.size, self.size)
+        width, size = self.config.width, self.config.size
+        x = self.up(self.lift(z).view(z.shape[0], 8 * width, 4, 4))
+        flag = has_context.view(-1, 1, 1, 1).expand(-1, 1, size, size)
+        score = (top_score * has_context).view(-1, 1, 1, 1).expand(-1, 1, size, size)
         return torch.sigmoid(self.fuse(torch.cat([x, context * flag, flag, score], dim=1)))
 
 
@@ -97,8 +132,9 @@ class ImageDecoder:
     @torch.no_grad()
     def pixels(self, received: torch.Tensor, context: Context | None = None) -> torch.Tensor:
         if received.ndim != 2:
-            raise InputError(f"the image decoder takes received embeddings [N, D], got shape {tuple(received.shape)}")
-        n, s = received.shape[0], self.net.size
+            raise InputError(f"the image decoder takes received embeddings [N, D], "
+                             f"got shape {tuple(received.shape)}")
+        n, s = received.shape[0], self.net.config.size
         if context is None:
             ctx, has, score = torch.zeros(n, 6, s, s), torch.zeros(n), torch.zeros(n)
         else:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, rank_weights
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
 
 _WORD = re.compile(r"[\w']+|[^\w\s]")
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -80,17 +82,53 @@ class Vocab:
         return out
 
 
-class TextGRU(nn.Module):
-    """Embedding ``[N, dim]`` -> word logits, a GRU whose initial state is a projection of the embedding."""
+@dataclass(frozen=True)
+class TextGRUConfig:
+    """The architecture of a :class:`TextGRU` (the defaults are the shipped decoder's).
 
-    def __init__(self, vocab_size: int, dim: int = 384, emb: int = 256, hidden: int = 384, max_len: int = 24) -> None:
+    Parameters
+    ----------
+    vocab_size
+        Number of word ids, the :class:`Vocab`'s length (specials included).
+    dim
+        Size of the embeddings it reads (the encoder's).
+    emb
+        Size of the word embeddings.
+    hidden
+        GRU state size.
+    max_len
+        Longest sentence in tokens, EOS included (targets are cut there; generation stops there).
+    """
+
+    vocab_size: int
+    dim: int = 384
+    emb: int = 256
+    hidden: int = 384
+    max_len: int = 24
+
+    def __post_init__(self) -> None:
+        check_positive(self, "vocab_size", "dim", "emb", "hidden", "max_len")
+        if self.vocab_size <= UNK:
+            raise ConfigError(f"TextGRUConfig.vocab_size must count the {len(SPECIALS)} special tokens, "
+                              f"got {self.vocab_size}")
+
+
+class TextGRU(nn.Module):
+    """Embedding ``[N, dim]`` -> word logits, a GRU whose initial state is a projection of the embedding.
+
+    Built from a :class:`TextGRUConfig`, kept as ``self.config``.
+    """
+
+    def __init__(self, config: TextGRUConfig) -> None:
+        if not isinstance(config, TextGRUConfig):
+            raise ConfigError(f"TextGRU is built from a TextGRUConfig, got {type(config).__name__}")
         super().__init__()
-        self.max_len = max_len
-        self.init = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh())
-        self.cond = nn.Linear(dim, emb)
-        self.embed = nn.Embedding(vocab_size, emb, padding_idx=PAD)
-        self.gru = nn.GRU(emb, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, vocab_size)
+        self.config = c = config
+        self.init = nn.Sequential(nn.Linear(c.dim, c.hidden), nn.Tanh())
+        self.cond = nn.Linear(c.dim, c.emb)
+        self.embed = nn.Embedding(c.vocab_size, c.emb, padding_idx=PAD)
+        self.gru = nn.GRU(c.emb, c.hidden, batch_first=True)
+        self.out = nn.Linear(c.hidden, c.vocab_size)
 
     def forward(self, z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits ``[N, L, V]`` for ``targets [N, L]``."""
@@ -117,7 +155,7 @@ class TextGRU(nn.Module):
         cond = self.cond(z)
         tok = torch.full((z.shape[0],), BOS, dtype=torch.long)
         out = []
-        for _ in range(self.max_len):
+        for _ in range(self.config.max_len):
             y, h = self.gru((self.embed(tok) + cond)[:, None], h)
             tok = self.out(y[:, 0]).argmax(-1)
             out.append(tok)
@@ -127,13 +165,15 @@ class TextGRU(nn.Module):
 FEW_SHOT_RAG = (
     "Each message was sent over a noisy radio link. The receiver looked up similar sentences in its memory, "
     "closest first, and wrote down the message.\n\n"
-    "Memory: the cat sat on the mat | a cat sat on a mat | the dog sat on the mat\nMessage: the cat sat on the mat\n\n"
+    "Memory: the cat sat on the mat | a cat sat on a mat | the dog sat on the mat\n"
+    "Message: the cat sat on the mat\n\n"
     "Memory: Never trust a smiling cat. | Never trust a man who smiles. | Trust, but verify.\n"
     "Message: Never trust a smiling cat.\n\n"
     "Memory: {context}\nMessage:"
 )
 FEW_SHOT_DRAFT = (
-    "Each message was sent over a noisy radio link and decoded with errors. Write the message as it was meant.\n\n"
+    "Each message was sent over a noisy radio link and decoded with errors. "
+    "Write the message as it was meant.\n\n"
     "Decoded: the cat sat on on mat\nMessage: the cat sat on the mat\n\n"
     "Decoded: Never trust a smiling the cat.\nMessage: Never trust a smiling cat.\n\n"
     "Decoded: {draft}\nMessage:"
@@ -150,7 +190,8 @@ class TextDecoder:
     mode
         ``"fast"`` (GRU / re-ranked retrieval) or ``"lm"`` (a causal LM writes the sentence).
     lm
-        A :class:`~ragsc.decoders.lm.CausalLM` for ``mode="lm"``, or an LM spec loaded on first use (default SmolLM2).
+        A :class:`~ragsc.decoders.lm.CausalLM` for ``mode="lm"``, or an LM spec loaded on first use
+        (default SmolLM2).
     rerank_weight
         Weight of the GRU log-likelihood against the log rank prior when re-ranking (0, the default:
         retrieval top-1; see the module docstring).
@@ -158,10 +199,12 @@ class TextDecoder:
     Call ``decoder(received [N, D], context=None) -> list[str]``.
     """
 
-    def __init__(self, net: TextGRU, vocab: Vocab, mode: str = "fast", lm="smollm2", rerank_weight: float = 0.0) -> None:
+    def __init__(self, net: TextGRU, vocab: Vocab, mode: str = "fast", lm="smollm2",
+                 rerank_weight: float = 0.0) -> None:
         if mode not in ("fast", "lm"):
             raise InputError(f"text decoder mode must be 'fast' or 'lm', got {mode!r}")
-        self.net, self.vocab, self.mode, self._lm, self.rerank_weight = net.eval(), vocab, mode, lm, rerank_weight
+        self.net, self.vocab, self.mode = net.eval(), vocab, mode
+        self._lm, self.rerank_weight = lm, rerank_weight
 
     @property
     def lm(self):
@@ -182,7 +225,8 @@ class TextDecoder:
         if self.rerank_weight == 0:
             return [row[0] if row else "" for row in candidates]
         idx = torch.tensor([i for i, _, _ in flat])
-        ll = self.net.log_likelihood(received.float()[idx], self.vocab.batch([c for *_, c in flat], self.net.max_len))
+        targets = self.vocab.batch([c for *_, c in flat], self.net.config.max_len)
+        ll = self.net.log_likelihood(received.float()[idx], targets)
         best: dict[int, tuple[float, str]] = {}
         for (i, r, c), score in zip(flat, ll.tolist()):
             s = float(rank_weights(len(candidates[i]))[r].log()) + self.rerank_weight * score
@@ -192,7 +236,8 @@ class TextDecoder:
 
     def __call__(self, received: torch.Tensor, context: Context | None = None) -> list[str]:
         if received.ndim != 2:
-            raise InputError(f"the text decoder takes received embeddings [N, D], got shape {tuple(received.shape)}")
+            raise InputError(f"the text decoder takes received embeddings [N, D], "
+                             f"got shape {tuple(received.shape)}")
         if context is not None:
             context.check(received.shape[0])
             texts = context.texts

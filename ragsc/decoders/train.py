@@ -26,12 +26,13 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragsc.channel import Link, PCAOrdering
-from ragsc.decoders.bundle import Decoders, save_decoders
+from ragsc.decoders.bundle import PARTS, Decoders, save_decoders
 from ragsc.decoders.context import rank_weights
-from ragsc.decoders.image import ImageDecoderNet
-from ragsc.decoders.text import TextGRU, Vocab
-from ragsc.decoders.vqa import AnswerHead
+from ragsc.decoders.image import ImageDecoderConfig, ImageDecoderNet
+from ragsc.decoders.text import TextGRU, TextGRUConfig, Vocab
+from ragsc.decoders.vqa import AnswerHead, AnswerHeadConfig
 from ragsc.encoders.cache import cached_embeddings, corpus_key
+from ragsc.errors import ConfigError
 
 
 class TrainDecodersConfig(BaseModel):
@@ -48,7 +49,8 @@ class TrainDecodersConfig(BaseModel):
     k_symbols: tuple[int, ...] = (24, 48, 96)
     context_k: int = Field(4, ge=1)
     context_dropout: float = Field(0.5, ge=0.0, le=1.0)
-    held_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of images whose KB holds the image itself")
+    held_fraction: float = Field(0.5, ge=0.0, le=1.0,
+                                 description="share of images whose KB holds the image itself")
     lr: float = 2e-3
 
 
@@ -64,11 +66,15 @@ def training_data(encoder, progress: bool = True) -> dict:
     train = load_easy_vqa("train")
     kb_texts = list(text_corpus())  # the PCA basis is fitted on what the KB holds
     sentences = list(decoder_corpus())  # the text decoder never sees the KB-only fortunes
-    images = cached_embeddings(encoder, f"easyvqa-train-{len(train)}", lambda: encoder.encode_images([x.path for x in train], progress=progress).embeddings)
-    kb_emb = cached_embeddings(encoder, "texts-" + corpus_key(kb_texts), lambda: encoder.encode_texts(kb_texts).embeddings)
+    paths = [x.path for x in train]
+    images = cached_embeddings(encoder, f"easyvqa-train-{len(train)}",
+                               lambda: encoder.encode_images(paths, progress=progress).embeddings)
+    kb_emb = cached_embeddings(encoder, "texts-" + corpus_key(kb_texts),
+                               lambda: encoder.encode_texts(kb_texts).embeddings)
     index = {t: i for i, t in enumerate(kb_texts)}
     texts = kb_emb[[index[t] for t in sentences]]
-    pixels = torch.from_numpy(np.stack([_pixels(str(x.path), 64) for x in train])).permute(0, 3, 1, 2).contiguous()
+    pixels = np.stack([_pixels(str(x.path), 64) for x in train])
+    pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
     qa = [(i, q, a) for i, x in enumerate(train) for q, a in x.questions]
     return {"train": train, "images": images, "pixels": pixels, "sentences": sentences, "texts": texts,
             "kb_texts": kb_emb, "qa": qa}
@@ -87,8 +93,10 @@ class NoisyChannel:
         return link(emb, self.rng.uniform(c.snr_min_db, c.snr_max_db)).tokens.embeddings
 
 
-def neighbours(received: torch.Tensor, pool: torch.Tensor, k: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
-    """Indices ``[N, k]`` of the nearest pool rows by inner product (``exclude[i]``: a row to skip, -1: none)."""
+def neighbours(received: torch.Tensor, pool: torch.Tensor, k: int,
+               exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices ``[N, k]`` of the nearest pool rows by inner product (``exclude[i]``: a row to skip, -1:
+    none)."""
     scores = received @ pool.T
     if exclude is not None:
         rows = torch.nonzero(exclude >= 0)[:, 0]
@@ -131,10 +139,30 @@ def _optimise(module: torch.nn.Module, steps: int, lr: float, batch_loss, desc: 
     return loss.item()
 
 
-def train_text(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool) -> tuple[TextGRU, Vocab, dict]:
+def train_text(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig,
+               progress: bool) -> tuple[TextGRU, Vocab, dict]:
+    """Train a text GRU (the default architecture, :class:`TextGRUConfig`) on ``data["sentences"]``.
+
+    Parameters
+    ----------
+    data
+        ``sentences`` and their embeddings ``texts [N, D]`` (as :func:`training_data` returns them).
+    channel
+        The noisy link every batch of embeddings goes through.
+    cfg
+        Steps, batch size, learning rate, seed.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    tuple
+        The trained network (eval mode), the vocabulary built from the sentences, and the figures
+        ``text_final_loss`` (token cross-entropy of the last batch) and ``vocab`` (its size).
+    """
     vocab = Vocab.build(data["sentences"])
-    net = TextGRU(len(vocab), data["texts"].shape[1])
-    targets = vocab.batch(data["sentences"], net.max_len)
+    net = TextGRU(TextGRUConfig(vocab_size=len(vocab), dim=data["texts"].shape[1]))
+    targets = vocab.batch(data["sentences"], net.config.max_len)
     gen = torch.Generator().manual_seed(cfg.seed)
 
     def batch_loss() -> torch.Tensor:
@@ -145,9 +173,40 @@ def train_text(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, prog
     return net, vocab, {"text_final_loss": round(loss, 4), "vocab": len(vocab)}
 
 
-def train_image(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool) -> tuple[ImageDecoderNet, dict]:
+def train_image(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, progress: bool,
+                arch: ImageDecoderConfig | None = None) -> tuple[ImageDecoderNet, dict]:
+    """Train the image generator on ``data["images"]`` (embeddings ``[N, D]``) -> ``data["pixels"]``.
+
+    Parameters
+    ----------
+    data
+        ``images [N, D]`` and their ``pixels [N, 3, 64, 64]`` in [0, 1] (as :func:`training_data` returns
+        them).
+    channel
+        The noisy link every batch of embeddings goes through.
+    cfg
+        Steps, batch size, learning rate, context size and dropout, held fraction, seed.
+    progress
+        Show a progress bar.
+    arch
+        The generator's architecture (default: :class:`ImageDecoderConfig`'s at the data's embedding size).
+
+    Returns
+    -------
+    tuple
+        The trained network (eval mode) and the figure ``image_final_mse`` (pixel MSE of the last batch).
+
+    Raises
+    ------
+    ConfigError
+        ``arch`` reads embeddings of another size than the data's.
+    """
     emb, pix = data["images"], data["pixels"]
-    net = ImageDecoderNet(emb.shape[1])
+    arch = arch if arch is not None else ImageDecoderConfig(dim=emb.shape[1])
+    if arch.dim != emb.shape[1]:
+        raise ConfigError(f"the image decoder's architecture reads {arch.dim}-d embeddings, the data are "
+                          f"{emb.shape[1]}-d")
+    net = ImageDecoderNet(arch)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     w = rank_weights(cfg.context_k).view(1, -1, 1, 1, 1)
 
@@ -163,7 +222,30 @@ def train_image(data: dict, channel: NoisyChannel, cfg: TrainDecodersConfig, pro
     return net, {"image_final_mse": round(loss, 5)}
 
 
-def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersConfig, progress: bool) -> tuple[AnswerHead, dict]:
+def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersConfig,
+              progress: bool) -> tuple[AnswerHead, dict]:
+    """Train an answer head (the default architecture, :class:`AnswerHeadConfig`) on ``data["qa"]``.
+
+    Parameters
+    ----------
+    data
+        ``qa`` (image index, question, answer) triples, the image embeddings ``images [N, D]`` and the
+        ``train`` items whose captions are the retrieved context (as :func:`training_data` returns them).
+    channel
+        The noisy link every batch of image embeddings goes through.
+    text_embed
+        ``list[str] -> [len, D]`` text-tower embeddings of the questions and the captions.
+    cfg
+        Steps, batch size (times 4 questions), learning rate, context size and dropout, held fraction, seed.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    tuple
+        The trained head (eval mode; its answers: the data's, sorted) and the figures ``vqa_final_loss``
+        (answer cross-entropy of the last batch) and ``answers`` (how many).
+    """
     qa, emb = data["qa"], data["images"]
     answers = sorted({a for _, _, a in qa})
     questions = sorted({q for _, q, _ in qa})
@@ -176,7 +258,7 @@ def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersC
     img_i = torch.tensor([i for i, _, _ in qa])
     q_i = torch.tensor([q_index[q] for _, q, _ in qa])
     a_i = torch.tensor([answers.index(a) for _, _, a in qa])
-    head = AnswerHead(answers, emb.shape[1])
+    head = AnswerHead(AnswerHeadConfig(answers=tuple(answers), dim=emb.shape[1]))
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     w = rank_weights(cfg.context_k).view(1, -1, 1)
 
@@ -191,20 +273,18 @@ def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersC
     return head, {"vqa_final_loss": round(loss, 4), "answers": len(answers)}
 
 
-PARTS = ("text", "image", "vqa")
-
-
-def train_decoders(out: str | Path, cfg: TrainDecodersConfig = TrainDecodersConfig(), progress: bool = True,
+def train_decoders(out: str | Path, cfg: TrainDecodersConfig | None = None, progress: bool = True,
                    parts: tuple[str, ...] = PARTS, base: str | Path | None = None) -> dict:
     """Train the decoders and the PCA basis, write them to ``out``; returns the training figures.
 
-    ``parts`` retrains only some decoders: the others (and the PCA basis they were trained in) are
-    taken from the bundle at ``base`` (default: ``out``), so they stay consistent.
+    ``cfg`` defaults to ``TrainDecodersConfig()``. ``parts`` retrains only some decoders: the others (and
+    the PCA basis they were trained in) are taken from the bundle at ``base`` (default: ``out``), so they
+    stay consistent.
     """
     from ragsc.decoders.bundle import load_decoders
     from ragsc.encoders import load_encoder
-    from ragsc.errors import ConfigError
 
+    cfg = cfg if cfg is not None else TrainDecodersConfig()
     bad = [p for p in parts if p not in PARTS]
     if bad or not parts:
         raise ConfigError(f"parts must be some of {', '.join(PARTS)}, got {list(parts)}")
@@ -229,7 +309,10 @@ def train_decoders(out: str | Path, cfg: TrainDecodersConfig = TrainDecodersConf
         image, part_info = train_image(data, channel, cfg, progress)
         info.update(part_info)
     if "vqa" in parts:
-        vqa, part_info = train_vqa(data, channel, lambda t: encoder.encode_texts(t).embeddings.float(), cfg, progress)
+        def text_embed(texts: list[str]) -> torch.Tensor:
+            return encoder.encode_texts(texts).embeddings.float()
+
+        vqa, part_info = train_vqa(data, channel, text_embed, cfg, progress)
         info.update(part_info)
     info.update({"config": cfg.model_dump(), f"seconds_{'+'.join(parts)}": round(time.perf_counter() - t0, 1),
                  "train_images": len(data["train"]), "train_sentences": len(data["sentences"]),

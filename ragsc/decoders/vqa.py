@@ -11,21 +11,67 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, pooled
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
+
+
+@dataclass(frozen=True)
+class AnswerHeadConfig:
+    """The architecture of an :class:`AnswerHead` (the defaults are the shipped head's), answers included.
+
+    Parameters
+    ----------
+    answers
+        The closed answer vocabulary, in logit order (distinct non-empty strings; a list is stored as a
+        tuple).
+    dim
+        Size of the embeddings it reads (the encoder's).
+    hidden
+        Width of the MLP's two hidden layers.
+    """
+
+    answers: tuple[str, ...]
+    dim: int = 384
+    hidden: int = 512
+
+    def __post_init__(self) -> None:
+        answers = self.answers
+        if not isinstance(answers, (list, tuple)) or not all(isinstance(a, str) and a.strip()
+                                                             for a in answers):
+            raise ConfigError(f"AnswerHeadConfig.answers must be a list of non-empty strings, "
+                              f"got {answers!r}")
+        object.__setattr__(self, "answers", tuple(self.answers))  # frozen: a list from JSON becomes a tuple
+        if not self.answers or len(set(self.answers)) != len(self.answers):
+            raise ConfigError(f"AnswerHeadConfig.answers must be distinct and at least one, "
+                              f"got {list(self.answers)}")
+        check_positive(self, "dim", "hidden")
 
 
 class AnswerHead(nn.Module):
-    """``(image [N, D], question [N, D], context [N, D], has_context [N]) -> logits [N, A]``."""
+    """``(image [N, D], question [N, D], context [N, D], has_context [N]) -> logits [N, A]``.
 
-    def __init__(self, answers: list[str], dim: int = 384, hidden: int = 512) -> None:
+    Built from an :class:`AnswerHeadConfig`, kept as ``self.config``; ``answers`` names the logits.
+    """
+
+    def __init__(self, config: AnswerHeadConfig) -> None:
+        if not isinstance(config, AnswerHeadConfig):
+            raise ConfigError(f"AnswerHead is built from an AnswerHeadConfig, got {type(config).__name__}")
         super().__init__()
-        self.answers = list(answers)
-        self.mlp = nn.Sequential(nn.Linear(5 * dim + 1, hidden), nn.GELU(), nn.Dropout(0.1),
-                                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, len(answers)))
+        self.config = c = config
+        self.mlp = nn.Sequential(nn.Linear(5 * c.dim + 1, c.hidden), nn.GELU(), nn.Dropout(0.1),
+                                 nn.Linear(c.hidden, c.hidden), nn.GELU(),
+                                 nn.Linear(c.hidden, len(c.answers)))
+
+    @property
+    def answers(self) -> list[str]:
+        """The answer of each logit (a copy of the config's)."""
+        return list(self.config.answers)
 
     def forward(self, image: torch.Tensor, question: torch.Tensor, context: torch.Tensor,
                 has_context: torch.Tensor) -> torch.Tensor:
@@ -36,8 +82,10 @@ class AnswerHead(nn.Module):
 
 FEW_SHOT_VQA = (
     "Answer each question about an image from the facts the receiver retrieved.\n\n"
-    "Facts: a green circle | a picture of a green circle\nQuestion: what shape is in the image?\nAnswer: circle\n\n"
-    "Facts: a black rectangle | a black rectangle on a white background\nQuestion: is there a triangle?\nAnswer: no\n\n"
+    "Facts: a green circle | a picture of a green circle\n"
+    "Question: what shape is in the image?\nAnswer: circle\n\n"
+    "Facts: a black rectangle | a black rectangle on a white background\n"
+    "Question: is there a triangle?\nAnswer: no\n\n"
     "Facts: {context}\nQuestion: {question}\nAnswer:"
 )
 
@@ -91,9 +139,11 @@ class VQADecoder:
         return pooled(rows, (self.encoder.dim,))
 
     @torch.no_grad()
-    def __call__(self, received: torch.Tensor, questions: list[list[str]], context: Context | None = None) -> list[list[str]]:
+    def __call__(self, received: torch.Tensor, questions: list[list[str]],
+                 context: Context | None = None) -> list[list[str]]:
         if received.ndim != 2:
-            raise InputError(f"the VQA decoder takes received embeddings [N, D], got shape {tuple(received.shape)}")
+            raise InputError(f"the VQA decoder takes received embeddings [N, D], "
+                             f"got shape {tuple(received.shape)}")
         if len(questions) != received.shape[0]:
             raise InputError(f"{len(questions)} question lists for {received.shape[0]} received images")
         for qs in questions:
@@ -111,9 +161,14 @@ class VQADecoder:
         else:
             idx = torch.tensor([i for i, _ in flat])
             n, d = received.shape
-            ctx, has = self.context_embedding(context) if context is not None else (torch.zeros(n, d), torch.zeros(n))
-            logits = self.head(received.float()[idx], self.embed_texts([q for _, q in flat]), ctx[idx], has[idx])
-            answers = [self.head.answers[a] for a in logits.argmax(-1).tolist()]
+            if context is not None:
+                ctx, has = self.context_embedding(context)
+            else:
+                ctx, has = torch.zeros(n, d), torch.zeros(n)
+            questions_emb = self.embed_texts([q for _, q in flat])
+            logits = self.head(received.float()[idx], questions_emb, ctx[idx], has[idx])
+            names = self.head.config.answers
+            answers = [names[a] for a in logits.argmax(-1).tolist()]
         out: list[list[str]] = [[] for _ in questions]
         for (i, _), a in zip(flat, answers):
             out[i].append(a)

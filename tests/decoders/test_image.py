@@ -1,4 +1,5 @@
-"""Image decoder: the conv generator, ImageDecoder with RAG on/off, the retrieval-only baseline, context pixels."""
+"""Image decoder: the conv generator and its config, ImageDecoder with RAG on/off, the retrieval-only
+baseline, context pixels."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ragsc.datasets import load_easy_vqa
-from ragsc.decoders import Context, ImageDecoder, ImageDecoderNet, retrieve, retrieved_image
+from ragsc.decoders import (
+    Context,
+    ImageDecoder,
+    ImageDecoderConfig,
+    ImageDecoderNet,
+    retrieve,
+    retrieved_image,
+)
 from ragsc.decoders.context import _pixels, item_image_path, rank_weights
 from ragsc.decoders.image import context_pixels, to_pil
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
 
 from ._fakes import hits, item
 
@@ -25,15 +33,34 @@ def _png(path, colour) -> str:
 @pytest.fixture
 def tiny_net():
     torch.manual_seed(0)
-    return ImageDecoderNet(dim=16, width=8)
+    return ImageDecoderNet(ImageDecoderConfig(dim=16, width=8))
+
+
+def test_net_config_defaults_and_validation(tiny_net):
+    assert ImageDecoderConfig() == ImageDecoderConfig(dim=384, size=64, width=16)
+    assert tiny_net.config == ImageDecoderConfig(dim=16, width=8)
+    # the blocks follow the config: 8w at 4x4, then 6w, 4w, 2w, w channels
+    assert tiny_net.lift.in_features == 16 and tiny_net.lift.out_features == 8 * 8 * 16
+    assert [block[1].out_channels for block in tiny_net.up] == [48, 32, 16, 8]
+    with pytest.raises(ConfigError, match="multiple of 4, got 6"):
+        ImageDecoderConfig(width=6)
+    with pytest.raises(ConfigError, match="ImageDecoderConfig.dim must be an integer >= 1"):
+        ImageDecoderConfig(dim=-3)
+    with pytest.raises(ConfigError, match="built from an ImageDecoderConfig"):
+        ImageDecoderNet(16)
 
 
 def test_net_output_shape_and_range(tiny_net):
+    tiny_net.eval()
     z = F.normalize(torch.randn(5, 16), dim=-1)
     ctx = torch.rand(5, 6, 64, 64)  # best neighbour + rank-weighted mean
-    out = tiny_net(z, ctx, torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0]), torch.rand(5))
+    has, score = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0]), torch.rand(5)
+    out = tiny_net(z, ctx, has, score)
     assert out.shape == (5, 3, 64, 64)
     assert out.min() >= 0 and out.max() <= 1 and torch.isfinite(out).all()
+    # rows are decoded independently (batch size 1 is the same path) and each follows its own embedding
+    assert torch.allclose(tiny_net(z[3:4], ctx[3:4], has[3:4], score[3:4]), out[3:4], atol=1e-5)
+    assert not torch.allclose(out[1], out[3], atol=1e-3)  # both without context: only z differs
     out.mean().backward()
     assert tiny_net.lift.weight.grad is not None and tiny_net.lift.weight.grad.abs().sum() > 0
 
@@ -51,7 +78,7 @@ def test_net_ignores_context_when_flag_is_off(tiny_net):
 
 def test_net_only_makes_64x64():
     with pytest.raises(InputError, match="64x64"):
-        ImageDecoderNet(dim=16, size=32)
+        ImageDecoderNet(ImageDecoderConfig(dim=16, size=32))
 
 
 def test_to_pil_rounds_and_clamps():
@@ -196,13 +223,15 @@ def decoded_test_images(decoders, embedded):
 
 
 def test_shipped_decoder_uses_the_context(decoded_test_images):
-    """With the sent image itself retrieved (score 1) the decoded image is much closer to it than with RAG off."""
+    """With the sent image itself retrieved (score 1) the decoded image is much closer to it than with RAG
+    off."""
     _, pix, off, on = decoded_test_images
     assert F.mse_loss(on, pix) < 0.5 * F.mse_loss(off, pix)
 
 
 def test_shipped_decoder_copies_the_colour_of_an_exact_match(decoded_test_images):
-    """RAG on with the sent image retrieved: the shape's colour (its offset from the background) comes back."""
+    """RAG on with the sent image retrieved: the shape's colour (its offset from the background) comes
+    back."""
     test, pix, _, on = decoded_test_images
     good = 0
     for orig, dec in zip(pix, on):
@@ -215,7 +244,8 @@ def test_shipped_decoder_copies_the_colour_of_an_exact_match(decoded_test_images
 
 
 def test_shipped_decoder_carries_colour_without_rag(decoded_test_images):
-    """RAG off the shape's position is unknown (a blurred prototype), but the colour cast follows the sent colour."""
+    """RAG off the shape's position is unknown (a blurred prototype), but the colour cast follows the sent
+    colour."""
     test, _, off, _ = decoded_test_images
     blue_minus_red = (off[:, 2] - off[:, 0]).mean((1, 2))
     bluish = [float(v) for v, x in zip(blue_minus_red, test) if x.color in ("blue", "teal")]

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from ragsc.datasets.corpus import kb_only_fortunes
-from ragsc.decoders import TextDecoder, TextGRU, Vocab, retrieve
+from ragsc.decoders import TextDecoder, TextGRU, TextGRUConfig, Vocab, retrieve
 from ragsc.decoders.text import _WORD, BOS, EOS, FEW_SHOT_DRAFT, FEW_SHOT_RAG, PAD, SPECIALS, UNK, detokenize
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
 
 from ._fakes import FakeLM, hits, item, text_context
 
@@ -83,23 +83,45 @@ def test_vocab_max_len_truncates_and_batch_pads():
 
 def _tiny_gru(vocab: Vocab, dim: int = 16, max_len: int = 10) -> TextGRU:
     torch.manual_seed(0)
-    return TextGRU(len(vocab), dim=dim, emb=32, hidden=64, max_len=max_len)
+    return TextGRU(TextGRUConfig(len(vocab), dim=dim, emb=32, hidden=64, max_len=max_len))
+
+
+def test_text_gru_config_defaults_and_validation():
+    cfg = TextGRUConfig(100)
+    assert (cfg.vocab_size, cfg.dim, cfg.emb, cfg.hidden, cfg.max_len) == (100, 384, 256, 384, 24)
+    net = TextGRU(TextGRUConfig(10, dim=16, emb=8, hidden=12, max_len=5))
+    assert net.config == TextGRUConfig(10, dim=16, emb=8, hidden=12, max_len=5)
+    assert net.init[0].in_features == 16 and net.cond.out_features == 8 and net.gru.hidden_size == 12
+    assert net.embed.num_embeddings == 10 == net.out.out_features
+    with pytest.raises(ConfigError, match="TextGRUConfig.hidden must be an integer >= 1, got 0"):
+        TextGRUConfig(10, hidden=0)
+    with pytest.raises(ConfigError, match="TextGRUConfig.max_len"):
+        TextGRUConfig(10, max_len=2.5)
+    with pytest.raises(ConfigError, match="special tokens"):
+        TextGRUConfig(len(SPECIALS) - 1)
+    with pytest.raises(ConfigError, match="built from a TextGRUConfig"):
+        TextGRU(10)
 
 
 def test_text_gru_shapes():
     v = Vocab.build(SENTENCES)
-    net = _tiny_gru(v)
+    net = _tiny_gru(v).eval()
     z = F.normalize(torch.randn(3, 16), dim=-1)
-    targets = v.batch(SENTENCES[:3], net.max_len)
+    max_len = net.config.max_len
+    targets = v.batch(SENTENCES[:3], max_len)
     logits = net(z, targets)
-    assert logits.shape == (3, net.max_len, len(v))
+    assert logits.shape == (3, max_len, len(v))
     loss = net.loss(z, targets)
     assert loss.ndim == 0 and torch.isfinite(loss)
+    # the mean log-probability of a sentence's tokens (padding excluded) is minus its cross-entropy
     ll = net.log_likelihood(z, targets)
-    assert ll.shape == (3,) and (ll <= 0).all()
+    assert ll.shape == (3,)
+    for i in range(3):
+        assert ll[i].item() == pytest.approx(-net.loss(z[i:i + 1], targets[i:i + 1]).item(), abs=1e-5)
     gen = net.generate(z)
-    assert gen.shape == (3, net.max_len) and gen.dtype == torch.long
-    assert ((gen >= 0) & (gen < len(v))).all()
+    assert gen.shape == (3, max_len) and gen.dtype == torch.long
+    # greedy: fed its own output as the targets, each generated token is the argmax of its step's logits
+    assert torch.equal(net(z, gen).argmax(-1), gen)
 
 
 def test_text_gru_log_likelihood_ignores_padding():
@@ -118,7 +140,7 @@ def test_text_gru_overfits_eight_sentences():
     net = _tiny_gru(v)
     gen = torch.Generator().manual_seed(0)
     z = F.normalize(torch.randn(8, 16, generator=gen), dim=-1)
-    targets = v.batch(sentences, net.max_len)
+    targets = v.batch(sentences, net.config.max_len)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     first = net.loss(z, targets).item()
     for _ in range(100):
@@ -182,7 +204,8 @@ def test_fast_with_kb_context_and_noise(text_decoder, embedded, default_kbs):
 
 def test_rerank_weight_zero_returns_top_hit(decoders, embedded):
     emb = embedded.encode_texts(["a red triangle", "a blue circle"]).embeddings
-    ctx = text_context([["a blue circle", "a red triangle", "a teal square"], ["a red triangle", "a blue circle"]])
+    ctx = text_context([["a blue circle", "a red triangle", "a teal square"],
+                        ["a red triangle", "a blue circle"]])
     top1 = TextDecoder(decoders.text, decoders.vocab, rerank_weight=0.0)
     assert top1(emb, ctx) == ["a blue circle", "a red triangle"]
     # retrieval top-1 is the default (the GRU favours sentences it was trained on)
@@ -233,11 +256,13 @@ def test_lm_mode_prompts_list_the_retrieved_texts(decoders, embedded):
     dec = TextDecoder(decoders.text, decoders.vocab, mode="lm", lm=lm)
     assert dec.lm is lm  # a given LM is used, SmolLM2 is not loaded
     emb = embedded.encode_texts(["a red triangle", "Trust, but verify."]).embeddings
-    rows = [["a red triangle", "a picture of a red triangle", "a red circle"], ["Trust, but verify.", "Trust me."]]
+    rows = [["a red triangle", "a picture of a red triangle", "a red circle"],
+            ["Trust, but verify.", "Trust me."]]
     out = dec(emb, text_context(rows))
     assert out == ["a red triangle", "the written message"]
     assert lm.prompts == [FEW_SHOT_RAG.format(context=" | ".join(r)) for r in rows]
-    assert lm.prompts[0].endswith("Memory: a red triangle | a picture of a red triangle | a red circle\nMessage:")
+    assert lm.prompts[0].endswith("Memory: a red triangle | a picture of a red triangle | a red circle\n"
+                                  "Message:")
     assert "Memory: Trust, but verify. | Trust me.\nMessage:" in lm.prompts[1]
 
 

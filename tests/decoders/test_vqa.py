@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from ragsc.datasets import load_easy_vqa
-from ragsc.decoders import AnswerHead, VQADecoder, retrieve
+from ragsc.decoders import AnswerHead, AnswerHeadConfig, VQADecoder, retrieve
 from ragsc.decoders.vqa import FEW_SHOT_VQA
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
 
 from ._fakes import FakeLM, text_context
 
@@ -38,11 +38,38 @@ class StubTextEncoder:
 def tiny():
     torch.manual_seed(0)
     enc = StubTextEncoder()
-    return VQADecoder(AnswerHead(ANSWERS, dim=enc.dim, hidden=16), enc), enc
+    return VQADecoder(AnswerHead(AnswerHeadConfig(ANSWERS, dim=enc.dim, hidden=16)), enc), enc
+
+
+def test_answer_head_config_holds_the_answers():
+    cfg = AnswerHeadConfig(ANSWERS)
+    assert cfg.answers == tuple(ANSWERS) and (cfg.dim, cfg.hidden) == (384, 512)
+    assert cfg == AnswerHeadConfig(tuple(ANSWERS))  # a list (as from JSON) and a tuple make the same config
+    head = AnswerHead(AnswerHeadConfig(ANSWERS, dim=8, hidden=16))
+    assert head.answers == ANSWERS
+    assert head.mlp[-1].out_features == len(ANSWERS) and head.mlp[0].out_features == 16
+    head.answers.append("maybe")  # a copy: the head's answers stay those of its config
+    assert head.answers == ANSWERS
+
+
+@pytest.mark.parametrize("answers, problem", [
+    ([], "at least one"), (["yes", "no", "yes"], "distinct"), (["yes", ""], "non-empty strings"),
+    ("yes", "non-empty strings"), (["yes", 3], "non-empty strings"),
+])
+def test_answer_head_config_rejects_bad_answers(answers, problem):
+    with pytest.raises(ConfigError, match=problem):
+        AnswerHeadConfig(answers)
+
+
+def test_answer_head_config_rejects_bad_sizes():
+    with pytest.raises(ConfigError, match="AnswerHeadConfig.hidden must be an integer >= 1, got 0"):
+        AnswerHeadConfig(ANSWERS, hidden=0)
+    with pytest.raises(ConfigError, match="built from an AnswerHeadConfig"):
+        AnswerHead(ANSWERS)
 
 
 def test_answer_head_logits_shape():
-    head = AnswerHead(ANSWERS, dim=8, hidden=16).eval()
+    head = AnswerHead(AnswerHeadConfig(ANSWERS, dim=8, hidden=16)).eval()
     x = [F.normalize(torch.randn(3, 8), dim=-1) for _ in range(3)]
     logits = head(*x, torch.tensor([1.0, 0.0, 1.0]))
     assert logits.shape == (3, len(ANSWERS)) and torch.isfinite(logits).all()
@@ -51,7 +78,7 @@ def test_answer_head_logits_shape():
 
 
 def test_answer_head_ignores_context_when_flag_is_off():
-    head = AnswerHead(ANSWERS, dim=8, hidden=16).eval()
+    head = AnswerHead(AnswerHeadConfig(ANSWERS, dim=8, hidden=16)).eval()
     img, q = torch.randn(2, 8), torch.randn(2, 8)
     off = torch.zeros(2)
     assert torch.allclose(head(img, q, torch.randn(2, 8), off), head(img, q, torch.randn(2, 8), off))
@@ -64,8 +91,13 @@ def test_answers_come_from_the_vocabulary_grouped_per_image(tiny):
     rx = F.normalize(torch.randn(3, 8), dim=-1)
     out = dec(rx, [["is it red?", "what shape?"], [], ["is there a circle?"]])
     assert [len(a) for a in out] == [2, 0, 1]
-    assert all(a in ANSWERS for row in out for a in row)
-    with_ctx = dec(rx, [["is it red?"], [], ["what shape?"]], text_context([["a red circle"], [], ["x", "y"]]))
+    # each answer is the head's argmax for its own image and question, RAG off
+    qs = dec.embed_texts(["is it red?", "what shape?", "is there a circle?"])
+    logits = dec.head(rx[[0, 0, 2]], qs, torch.zeros(3, 8), torch.zeros(3))
+    expected = [ANSWERS[i] for i in logits.argmax(-1).tolist()]
+    assert out == [expected[:2], [], expected[2:]]
+    with_ctx = dec(rx, [["is it red?"], [], ["what shape?"]],
+                   text_context([["a red circle"], [], ["x", "y"]]))
     assert [len(a) for a in with_ctx] == [1, 0, 1]
 
 
@@ -131,8 +163,10 @@ def test_lm_mode_prompts_with_the_retrieved_captions(tiny):
     out = lm_dec(rx, questions, ctx)
     assert out == [["red", "circle"], ["no"]]
     assert lm.prompts == [
-        FEW_SHOT_VQA.format(context="a red circle | a picture of a red circle", question="what color is the shape?"),
-        FEW_SHOT_VQA.format(context="a red circle | a picture of a red circle", question="what shape is this?"),
+        FEW_SHOT_VQA.format(context="a red circle | a picture of a red circle",
+                            question="what color is the shape?"),
+        FEW_SHOT_VQA.format(context="a red circle | a picture of a red circle",
+                            question="what shape is this?"),
         FEW_SHOT_VQA.format(context="(nothing)", question="is there a triangle?"),
     ]
     assert lm.prompts[0].endswith("Facts: a red circle | a picture of a red circle\n"
@@ -176,9 +210,11 @@ def test_shipped_head_answers_easy_vqa(decoders, embedded, test_images):
     assert _accuracy(answers, images) >= 0.8
     # the open questions ("what color is the shape?", "what shape does the image contain?") are answered
     # with the image's own colour and shape, not only the yes/no ones
-    open_ = [(p, a) for row, x in zip(answers, images) for p, (_, a) in zip(row, x.questions) if a not in ("yes", "no")]
+    open_ = [(p, a) for row, x in zip(answers, images) for p, (_, a) in zip(row, x.questions)
+             if a not in ("yes", "no")]
     assert len(open_) >= 20 and sum(p == a for p, a in open_) >= 0.8 * len(open_)
-    assert {a for _, a in open_} & {"red", "blue", "green"} and {a for _, a in open_} & {"circle", "triangle", "rectangle"}
+    said = {a for _, a in open_}
+    assert said & {"red", "blue", "green"} and said & {"circle", "triangle", "rectangle"}
 
 
 def test_shipped_head_with_kb_context(decoders, embedded, default_kbs, test_images):

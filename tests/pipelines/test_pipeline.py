@@ -352,7 +352,8 @@ def test_rag_needs_a_knowledge_base(parts):
 
 def test_decoders_of_another_encoder_are_refused(parts):
     foreign = dataclasses.replace(parts["decoders"], encoder_fingerprint="fingerprint-of-another-encoder")
-    with pytest.raises(KBError, match="decoders were trained behind encoder fingerprint fingerprint-of-another"):
+    with pytest.raises(ConfigError,
+                       match="decoders were trained behind encoder fingerprint fingerprint-of-another"):
         Pipeline.from_config(SPECS / "text.yaml", **{**parts, "decoders": foreign})
 
 
