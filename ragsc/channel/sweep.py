@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from ragsc import report
 from ragsc.channel import theory
 from ragsc.channel.analog import Link
-from ragsc.channel.digital import CodedPHY, DigitalConfig
+from ragsc.channel.digital import CodedPHY, CodingConfig
 from ragsc.channel.models import CHANNELS, SNR_RANGE_DB
+from ragsc.config import ChannelConfig
 from ragsc.errors import ConfigError
 
 
@@ -71,27 +72,27 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
     grid = [(c, s) for c in channels for s in snrs]
     for channel, snr in tqdm(grid, desc="channel sweep", disable=not progress):
         seed = settings.seed
-        link = {"channel": channel, "fading": "block", "seed": seed}
+        link = ChannelConfig(channel=channel, fading="block", seed=seed, k_symbols=None)
 
         def add(path: str, metric: str, value: float, th: float | None = None) -> None:
             rows.append({"channel": channel, "snr_db": snr, "path": path, "metric": metric, "value": value,
                          "theory": "" if th is None or not math.isfinite(th) else th})
 
         for m in (4, 16):  # uncoded QAM, fast fading so every symbol sees its own h
-            cfg = DigitalConfig(coded=False, modulation=m, k_symbols=settings.uncoded_symbols // 16,
-                                channel=channel, fading="fast", seed=seed)
-            phy = CodedPHY(cfg)
+            coding = CodingConfig(coded=False, modulation=m)
+            phy = CodedPHY(link.model_copy(update={"k_symbols": settings.uncoded_symbols // 16, "fading": "fast"}),
+                           coding)
             bits = torch.randint(0, 2, (16, phy.info_bits), generator=g).float()
             res = phy(bits, snr)
             th = None
             if channel == "awgn":
-                th = float(theory.ber_qam_awgn(cfg.bits_per_symbol, snr))
+                th = float(theory.ber_qam_awgn(coding.bits_per_symbol, snr))
             elif channel == "rayleigh" and m == 4:
                 th = float(theory.ber_qpsk_rayleigh(snr))
             add(f"uncoded_qam{m}", "ber", res.bit_errors / res.n_bits, th)
 
-        cfg = DigitalConfig(coded=True, modulation=4, code_rate=0.5, k_symbols=settings.k_symbols, **link)
-        phy = CodedPHY(cfg)
+        phy = CodedPHY(link.model_copy(update={"k_symbols": settings.k_symbols}),
+                       CodingConfig(coded=True, modulation=4, code_rate=0.5))
         bits = torch.randint(0, 2, (settings.codewords, phy.info_bits), generator=g).float()
         res = phy(bits, snr)
         add("ldpc_qam4_r0.5", "ber", res.bit_errors / res.n_bits)
@@ -100,7 +101,7 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
             float(theory.outage_rayleigh(1.0, snr)) if channel == "rayleigh" else None)
 
         for eq in ("mmse", "zf"):
-            rx = Link(snr_db=snr, equalizer=eq, **link)(z)
+            rx = Link(link, snr_db=snr, equalizer=eq)(z)
             has_th = channel in ("awgn", "rayleigh")
             add(f"analog_{eq}", "mse", rx.mse, float(theory.analog_mse(channel, snr, eq)) if has_th else None)
             add(f"analog_{eq}", "cosine", rx.cosine.mean().item(),

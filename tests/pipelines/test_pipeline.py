@@ -113,7 +113,6 @@ def test_transmit_and_receive(multitask, test_images):
     outs = multitask.receive(tx)
     assert [type(o) for o in outs] == [Output, Output] and [o.kind for o in outs] == ["text", "image"]
     assert set(multitask.timings) == {"encode", "channel", "retrieve", "decode"}
-    assert all(v >= 0 for v in multitask.timings.values())
     assert isinstance(outs[0].text, str) and outs[0].image is None and outs[0].answers == []
     assert outs[1].text is None and outs[1].questions == ["what is the color of the shape?"]
     assert len(outs[1].answers) == 1
@@ -133,8 +132,53 @@ def test_run_is_receive_of_transmit_and_deterministic(multitask):
     assert not torch.allclose(t1.received.tokens.embeddings, t3.received.tokens.embeddings)
     # the default seed is the spec's
     d = multitask.transmit(items, snr_db=-5)
-    e = multitask.transmit(items, snr_db=-5, seed=multitask.spec.channel.seed)
+    e = multitask.transmit(items, snr_db=-5, seed=multitask.spec.seed)
     assert torch.equal(d.received.tokens.embeddings, e.received.tokens.embeddings)
+
+
+def test_spec_seed_seeds_the_pipeline(multitask, parts):
+    items = ["a blue circle", "Expect the worst, it's the least you can do."]
+    spec = multitask.spec.model_dump()
+    spec["channel"].pop("seed")  # one seed per pipeline: the top-level one
+    seeded = Pipeline.from_config({**spec, "seed": 3}, **parts)
+    assert seeded.spec.channel.seed == 3
+    a = seeded.transmit(items, snr_db=-5)
+    b = multitask.transmit(items, snr_db=-5, seed=3)
+    c = multitask.transmit(items, snr_db=-5)
+    assert torch.equal(a.received.tokens.embeddings, b.received.tokens.embeddings)
+    assert not torch.allclose(a.received.tokens.embeddings, c.received.tokens.embeddings)
+    with pytest.raises(ConfigError, match="one seed"):
+        Pipeline.from_config({**spec, "seed": 3, "channel": {**spec["channel"], "seed": 4}}, **parts)
+
+
+def test_tokens_carry_each_rows_modality_end_to_end(multitask, test_images):
+    items = [test_images[0].path, "a red triangle", test_images[1].path, "Trust, but verify."]
+    messages = multitask.messages(items)
+    tokens = multitask.encode(messages)
+    assert tokens.modalities == ("image", "text", "image", "text") and tokens.embeddings.shape == (4, 384)
+    tx = multitask.send(messages, tokens, snr_db=10)
+    assert tx.received.tokens.modalities == tokens.modalities  # the link does not relabel rows
+    assert tx.kinds == ["image", "text", "image", "text"]
+    # a single-modality batch keeps one label
+    assert multitask.encode(multitask.messages(["a", "b"])).modality == "text"
+    with pytest.raises(InputError, match="modalities do not match"):
+        multitask.send(messages, tokens.select([1, 0, 2, 3]), snr_db=10)
+
+
+def test_decode_reads_tokens_from_any_path(multitask, test_images):
+    items = ["a red triangle", {"image": test_images[0].path, "questions": ["what shape is in the image?"]}]
+    tx = multitask.transmit(items, snr_db=10, seed=2)
+    via_receive = multitask.receive(tx)
+    via_decode = multitask.decode(tx.received.tokens, tx.messages)
+    assert [o.text for o in via_receive] == [o.text for o in via_decode]
+    assert via_receive[1].answers == via_decode[1].answers and via_receive[1].caption == via_decode[1].caption
+    # tokens that never crossed the link: the clean encoding decodes to the sent sentence
+    clean = multitask.decode(multitask.encode(tx.messages), tx.messages, tasks=("caption",))
+    assert clean[0].text == "a red triangle" and clean[1].image is None and clean[1].answers == []
+    with pytest.raises(InputError, match="2 messages"):
+        multitask.decode(tx.received.tokens.select([0]), tx.messages)
+    with pytest.raises(InputError, match="SemanticTokens"):
+        multitask.decode(tx.received.tokens.embeddings, tx.messages)
 
 
 def test_default_snr_channel_and_noiseless(pipes):
