@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from ragsc.kb import KnowledgeBase, choose_factory, ingest  # noqa: E402
 from ragsc.kb import index as ix  # noqa: E402
-from ragsc.kb.store import NewItem  # noqa: E402
+from ragsc.kb.items import NewItem  # noqa: E402
 from ragsc.report import table  # noqa: E402
 
 from _common import best_time  # noqa: E402

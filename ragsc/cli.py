@@ -40,7 +40,7 @@ app.add_typer(decoders_app, name="decoders")
 
 def kb_path(name: str) -> Path:
     """A bare NAME lives in RAGSC_HOME/kb/NAME; anything with a '/' is a path. '..' is refused."""
-    from ragsc.kb.store import resolve_path
+    from ragsc.kb.manifest import resolve_path
 
     return resolve_path(name)
 
@@ -50,42 +50,53 @@ def kb_create(
     name: str,
     encoder: str = typer.Option("embedded", help="Encoder spec (embedded, open_clip:..., hf:...)."),
     scope: str = typer.Option("local", help="local (small, per-user, recent) or global (large, shared)."),
-    index: Optional[str] = typer.Option(None, help="FAISS factory string; default: chosen by size (Flat/HNSW/IVF-PQ)."),
+    index: Optional[str] = typer.Option(None, help="FAISS factory string; default: chosen by size "
+                                                   "(Flat/HNSW/IVF-PQ)."),
 ) -> None:
     """Create an empty knowledge base."""
     from ragsc.encoders import load_encoder
     from ragsc.kb import KnowledgeBase
+    from ragsc.kb.manifest import check_new_location
 
     path = kb_path(name)
     if scope not in ("local", "global"):
         raise typer.BadParameter("scope must be 'local' or 'global'")
+    check_new_location(path)  # before the encoder is loaded
     kb = KnowledgeBase.create(path, load_encoder(encoder), scope=scope, index=index)
-    typer.echo(f"created {scope} knowledge base {path} (encoder {encoder}, dim {kb.dim}, index {index or 'auto'})")
+    typer.echo(f"created {scope} knowledge base {path} (encoder {encoder}, dim {kb.dim}, "
+               f"index {index or 'auto'})")
 
 
 @kb_app.command("ingest")
 def kb_ingest(
     name: str,
     source: str,
-    format: Optional[str] = typer.Option(None, "--format", help="folder | coco | vqa | jsonl | text | paragraphs | easy-vqa (default: detected)."),
+    format: Optional[str] = typer.Option(None, "--format", help="folder | coco | vqa | jsonl | text | "
+                                                                "paragraphs | easy-vqa (default: detected)."),
     resume: bool = typer.Option(False, help="Continue after the last committed checkpoint of this source."),
     distributed: Optional[str] = typer.Option(None, help="'ray' to run shards as Ray tasks (extra: ray)."),
-    images: Optional[str] = typer.Option(None, help="COCO: folder of the images (default: next to the JSON)."),
+    images: Optional[str] = typer.Option(None, help="COCO: folder of the images (default: next to the "
+                                                    "JSON)."),
     annotations: Optional[str] = typer.Option(None, help="VQA: annotations JSON (default: found by name)."),
     batch_size: int = typer.Option(64, min=1),
     checkpoint_every: int = typer.Option(2048, min=1, help="Commit every N new items."),
     limit: Optional[int] = typer.Option(None, min=1, help="Ingest at most N records."),
+    wait: float = typer.Option(0.0, "--wait", min=0.0, metavar="SECONDS",
+                               help="Wait up to SECONDS for another writer of the KB to finish (default: "
+                                    "fail at once); said on stderr, before the encoder is loaded."),
 ) -> None:
     """Ingest a source: encode, deduplicate, commit (batched, resumable)."""
     from ragsc.kb import KnowledgeBase, ingest
 
     kb = KnowledgeBase.open(kb_path(name))
-    r = ingest(kb, source, fmt=format, resume=resume, batch_size=batch_size, checkpoint_every=checkpoint_every,
-               images=images, annotations=annotations, limit=limit, distributed=distributed)
+    r = ingest(kb, source, fmt=format, resume=resume, batch_size=batch_size,
+               checkpoint_every=checkpoint_every, images=images, annotations=annotations, limit=limit,
+               distributed=distributed, wait_s=wait, on_wait=lambda message: typer.echo(message, err=True))
     rows = [["records seen", r.seen], ["added", r.added], ["duplicates", r.duplicates],
             *[[f"skipped: {k}", v] for k, v in sorted(r.skipped.items())],
             *[[f"note: {k}", v] for k, v in sorted(r.notes.items())],
-            ["resumed from record", r.resumed_from], ["seconds", f"{r.seconds:.1f}"], ["records/s", f"{r.items_per_s:.1f}"]]
+            ["resumed from record", r.resumed_from], ["seconds", f"{r.seconds:.1f}"],
+            ["records/s", f"{r.items_per_s:.1f}"]]
     typer.echo(table([[a, str(b)] for a, b in rows], ["ingest", str(kb_path(name))]))
 
 
@@ -102,19 +113,20 @@ def kb_search(
 
     if (text is None) == (image is None):
         raise typer.BadParameter("give either a text query or --image PATH")
-    from ragsc.kb.store import read_manifest
+    from ragsc.kb.manifest import read_manifest
 
     enc = load_encoder(read_manifest(kb_path(name))["encoder"]["spec"])
     kb = KnowledgeBase.open(kb_path(name), encoder=enc)
     q = enc.encode_texts([text]) if text is not None else enc.encode_images([image])
     hits = kb.search(q, k)[0]
-    typer.echo(table([[str(h.id), f"{h.score:.3f}", h.item.modality, (h.item.text or "")[:60], h.item.source_uri or ""]
-                      for h in hits], ["id", "score", "modality", "text", "source"]))
+    rows = [[str(h.id), f"{h.score:.3f}", h.item.modality, (h.item.text or "")[:60], h.item.source_uri or ""]
+            for h in hits]
+    typer.echo(table(rows, ["id", "score", "modality", "text", "source"]))
 
 
 @kb_app.command("stats")
 def kb_stats(name: str, verify: bool = typer.Option(False, help="Also check file checksums.")) -> None:
-    """Counts, index type, size on disk, bytes per item."""
+    """Counts, index type, size on disk, bytes per item (after SQLite's integrity check of the metadata)."""
     from ragsc.kb import KnowledgeBase
 
     kb = KnowledgeBase.open(kb_path(name))
@@ -133,7 +145,8 @@ def kb_delete(name: str, ids: list[int]) -> None:
 
 
 @kb_app.command("export")
-def kb_export(name: str, out: Path = typer.Option(..., help="JSONL file to write (metadata, one item per line).")) -> None:
+def kb_export(name: str, out: Path = typer.Option(..., help="JSONL file to write (metadata, one item per "
+                                                              "line).")) -> None:
     """Export metadata as JSONL (and vectors as OUT.npy when the index stores them exactly)."""
     from ragsc.kb import KnowledgeBase
 
@@ -248,16 +261,14 @@ def eval_pipeline(
     methods: str = typer.Option("semantic+rag,semantic,retrieval,digital,ideal,noiseless",
                                 help="Comma list of methods to compare."),
     seed: int = typer.Option(0, help="Random seed (items, noise)."),
-    k_symbols: int | None = typer.Option(
-        None, "--k-symbols", min=1,
-        help="Complex symbols per item, for every method (default: the spec's channel.k_symbols)."),
-    subset: str = typer.Option("all", help="Images to send: all (half re-sent from the local KB, half "
-                                           "novel), held (re-sent only) or novel (no KB holds them)."),
+    k: int | None = typer.Option(None, min=1, help="Complex symbols per item, for every method (default: the spec's)."),
+    subset: str = typer.Option("all", help="Images to send: all (half re-sent from the local KB, half novel), "
+                                           "held (re-sent only) or novel (no KB holds them)."),
 ) -> None:
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range
     from ragsc.config import load_pipeline_spec
-    from ragsc.eval import METHODS, SUBSETS, run_eval, save, summary_table
+    from ragsc.eval.sweep import METHODS, SUBSETS, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
 
     channels, snrs = parse_channels(channel), parse_snr_range(snr)  # validate before any work
@@ -267,8 +278,8 @@ def eval_pipeline(
     if subset not in SUBSETS:
         raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
     config = load_pipeline_spec(spec).model_dump()
-    if k_symbols is not None:
-        config["channel"]["k_symbols"] = k_symbols
+    if k is not None:
+        config["channel"]["k_symbols"] = k
     pipe = Pipeline.from_config(config)
     rows = run_eval(pipe, channels, snrs, n=n, seed=seed, methods=chosen, subset=subset)
     csv_path, pngs = save(rows, out)

@@ -9,16 +9,21 @@
   minutes of training for nothing once re-ranking is on. Any FAISS factory string can be given.
 * Every index is wrapped in ``IndexIDMap2`` so items keep the ids of their metadata rows across
   adds, deletes and rebuilds. Inner product on L2-normalised vectors (= cosine).
+* :func:`as_matrix` — what FAISS takes: embeddings (tensor, array, ``SemanticTokens``) checked and
+  made a C-contiguous float32 ``[N, dim]`` matrix.
 """
 
 from __future__ import annotations
 
 import math
 
+from typing import Any
+
 import faiss
 import numpy as np
+import torch
 
-from ragsc.errors import ConfigError
+from ragsc.errors import ConfigError, InputError
 
 FLAT_MAX = 10_000
 HNSW_MAX = 1_000_000
@@ -52,6 +57,47 @@ def new_index(factory: str, dim: int) -> faiss.Index:
     return index
 
 
+def as_matrix(embeddings: Any, dim: int) -> np.ndarray:
+    """``embeddings`` as a C-contiguous float32 ``[N, dim]`` matrix (a 1-D vector is one row).
+
+    Parameters
+    ----------
+    embeddings
+        A ``[N, dim]`` or ``[dim]`` tensor or array, or anything with an ``embeddings`` attribute
+        (``SemanticTokens``, an encoder's output).
+    dim
+        The dimension the index holds.
+
+    Returns
+    -------
+    np.ndarray
+        ``[N, dim]`` float32; the input itself when it already is one (no copy on the hot path).
+
+    Raises
+    ------
+    InputError
+        Complex, non-finite, non-floating or wrongly shaped embeddings.
+    """
+    if type(embeddings) is np.ndarray and embeddings.dtype == np.float32 and embeddings.ndim == 2 \
+            and embeddings.shape[1] == dim and embeddings.flags.c_contiguous:  # the hot path: no copies
+        if not np.isfinite(embeddings).all():
+            raise InputError("embeddings must be finite floating-point values")
+        return embeddings
+    x = embeddings.embeddings if hasattr(embeddings, "embeddings") else embeddings
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise InputError("embeddings must be real-valued, got a complex tensor")
+        x = x.detach().to("cpu").float().numpy()
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise InputError(f"embeddings must have shape [N, {dim}], got {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+        raise InputError("embeddings must be finite floating-point values")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def needs_training(index: faiss.Index) -> bool:
     return not _inner(index).is_trained
 
@@ -61,12 +107,15 @@ def train(index: faiss.Index, vectors: np.ndarray, max_sample: int = 200_000, se
     if not needs_training(index):
         return
     rng = np.random.default_rng(seed)
-    sample = vectors if len(vectors) <= max_sample else vectors[rng.choice(len(vectors), max_sample, replace=False)]
+    sample = vectors
+    if len(vectors) > max_sample:
+        sample = vectors[rng.choice(len(vectors), max_sample, replace=False)]
     try:
         _inner(index).train(np.ascontiguousarray(sample, dtype=np.float32))
     except RuntimeError as exc:
         raise ConfigError(f"cannot train the index on {len(sample)} vectors: {str(exc).splitlines()[-1]} "
-                          "(use a smaller nlist / PQ, or a Flat / HNSW index for small collections)") from None
+                          "(use a smaller nlist / PQ, or a Flat / HNSW index for small collections)"
+                          ) from None
 
 
 def can_remove(index: faiss.Index) -> bool:

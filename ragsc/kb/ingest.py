@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,8 @@ import numpy as np
 from ragsc.encoders.inputs import load_image
 from ragsc.errors import InputError
 from ragsc.kb.sources import Record, detect_format, records
-from ragsc.kb.store import KnowledgeBase, NewItem, content_hash
+from ragsc.kb.items import NewItem, content_hash
+from ragsc.kb.store import KnowledgeBase
 
 log = logging.getLogger("ragsc.kb")
 
@@ -54,7 +55,9 @@ class ShardResult:
 
 def _hash(rec: Record) -> str:
     if rec.path is not None:
-        return content_hash("image", rec.path.read_bytes()) if rec.path.is_file() else "missing:" + str(rec.path)
+        if not rec.path.is_file():
+            return "missing:" + str(rec.path)
+        return content_hash("image", rec.path.read_bytes())
     # a text is identified by its text; an empty one (skipped later) by its place, so it is not a "duplicate"
     return content_hash("text", (rec.text or "").encode(), "" if rec.text else rec.source_uri)
 
@@ -116,8 +119,43 @@ def source_key(source: str, fmt: str) -> str:
 def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = None, resume: bool = False,
            batch_size: int = 64, shard_size: int = 512, checkpoint_every: int = 2048,
            images: str | None = None, annotations: str | None = None, limit: int | None = None,
-           distributed: str | None = None, progress: bool = True) -> IngestReport:
-    """Ingest ``source`` into ``kb`` (see the module docstring). Returns an :class:`IngestReport`."""
+           distributed: str | None = None, progress: bool = True, wait_s: float = 0.0,
+           on_wait: Callable[[str], None] | None = None) -> IngestReport:
+    """Ingest ``source`` into ``kb`` (see the module docstring).
+
+    The source is validated first, then the writer lock is taken (waiting up to ``wait_s`` seconds
+    for another writer, ``on_wait`` told once), and only then is the encoder loaded: a busy KB or a
+    bad source costs no model load.
+
+    Parameters
+    ----------
+    kb
+        The KB to fill (this handle follows the commits).
+    source
+        A folder, file or easy-VQA split (see :mod:`ragsc.kb.sources`).
+    encoder
+        The KB's encoder; default: loaded from the manifest's spec.
+    fmt
+        The source format; default: detected.
+    resume
+        Start after the records a committed ingestion of this source has consumed.
+    batch_size, shard_size, checkpoint_every
+        Encoder batch, unit of work, and commit interval (in added items).
+    images, annotations
+        COCO image folder, VQA annotations file.
+    limit
+        At most this many records.
+    distributed
+        ``"ray"``: encode shards as Ray tasks (extra ``ray``).
+    progress
+        Show a progress bar.
+    wait_s, on_wait
+        How long to wait for another writer's lock, and what to call when waiting starts.
+
+    Returns
+    -------
+    IngestReport
+    """
     from tqdm.auto import tqdm
 
     from ragsc.encoders import load_encoder
@@ -130,33 +168,31 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
         require_package("ray", "ray")
     stream = records(source, fmt, images, annotations)  # validates the source before anything starts
     fmt = fmt or detect_format(source)
-    encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
-    if encoder.fingerprint != kb.manifest["encoder"]["fingerprint"]:
-        KnowledgeBase.open(kb.path, encoder=encoder)  # raises the KBError that names both encoders
     key = source_key(source, fmt)
-    start = kb.progress(key) if resume else 0
-    report = IngestReport(source=key, resumed_from=start)
-    stream = itertools.islice(stream, start, None if limit is None else start + limit)
-    t0 = time.perf_counter()
-    bar = tqdm(desc=f"ingest {Path(source).name}", unit="item", disable=not progress)
-    with kb.writer(checkpoint_every=checkpoint_every) as w:
+    with kb.writer(checkpoint_every=checkpoint_every, wait_s=wait_s, on_wait=on_wait) as w:
+        encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
+        if encoder.fingerprint != kb.manifest["encoder"]["fingerprint"]:
+            KnowledgeBase.open(kb.path, encoder=encoder)  # raises the KBError that names both encoders
+        start = w.progress(key) if resume else 0  # the writer's view: another writer may have committed
+        report = IngestReport(source=key, resumed_from=start)
+        stream = itertools.islice(stream, start, None if limit is None else start + limit)
+        t0 = time.perf_counter()
+        bar = tqdm(desc=f"ingest {Path(source).name}", unit="item", disable=not progress)
         if distributed == "ray":
             _ingest_ray(w, stream, start, key, encoder, batch_size, report, bar)
-            report.seconds = time.perf_counter() - t0
-            bar.close()
-            return report
-        done = start
-        for shard in _shards(stream, shard_size):
-            fresh = [(rec, h) for _, rec, h in _fresh(shard, w, report)]
-            result = encode_shard(fresh, encoder, batch_size)
-            ids = w.add(result.embeddings, result.items) if result.items else []
-            report.added += sum(i is not None for i in ids)
-            report.skipped.update(result.skipped)
-            report.seen += len(shard)
-            done += len(shard)
-            w.set_progress(key, done)  # committed together with the items it accounts for
-            w.maybe_checkpoint()
-            bar.update(len(shard))
+        else:
+            done = start
+            for shard in _shards(stream, shard_size):
+                fresh = [(rec, h) for _, rec, h in _fresh(shard, w, report)]
+                result = encode_shard(fresh, encoder, batch_size)
+                ids = w.add(result.embeddings, result.items) if result.items else []
+                report.added += sum(i is not None for i in ids)
+                report.skipped.update(result.skipped)
+                report.seen += len(shard)
+                done += len(shard)
+                w.set_progress(key, done)  # committed together with the items it accounts for
+                w.maybe_checkpoint()
+                bar.update(len(shard))
     bar.close()
     report.seconds = time.perf_counter() - t0
     return report
@@ -173,7 +209,8 @@ class _RayEncoder:
 
         self.encoder = load_encoder(spec)
         if self.encoder.fingerprint != fingerprint:
-            raise RuntimeError(f"worker's encoder {spec!r} has fingerprint {self.encoder.fingerprint}, expected {fingerprint}")
+            raise RuntimeError(f"worker's encoder {spec!r} has fingerprint {self.encoder.fingerprint}, "
+                               f"expected {fingerprint}")
 
     def __call__(self, batch: dict) -> dict:
         records = [Record(m, t or None, u, Path(p) if p else None) for m, t, u, p in
@@ -214,7 +251,8 @@ def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, repor
         for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
             ok = batch["ok"]
             items = [NewItem(m, t or None, u, h, extra=_json.loads(x)) for m, t, u, h, x, good in
-                     zip(batch["modality"], batch["text"], batch["source_uri"], batch["hash"], batch["extra"], ok) if good]
+                     zip(batch["modality"], batch["text"], batch["source_uri"], batch["hash"], batch["extra"],
+                         ok) if good]
             if items:
                 ids = w.add(batch["embedding"][ok], items)
                 report.added += sum(i is not None for i in ids)

@@ -4,8 +4,12 @@
 * :class:`RagscVectorStore` — a ragsc :class:`~ragsc.kb.KnowledgeBase` as a LangChain ``VectorStore``.
 * :class:`RagscRetriever` — a KB or a :class:`~ragsc.kb.HybridRetriever` as a ``BaseRetriever``.
 
-Documents carry the item's text as ``page_content`` and id, score, provenance, modality and
-source in ``metadata``.
+Documents carry the item's text as ``page_content``; their ``metadata`` holds the reserved keys
+``id``, ``score``, ``provenance``, ``modality``, ``source_uri``, ``created_at`` (always the item's own,
+so ``store.delete([doc.metadata["id"]])`` deletes that item) and ``extra`` (the item's stored fields,
+all of them, under their own names). A stored field whose name is not reserved is also copied to
+the top level (``metadata["lang"]``); one that is (a JSONL record's own ``id`` or ``score``) is only
+found under ``metadata["extra"]``.
 """
 
 from __future__ import annotations
@@ -26,15 +30,20 @@ from pydantic import ConfigDict, model_validator  # noqa: E402
 
 from ragsc.errors import ConfigError  # noqa: E402
 
+from ragsc.kb.items import Hit, NewItem  # noqa: E402
 from ragsc.kb.retriever import HybridRetriever  # noqa: E402
-from ragsc.kb.store import Hit, KnowledgeBase, NewItem  # noqa: E402
+from ragsc.kb.store import KnowledgeBase  # noqa: E402
+
+RESERVED = ("id", "score", "provenance", "modality", "source_uri", "created_at", "extra")
 
 
 def _document(hit: Hit) -> Document:
+    """A LangChain document for a hit: reserved metadata keys win over stored fields (module docstring)."""
     it = hit.item
-    return Document(page_content=it.text or "", metadata={
-        "id": it.id, "score": hit.score, "provenance": hit.provenance, "modality": it.modality,
-        "source_uri": it.source_uri, "created_at": it.created_at, **it.extra})
+    metadata = {k: v for k, v in it.extra.items() if k not in RESERVED}
+    metadata.update(id=it.id, score=hit.score, provenance=hit.provenance, modality=it.modality,
+                    source_uri=it.source_uri, created_at=it.created_at, extra=dict(it.extra))
+    return Document(page_content=it.text or "", metadata=metadata)
 
 
 class RagscEmbeddings(Embeddings):
@@ -61,11 +70,13 @@ class RagscVectorStore(VectorStore):
     def embeddings(self) -> Embeddings:
         return RagscEmbeddings(self.encoder)
 
-    def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None, **kwargs: Any) -> list[str]:
+    def add_texts(self, texts: Iterable[str], metadatas: list[dict] | None = None,
+                  **kwargs: Any) -> list[str]:
         texts = list(texts)
         metadatas = metadatas or [{} for _ in texts]
         emb = self.encoder.encode_texts(texts)
-        ids = self.kb.add(emb, [NewItem("text", t, m.get("source"), extra=m) for t, m in zip(texts, metadatas)])
+        items = [NewItem("text", t, m.get("source"), extra=m) for t, m in zip(texts, metadatas)]
+        ids = self.kb.add(emb, items)
         return [str(i) for i in ids if i is not None]  # duplicates of stored texts get no new id
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
@@ -73,22 +84,25 @@ class RagscVectorStore(VectorStore):
             return None
         return self.kb.delete([int(i) for i in ids]) == len(ids)
 
-    def similarity_search_with_score(self, query: str, k: int = 4, **kwargs: Any) -> list[tuple[Document, float]]:
+    def similarity_search_with_score(self, query: str, k: int = 4,
+                                     **kwargs: Any) -> list[tuple[Document, float]]:
         hits = self.kb.search(self.encoder.encode_texts([query]), k, modality=kwargs.get("modality"))[0]
         return [(_document(h), h.score) for h in hits]
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return [d for d, _ in self.similarity_search_with_score(query, k, **kwargs)]
 
-    def similarity_search_by_vector(self, embedding: list[float], k: int = 4, **kwargs: Any) -> list[Document]:
+    def similarity_search_by_vector(self, embedding: list[float], k: int = 4,
+                                    **kwargs: Any) -> list[Document]:
         return [_document(h) for h in self.kb.search([embedding], k, modality=kwargs.get("modality"))[0]]
 
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Any, metadatas: list[dict] | None = None, *,
                    path: str | None = None, scope: str = "local", **kwargs: Any) -> RagscVectorStore:
-        """Create a KB at ``path`` for ``embedding`` (a :class:`RagscEmbeddings` or a ragsc encoder) and add texts."""
+        """A new KB at ``path`` for ``embedding`` (:class:`RagscEmbeddings` or an encoder), with ``texts``."""
         if path is None:
-            raise TypeError("RagscVectorStore.from_texts needs path=... (where the knowledge base folder goes)")
+            raise TypeError("RagscVectorStore.from_texts needs path=... (where the knowledge base folder "
+                            "goes)")
         encoder = embedding.encoder if isinstance(embedding, RagscEmbeddings) else embedding
         store = cls(KnowledgeBase.create(path, encoder, scope=scope), encoder)
         store.add_texts(texts, metadatas)
@@ -105,12 +119,14 @@ class RagscRetriever(BaseRetriever):
     k: int = 4
 
     @model_validator(mode="after")
-    def _needs_encoder(self) -> "RagscRetriever":
+    def _needs_encoder(self) -> RagscRetriever:
         if not isinstance(self.retriever, HybridRetriever) and self.encoder is None:
-            raise ConfigError("RagscRetriever over a bare KnowledgeBase needs encoder=... to embed text queries")
+            raise ConfigError("RagscRetriever over a bare KnowledgeBase needs encoder=... to embed text "
+                              "queries")
         return self
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+    def _get_relevant_documents(self, query: str, *,
+                                run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         if isinstance(self.retriever, HybridRetriever):
             hits = self.retriever.search(query, self.k)[0]
         else:

@@ -8,7 +8,8 @@ queries are encoded with the KBs' encoder. Results of the two KBs are fused:
 * ``"weighted"`` — ``w_kb * inner product``, comparable when both KBs hold exact vectors.
 
 Local items may get a recency boost: the local KB's contribution to an item's fused score is
-multiplied by ``1 + recency_weight * 2 ** (-age / half_life)``. The same content in both KBs is one hit with provenance ``local+global``.
+multiplied by ``1 + recency_weight * 2 ** (-age / half_life)``. The same content in both KBs is one
+hit with provenance ``local+global``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Literal
 import torch
 
 from ragsc.errors import ConfigError, InputError, KBError
-from ragsc.kb.store import Hit, KnowledgeBase
+from ragsc.kb.items import Hit
+from ragsc.kb.store import KnowledgeBase
 
 
 class HybridRetriever:
@@ -55,10 +57,11 @@ class HybridRetriever:
         if len(fps) > 1:
             (fa, a), (fb, b) = fps.items()
             raise KBError(f"local and global KBs were built by different encoders: {a.path} by "
-                          f"{a.manifest['encoder']['spec']!r} ({fa}), {b.path} by {b.manifest['encoder']['spec']!r} ({fb})")
+                          f"{a.manifest['encoder']['spec']!r} ({fa}), {b.path} by "
+                          f"{b.manifest['encoder']['spec']!r} ({fb})")
         if encoder is not None and encoder.fingerprint not in fps:
-            raise KBError(f"encoder {encoder.spec!r} (fingerprint {encoder.fingerprint}) is not the one the KBs were "
-                          f"built with ({', '.join(fps)})")
+            raise KBError(f"encoder {encoder.spec!r} (fingerprint {encoder.fingerprint}) is not the one the "
+                          f"KBs were built with ({', '.join(fps)})")
         if fusion not in ("rrf", "weighted"):
             raise ConfigError(f"fusion must be 'rrf' or 'weighted', got {fusion!r}")
         self.fusion, self.weights, self.rrf_k = fusion, dict(zip(("local", "global"), weights)), rrf_k
@@ -84,7 +87,8 @@ class HybridRetriever:
             return query.embeddings
         if isinstance(query, torch.Tensor):
             return query if query.ndim == 2 else query[None]
-        if isinstance(query, str) or (isinstance(query, Sequence) and query and all(isinstance(q, str) for q in query)):
+        texts = isinstance(query, Sequence) and query and all(isinstance(q, str) for q in query)
+        if isinstance(query, str) or texts:
             return self.encoder.encode_texts(query).embeddings
         return self.encoder.encode_images(query).embeddings
 
@@ -109,9 +113,11 @@ class HybridRetriever:
                     key = hit.item.content_hash
                     if key in fused:
                         prev, best, names = fused[key]
-                        fused[key] = (prev + s if self.fusion == "rrf" else max(prev, s), best, names | {name})
+                        total = prev + s if self.fusion == "rrf" else max(prev, s)
+                        fused[key] = (total, best, names | {name})
                     else:
                         fused[key] = (s, hit, {name})
             ranked = sorted(fused.values(), key=lambda t: -t[0])[:k]
-            out.append([h.rescored(s, "+".join(sorted(n, key=["local", "global"].index))) for s, h, n in ranked])
+            out.append([h.rescored(s, "+".join(sorted(n, key=["local", "global"].index)))
+                        for s, h, n in ranked])
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from ragsc.decoders.context import Context
-from ragsc.kb.store import Hit, Item
+from ragsc.kb.items import Hit, Item
 
 _ids = itertools.count(1)
 

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from ragsc.kb import KnowledgeBase, NewItem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,7 +97,8 @@ def test_kb_cli_end_to_end_and_user_errors(tmp_path):
 
     manifest = json.loads((kb_dir / "manifest.json").read_text())
     assert manifest["counts"]["items"] == 8
-    assert int(manifest["generation"][4:]) == int(stats["generation"][4:]) + 1  # only the delete committed since
+    # only the delete committed since
+    assert int(manifest["generation"][4:]) == int(stats["generation"][4:]) + 1
 
     res = {k: finish(p) for k, p in {**early, **late}.items()}
     user_error(res["dotdot"], "must not contain '..'")
@@ -103,3 +107,125 @@ def test_kb_cli_end_to_end_and_user_errors(tmp_path):
     user_error(res["missing_kb"], "no knowledge base")
     user_error(res["missing_source"], "source not found")
     user_error(res["bad_format"], "unknown source format 'csv'")
+
+
+# ---------------------------------------------------------------------------------------- in process
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """``ragsc kb ARGS`` in this process: (exit status, stdout, stderr)."""
+    from ragsc.cli import main
+
+    try:
+        main(["kb", *args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def encoder_loads(monkeypatch):
+    """Every ``load_encoder`` call, answered by the fake encoder (the CLI never loads a real model here)."""
+    import ragsc.encoders
+
+    from ._fakes import FakeEncoder
+
+    loads = []
+    monkeypatch.setattr(ragsc.encoders, "load_encoder", lambda spec: loads.append(spec) or FakeEncoder())
+    return loads
+
+
+def test_create_on_a_file_is_an_error_line_before_the_encoder_loads(tmp_path, capsys, encoder_loads):
+    f = tmp_path / "notes.txt"
+    f.write_text("keep me")
+    code, _, err = run_cli(capsys, "create", str(f))
+    assert code == 2 and err.startswith("error:") and "is a file, not a folder" in err
+    assert "Traceback" not in err
+    assert f.read_text() == "keep me" and encoder_loads == []
+
+
+def test_export_to_a_folder_is_an_error_line(tmp_path, capsys, new_kb):
+    kb = new_kb()
+    kb.add(np.eye(8, dtype=np.float32)[:2], [NewItem("text", "a"), NewItem("text", "b")])
+    (tmp_path / "out").mkdir()
+    code, _, err = run_cli(capsys, "export", str(kb.path), "--out", str(tmp_path / "out"))
+    assert code == 2 and err.startswith("error:") and "is a folder" in err
+    assert not list((tmp_path / "out").iterdir())
+    code, out, _ = run_cli(capsys, "export", str(kb.path), "--out", str(tmp_path / "out" / "items.jsonl"))
+    rows = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").read_text().splitlines()]
+    assert code == 0 and "exported 2 items" in out and [r["text"] for r in rows] == ["a", "b"]
+
+
+def locked(path: Path, release_after_s: float | None = None, released=None):
+    """Hold ``path``'s writer lock as another process would; optionally release it after a delay (and
+    set the ``released`` event then)."""
+    import fcntl
+    import threading
+
+    held = open(path / "writer.lock", "w")
+    held.write("pid 424242 since noon")
+    held.flush()
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release():
+        fcntl.flock(held, fcntl.LOCK_UN)
+        if released is not None:
+            released.set()
+
+    if release_after_s is not None:
+        threading.Timer(release_after_s, release).start()
+    return held
+
+
+def test_ingest_into_a_busy_kb_fails_at_once_before_loading_the_encoder(tmp_path, capsys, new_kb,
+                                                                        encoder_loads):
+    from ._fakes import FakeEncoder
+
+    kb = new_kb(encoder=FakeEncoder())
+    src = tmp_path / "lines.txt"
+    src.write_text("one\ntwo\n")
+    held = locked(kb.path)
+    try:
+        code, _, err = run_cli(capsys, "ingest", str(kb.path), str(src))
+    finally:
+        held.close()
+    assert code == 2 and err.startswith("error:") and "being written by another process (pid 424242" in err
+    assert "waiting" not in err and encoder_loads == []
+
+
+def test_ingest_waits_for_the_lock_says_so_then_loads_the_encoder(tmp_path, capsys, new_kb, monkeypatch):
+    import ragsc.encoders
+
+    from ._fakes import FakeEncoder
+
+    import threading
+
+    kb = new_kb(encoder=FakeEncoder())
+    src = tmp_path / "lines.txt"
+    src.write_text("one\ntwo\n")
+    released = threading.Event()
+    held = locked(kb.path, release_after_s=0.5, released=released)
+    loads = []  # (the other writer had released the lock, someone holds it now) at each load
+
+    def load(spec):
+        import fcntl
+
+        probe = open(kb.path / "writer.lock")  # flock conflicts between open files, even in one process
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            loads.append((released.is_set(), False))
+        except BlockingIOError:
+            loads.append((released.is_set(), True))
+        finally:
+            probe.close()
+        return FakeEncoder()
+
+    monkeypatch.setattr(ragsc.encoders, "load_encoder", load)
+    try:
+        code, out, err = run_cli(capsys, "ingest", str(kb.path), str(src), "--wait", "30")
+    finally:
+        held.close()
+    assert code == 0, err
+    assert f"waiting up to 30 s for the writer lock of knowledge base {kb.path} (held by pid 424242" in err
+    assert loads == [(True, True)]  # loaded once: after the other writer let go, while the CLI held the lock
+    assert sorted(it.text for it in KnowledgeBase.open(kb.path).items()) == ["one", "two"]

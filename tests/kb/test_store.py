@@ -15,8 +15,9 @@ import torch
 
 from ragsc.errors import ConfigError, InputError, KBError
 from ragsc.kb import KnowledgeBase, NewItem
-from ragsc.kb import store as store_mod
-from ragsc.kb.store import check_path
+from ragsc.kb import manifest as manifest_mod
+from ragsc.kb import writer as writer_mod
+from ragsc.kb.manifest import check_path
 
 from ._fakes import FakeEncoder, rand_unit, unit
 from .conftest import FAKE
@@ -44,7 +45,7 @@ def test_folder_layout_manifest_index_and_sqlite(new_kb):
     x = rand_unit(20)
     ids = kb.add(x, texts(20))
     m = manifest(kb.path)
-    assert m["schema_version"] == store_mod.SCHEMA_VERSION == 1
+    assert m["schema_version"] == manifest_mod.SCHEMA_VERSION == 1
     assert m["encoder"] == {"spec": "fake", "fingerprint": "f1"}
     assert m["dim"] == 8 and m["metric"] == "inner_product" and m["scope"] == "local"
     assert m["factory"] == "Flat" and m["factory_auto"] is True
@@ -54,7 +55,7 @@ def test_folder_layout_manifest_index_and_sqlite(new_kb):
     assert sorted(p.name for p in gen.iterdir()) == ["index.faiss", "meta.sqlite"]
     assert set(m["checksums"]) == {"index.faiss", "meta.sqlite"}
     for name, digest in m["checksums"].items():
-        assert store_mod._sha256(gen / name) == digest
+        assert manifest_mod.sha256_file(gen / name) == digest
 
     index = faiss.read_index(str(gen / "index.faiss"))
     assert isinstance(index, faiss.IndexIDMap2) and index.ntotal == 20
@@ -169,13 +170,14 @@ def test_dedupe_by_content_hash(new_kb):
     gen = kb.manifest["generation"]
     assert kb.add(rand_unit(1, seed=5), [NewItem("text", "hello world", source_uri="elsewhere")]) == [None]
     assert len(kb) == 1 and len(kb.reload()) == 1
-    assert kb.reload().manifest["generation"] != gen  # a commit happened, but nothing was added
+    assert kb.reload().manifest["generation"] == gen  # nothing was added, so nothing was committed
     # repeated inside one batch
     ids = kb.add(rand_unit(3, seed=6), [NewItem("text", "x"), NewItem("text", "x"), NewItem("text", "y")])
     assert ids[0] is not None and ids[1] is None and ids[2] is not None
     assert len(kb) == 3
     # an explicit content hash wins over the text
-    ids = kb.add(rand_unit(2, seed=7), [NewItem("text", "p", content_hash="h1"), NewItem("text", "q", content_hash="h1")])
+    ids = kb.add(rand_unit(2, seed=7), [NewItem("text", "p", content_hash="h1"),
+                                        NewItem("text", "q", content_hash="h1")])
     assert ids[1] is None and len(kb) == 4
     # same text, other modality: not a duplicate
     assert kb.add(rand_unit(1, seed=8), [NewItem("image", "hello world")])[0] is not None
@@ -319,7 +321,8 @@ def test_explicit_hnsw_delete_rebuilds_with_same_ids(new_kb):
     kb = KnowledgeBase.open(kb.path)
     left = [i for i in ids[1::2] if i not in ids[1:100:4]] + more
     assert len(kb) == 135 and sorted(faiss.vector_to_array(kb.index.id_map).tolist()) == sorted(left)
-    assert [h[0].id for h in kb.search(np.concatenate([x[101::2], y]), k=1, ef_search=64)] == ids[101::2] + more
+    hits = kb.search(np.concatenate([x[101::2], y]), k=1, ef_search=64)
+    assert [h[0].id for h in hits] == ids[101::2] + more
 
 
 def recall(kb, q, truth, **kw):
@@ -395,7 +398,8 @@ def test_dotdot_paths_are_refused(tmp_path, bad):
 def test_open_with_another_encoder_names_both(new_kb):
     a = FakeEncoder(spec="fake:alpha", fingerprint="fp-alpha")
     kb = new_kb(encoder=a)
-    assert KnowledgeBase.open(kb.path, encoder=FakeEncoder(spec="fake:other-spec", fingerprint="fp-alpha")).dim == 16
+    same = FakeEncoder(spec="fake:other-spec", fingerprint="fp-alpha")
+    assert KnowledgeBase.open(kb.path, encoder=same).dim == 16
     with pytest.raises(KBError) as e:
         KnowledgeBase.open(kb.path, encoder=FakeEncoder(spec="fake:beta", fingerprint="fp-beta"))
     msg = str(e.value)
@@ -514,7 +518,8 @@ def test_stale_staging_folders_are_cleaned_by_the_next_writer(new_kb):
     stale.mkdir()
     (stale / "meta.sqlite").write_bytes(b"half written")
     (stale / "index.faiss").write_bytes(b"half written")
-    assert KnowledgeBase.open(kb.path).manifest["generation"] == kb.manifest["generation"]  # readers ignore it
+    # readers ignore it
+    assert KnowledgeBase.open(kb.path).manifest["generation"] == kb.manifest["generation"]
     kb.add(rand_unit(1), texts(1))
     assert not stale.exists() and not list(kb.path.glob(".staging-*"))
     assert len(KnowledgeBase.open(kb.path)) == 1
@@ -528,7 +533,7 @@ def test_a_failed_manifest_write_keeps_the_last_commit(new_kb, monkeypatch):
     def disk_full(*_):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store_mod, "_write_json_atomic", disk_full)
+    monkeypatch.setattr(writer_mod, "write_json_atomic", disk_full)
     with pytest.raises(OSError, match="No space left"):
         kb.add(rand_unit(1, seed=1), texts(1, "lost"))
     again = KnowledgeBase.open(kb.path)
@@ -539,7 +544,7 @@ def test_a_writer_that_died_before_its_manifest_does_not_block_later_commits(new
     kb = new_kb()
     kb.add(rand_unit(2), texts(2))
     with monkeypatch.context() as m:  # the writer "dies" between renaming its generation and the manifest
-        m.setattr(store_mod, "_write_json_atomic", lambda *_: (_ for _ in ()).throw(OSError("killed")))
+        m.setattr(writer_mod, "write_json_atomic", lambda *_: (_ for _ in ()).throw(OSError("killed")))
         with pytest.raises(OSError):
             kb.add(rand_unit(1, seed=1), texts(1, "lost"))
     kb = KnowledgeBase.open(kb.path)
@@ -602,7 +607,8 @@ def test_delete_of_items_staged_for_an_untrained_index(tmp_path):
 
 
 def test_a_second_create_never_wipes_a_committed_kb(tmp_path):
-    from ragsc.kb.store import Writer, read_manifest
+    from ragsc.kb.manifest import read_manifest
+    from ragsc.kb.writer import Writer
 
     kb = KnowledgeBase.create(tmp_path / "k", dict(FAKE))
     kb.add(rand_unit(1, 8), texts(1))
@@ -627,3 +633,129 @@ def test_query_time_knobs_do_not_stick(tmp_path):
     before = ix.get_search_params(kb.index)
     kb.search(rand_unit(2, 8, seed=6), 3, nprobe=1)
     assert ix.get_search_params(kb.index) == before
+
+
+# ---------------------------------------------------------------------------------------- damage, old handles
+def test_a_handle_keeps_serving_its_generation_after_two_later_commits(new_kb):
+    kb = new_kb()
+    x = rand_unit(4)
+    kb.add(x, texts(4))
+    with kb.writer() as w:
+        w.set_progress("src", 4)
+    old = KnowledgeBase.open(kb.path)
+    old_gen, old_stats = old.manifest["generation"], old.stats()
+    writer = KnowledgeBase.open(kb.path)
+    writer.add(rand_unit(1, seed=1), texts(1, "b"))
+    writer.add(rand_unit(1, seed=2), texts(1, "c"))
+    assert not (kb.path / old_gen).exists()  # retired by the second commit
+    assert old.stats() == old_stats and old_stats["items"] == 4 and old_stats["generation"] == old_gen
+    assert [it.text for it in old.items()] == [f"item {i}" for i in range(4)]
+    assert [it.text for it in old.get([1, 2])] == ["item 0", "item 1"]
+    assert old.search(x[2], k=1)[0][0].item.text == "item 2" and old.progress("src") == 4
+    assert len(old.reload()) == 6 and old.reload().stats()["generation"] != old_gen
+    old.verify()  # the retired files, read through the descriptors the handle holds ...
+    old.manifest["checksums"]["meta.sqlite"] = "0" * 64
+    with pytest.raises(KBError, match="meta.sqlite does not match its checksum"):
+        old.verify()  # ... and really compared
+
+
+def test_open_retries_when_commits_retire_the_generation_it_read(new_kb, monkeypatch):
+    import ragsc.kb.store as store
+
+    kb = new_kb()
+    kb.add(rand_unit(2), texts(2))
+    real_read = store.read_manifest
+    stale = real_read(kb.path)
+    kb.add(rand_unit(1, seed=1), texts(1, "b"))
+    kb.add(rand_unit(1, seed=2), texts(1, "c"))  # `stale` names a generation that is gone now
+    first = iter([stale])
+    monkeypatch.setattr(store, "read_manifest", lambda p: next(first, None) or real_read(p))
+    again = KnowledgeBase.open(kb.path)
+    assert len(again) == 4 and again.manifest["generation"] == real_read(kb.path)["generation"]
+
+
+def corrupt_page(f: Path, page: int, size: int = 4096) -> None:
+    """Flip bytes 8..200 of one page (page 0, with the file header, is left intact)."""
+    data = bytearray(f.read_bytes())
+    for i in range(page * size + 8, page * size + 200):
+        data[i] ^= 0x5A
+    f.write_bytes(bytes(data))
+
+
+def test_damaged_metadata_pages_give_kb_errors_on_every_read_path(new_kb, tmp_path):
+    kb = new_kb()
+    n = 1_500
+    kb.add(rand_unit(n), [NewItem("text", f"a fairly ordinary caption number {i} of a red circle",
+                                  f"easy-vqa:train/{i}", extra={"image_id": i}) for i in range(n)])
+    f = gen_dir(kb) / "meta.sqlite"
+    pristine = f.read_bytes()
+    q = rand_unit(5, seed=9)
+    outcomes = {"stats caught it": 0, "unharmed": 0}
+    for page in range(1, len(pristine) // 4096, 2):
+        f.write_bytes(pristine)
+        corrupt_page(f, page)
+        out = tmp_path / f"export-{page}.jsonl"
+        try:
+            reader = KnowledgeBase.open(kb.path)
+        except KBError:
+            continue
+        reads = {"items": lambda r: list(r.items()), "get": lambda r: r.get(range(1, n + 1)),
+                 "search": lambda r: [h.item for row in r.search(q, 50, modality="text") for h in row],
+                 "progress": lambda r: r.progress("x")}
+        for name, read in reads.items():
+            try:
+                read(reader)
+            except KBError:
+                pass
+            except Exception as exc:  # a raw sqlite3 / FAISS / JSON error
+                pytest.fail(f"page {page}: {name} raised {type(exc).__name__}: {exc}")
+        try:
+            reader.stats()
+        except KBError as exc:
+            assert "is damaged" in str(exc)
+            outcomes["stats caught it"] += 1
+            with pytest.raises(KBError, match="is damaged"):
+                reader.export(out)
+            assert not out.exists() and not list(tmp_path.glob(".export-*"))
+            continue
+        assert reader.export(out) == n, f"page {page}: stats passed, so export must work"
+        outcomes["unharmed"] += 1
+    assert outcomes["stats caught it"] > 2 * outcomes["unharmed"], outcomes
+
+
+def test_check_is_quick_check_and_a_writer_refuses_to_copy_damage(new_kb):
+    kb = new_kb()
+    kb.add(rand_unit(3_000), texts(3_000))
+    kb.check()
+    gen = kb.manifest["generation"]
+    corrupt_page(gen_dir(kb) / "meta.sqlite", 3)
+    with pytest.raises(KBError, match="fails SQLite's integrity check"):
+        KnowledgeBase.open(kb.path).check()
+    with pytest.raises(KBError, match="is damaged"):
+        kb.add(rand_unit(1, seed=1), texts(1, "new"))
+    assert KnowledgeBase.open(kb.path).manifest["generation"] == gen and not list(kb.path.glob(".staging-*"))
+
+
+def test_export_to_a_folder_or_a_missing_folder_is_an_input_error(new_kb, tmp_path):
+    kb = new_kb()
+    kb.add(rand_unit(3), texts(3))
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "v.jsonl.npy").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        kb.export(tmp_path / "a-folder")
+    with pytest.raises(InputError, match=r"v\.jsonl\.npy: it is a folder"):
+        kb.export(tmp_path / "v.jsonl")
+    with pytest.raises(InputError, match="does not exist"):
+        kb.export(tmp_path / "missing" / "out.jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "kb", "v.jsonl.npy"]
+    assert not list((tmp_path / "a-folder").iterdir())
+
+
+def test_create_on_a_file_is_a_kb_error_and_leaves_it(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("keep me")
+    with pytest.raises(KBError, match="is a file, not a folder"):
+        KnowledgeBase.create(f, dict(FAKE))
+    with pytest.raises(KBError, match="notes.txt is a file, not a folder"):
+        KnowledgeBase.create(f / "kb", dict(FAKE))
+    assert f.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -134,7 +134,7 @@ def test_a_kb_of_the_other_scope_is_refused_and_left_alone(built, embedded):
 def test_sync_keeps_what_a_user_ingested_from_the_same_sources(embedded, tmp_path):
     from ragsc.datasets import load_easy_vqa
     from ragsc.kb import NewItem
-    from ragsc.kb.store import content_hash
+    from ragsc.kb.items import content_hash
 
     kb = build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES, local_texts=LOCAL_TEXTS)
     x = load_easy_vqa("test")[LOCAL_IMAGES + 5]  # ingested by `ragsc kb ingest`: same URI scheme, hash of the bytes

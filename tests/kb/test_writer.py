@@ -1,0 +1,119 @@
+"""Writer: a write that changes nothing commits nothing; a writer may wait for the lock and says so."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from ragsc.errors import KBError
+from ragsc.kb import KnowledgeBase, NewItem, ingest
+from ragsc.kb.ingest import source_key
+
+from ._fakes import FakeEncoder, rand_unit
+
+
+def texts(n, prefix="item"):
+    return [NewItem("text", f"{prefix} {i}") for i in range(n)]
+
+
+def generation(path: Path) -> str:
+    return json.loads((path / "manifest.json").read_text())["generation"]
+
+
+def test_writes_that_change_nothing_commit_nothing(new_kb):
+    kb = new_kb()
+    ids = kb.add(rand_unit(3), texts(3))
+    gen = generation(kb.path)
+    assert kb.delete([9_999]) == 0 and kb.delete([]) == 0  # missing ids
+    assert kb.add(rand_unit(3, seed=1), texts(3)) == [None] * 3  # all duplicates
+    assert generation(kb.path) == gen and sorted(p.name for p in kb.path.glob("gen-*"))[-1] == gen
+    with kb.writer() as w:
+        w.set_progress("src", 0)
+    assert generation(kb.path) != gen  # a new progress marker is a change
+    gen = generation(kb.path)
+    with kb.writer() as w:
+        w.set_progress("src", 0)  # the same marker again is not
+        assert not w.commit() and not w.maybe_checkpoint()
+    assert generation(kb.path) == gen and sorted(p.name for p in kb.path.glob("gen-*"))[-1] == gen
+    assert not list(kb.path.glob(".staging-*"))
+    assert [it.id for it in KnowledgeBase.open(kb.path).items()] == ids
+
+
+def test_an_ingestion_commits_only_what_moved(new_kb, tmp_path):
+    enc = FakeEncoder()
+    kb = new_kb(encoder=enc)
+    src = tmp_path / "lines.txt"
+    src.write_text("\n".join(f"line {i}" for i in range(10)) + "\n")
+    ingest(kb, str(src), encoder=enc, progress=False)
+    gen = generation(kb.path)
+    r = ingest(kb, str(src), encoder=enc, resume=True, progress=False)  # a finished source
+    assert (r.seen, r.added) == (0, 0) and generation(kb.path) == gen
+    r = ingest(kb, str(src), encoder=enc, progress=False)  # everything again: all duplicates, same progress
+    assert (r.seen, r.duplicates) == (10, 10) and generation(kb.path) == gen
+    # five more records, all repeats of stored ones: no item added, but --resume must start after them
+    src.write_text("\n".join([f"line {i}" for i in range(10)] + [f"line {i}" for i in range(5)]) + "\n")
+    r = ingest(kb, str(src), encoder=enc, resume=True, progress=False)
+    assert (r.resumed_from, r.seen, r.added) == (10, 5, 0) and generation(kb.path) != gen
+    assert KnowledgeBase.open(kb.path).progress(source_key(str(src), "text")) == 15
+
+
+def hold_lock(path: Path):
+    held = open(path / "writer.lock", "w")  # another process's writer: its pid in the lock file
+    held.write("pid 424242 since noon")
+    held.flush()
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return held
+
+
+def test_a_waiting_writer_says_so_once_and_then_writes(new_kb):
+    kb = new_kb()
+    held = hold_lock(kb.path)
+    said = []
+    try:
+        threading.Timer(0.5, fcntl.flock, (held, fcntl.LOCK_UN)).start()
+        with kb.writer(wait_s=30, on_wait=said.append) as w:
+            w.add(rand_unit(1), texts(1, "waited"))
+    finally:
+        held.close()
+    assert said == [f"waiting up to 30 s for the writer lock of knowledge base {kb.path} (held by pid 424242 "
+                    "since noon)"]
+    assert [it.text for it in KnowledgeBase.open(kb.path).items()] == ["waited 0"]
+
+
+def test_a_writer_that_gives_up_says_how_long_it_waited(new_kb):
+    kb = new_kb()
+    held = hold_lock(kb.path)
+    said = []
+    try:
+        with pytest.raises(KBError, match=r"being written by another process \(pid 424242 since noon\) "
+                                          r"\(waited 0.2 s\)"):
+            with kb.writer(wait_s=0.2, on_wait=said.append):
+                pass
+        with pytest.raises(KBError, match=r"\(pid 424242 since noon\); only one writer"):  # no wait: at once
+            with kb.writer(on_wait=said.append):
+                pass
+    finally:
+        held.close()
+    assert len(said) == 1 and "waiting up to 0.2 s" in said[0]
+
+
+def test_ingest_takes_the_lock_before_it_loads_the_encoder(new_kb, tmp_path, monkeypatch):
+    import ragsc.encoders
+
+    kb = new_kb(encoder=FakeEncoder())
+    src = tmp_path / "lines.txt"
+    src.write_text("one\ntwo\n")
+    loads = []
+    monkeypatch.setattr(ragsc.encoders, "load_encoder", lambda spec: loads.append(spec) or FakeEncoder())
+    held = hold_lock(kb.path)
+    try:
+        with pytest.raises(KBError, match="being written by another process"):
+            ingest(kb, str(src), progress=False)
+    finally:
+        held.close()
+    assert loads == [] and len(KnowledgeBase.open(kb.path)) == 0
+    assert ingest(kb, str(src), progress=False).added == 2 and loads == ["fake:test"]
