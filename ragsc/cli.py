@@ -261,14 +261,16 @@ def eval_pipeline(
     methods: str = typer.Option("semantic+rag,semantic,retrieval,digital,ideal,noiseless",
                                 help="Comma list of methods to compare."),
     seed: int = typer.Option(0, help="Random seed (items, noise)."),
-    k: int | None = typer.Option(None, min=1, help="Complex symbols per item, for every method (default: the spec's)."),
-    subset: str = typer.Option("all", help="Images to send: all (half re-sent from the local KB, half novel), "
-                                           "held (re-sent only) or novel (no KB holds them)."),
+    k_symbols: int | None = typer.Option(
+        None, "--k-symbols", min=1,
+        help="Complex symbols per item, for every method (default: the spec's channel.k_symbols)."),
+    subset: str = typer.Option("all", help="Images to send: all (half re-sent from the local KB, half "
+                                           "novel), held (re-sent only) or novel (no KB holds them)."),
 ) -> None:
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range
     from ragsc.config import load_pipeline_spec
-    from ragsc.eval.sweep import METHODS, SUBSETS, run_eval, save, summary_table
+    from ragsc.eval import METHODS, SUBSETS, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
 
     channels, snrs = parse_channels(channel), parse_snr_range(snr)  # validate before any work
@@ -278,8 +280,8 @@ def eval_pipeline(
     if subset not in SUBSETS:
         raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
     config = load_pipeline_spec(spec).model_dump()
-    if k is not None:
-        config["channel"]["k_symbols"] = k
+    if k_symbols is not None:
+        config["channel"]["k_symbols"] = k_symbols
     pipe = Pipeline.from_config(config)
     rows = run_eval(pipe, channels, snrs, n=n, seed=seed, methods=chosen, subset=subset)
     csv_path, pngs = save(rows, out)

@@ -9,13 +9,13 @@
   answers (VQA); ``rag=False`` decodes from the received embedding alone;
 * ``pipe.run(items, ...)`` does both.
 
-Items: a ``str`` is a sentence (text and multitask pipelines); an image is a path, ``PIL.Image`` or
-array (image and VQA pipelines; in multitask pass a ``Path``, PIL image or array); a dict
-``{"image": ..., "questions": [...]}`` adds questions the receiver asks about the image (they
-are the receiver's, not sent over the channel). A multitask pipeline serves every task from one
-transmission: texts are reconstructed, images reconstructed, captioned and questioned. Batches
-are the unit everywhere; batch 1 runs the same code. Stage timings of the last call are in
-``pipe.timings`` (seconds: encode, channel, retrieve, decode).
+Items are parsed by :mod:`ragsc.pipelines.items` (sentences, images, ``{"image": ..., "questions":
+[...]}``). A multitask pipeline serves every task from one transmission: texts are reconstructed,
+images reconstructed, captioned and questioned. Batches are the unit everywhere; batch 1 runs the
+same code, and :class:`~ragsc.types.SemanticTokens` carry the batch end to end, with each row's
+modality. ``pipe.decode(tokens, messages)`` decodes received tokens from any path (the digital
+baselines use it). Stage timings of the last call are in ``pipe.timings`` (seconds: encode,
+channel, retrieve, decode).
 """
 
 from __future__ import annotations
@@ -25,36 +25,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
-from ragsc.channel import Link, Received, snr_db_to_no
+from ragsc.channel import Link, Received
 from ragsc.config import PipelineSpec, load_pipeline_spec, validate
 from ragsc.decoders import Context, ImageDecoder, TextDecoder, VQADecoder, load_decoders
 from ragsc.errors import ConfigError, InputError, KBError
+from ragsc.pipelines.items import Message, parse_items
+from ragsc.types import SemanticTokens
 
-TASK_KINDS = {"text": ("text",), "image": ("image",), "vqa": ("image",), "multitask": ("text", "image")}
 # what a pipeline's receiver produces for an image item (a text pipeline has none)
 IMAGE_TASKS = {"text": (), "image": ("image", "caption"), "vqa": ("vqa",), "multitask": ("image", "caption", "vqa")}
-
-
-@dataclass
-class Message:
-    """One item to send: its kind, its content, and the questions the receiver will ask (images)."""
-
-    kind: str  # "text" | "image"
-    content: Any
-    questions: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Transmission:
     """What reached the receiver, plus the bookkeeping an evaluation needs.
 
-    ``received.tokens.embeddings`` ``[N, D]`` is all the receiver decodes from; ``kinds`` is the
-    per-item modality header; ``messages`` keep what was sent (for scoring; the receiver never
-    reads their content).
+    ``received.tokens`` (embeddings ``[N, D]`` and each row's modality, the per-item header) is all
+    the receiver decodes from; ``messages`` keep what was sent (for scoring; the receiver reads only
+    the questions the receiver itself asks about images).
     """
 
     messages: list[Message]
@@ -69,11 +60,12 @@ class Transmission:
     @property
     def channel(self) -> str:
         """The channel it crossed (``"none"`` for the noiseless bound)."""
-        return self.received.meta["channel"]
+        return self.received.channel
 
     @property
     def kinds(self) -> list[str]:
-        return [m.kind for m in self.messages]
+        """Each item's modality, as the received header says."""
+        return list(self.received.tokens.modalities)
 
     @property
     def channel_uses(self) -> int:
@@ -102,10 +94,6 @@ class Output:
     questions: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
     context: list | None = None
-
-
-def _is_image(x: Any) -> bool:
-    return isinstance(x, (Image.Image, np.ndarray, Path))
 
 
 class Pipeline:
@@ -167,98 +155,60 @@ class Pipeline:
 
     # ------------------------------------------------------------------------- transmitter
     def messages(self, items) -> list[Message]:
-        """Validate items for this task (see the module docstring) without encoding them."""
-        if isinstance(items, (str, dict, Image.Image, np.ndarray, Path)) or items is None:
-            items = [items]  # one item is a batch of one
-        items = list(items)
-        if not items:
-            raise InputError("empty batch: nothing to send")
-        kinds = TASK_KINDS[self.task]
-        out = []
-        for i, x in enumerate(items):
-            if isinstance(x, dict):
-                extra = set(x) - {"image", "questions", "text"}
-                if extra:
-                    raise InputError(f"item {i}: unknown keys {sorted(extra)} (allowed: image, questions, text)")
-                questions = x.get("questions") or []
-                if isinstance(questions, str):
-                    questions = [questions]
-                if not isinstance(questions, (list, tuple)):
-                    raise InputError(f"item {i}: 'questions' must be a list of strings, got {type(questions).__name__}")
-                if x.get("image") is None:
-                    if questions:
-                        raise InputError(f"item {i}: VQA questions with no image")
-                    if x.get("text") is None:
-                        raise InputError(f"item {i}: a dict item needs 'image' (and 'questions') or 'text'")
-                    msg = Message("text", x["text"])
-                else:
-                    if not all(isinstance(q, str) and q.strip() for q in questions):
-                        raise InputError(f"item {i}: questions must be non-empty strings")
-                    msg = Message("image", x["image"], list(questions))
-            elif isinstance(x, str) and "text" in kinds:
-                msg = Message("text", x)
-            elif _is_image(x):
-                msg = Message("image", x)
-            elif isinstance(x, str):  # an image pipeline reads a str as a path
-                if not Path(x).is_file():
-                    raise InputError(f"item {i}: the {self.task!r} pipeline expected an image (path, PIL image or "
-                                     f"array); {x[:60]!r} is not an image file")
-                msg = Message("image", x)
-            else:
-                raise InputError(f"item {i}: expected a sentence or an image, got {type(x).__name__}")
-            if msg.kind not in kinds:
-                want = "a sentence (str)" if kinds == ("text",) else "an image (path, PIL image or array)"
-                raise InputError(f"item {i}: the {self.task!r} pipeline expected {want}, got {msg.kind} "
-                                 f"({type(msg.content).__name__})")
-            if msg.kind == "text" and (not isinstance(msg.content, str) or not msg.content.strip()):
-                raise InputError(f"item {i}: empty or non-string text")
-            if self.task == "vqa" and not msg.questions:
-                raise InputError(f"item {i}: the vqa pipeline needs questions: pass {{'image': ..., 'questions': [...]}}")
-            out.append(msg)
-        return out
+        """Validate items for this task (see :mod:`ragsc.pipelines.items`) without encoding them."""
+        return parse_items(items, self.task)
 
-    def encode(self, messages: list[Message]) -> torch.Tensor:
-        """Embeddings ``[N, D]`` of the messages, in order (images and texts batched separately)."""
+    def encode(self, messages: list[Message]) -> SemanticTokens:
+        """The messages' :class:`SemanticTokens`, in order, each row with its modality (images and texts are
+        batched separately)."""
         emb = torch.zeros(len(messages), self.encoder.dim)
+        meta: dict = {}
         for kind in ("image", "text"):
             idx = [i for i, m in enumerate(messages) if m.kind == kind]
             if idx:
                 contents = [messages[i].content for i in idx]
                 enc = self.encoder.encode_images(contents) if kind == "image" else self.encoder.encode_texts(contents)
                 emb[idx] = enc.embeddings.float().cpu()
-        return emb
+                meta = {**enc.meta, **meta}
+        meta.pop("truncated", None)  # per-modality row numbers: they do not index this batch
+        return SemanticTokens(emb, [m.kind for m in messages], meta=meta)
 
     def link(self, channel: str | None = None, seed: int | None = None) -> Link:
-        """The analog link of this pipeline (PCA basis of the decoders, ``k_symbols`` per item)."""
-        c = self.spec.channel
-        return Link(channel=channel or c.channel, k_symbols=c.k_symbols, csi=c.csi, equalizer=c.equalizer,
-                    fading=c.fading, rician_k=c.rician_k, seed=c.seed if seed is None else seed,
-                    transform=self.decoders.pca)
+        """The analog link of this pipeline: the spec's channel (``channel`` overrides its kind), seeded with
+        the spec's seed (or ``seed``), sending ``k_symbols`` PCA coefficients of the decoders' basis."""
+        update = {} if seed is None else {"seed": seed}  # the spec's channel carries the spec's seed
+        if channel is not None:
+            update["channel"] = channel
+        return Link(self.spec.channel, transform=self.decoders.pca, **update)
 
     def transmit(self, items, *, snr_db: float | None = None, channel: str | None = None,
                  seed: int | None = None, noiseless: bool = False) -> Transmission:
         """Encode and send ``items``; ``noiseless`` sends the same ``k_symbols`` without noise (the bound)."""
         link = self.link(channel, seed)  # validates channel and k before any encoding
         if not noiseless:
-            snr_db_to_no(self.spec.channel.snr_db if snr_db is None else snr_db)  # and the SNR
+            link.snr(snr_db)  # and the SNR
         messages = self.messages(items)
         t0 = time.perf_counter()
-        emb = self.encode(messages)
+        tokens = self.encode(messages)
         encode_s = time.perf_counter() - t0
-        tx = self.send(messages, emb, snr_db=snr_db, link=link, noiseless=noiseless)
+        tx = self.send(messages, tokens, snr_db=snr_db, link=link, noiseless=noiseless)
         tx.timings = self.timings = {"encode": encode_s, **tx.timings}
         return tx
 
-    def send(self, messages: list[Message], embeddings: torch.Tensor, *, snr_db: float | None = None,
+    def send(self, messages: list[Message], tokens: SemanticTokens, *, snr_db: float | None = None,
              channel: str | None = None, seed: int | None = None, noiseless: bool = False,
              link: Link | None = None) -> Transmission:
         """Send already-encoded messages (sweeps encode once and send at every SNR)."""
-        snr = self.spec.channel.snr_db if snr_db is None else snr_db
         link = link or self.link(channel, seed)
-        if embeddings.shape != (len(messages), self.encoder.dim):
-            raise InputError(f"embeddings {tuple(embeddings.shape)} do not match {len(messages)} messages of dim {self.encoder.dim}")
+        if not isinstance(tokens, SemanticTokens):
+            raise InputError(f"send() takes the SemanticTokens of encode(), got {type(tokens).__name__}")
+        if tokens.embeddings.shape != (len(messages), self.encoder.dim):
+            raise InputError(f"embeddings {tuple(tokens.embeddings.shape)} do not match {len(messages)} messages "
+                             f"of dim {self.encoder.dim}")
+        if list(tokens.modalities) != [m.kind for m in messages]:
+            raise InputError("the tokens' modalities do not match the messages' kinds (encode them with encode())")
         t0 = time.perf_counter()
-        rx = link(embeddings, snr, noiseless=noiseless)
+        rx = link(tokens, snr_db, noiseless=noiseless)
         self.timings = {"channel": time.perf_counter() - t0}
         return Transmission(messages, rx, dict(self.timings))
 
@@ -280,21 +230,34 @@ class Pipeline:
         any of ``"image"``, ``"caption"``, ``"vqa"``)."""
         if not isinstance(tx, Transmission):
             raise InputError(f"receive() takes a Transmission from transmit(), got {type(tx).__name__}")
+        outputs = self.decode(tx.received.tokens, tx.messages, rag=rag, tasks=tasks)
+        self.timings = {**tx.timings, **self.timings}
+        return outputs
+
+    def decode(self, tokens: SemanticTokens, messages: list[Message], *, rag: bool | None = None,
+               tasks: tuple[str, ...] | None = None) -> list[Output]:
+        """Decode received ``tokens`` (from any path: the analog link, a digital baseline's re-encoded
+        content, ...); ``messages`` give the questions the receiver asks about images (their content is
+        never read). ``rag`` and ``tasks`` as in :meth:`receive`."""
+        if not isinstance(tokens, SemanticTokens):
+            raise InputError(f"decode() takes received SemanticTokens, got {type(tokens).__name__}")
+        if len(tokens) != len(messages):
+            raise InputError(f"{len(tokens)} received items for {len(messages)} messages")
         rag = self.spec.decoder.rag if rag is None else rag
         if rag and self.retriever is None:
             raise ConfigError(f"pipeline {self.spec.name!r}: RAG needs a knowledge base")
         tasks = tasks or IMAGE_TASKS[self.task]
-        received = tx.received.tokens.embeddings.float()
-        kinds = tx.kinds
+        received = tokens.embeddings.float()
+        kinds = list(tokens.modalities)
         t0 = time.perf_counter()
         hits = self.retrieve(received, kinds) if rag else None
         t1 = time.perf_counter()
         outputs = [Output(k, questions=list(m.questions), context=hits[i] if hits else None)
-                   for i, (k, m) in enumerate(zip(kinds, tx.messages))]
+                   for i, (k, m) in enumerate(zip(kinds, messages))]
         self._decode_texts(received, kinds, hits, outputs)
         self._decode_images(received, kinds, hits, outputs, tasks)
         t2 = time.perf_counter()
-        self.timings = {**tx.timings, "retrieve": t1 - t0, "decode": t2 - t1}
+        self.timings = {"retrieve": t1 - t0, "decode": t2 - t1}
         return outputs
 
     def run(self, items, *, snr_db: float | None = None, channel: str | None = None, rag: bool | None = None,
@@ -345,7 +308,7 @@ def _open_kb(ref, encoder):
 
     path = resolve_path(ref.path)
     if ref.build == "default":  # built on first use, then kept in line with the recipe
-        from ragsc.pipelines.default_kb import build_default_kb
+        from ragsc.kb.default import build_default_kb
 
         return build_default_kb(path, encoder, ref.scope, progress=True)
     if (path / "manifest.json").is_file():
