@@ -29,7 +29,6 @@ from langchain_core.vectorstores import VectorStore  # noqa: E402
 from pydantic import ConfigDict, model_validator  # noqa: E402
 
 from ragsc.errors import ConfigError  # noqa: E402
-
 from ragsc.kb.items import Hit, NewItem  # noqa: E402
 from ragsc.kb.retriever import HybridRetriever  # noqa: E402
 from ragsc.kb.store import KnowledgeBase  # noqa: E402

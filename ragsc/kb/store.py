@@ -35,8 +35,17 @@ import numpy as np
 from ragsc.errors import ConfigError, InputError, KBError, RagscError
 from ragsc.kb import index as ix
 from ragsc.kb.items import ITEM_COLUMNS, Hit, Item, LazyItems, NewItem, fetch_items, row_to_item, select_in
-from ragsc.kb.manifest import (DATA_FILES, MANIFEST, SCHEMA_VERSION, Scope, check_new_location, check_path,
-                               generation_dir, read_manifest, sha256_fd)
+from ragsc.kb.manifest import (
+    DATA_FILES,
+    MANIFEST,
+    SCHEMA_VERSION,
+    Scope,
+    check_new_location,
+    check_path,
+    generation_dir,
+    read_manifest,
+    sha256_fd,
+)
 from ragsc.kb.writer import Writer
 
 _OPEN_ATTEMPTS = 5  # manifests read while commits keep retiring the generation being opened

@@ -29,8 +29,18 @@ import numpy as np
 from ragsc.errors import InputError, KBError
 from ragsc.kb import index as ix
 from ragsc.kb.items import SCHEMA, NewItem, select_in
-from ragsc.kb.manifest import (LOCK, MANIFEST, fsync_dir, generation_dir, generation_name, generation_number,
-                               is_generation_name, read_manifest, sha256_file, write_json_atomic)
+from ragsc.kb.manifest import (
+    LOCK,
+    MANIFEST,
+    fsync_dir,
+    generation_dir,
+    generation_name,
+    generation_number,
+    is_generation_name,
+    read_manifest,
+    sha256_file,
+    write_json_atomic,
+)
 
 log = logging.getLogger("ragsc.kb")
 

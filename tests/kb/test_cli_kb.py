@@ -194,11 +194,11 @@ def test_ingest_into_a_busy_kb_fails_at_once_before_loading_the_encoder(tmp_path
 
 
 def test_ingest_waits_for_the_lock_says_so_then_loads_the_encoder(tmp_path, capsys, new_kb, monkeypatch):
+    import threading
+
     import ragsc.encoders
 
     from ._fakes import FakeEncoder
-
-    import threading
 
     kb = new_kb(encoder=FakeEncoder())
     src = tmp_path / "lines.txt"
