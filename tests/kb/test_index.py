@@ -74,6 +74,7 @@ def test_set_search_params():
     ix.set_search_params(ivf, nprobe=5)
     assert faiss.extract_index_ivf(faiss.downcast_index(ivf.index)).nprobe == 5
     ix.set_search_params(ivf, ef_search=99)  # not an HNSW: ignored
+    assert ix.get_search_params(ivf) == {"nprobe": 5, "ef_search": None, "k_factor": None}
     hnsw = ix.new_index("HNSW16", 8)
     ix.set_search_params(hnsw, ef_search=77, nprobe=3)  # nprobe ignored
     assert faiss.downcast_index(hnsw.index).hnsw.efSearch == 77
