@@ -17,6 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ragsc.errors import ConfigError
 
 
+Fusion = Literal["rrf", "weighted"]
+# How a receiver fuses its local and global KBs' hits, for specs and HybridRetriever alike: weighted
+# (max cosine) rather than RRF, because the local KB is a subset of the global one and RRF would sum an
+# item's two ranks, so any local item would outrank a better global match.
+FUSION_DEFAULT: Fusion = "weighted"
+
+
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,9 +94,7 @@ class DecoderConfig(_Config):
 
     rag: bool = True
     k: int = Field(4, ge=1, le=64, description="neighbours retrieved per received item")
-    # weighted (max cosine) rather than RRF: the local KB is a subset of the global one, and RRF would
-    # sum an item's two ranks, so any local item would outrank a better global match
-    fusion: Literal["rrf", "weighted"] = "weighted"
+    fusion: Fusion = FUSION_DEFAULT
     text: Literal["fast", "lm"] = Field("fast", description="fast: GRU / re-ranked retrieval; lm: a causal LM writes")
     vqa: Literal["head", "lm"] = Field("head", description="head: trained closed-vocabulary answers; lm: open answers")
     image_copy_threshold: float | None = Field(0.7, ge=-1.0, le=1.0, description="show the best retrieved image when its "

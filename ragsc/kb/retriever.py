@@ -3,9 +3,11 @@
 The receiver only has the noisy received embedding, so queries are embeddings first; text or image
 queries are encoded with the KBs' encoder. Results of the two KBs are fused:
 
-* ``"rrf"`` (default) — reciprocal-rank fusion, ``sum_kb w_kb / (rrf_k + rank)``: robust when the
-  two indexes' scores are not comparable (different index types, PQ approximations);
-* ``"weighted"`` — ``w_kb * inner product``, comparable when both KBs hold exact vectors.
+* ``"weighted"`` (default, :data:`ragsc.config.FUSION_DEFAULT`, also a spec's) — ``w_kb * inner
+  product``, the best of an item's scores: comparable when both KBs hold exact vectors, and right when
+  the local KB is a subset of the global one;
+* ``"rrf"`` — reciprocal-rank fusion, ``sum_kb w_kb / (rrf_k + rank)``: robust when the two indexes'
+  scores are not comparable (different index types, PQ approximations).
 
 Local items may get a recency boost: the local KB's contribution to an item's fused score is
 multiplied by ``1 + recency_weight * 2 ** (-age / half_life)``. The same content in both KBs is one
@@ -16,10 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal
-
 import torch
 
+from ragsc.config import FUSION_DEFAULT, Fusion
 from ragsc.errors import ConfigError, InputError, KBError
 from ragsc.kb.items import Hit
 from ragsc.kb.store import KnowledgeBase
@@ -33,7 +34,7 @@ class HybridRetriever:
     local, global_
         The two knowledge bases (either may be ``None``); they must share an encoder fingerprint.
     fusion
-        ``"rrf"`` or ``"weighted"``.
+        ``"weighted"`` (default) or ``"rrf"``.
     weights
         ``(local, global)`` weights in the fusion.
     rrf_k
@@ -47,7 +48,7 @@ class HybridRetriever:
     """
 
     def __init__(self, local: KnowledgeBase | None, global_: KnowledgeBase | None, *,
-                 fusion: Literal["rrf", "weighted"] = "rrf", weights: tuple[float, float] = (1.0, 1.0),
+                 fusion: Fusion = FUSION_DEFAULT, weights: tuple[float, float] = (1.0, 1.0),
                  rrf_k: int = 60, recency_half_life_s: float | None = None, recency_weight: float = 0.25,
                  fetch_k: int | None = None, encoder=None) -> None:
         self.kbs = [(name, kb) for name, kb in (("local", local), ("global", global_)) if kb is not None]

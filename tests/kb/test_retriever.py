@@ -36,9 +36,18 @@ def pair(new_kb, enc):
     return local, glob
 
 
+def test_default_fusion_is_the_specs():
+    import inspect
+
+    from ragsc.config import FUSION_DEFAULT, DecoderConfig
+
+    default = inspect.signature(HybridRetriever).parameters["fusion"].default
+    assert default == DecoderConfig().fusion == FUSION_DEFAULT == "weighted"
+
+
 def test_rrf_fusion_and_provenance(pair, enc):
     local, glob = pair
-    r = HybridRetriever(local, glob, encoder=enc)
+    r = HybridRetriever(local, glob, fusion="rrf", encoder=enc)
     q = enc.encode_texts(["shared doc", "local doc 3", "global doc 2"]).embeddings
     rows = r.search(q, k=12)
     assert len(rows) == 3 and all(len(row) == 11 for row in rows)  # 5 + 5 + 1 shared, fused once
@@ -76,7 +85,7 @@ def test_weighted_fusion_and_weights(pair, enc):
         w = 0.5 if h.provenance == "local" else 2.0
         assert h.score == pytest.approx(w * raw[h.item.text], abs=1e-6)
     # rrf with a zero local weight: local-only hits score 0 and rank after everything the global KB found
-    muted = HybridRetriever(local, glob, weights=(0.0, 1.0), encoder=enc).search(
+    muted = HybridRetriever(local, glob, fusion="rrf", weights=(0.0, 1.0), encoder=enc).search(
         enc.encode_texts(["local doc 1"]).embeddings, k=11)[0]
     assert [h.provenance != "local" for h in muted] == [True] * 6 + [False] * 5
     assert all(h.score == 0 for h in muted if h.provenance == "local")
@@ -95,13 +104,14 @@ def test_recency_boost_reorders_local_items(new_kb, enc):
                                       NewItem("text", "new but further", created_at=now)])
     glob.add(np.stack([unit(base + 0.4 * noise[0])]), [NewItem("text", "global item", created_at=now - 30 * DAY)])
     q = torch.from_numpy(base[None])
-    no_boost = HybridRetriever(local, None, encoder=enc).search(q, k=2)[0]
+    no_boost = HybridRetriever(local, None, fusion="rrf", encoder=enc).search(q, k=2)[0]
     assert [h.item.text for h in no_boost] == ["old but close", "new but further"]
-    boosted = HybridRetriever(local, None, recency_half_life_s=DAY, recency_weight=0.25, encoder=enc).search(q, k=2)[0]
+    boosted = HybridRetriever(local, None, fusion="rrf", recency_half_life_s=DAY, recency_weight=0.25,
+                              encoder=enc).search(q, k=2)[0]
     assert [h.item.text for h in boosted] == ["new but further", "old but close"]
     assert boosted[0].score == pytest.approx(1.25 / 62, rel=1e-3) and boosted[1].score == pytest.approx(1 / 61, rel=1e-3)
     # only local items are boosted
-    both = HybridRetriever(local, glob, recency_half_life_s=DAY, encoder=enc).search(q, k=3)[0]
+    both = HybridRetriever(local, glob, fusion="rrf", recency_half_life_s=DAY, encoder=enc).search(q, k=3)[0]
     g = next(h for h in both if h.provenance == "global")
     assert g.score == pytest.approx(1 / 61)
 
