@@ -16,7 +16,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from ragsc.channel import CodedPHY, DigitalConfig, Link
+from ragsc.channel import ChannelConfig, CodedPHY, CodingConfig, Link
 from ragsc.report import table
 
 from _common import best_time, best_times, machine  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> None:
     rows = []
     with torch.inference_mode():
         for name in ("awgn", "rayleigh"):
-            link = Link(channel=name, snr_db=snr_db)
+            link = Link(channel=name, snr_db=snr_db, k_symbols=k)
             t_ours, t_raw = best_times(lambda: link(z), lambda: by_hand(name == "rayleigh"), args.repeats)
             rows.append([f"analog {name}", f"{n_sym / t_ours:.3g}", f"{n_sym / t_raw:.3g}", f"{t_ours / t_raw:.3f}"])
         t_awgn = best_time(lambda: awgn(x0, no), args.repeats)
@@ -61,7 +61,7 @@ def main() -> None:
 
     rows = []
     for m, rate in ((4, 0.5), (16, 0.5), (64, 0.75)):
-        phy = CodedPHY(DigitalConfig(k_symbols=1024, modulation=m, code_rate=rate))
+        phy = CodedPHY(ChannelConfig(k_symbols=1024), CodingConfig(modulation=m, code_rate=rate))
         bits = torch.randint(0, 2, (200, phy.info_bits)).float()
         t = best_time(lambda: phy(bits, 20.0), max(1, args.repeats // 2))
         rows.append([f"{m}-QAM, R={rate}", str(phy.info_bits), f"{bits.numel() / t:.3g}", f"{200 * 1024 / t:.3g}"])
