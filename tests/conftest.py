@@ -72,3 +72,24 @@ def multitask(embedded, default_kbs, decoders):
     local, global_ = default_kbs
     return Pipeline.from_config(asset_dir("pipelines") / "multitask.yaml", encoder=embedded, local=local,
                                 global_=global_, decoders=decoders)
+
+
+@pytest.fixture
+def fake_encoder():
+    """A fast, deterministic encoder (tests/kb/_fakes.py)."""
+    from tests.kb._fakes import FakeEncoder
+
+    return FakeEncoder()
+
+
+@pytest.fixture
+def new_kb(tmp_path):
+    """``new_kb(name="kb", encoder=FAKE, **create_kwargs)`` -> a fresh KnowledgeBase under tmp_path
+    (default encoder: the fake's spec, fingerprint and dimension 8)."""
+    from ragsc.kb import KnowledgeBase
+    from tests.kb._fakes import FAKE
+
+    def make(name: str = "kb", encoder=None, **kw) -> KnowledgeBase:
+        return KnowledgeBase.create(tmp_path / name, encoder if encoder is not None else dict(FAKE), **kw)
+
+    return make

@@ -67,3 +67,7 @@ class FakeEncoder:
             time.sleep(self.delay_s)
         vecs = np.stack([self.image_vector(i) for i in images]) if images else np.zeros((0, self.dim), np.float32)
         return SimpleNamespace(embeddings=torch.from_numpy(vecs))
+
+
+# the encoder record of a KB made by new_kb() without an encoder (the fake's spec, fingerprint, dimension)
+FAKE = {"spec": "fake", "fingerprint": "f1", "dim": 8}

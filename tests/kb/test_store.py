@@ -19,8 +19,7 @@ from ragsc.kb import manifest as manifest_mod
 from ragsc.kb import writer as writer_mod
 from ragsc.kb.manifest import check_path
 
-from ._fakes import FakeEncoder, rand_unit, unit
-from .conftest import FAKE
+from ._fakes import FAKE, FakeEncoder, rand_unit, unit
 
 
 def texts(n, prefix="item"):
