@@ -15,11 +15,10 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from _common import best_time, best_times, machine  # noqa: E402
 
 from ragsc.channel import ChannelConfig, CodedPHY, CodingConfig, Link
 from ragsc.report import table
-
-from _common import best_time, best_times, machine  # noqa: E402
 
 
 def main() -> None:

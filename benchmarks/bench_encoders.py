@@ -17,14 +17,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from _common import best_time, machine  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ragsc import load_encoder  # noqa: E402
 from ragsc.datasets import load_easy_vqa, load_photos  # noqa: E402
 from ragsc.encoders.evaluate import standard_suite  # noqa: E402
 from ragsc.report import SCORE_HEADER, score_rows, table  # noqa: E402
-
-from _common import best_time, machine  # noqa: E402
 
 
 def main() -> None:

@@ -23,13 +23,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import best_time  # noqa: E402
 
 from ragsc.kb import KnowledgeBase, choose_factory, ingest  # noqa: E402
 from ragsc.kb import index as ix  # noqa: E402
 from ragsc.kb.items import NewItem  # noqa: E402
 from ragsc.report import table  # noqa: E402
-
-from _common import best_time  # noqa: E402
 
 
 def clustered(n: int, dim: int, n_clusters: int = 1000, spread: float = 1.0, seed: int = 0,

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -50,7 +49,7 @@ def kb_create(
     name: str,
     encoder: str = typer.Option("embedded", help="Encoder spec (embedded, open_clip:..., hf:...)."),
     scope: str = typer.Option("local", help="local (small, per-user, recent) or global (large, shared)."),
-    index: Optional[str] = typer.Option(None, help="FAISS factory string; default: chosen by size "
+    index: str | None = typer.Option(None, help="FAISS factory string; default: chosen by size "
                                                    "(Flat/HNSW/IVF-PQ)."),
 ) -> None:
     """Create an empty knowledge base."""
@@ -71,16 +70,16 @@ def kb_create(
 def kb_ingest(
     name: str,
     source: str,
-    format: Optional[str] = typer.Option(None, "--format", help="folder | coco | vqa | jsonl | text | "
+    format: str | None = typer.Option(None, "--format", help="folder | coco | vqa | jsonl | text | "
                                                                 "paragraphs | easy-vqa (default: detected)."),
     resume: bool = typer.Option(False, help="Continue after the last committed checkpoint of this source."),
-    distributed: Optional[str] = typer.Option(None, help="'ray' to run shards as Ray tasks (extra: ray)."),
-    images: Optional[str] = typer.Option(None, help="COCO: folder of the images (default: next to the "
+    distributed: str | None = typer.Option(None, help="'ray' to run shards as Ray tasks (extra: ray)."),
+    images: str | None = typer.Option(None, help="COCO: folder of the images (default: next to the "
                                                     "JSON)."),
-    annotations: Optional[str] = typer.Option(None, help="VQA: annotations JSON (default: found by name)."),
+    annotations: str | None = typer.Option(None, help="VQA: annotations JSON (default: found by name)."),
     batch_size: int = typer.Option(64, min=1),
     checkpoint_every: int = typer.Option(2048, min=1, help="Commit every N new items."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Ingest at most N records."),
+    limit: int | None = typer.Option(None, min=1, help="Ingest at most N records."),
     wait: float = typer.Option(0.0, "--wait", min=0.0, metavar="SECONDS",
                                help="Wait up to SECONDS for another writer of the KB to finish (default: "
                                     "fail at once); said on stderr, before the encoder is loaded."),
@@ -103,8 +102,8 @@ def kb_ingest(
 @kb_app.command("search")
 def kb_search(
     name: str,
-    text: Optional[str] = typer.Argument(None, help="A text query."),
-    image: Optional[Path] = typer.Option(None, help="An image query instead of text."),
+    text: str | None = typer.Argument(None, help="A text query."),
+    image: Path | None = typer.Option(None, help="An image query instead of text."),
     k: int = typer.Option(5, "-k", min=1, help="Hits to show."),
 ) -> None:
     """Search a knowledge base by text or image."""
@@ -174,7 +173,7 @@ def encoders_list() -> None:
 
 @encoders_app.command("train-embedded")
 def encoders_train_embedded(
-    out: Optional[Path] = typer.Option(None, help="Where to write the heads (default: the shipped encoders/embedded/heads.safetensors)."),
+    out: Path | None = typer.Option(None, help="Where to write the heads (default: the shipped encoders/embedded/heads.safetensors)."),
     epochs: int = typer.Option(40, min=1, help="Training epochs over easy-VQA train."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
@@ -190,7 +189,7 @@ def encoders_train_embedded(
 @encoders_app.command("eval")
 def encoders_eval(
     spec: str = typer.Option("embedded", help="Encoder spec."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N easy-VQA test images."),
+    limit: int | None = typer.Option(None, min=1, help="Use only the first N easy-VQA test images."),
 ) -> None:
     """Caption retrieval R@1 (both ways) on easy-VQA test and the captioned sample photos."""
     from ragsc.encoders import load_encoder
@@ -230,13 +229,13 @@ def channel_sweep(
 
 @decoders_app.command("train")
 def decoders_train(
-    out: Optional[Path] = typer.Option(None, help="Where to write them (default: the shipped encoders/embedded/decoders.safetensors)."),
+    out: Path | None = typer.Option(None, help="Where to write them (default: the shipped encoders/embedded/decoders.safetensors)."),
     encoder: str = typer.Option("embedded", help="The encoder the decoders read."),
     text_steps: int = typer.Option(2000, min=1, help="Training steps of the text GRU."),
     image_steps: int = typer.Option(1200, min=1, help="Training steps of the image generator."),
     vqa_steps: int = typer.Option(2500, min=1, help="Training steps of the VQA answer head."),
     seed: int = typer.Option(0, help="Random seed."),
-    only: Optional[str] = typer.Option(None, help="Comma list of text,image,vqa: retrain only these (the others and "
+    only: str | None = typer.Option(None, help="Comma list of text,image,vqa: retrain only these (the others and "
                                                   "their PCA basis are kept from the existing file)."),
 ) -> None:
     """Train the text, image and VQA decoders behind an encoder (about 13 minutes on 2 CPU cores)."""

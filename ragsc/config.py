@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ragsc.errors import ConfigError
 
-
 Fusion = Literal["rrf", "weighted"]
 # How a receiver fuses its local and global KBs' hits, for specs and HybridRetriever alike: weighted
 # (max cosine) rather than RRF, because the local KB is a subset of the global one and RRF would sum an

@@ -260,7 +260,6 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 def encoder_loads(monkeypatch):
     """Every ``load_encoder`` call, answered by the fake encoder (the CLI never loads a real model here)."""
     import ragsc.encoders
-
     from tests.kb._fakes import FakeEncoder
 
     loads = []
@@ -330,7 +329,6 @@ def test_ingest_waits_for_the_lock_says_so_then_loads_the_encoder(tmp_path, caps
     import threading
 
     import ragsc.encoders
-
     from tests.kb._fakes import FakeEncoder
 
     kb = new_kb(encoder=FakeEncoder())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+
 import torch
 
 from ragsc.config import FUSION_DEFAULT, Fusion

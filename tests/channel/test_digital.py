@@ -9,7 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from ragsc.channel import ChannelConfig, CodedPHY, CodingConfig, DigitalLink, IdealDigital, SeparateCoding, theory
+from ragsc.channel import (
+    ChannelConfig,
+    CodedPHY,
+    CodingConfig,
+    DigitalLink,
+    IdealDigital,
+    SeparateCoding,
+    theory,
+)
 from ragsc.channel.codecs import features_that_fit
 from ragsc.errors import ConfigError, InputError
 

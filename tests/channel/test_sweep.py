@@ -1,7 +1,6 @@
 """The SNR sweep: range parsing, rows against theory, CSV + PNG, and the CLI around it."""
 
 import csv
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -17,7 +16,6 @@ from ragsc.channel.sweep import (
     write_csv,
 )
 from ragsc.errors import ConfigError, InputError
-
 
 
 def test_parse_ranges():

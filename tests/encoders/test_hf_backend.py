@@ -33,7 +33,9 @@ from transformers import (  # noqa: E402
 )
 
 from ragsc import load_encoder  # noqa: E402
+
 from ._images import rand_image  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("no_network")
 
 from ragsc.errors import ModelLoadError  # noqa: E402

@@ -22,7 +22,9 @@ open_clip = pytest.importorskip("open_clip")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 from ragsc import load_encoder  # noqa: E402
+
 from ._images import rand_image  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("no_network")
 
 from ragsc.errors import ConfigError, ModelLoadError  # noqa: E402
