@@ -29,7 +29,8 @@ spec_app = typer.Typer(help="Pipeline specs (pipelines/*.yaml).", no_args_is_hel
 channel_app = typer.Typer(help="The wireless link: SNR sweeps against theory.", no_args_is_help=True)
 app.add_typer(encoders_app, name="encoders")
 app.add_typer(spec_app, name="spec")
-kb_app = typer.Typer(help="Knowledge bases: create, ingest, search, stats, delete, export.", no_args_is_help=True)
+kb_app = typer.Typer(help="Knowledge bases: create, ingest, search, stats, delete, export.",
+                     no_args_is_help=True)
 app.add_typer(channel_app, name="channel")
 app.add_typer(kb_app, name="kb")
 decoders_app = typer.Typer(help="The receiver's trained decoders (text GRU, image generator, VQA head).",
@@ -173,7 +174,8 @@ def encoders_list() -> None:
 
 @encoders_app.command("train-embedded")
 def encoders_train_embedded(
-    out: Path | None = typer.Option(None, help="Where to write the heads (default: the shipped encoders/embedded/heads.safetensors)."),
+    out: Path | None = typer.Option(None, help="Where to write the heads (default: the shipped "
+                                               "encoders/embedded/heads.safetensors)."),
     epochs: int = typer.Option(40, min=1, help="Training epochs over easy-VQA train."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
@@ -229,21 +231,24 @@ def channel_sweep(
 
 @decoders_app.command("train")
 def decoders_train(
-    out: Path | None = typer.Option(None, help="Where to write them (default: the shipped encoders/embedded/decoders.safetensors)."),
+    out: Path | None = typer.Option(None, help="Where to write them (default: the shipped "
+                                               "encoders/embedded/decoders.safetensors)."),
     encoder: str = typer.Option("embedded", help="The encoder the decoders read."),
     text_steps: int = typer.Option(2000, min=1, help="Training steps of the text GRU."),
     image_steps: int = typer.Option(1200, min=1, help="Training steps of the image generator."),
     vqa_steps: int = typer.Option(2500, min=1, help="Training steps of the VQA answer head."),
     seed: int = typer.Option(0, help="Random seed."),
-    only: str | None = typer.Option(None, help="Comma list of text,image,vqa: retrain only these (the others and "
-                                                  "their PCA basis are kept from the existing file)."),
+    only: str | None = typer.Option(None, help="Comma list of text,image,vqa: retrain only these (the "
+                                               "others and their PCA basis are kept from the existing "
+                                               "file)."),
 ) -> None:
     """Train the text, image and VQA decoders behind an encoder (about 13 minutes on 2 CPU cores)."""
     from ragsc.decoders.bundle import default_path
     from ragsc.decoders.train import TrainDecodersConfig, train_decoders
 
-    cfg = validate(TrainDecodersConfig, {"encoder": encoder, "text_steps": text_steps, "image_steps": image_steps,
-                                         "vqa_steps": vqa_steps, "seed": seed}, "decoders train")
+    cfg = validate(TrainDecodersConfig, {"encoder": encoder, "text_steps": text_steps,
+                                         "image_steps": image_steps, "vqa_steps": vqa_steps,
+                                         "seed": seed}, "decoders train")
     target = out or default_path()
     parts = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ("text", "image", "vqa")
     info = train_decoders(target, cfg, parts=parts)
@@ -312,7 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # click usage errors arrive here in standalone_mode=False
         import click
 
-        # recent typer (0.29 here) vendors click as typer._click: its usage errors derive from TyperException, not click's
+        # recent typer (0.29 here) vendors click as typer._click: its usage errors derive from
+        # TyperException, not click's
         usage = (click.ClickException, getattr(typer.exceptions, "TyperException", click.ClickException))
         if isinstance(exc, usage) and hasattr(exc, "show"):
             exc.show()

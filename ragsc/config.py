@@ -30,7 +30,8 @@ class _Config(BaseModel):
 class EncoderConfig(_Config):
     """Which encoder and how to run it."""
 
-    spec: str = Field("embedded", description="'embedded', 'open_clip:<model>/<tag|ckpt>', 'open_clip:local-dir:<dir>' or 'hf:<dir|id>'")
+    spec: str = Field("embedded", description="'embedded', 'open_clip:<model>/<tag|ckpt>', "
+                      "'open_clip:local-dir:<dir>' or 'hf:<dir|id>'")
     device: str = "cpu"
     batch_size: int = Field(64, ge=1, le=4096)
 
@@ -54,8 +55,8 @@ class ChannelConfig(_Config):
 
     channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
     snr_db: float = Field(10.0, ge=-30.0, le=60.0, allow_inf_nan=False)
-    k_symbols: int | None = Field(48, gt=0, le=1_000_000, description="complex symbols per item, in every path compared; "
-                                  "null: as many as the source has (analog link only)")
+    k_symbols: int | None = Field(48, gt=0, le=1_000_000, description="complex symbols per item, in every "
+                                  "path compared; null: as many as the source has (analog link only)")
     csi: Literal["perfect", "none"] = "perfect"
     equalizer: Literal["mmse", "zf"] = "mmse"
     fading: Literal["block", "fast"] = "block"
@@ -94,10 +95,13 @@ class DecoderConfig(_Config):
     rag: bool = True
     k: int = Field(4, ge=1, le=64, description="neighbours retrieved per received item")
     fusion: Fusion = FUSION_DEFAULT
-    text: Literal["fast", "lm"] = Field("fast", description="fast: GRU / re-ranked retrieval; lm: a causal LM writes")
-    vqa: Literal["head", "lm"] = Field("head", description="head: trained closed-vocabulary answers; lm: open answers")
-    image_copy_threshold: float | None = Field(0.7, ge=-1.0, le=1.0, description="show the best retrieved image when its "
-                                               "cosine is at least this (retrieve or generate); null: always generate")
+    text: Literal["fast", "lm"] = Field("fast", description="fast: GRU / re-ranked retrieval; "
+                                        "lm: a causal LM writes")
+    vqa: Literal["head", "lm"] = Field("head", description="head: trained closed-vocabulary answers; "
+                                       "lm: open answers")
+    image_copy_threshold: float | None = Field(0.7, ge=-1.0, le=1.0, description="show the best retrieved "
+                                               "image when its cosine is at least this (retrieve or "
+                                               "generate); null: always generate")
     lm: str = Field("smollm2", description="'smollm2' (embedded) or 'hf:<dir|id>' of a causal LM")
     weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
 
@@ -118,9 +122,10 @@ class PipelineSpec(_Config):
     def _one_seed(self) -> PipelineSpec:
         # one seed per pipeline: the top-level one is the channel's (a channel.seed may only repeat it)
         if "seed" in self.channel.model_fields_set and self.channel.seed != self.seed:
-            raise ValueError(f"channel.seed ({self.channel.seed}) differs from the pipeline's seed ({self.seed}): "
-                             "a pipeline has one seed, set it at the top level (`seed:`)")
-        object.__setattr__(self, "channel", self.channel.model_copy(update={"seed": self.seed}))  # frozen model
+            raise ValueError(f"channel.seed ({self.channel.seed}) differs from the pipeline's seed "
+                             f"({self.seed}): a pipeline has one seed, set it at the top level (`seed:`)")
+        object.__setattr__(self, "channel",
+                           self.channel.model_copy(update={"seed": self.seed}))  # frozen model
         return self
 
     @field_validator("knowledge_bases")

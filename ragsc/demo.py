@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 
 
-def run_demo(limit: int = 240, echo: Callable[[str], None] = print, snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0),
-             n: int = 40, lm: bool = True, out=None) -> dict:
+def run_demo(limit: int = 240, echo: Callable[[str], None] = print,
+             snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0), n: int = 40, lm: bool = True,
+             out=None) -> dict:
     """Run the demo and return its figures (also printed through ``echo``)."""
     from ragsc._assets import asset_dir, home_dir
     from ragsc.encoders.evaluate import standard_suite
@@ -27,7 +28,8 @@ def run_demo(limit: int = 240, echo: Callable[[str], None] = print, snrs: tuple[
     from ragsc.report import SCORE_HEADER, score_rows, table
 
     t0 = time.perf_counter()
-    echo("building the multitask pipeline (first run: encodes the default KBs' 3,578 images, about 3 minutes)")
+    echo("building the multitask pipeline "
+         "(first run: encodes the default KBs' 3,578 images, about 3 minutes)")
     pipe = Pipeline.from_config(asset_dir("pipelines") / "multitask.yaml")
     enc = pipe.encoder
     kbs = ", ".join(f"{name} {len(kb)} items" for name, kb in pipe.retriever.kbs)
@@ -71,7 +73,8 @@ def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float =
         rows = [r + [w] for r, w in zip(rows, written)]
         echo(f"(SmolLM2-135M loaded and ran in {time.perf_counter() - t:.1f}s)")
     echo(f"\nsentences over AWGN at {snr_db:g} dB, {tx.channel_uses} complex symbols each:")
-    echo(table(rows, ["sent", "decoded, RAG (fast)", "decoded, no RAG (GRU)"] + (["decoded, RAG (SmolLM2)"] if lm else [])))
+    echo(table(rows, ["sent", "decoded, RAG (fast)", "decoded, no RAG (GRU)"]
+               + (["decoded, RAG (SmolLM2)"] if lm else [])))
     rows = []
     for x, r, p in zip(images, rag[len(sentences):], plain[len(sentences):]):
         qa = "; ".join(f"{q} -> {a} / {b}" for q, a, b in zip(r.questions, r.answers, p.answers))

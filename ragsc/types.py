@@ -55,7 +55,8 @@ class SemanticTokens:
             object.__setattr__(self, "modality", m)  # frozen: normalised once here
         for x in (m,) if isinstance(m, str) else m:
             if x not in ("image", "text"):
-                raise InputError(f"SemanticTokens.modality must be 'image' or 'text' (or one per row), got {x!r}")
+                raise InputError("SemanticTokens.modality must be 'image' or 'text' (or one per row), "
+                                 f"got {x!r}")
         if self.tokens is not None and (self.tokens.ndim != 3 or self.tokens.shape[0] != e.shape[0]):
             raise InputError("SemanticTokens.tokens must have shape [N, T, d] with the same N as embeddings")
         if self.token_mask is not None and (
@@ -81,11 +82,14 @@ class SemanticTokens:
         """The rows ``index`` (in that order), with their modalities, tokens and the same meta."""
         idx = torch.as_tensor(list(index), dtype=torch.long)
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
-        modality = self.modality if isinstance(self.modality, str) else tuple(self.modality[i] for i in idx.tolist())
-        return SemanticTokens(self.embeddings[idx], modality, pick(self.tokens), pick(self.token_mask), dict(self.meta))
+        modality = (self.modality if isinstance(self.modality, str)
+                    else tuple(self.modality[i] for i in idx.tolist()))
+        return SemanticTokens(self.embeddings[idx], modality, pick(self.tokens), pick(self.token_mask),
+                              dict(self.meta))
 
     def replace(self, embeddings: torch.Tensor, **meta: Any) -> SemanticTokens:
-        """Same rows and modalities, new ``[N, dim']`` embeddings (tokens dropped), meta updated with ``meta``."""
+        """Same rows and modalities, new ``[N, dim']`` embeddings (tokens dropped), meta updated with
+        ``meta``."""
         return SemanticTokens(embeddings, self.modality, meta={**self.meta, **meta})
 
     def to(self, device: torch.device | str) -> SemanticTokens:

@@ -31,7 +31,8 @@ from ragsc.types import SemanticTokens
 
 
 class PCAOrdering:
-    """Principal-axis change of basis: ``encode(z) = (z - mean) @ V``, columns of ``V`` by decreasing variance."""
+    """Principal-axis change of basis: ``encode(z) = (z - mean) @ V``, columns of ``V`` by decreasing
+    variance."""
 
     def __init__(self, mean: torch.Tensor, components: torch.Tensor, variances: torch.Tensor) -> None:
         self.mean, self.components, self.variances = mean.float(), components.float(), variances.float()
@@ -79,14 +80,16 @@ class PCAOrdering:
 class RatePolicy:
     """Choose ``k_symbols`` for an SNR: the fewest meeting ``target_distortion``, at most ``max_symbols``."""
 
-    def __init__(self, ordering: PCAOrdering, target_distortion: float = 0.2, max_symbols: int | None = None) -> None:
+    def __init__(self, ordering: PCAOrdering, target_distortion: float = 0.2,
+                 max_symbols: int | None = None) -> None:
         if not 0 < target_distortion < 1:
             raise ConfigError(f"target_distortion must lie in (0, 1), got {target_distortion}")
         self.ordering = ordering
         self.target = target_distortion
         self.max_symbols = ordering.variances.numel() // 2 if max_symbols is None else max_symbols
         if not 0 < self.max_symbols <= ordering.variances.numel() // 2:
-            raise ConfigError(f"max_symbols must be in 1..{ordering.variances.numel() // 2}, got {max_symbols}")
+            raise ConfigError(f"max_symbols must be in 1..{ordering.variances.numel() // 2}, "
+                              f"got {max_symbols}")
 
     def k_for(self, snr_db: float) -> int:
         for k in range(1, self.max_symbols + 1):
@@ -128,11 +131,13 @@ class AdaptiveScaling(nn.Module):
 
 def power_gain(k: int, weights: torch.Tensor, variances: torch.Tensor) -> torch.Tensor:
     """Gain that makes ``k`` symbols of weighted coefficients average unit power: ``sqrt(k / sum w^2 var)``
-    (over the last axis). It depends on the ordering's variances and the weights only, so both ends know it."""
+    (over the last axis). It depends on the ordering's variances and the weights only, so both ends
+    know it."""
     return (k / (weights**2 * variances).sum(-1).clamp_min(1e-12)).sqrt()
 
 
-def estimate_snr_db(channel: Channel, n_items: int, n_pilots: int, snr_db: float) -> tuple[torch.Tensor, torch.Tensor]:
+def estimate_snr_db(channel: Channel, n_items: int, n_pilots: int,
+                    snr_db: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Send ``n_pilots`` known unit-power symbols per item; return per-item (SNR estimate in dB, h estimate).
 
     Least-squares ``h = mean(y p*)`` and ``N0 = mean |y - h p|^2 * n / (n - 1)``; the estimate is the
@@ -166,22 +171,25 @@ class AdaptiveLink(TransmissionPath):
         ``0``: the SNR is known; ``> 1``: estimated from that many pilots per item (counted as channel uses).
     """
 
-    def __init__(self, ordering: PCAOrdering, config: ChannelConfig | None = None, policy: RatePolicy | None = None,
-                 scaling: AdaptiveScaling | None = None, n_pilots: int = 0, **overrides) -> None:
+    def __init__(self, ordering: PCAOrdering, config: ChannelConfig | None = None,
+                 policy: RatePolicy | None = None, scaling: AdaptiveScaling | None = None, n_pilots: int = 0,
+                 **overrides) -> None:
         self.ordering, self.policy, self.scaling, self.n_pilots = ordering, policy, scaling, n_pilots
         (self.config,) = path_configs(config, overrides, what="adaptive link")
         c = self.config
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
         self.budget = policy.max_symbols if policy else (c.k_symbols or ordering.variances.numel() // 2)
         if not 0 < self.budget <= ordering.variances.numel() // 2:
-            raise ConfigError(f"k_symbols={self.budget} is more than the {ordering.variances.numel()} ordered "
-                              f"coefficients allow (at most {ordering.variances.numel() // 2} complex symbols)")
+            raise ConfigError(f"k_symbols={self.budget} is more than the {ordering.variances.numel()} "
+                              f"ordered coefficients allow (at most {ordering.variances.numel() // 2} "
+                              "complex symbols)")
         if n_pilots == 1 or n_pilots < 0:
             raise ConfigError(f"n_pilots must be 0 (SNR known) or >= 2, got {n_pilots}")
         # The chosen k travels in a header: ceil(log2(budget) / 2) uncoded QPSK symbols, counted.
         self.header_symbols = math.ceil(math.log2(self.budget) / 2) if policy and self.budget > 1 else 0
         if scaling is not None and scaling.n_features != 2 * self.budget:
-            raise ConfigError(f"scaling was built for {scaling.n_features} features, the budget sends {2 * self.budget}")
+            raise ConfigError(f"scaling was built for {scaling.n_features} features, "
+                              f"the budget sends {2 * self.budget}")
 
     @torch.no_grad()
     def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None) -> Received:
@@ -189,7 +197,8 @@ class AdaptiveLink(TransmissionPath):
         st = as_tokens(tokens)
         n = len(st)
         if st.dim != self.ordering.mean.numel():
-            raise InputError(f"embeddings have dimension {st.dim} but the ordering was fit on {self.ordering.mean.numel()}")
+            raise InputError(f"embeddings have dimension {st.dim} but the ordering was fit on "
+                             f"{self.ordering.mean.numel()}")
         if self.n_pilots:
             est, _ = estimate_snr_db(self.channel, n, self.n_pilots, snr)
             known = min(max(float(est.mean()), SNR_RANGE_DB[0]), SNR_RANGE_DB[1])  # estimates can overshoot
@@ -204,13 +213,14 @@ class AdaptiveLink(TransmissionPath):
         out = SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta={**st.meta, "path": "adaptive"})
         uses = k + self.n_pilots + self.header_symbols
         return Received(out, received[:, : 2 * k], coeffs[:, : 2 * k], uses, snr,
-                        {"path": "adaptive", "channel": self.config.channel, "k_symbols": k, "pilots": self.n_pilots,
-                         "header": self.header_symbols, "snr_db_used": known, "bandwidth_ratio": uses / coeffs.shape[1]})
+                        {"path": "adaptive", "channel": self.config.channel, "k_symbols": k,
+                         "pilots": self.n_pilots, "header": self.header_symbols, "snr_db_used": known,
+                         "bandwidth_ratio": uses / coeffs.shape[1]})
 
-    def forward(self, coeffs: torch.Tensor, k: int, known_db: float | torch.Tensor, snr_db: float | torch.Tensor,
-                channel: Channel) -> torch.Tensor:
-        """The link on ordered coefficients ``[N, 2 * budget]``: weight, normalise, send the first ``k`` symbols
-        over ``channel`` at ``snr_db``, equalise, undo the gain, weight at the receiver.
+    def forward(self, coeffs: torch.Tensor, k: int, known_db: float | torch.Tensor,
+                snr_db: float | torch.Tensor, channel: Channel) -> torch.Tensor:
+        """The link on ordered coefficients ``[N, 2 * budget]``: weight, normalise, send the first
+        ``k`` symbols over ``channel`` at ``snr_db``, equalise, undo the gain, weight at the receiver.
 
         ``known_db`` is the SNR both ends act on (the true one, or the pilots' estimate); SNRs may be
         floats or ``[N]`` tensors (one per item, as in training). Returns ``[N, 2 * budget]`` received
@@ -234,7 +244,8 @@ class AdaptiveLink(TransmissionPath):
         return received * rx_w * mask
 
     def train_scaling(self, embeddings: torch.Tensor, snr_range_db: tuple[float, float] = (-5.0, 20.0),
-                      steps: int = 300, lr: float = 3e-3, batch_size: int = 256, seed: int = 0) -> list[float]:
+                      steps: int = 300, lr: float = 3e-3, batch_size: int = 256,
+                      seed: int = 0) -> list[float]:
         """Train the link's :class:`AdaptiveScaling` to minimise the coefficient MSE through :meth:`forward`.
 
         Each step draws a batch of ``embeddings`` and one SNR per item, uniform in ``snr_range_db``,
@@ -242,7 +253,8 @@ class AdaptiveLink(TransmissionPath):
         link's own generator is left alone). Returns the loss per step.
         """
         if self.scaling is None:
-            raise ConfigError("this adaptive link has no scaling to train (pass scaling=AdaptiveScaling(...))")
+            raise ConfigError("this adaptive link has no scaling to train "
+                              "(pass scaling=AdaptiveScaling(...))")
         g = torch.Generator().manual_seed(seed)
         c = self.config
         channel = Channel(c.channel, c.fading, c.rician_k, seed)

@@ -32,7 +32,8 @@ class Transform(Protocol):
 
 
 def to_symbols(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real ``[N, 2k]`` -> complex ``[N, k]`` with mean symbol power 1 per item; also returns the gains ``[N]``.
+    """Real ``[N, 2k]`` -> complex ``[N, k]`` with mean symbol power 1 per item; also returns the gains
+    ``[N]``.
 
     An all-zero item stays all-zero (gain 1) instead of dividing by zero: it carries no energy.
     """
@@ -118,7 +119,8 @@ class Link(TransmissionPath):
         return st.tokens.float().reshape(st.tokens.shape[0], -1)
 
     def k_symbols_for(self, n_real: int) -> int:
-        """Complex symbols per item for a source of ``n_real`` real features (ConfigError when they do not fit)."""
+        """Complex symbols per item for a source of ``n_real`` real features (ConfigError when they do
+        not fit)."""
         k_max = n_real // 2
         k = self.config.k_symbols or k_max
         if k > k_max:

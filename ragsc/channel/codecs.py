@@ -53,7 +53,8 @@ def quantize(z: torch.Tensor, bits_per_value: int, n_send: int) -> torch.Tensor:
     amax = z.abs().amax(dim=1).clamp_min(1e-6)
     scale = amax.to(torch.float16)
     # round the float16 scale *up*: a scale below the largest value would clip it
-    scale = torch.where(scale.float() < amax, torch.nextafter(scale, torch.full_like(scale, float("inf"))), scale)
+    scale = torch.where(scale.float() < amax, torch.nextafter(scale, torch.full_like(scale, float("inf"))),
+                        scale)
     levels = 2 ** bits_per_value
     q = ((z / scale.float()[:, None] + 1) / 2 * levels).floor().clamp(0, levels - 1).to(torch.int64)
     scale_bits = _int_to_bits(scale.view(torch.int16).to(torch.int64) & 0xFFFF, SCALE_BITS)
@@ -67,8 +68,8 @@ def dequantize(bits: torch.Tensor, bits_per_value: int, n_send: int, n_features:
     raw = _bits_to_int(bits[:, :SCALE_BITS], SCALE_BITS).to(torch.int16)  # wraps into int16 like the sender
     scale = raw.view(torch.float16).float()
     scale = torch.where(torch.isfinite(scale), scale, torch.zeros_like(scale))
-    q = _bits_to_int(bits[:, SCALE_BITS : SCALE_BITS + n_send * bits_per_value].reshape(n, n_send, bits_per_value),
-                     bits_per_value)
+    q = _bits_to_int(bits[:, SCALE_BITS : SCALE_BITS + n_send * bits_per_value]
+                     .reshape(n, n_send, bits_per_value), bits_per_value)
     levels = 2 ** bits_per_value
     out = torch.zeros(n, n_features)
     out[:, :n_send] = ((q.float() + 0.5) / levels * 2 - 1) * scale[:, None]

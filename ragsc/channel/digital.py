@@ -148,8 +148,8 @@ class DigitalLink(TransmissionPath):
     with a transform (importance ordering) the leading ones are the most important.
     """
 
-    def __init__(self, config: ChannelConfig | None = None, coding: CodingConfig | None = None, transform=None,
-                 **overrides) -> None:
+    def __init__(self, config: ChannelConfig | None = None, coding: CodingConfig | None = None,
+                 transform=None, **overrides) -> None:
         self.config, self.coding = _configs(config, coding, overrides, "digital link")
         self.phy = CodedPHY(self.config, self.coding)
         self.transform = transform
@@ -192,7 +192,8 @@ def _codec_for(items, image_format: str):
         return TextCodec(), "text"
     if all(isinstance(x, Image.Image) for x in items):
         return ImageCodec(image_format), "image"
-    raise InputError("separate coding sends a batch of texts or a batch of PIL images, not a mix or other types")
+    raise InputError("separate coding sends a batch of texts or a batch of PIL images, "
+                     "not a mix or other types")
 
 
 def _fallback(item, kind: str):
@@ -203,7 +204,8 @@ def _fallback(item, kind: str):
 
 def _content_received(content: list, ok: list[bool], encoded: list, budgets: list[int], k: int, snr: float,
                       meta: dict) -> Received:
-    """A content path's :class:`Received`: decoded items, delivery flags and the bit accounting in ``meta``."""
+    """A content path's :class:`Received`: decoded items, delivery flags and the bit accounting in
+    ``meta``."""
     meta = {**meta, "bits_used": [0 if e is None else 8 * len(e) for e in encoded], "budget_bits": budgets}
     return Received(None, None, None, k, snr, meta, content=content, ok=torch.tensor(ok, dtype=torch.bool))
 
@@ -270,10 +272,11 @@ class IdealDigital(TransmissionPath):
     a list of texts or PIL images goes through the source codec at that budget (``rx.content``).
     """
 
-    def __init__(self, config: ChannelConfig | None = None, coding: CodingConfig | None = None, transform=None,
-                 image_format: str = "webp", **overrides) -> None:
+    def __init__(self, config: ChannelConfig | None = None, coding: CodingConfig | None = None,
+                 transform=None, image_format: str = "webp", **overrides) -> None:
         self.config, self.coding = _configs(config, coding, overrides, "ideal digital")
-        self.channel = Channel(self.config.channel, self.config.fading, self.config.rician_k, self.config.seed)
+        self.channel = Channel(self.config.channel, self.config.fading, self.config.rician_k,
+                               self.config.seed)
         ImageCodec(image_format)
         self.image_format, self.transform = image_format, transform
 
@@ -296,8 +299,9 @@ class IdealDigital(TransmissionPath):
         budgets = self.budgets(len(items), snr)
         encoded = [codec.encode(x, b) for x, b in zip(items, budgets)]
         out = [codec.decode(e) if e is not None else _fallback(x, kind) for x, e in zip(items, encoded)]
-        return _content_received(out, [e is not None for e in encoded], encoded, budgets, self.config.k_symbols,
-                                 snr, {"path": "ideal", "channel": self.config.channel, "kind": kind})
+        return _content_received(out, [e is not None for e in encoded], encoded, budgets,
+                                 self.config.k_symbols, snr,
+                                 {"path": "ideal", "channel": self.config.channel, "kind": kind})
 
     def _tokens(self, st: SemanticTokens, snr: float) -> Received:
         t = self.transform

@@ -93,8 +93,8 @@ class TransmissionPath:
         raise NotImplementedError
 
 
-def path_configs(config: ChannelConfig | None, overrides: dict, *own: tuple[type[BaseModel], BaseModel | None],
-                 what: str = "link") -> tuple:
+def path_configs(config: ChannelConfig | None, overrides: dict,
+                 *own: tuple[type[BaseModel], BaseModel | None], what: str = "link") -> tuple:
     """Validate a path's :class:`ChannelConfig` and its own configs from keyword ``overrides``.
 
     Each override goes to the config that declares the field (``Link(snr_db=5, k_symbols=96)``,

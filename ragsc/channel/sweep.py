@@ -31,11 +31,13 @@ def parse_snr_range(spec: str) -> list[float]:
             start, stop, step = (float(x) for x in spec.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
-            values = [round(start + i * step, 6) for i in range(int(math.floor((stop - start) / step + 1e-9)) + 1)]
+            values = [round(start + i * step, 6)
+                      for i in range(int(math.floor((stop - start) / step + 1e-9)) + 1)]
         else:
             values = [float(x) for x in spec.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"SNR range must be 'start:stop:step' (step > 0) or a comma list, got {spec!r}") from None
+        raise ConfigError("SNR range must be 'start:stop:step' (step > 0) or a comma list, "
+                          f"got {spec!r}") from None
     lo, hi = SNR_RANGE_DB
     bad = [v for v in values if not math.isfinite(v) or not lo <= v <= hi]
     if not values or bad:
@@ -65,7 +67,8 @@ class SweepSettings:
 
 def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = SweepSettings(),
               progress: bool = True) -> list[dict]:
-    """Measure every path at every (channel, SNR); return rows ``channel, snr_db, path, metric, value, theory``."""
+    """Measure every path at every (channel, SNR); return rows ``channel, snr_db, path, metric, value,
+    theory``."""
     rows: list[dict] = []
     g = torch.Generator().manual_seed(settings.seed)
     z = F.normalize(torch.randn(settings.analog_items, settings.analog_dim, generator=g), dim=-1)
@@ -74,14 +77,16 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
         seed = settings.seed
         link = ChannelConfig(channel=channel, fading="block", seed=seed, k_symbols=None)
 
-        def add(path: str, metric: str, value: float, th: float | None = None) -> None:
+        # channel and snr bound as defaults: the row records this iteration's values
+        def add(path: str, metric: str, value: float, th: float | None = None, *, channel: str = channel,
+                snr: float = snr) -> None:
             rows.append({"channel": channel, "snr_db": snr, "path": path, "metric": metric, "value": value,
                          "theory": "" if th is None or not math.isfinite(th) else th})
 
         for m in (4, 16):  # uncoded QAM, fast fading so every symbol sees its own h
             coding = CodingConfig(coded=False, modulation=m)
-            phy = CodedPHY(link.model_copy(update={"k_symbols": settings.uncoded_symbols // 16, "fading": "fast"}),
-                           coding)
+            phy = CodedPHY(link.model_copy(update={"k_symbols": settings.uncoded_symbols // 16,
+                                                   "fading": "fast"}), coding)
             bits = torch.randint(0, 2, (16, phy.info_bits), generator=g).float()
             res = phy(bits, snr)
             th = None

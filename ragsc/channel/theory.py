@@ -22,13 +22,15 @@ def ber_qam_awgn(num_bits_per_symbol: int, snr_db) -> np.ndarray:
     ber = np.zeros_like(gamma_s)
     for k in range(1, int(math.log2(sqrt_m)) + 1):
         for i in range(int((1 - 2.0 ** -k) * sqrt_m)):
-            w = (-1) ** math.floor(i * 2 ** (k - 1) / sqrt_m) * (2 ** (k - 1) - math.floor(i * 2 ** (k - 1) / sqrt_m + 0.5))
+            w = ((-1) ** math.floor(i * 2 ** (k - 1) / sqrt_m)
+                 * (2 ** (k - 1) - math.floor(i * 2 ** (k - 1) / sqrt_m + 0.5)))
             ber += w * special.erfc((2 * i + 1) * np.sqrt(3 * gamma_s / (2 * (m - 1))))
     return ber / (sqrt_m * math.log2(sqrt_m))
 
 
 def ber_qpsk_rayleigh(snr_db) -> np.ndarray:
-    """BER of Gray QPSK on Rayleigh fading with perfect CSI: ``(1 - sqrt(g / (1 + g))) / 2``, g = Es/(2 N0)."""
+    """BER of Gray QPSK on Rayleigh fading with perfect CSI: ``(1 - sqrt(g / (1 + g))) / 2``,
+    g = Es/(2 N0)."""
     g = _snr(snr_db) / 2.0
     return 0.5 * (1.0 - np.sqrt(g / (1.0 + g)))
 

@@ -90,7 +90,8 @@ def text_test_set(n: int, seed: int = 0, fortunes: bool = True) -> list[str]:
 
     rng = random.Random(seed)
     test = load_easy_vqa("test")
-    captions = [caption_for(x.color, x.shape, rng.choice(CAPTION_TEMPLATES)) for x in rng.sample(test, min(n, len(test)))]
+    captions = [caption_for(x.color, x.shape, rng.choice(CAPTION_TEMPLATES))
+                for x in rng.sample(test, min(n, len(test)))]
     quotes = list(kb_only_fortunes()) if fortunes else []
     n_quotes = min(n // 2, len(quotes))
     out = captions[: n - n_quotes] + rng.sample(quotes, n_quotes)

@@ -95,6 +95,7 @@ def load_easy_vqa(split: Literal["train", "test"] = "train") -> tuple[EasyVQAIma
         if color is None or shape is None:  # the questions do not pin this image down
             continue
         out.append(
-            EasyVQAImage(image_id, root / "images" / f"{image_id}.png", color, shape, tuple(by_image[image_id]))
+            EasyVQAImage(image_id, root / "images" / f"{image_id}.png", color, shape,
+                         tuple(by_image[image_id]))
         )
     return tuple(out)

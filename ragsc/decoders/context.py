@@ -43,12 +43,14 @@ class Context:
 
 
 def retrieve(searcher, embeddings: torch.Tensor, k: int, modality: str | None = None) -> Context:
-    """Search a :class:`~ragsc.kb.KnowledgeBase` or :class:`~ragsc.kb.HybridRetriever` with received embeddings."""
+    """Search a :class:`~ragsc.kb.KnowledgeBase` or :class:`~ragsc.kb.HybridRetriever` with received
+    embeddings."""
     return Context(searcher.search(embeddings, k, modality=modality))
 
 
 def pooled(rows: list[torch.Tensor], dim_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rank-weighted mean of each row's ``[k_i, *dim_shape]`` neighbours -> ``[N, *dim_shape]`` and ``[N]`` has-context."""
+    """Rank-weighted mean of each row's ``[k_i, *dim_shape]`` neighbours -> ``[N, *dim_shape]`` and
+    ``[N]`` has-context."""
     out = torch.zeros(len(rows), *dim_shape)
     has = torch.zeros(len(rows))
     for i, r in enumerate(rows):

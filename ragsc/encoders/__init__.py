@@ -18,7 +18,8 @@ from ragsc.errors import ConfigError
 
 BACKENDS = {
     "embedded": "EfficientNet-Lite0 + all-MiniLM-L6-v2 aligned by shipped heads (384-d, offline)",
-    "open_clip": "open_clip models: open_clip:<model>/<pretrained tag or checkpoint> or open_clip:local-dir:<dir>",
+    "open_clip": "open_clip models: open_clip:<model>/<pretrained tag or checkpoint> "
+                 "or open_clip:local-dir:<dir>",
     "hf": "transformers CLIP / SigLIP: hf:<local dir or hub id>",
 }
 
@@ -43,7 +44,8 @@ def load_encoder(spec: str = "embedded", *, device: str = "cpu", batch_size: int
         The backend exists but its weights cannot be loaded from where the spec points.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError(f"encoder spec must be a non-empty string, got {spec!r}; known: {', '.join(BACKENDS)}")
+        raise ConfigError(f"encoder spec must be a non-empty string, got {spec!r}; "
+                          f"known: {', '.join(BACKENDS)}")
     spec = spec.strip()
     kind, _, rest = spec.partition(":")
     if kind == "embedded":

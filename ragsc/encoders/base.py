@@ -92,13 +92,15 @@ class MultimodalEncoder(ABC):
 
     @property
     def fingerprint(self) -> str:
-        """Stable id of the model and its weights: equal iff spec family, architecture and weights are equal."""
+        """Stable id of the model and its weights: equal iff spec family, architecture and weights are
+        equal."""
         if self._fingerprint is None:
             h = hashlib.sha256(self._fingerprint_name().encode())
             for name, tensor in sorted(self._weights().items()):
                 t = tensor.detach().to("cpu").contiguous()
                 h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # reshape: 0-d tensors (logit_scale) cannot be viewed as bytes
+                # reshape: 0-d tensors (logit_scale) cannot be viewed as bytes
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 
@@ -130,7 +132,8 @@ class MultimodalEncoder(ABC):
         chunks = list(self._chunks(items))
         for start, chunk in tqdm(chunks, desc=f"encode {modality}s", disable=not progress or len(chunks) < 2):
             if modality == "image":
-                out = self._encode_image_batch([load_image(x, start + i) for i, x in enumerate(chunk)], return_tokens)
+                out = self._encode_image_batch([load_image(x, start + i) for i, x in enumerate(chunk)],
+                                               return_tokens)
             else:
                 out = self._encode_text_batch(chunk, return_tokens)
             embs.append(out.embeddings.float())

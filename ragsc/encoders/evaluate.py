@@ -35,7 +35,8 @@ def recall_at_1(image_emb: torch.Tensor, caption_emb: torch.Tensor, labels: torc
             "n_captions": len(present), "chance_i2t": 1.0 / caption_emb.shape[0]}
 
 
-def caption_retrieval(encoder: MultimodalEncoder, images: Sequence, captions: Sequence[str]) -> dict[str, float]:
+def caption_retrieval(encoder: MultimodalEncoder, images: Sequence,
+                      captions: Sequence[str]) -> dict[str, float]:
     """Encode ``images`` and their ``captions`` and return :func:`recall_at_1`."""
     distinct = sorted(set(captions))
     labels = torch.tensor([distinct.index(c) for c in captions])
@@ -44,7 +45,8 @@ def caption_retrieval(encoder: MultimodalEncoder, images: Sequence, captions: Se
     return recall_at_1(img, txt, labels)
 
 
-def standard_suite(encoder: MultimodalEncoder, easy_vqa_limit: int | None = None) -> dict[str, dict[str, float]]:
+def standard_suite(encoder: MultimodalEncoder,
+                   easy_vqa_limit: int | None = None) -> dict[str, dict[str, float]]:
     """The scores on the encoder card: easy-VQA test split and the captioned sample photos."""
     from ragsc.datasets import load_easy_vqa, load_photos
 

@@ -55,7 +55,8 @@ class HFEncoder(MultimodalEncoder):
             return Encoded(emb)
         hidden = self.model.vision_model(pixel_values=pixels).last_hidden_state
         if hasattr(self.model.vision_model, "post_layernorm") and not self.is_siglip:
-            hidden = self.model.vision_model.post_layernorm(hidden)  # CLIP applies it to the pooled token only
+            # CLIP applies it to the pooled token only
+            hidden = self.model.vision_model.post_layernorm(hidden)
         proj = getattr(self.model, "visual_projection", None)
         return Encoded(emb, proj(hidden) if proj is not None else hidden)
 
@@ -66,7 +67,8 @@ class HFEncoder(MultimodalEncoder):
                                return_attention_mask=True, return_tensors="pt").to(self.device)
         mask = batch["attention_mask"]
         full = torch.nonzero(mask.sum(1) >= self.max_length).flatten().tolist()  # only full rows can be cut
-        truncated = tuple(i for i in full if len(self.tokenizer(texts[i], truncation=False)["input_ids"]) > self.max_length)
+        truncated = tuple(i for i in full
+                          if len(self.tokenizer(texts[i], truncation=False)["input_ids"]) > self.max_length)
         # SigLIP's text tower takes input_ids only: pass what the tokenizer declares as model inputs
         inputs = {k: v for k, v in batch.items()
                   if k in ("input_ids", "attention_mask") and k in self.tokenizer.model_input_names}

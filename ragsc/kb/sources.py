@@ -119,10 +119,12 @@ def _coco(source: str, images: str | None, _: Any, data: dict) -> Iterator[Recor
 
 def _vqa(source: str, _: Any, annotations: str | None, data: dict) -> Iterator[Record]:
     q = data["questions"]
-    ann_path = Path(annotations) if annotations else Path(source).with_name(Path(source).name.replace("questions", "annotations"))
+    ann_path = (Path(annotations) if annotations
+                else Path(source).with_name(Path(source).name.replace("questions", "annotations")))
     answers = {}
     if ann_path.is_file() and ann_path != Path(source):
-        answers = {a["question_id"]: a.get("multiple_choice_answer") for a in _load_json(ann_path)["annotations"]}
+        answers = {a["question_id"]: a.get("multiple_choice_answer")
+                   for a in _load_json(ann_path)["annotations"]}
     for item in sorted(q, key=lambda x: x["question_id"]):
         ans = answers.get(item["question_id"])
         text = f"{item['question'].strip()} {ans}" if ans else item["question"].strip()
@@ -141,8 +143,9 @@ def _jsonl(source: str, *_: Any) -> Iterator[Record]:
                 yield Record("text", None, f"{source}:{n + 1}", notes=("bad_json",))
                 continue
             text = obj.pop("text", None) if isinstance(obj, dict) else None
-            yield Record("text", text if isinstance(text, str) and text.strip() else None, f"{source}:{n + 1}",
-                         extra=obj if isinstance(obj, dict) else {}, notes=() if text else ("missing_text",))
+            yield Record("text", text if isinstance(text, str) and text.strip() else None,
+                         f"{source}:{n + 1}", extra=obj if isinstance(obj, dict) else {},
+                         notes=() if text else ("missing_text",))
 
 
 def _decode(raw: bytes) -> tuple[str, tuple[str, ...]]:

@@ -36,7 +36,8 @@ def _is_image(x: Any) -> bool:
 
 
 def parse_items(items, task: str) -> list[Message]:
-    """Validate ``items`` for a ``task`` pipeline (see the module docstring); :class:`InputError` names the item."""
+    """Validate ``items`` for a ``task`` pipeline (see the module docstring); :class:`InputError` names
+    the item."""
     if isinstance(items, (str, dict, Image.Image, np.ndarray, Path)) or items is None:
         items = [items]  # one item is a batch of one
     items = list(items)
@@ -53,7 +54,8 @@ def parse_items(items, task: str) -> list[Message]:
             if isinstance(questions, str):
                 questions = [questions]
             if not isinstance(questions, (list, tuple)):
-                raise InputError(f"item {i}: 'questions' must be a list of strings, got {type(questions).__name__}")
+                raise InputError(f"item {i}: 'questions' must be a list of strings, "
+                                 f"got {type(questions).__name__}")
             if x.get("image") is None:
                 if questions:
                     raise InputError(f"item {i}: VQA questions with no image")
@@ -82,7 +84,8 @@ def parse_items(items, task: str) -> list[Message]:
         if msg.kind == "text" and (not isinstance(msg.content, str) or not msg.content.strip()):
             raise InputError(f"item {i}: empty or non-string text")
         if task == "vqa" and not msg.questions:
-            raise InputError(f"item {i}: the vqa pipeline needs questions: pass {{'image': ..., 'questions': [...]}}")
+            raise InputError(f"item {i}: the vqa pipeline needs questions: "
+                             f"pass {{'image': ..., 'questions': [...]}}")
         out.append(msg)
     return out
 

@@ -35,7 +35,8 @@ from ragsc.pipelines.items import Message, parse_items
 from ragsc.types import SemanticTokens
 
 # what a pipeline's receiver produces for an image item (a text pipeline has none)
-IMAGE_TASKS = {"text": (), "image": ("image", "caption"), "vqa": ("vqa",), "multitask": ("image", "caption", "vqa")}
+IMAGE_TASKS = {"text": (), "image": ("image", "caption"), "vqa": ("vqa",),
+               "multitask": ("image", "caption", "vqa")}
 
 
 @dataclass
@@ -107,7 +108,8 @@ class Pipeline:
         sweeps share one encoder and KB this way).
     """
 
-    def __init__(self, spec: PipelineSpec, *, encoder=None, local=None, global_=None, decoders=None, lm=None) -> None:
+    def __init__(self, spec: PipelineSpec, *, encoder=None, local=None, global_=None, decoders=None,
+                 lm=None) -> None:
         from ragsc.encoders import load_encoder
         from ragsc.kb import HybridRetriever
 
@@ -116,17 +118,19 @@ class Pipeline:
                                                device=spec.encoder.device)
         self.decoders = decoders or load_decoders(spec.decoder.weights)
         self.decoders.check_encoder(self.encoder)
-        self.link().k_symbols_for(self.decoders.pca.components.shape[1])  # k must fit the basis: fail before encoding
+        # k must fit the basis: fail before encoding
+        self.link().k_symbols_for(self.decoders.pca.components.shape[1])
         kbs = {"local": local, "global": global_}
         for ref in spec.knowledge_bases:
             if kbs[ref.scope] is None:
                 kbs[ref.scope] = _open_kb(ref, self.encoder)
         self.retriever = None
         if kbs["local"] is not None or kbs["global"] is not None:
-            self.retriever = HybridRetriever(kbs["local"], kbs["global"], fusion=spec.decoder.fusion, encoder=self.encoder)
+            self.retriever = HybridRetriever(kbs["local"], kbs["global"], fusion=spec.decoder.fusion,
+                                             encoder=self.encoder)
         elif spec.decoder.rag:
-            raise ConfigError(f"pipeline {spec.name!r}: decoder.rag is on but no knowledge base is configured "
-                              "(add knowledge_bases or set decoder.rag: false)")
+            raise ConfigError(f"pipeline {spec.name!r}: decoder.rag is on but no knowledge base is "
+                              "configured (add knowledge_bases or set decoder.rag: false)")
         d = self.decoders
         lm = lm or spec.decoder.lm  # a spec string is loaded on first use, once for both decoders
         self.text_decoder = TextDecoder(d.text, d.vocab, spec.decoder.text, lm=lm)
@@ -166,7 +170,8 @@ class Pipeline:
             idx = [i for i, m in enumerate(messages) if m.kind == kind]
             if idx:
                 contents = [messages[i].content for i in idx]
-                enc = self.encoder.encode_images(contents) if kind == "image" else self.encoder.encode_texts(contents)
+                enc = (self.encoder.encode_images(contents) if kind == "image"
+                       else self.encoder.encode_texts(contents))
                 emb[idx] = enc.embeddings.float().cpu()
                 meta = {**enc.meta, **meta}
         meta.pop("truncated", None)  # per-modality row numbers: they do not index this batch
@@ -202,10 +207,11 @@ class Pipeline:
         if not isinstance(tokens, SemanticTokens):
             raise InputError(f"send() takes the SemanticTokens of encode(), got {type(tokens).__name__}")
         if tokens.embeddings.shape != (len(messages), self.encoder.dim):
-            raise InputError(f"embeddings {tuple(tokens.embeddings.shape)} do not match {len(messages)} messages "
-                             f"of dim {self.encoder.dim}")
+            raise InputError(f"embeddings {tuple(tokens.embeddings.shape)} do not match "
+                             f"{len(messages)} messages of dim {self.encoder.dim}")
         if list(tokens.modalities) != [m.kind for m in messages]:
-            raise InputError("the tokens' modalities do not match the messages' kinds (encode them with encode())")
+            raise InputError("the tokens' modalities do not match the messages' kinds "
+                             "(encode them with encode())")
         t0 = time.perf_counter()
         rx = link(tokens, snr_db, noiseless=noiseless)
         self.timings = {"channel": time.perf_counter() - t0}
@@ -220,11 +226,13 @@ class Pipeline:
         for kind in ("text", "image"):
             idx = [i for i, k in enumerate(kinds) if k == kind]
             if idx:
-                for i, row in zip(idx, self.retriever.search(received[idx], self.spec.decoder.k, modality=kind)):
+                for i, row in zip(idx, self.retriever.search(received[idx], self.spec.decoder.k,
+                                                             modality=kind)):
                     hits[i] = row
         return hits
 
-    def receive(self, tx: Transmission, *, rag: bool | None = None, tasks: tuple[str, ...] | None = None) -> list[Output]:
+    def receive(self, tx: Transmission, *, rag: bool | None = None,
+                tasks: tuple[str, ...] | None = None) -> list[Output]:
         """Decode a transmission (``rag`` overrides the spec; ``tasks`` limits what image items yield:
         any of ``"image"``, ``"caption"``, ``"vqa"``)."""
         if not isinstance(tx, Transmission):
@@ -312,5 +320,6 @@ def _open_kb(ref, encoder):
         return build_default_kb(path, encoder, ref.scope, progress=True)
     if (path / "manifest.json").is_file():
         return KnowledgeBase.open(path, encoder=encoder)
-    raise KBError(f"knowledge base {ref.path!r} ({ref.scope}) not found at {path}; build it with `ragsc kb create` "
-                  "and `ragsc kb ingest`, or set `build: default` in the spec for the embedded default's corpora")
+    raise KBError(f"knowledge base {ref.path!r} ({ref.scope}) not found at {path}; "
+                  "build it with `ragsc kb create` and `ragsc kb ingest`, "
+                  "or set `build: default` in the spec for the embedded default's corpora")
