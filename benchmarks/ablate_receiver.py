@@ -54,7 +54,8 @@ def image_copy_rule(n: int, seed: int) -> None:
             for metric in ("ssim", "psnr"):
                 gains[name][metric].append(relative_gain(rag[f"image/{metric}"], base[f"image/{metric}"]))
         held = [(o, src) for o, src in zip(outputs, ev.sources) if src in local]
-        identified.append(sum(bool(o.context) and o.context[0].item.source_uri == src for o, src in held) / len(held))
+        identified.append(sum(bool(o.context) and o.context[0].item.source_uri == src for o, src in held)
+                          / len(held))
     pipe.image_decoder.copy_threshold = pipe.spec.decoder.image_copy_threshold
     header = ["copy threshold", "metric"] + [f"{c[:3]} {s:g}" for c, s in POINTS] + ["mean"]
     body = [[name, metric] + [pct(g) for g in values] + [pct(mean_finite(values))]
@@ -72,7 +73,8 @@ def text_decision(n: int, seed: int, top: int = 16) -> None:
     messages = pipe.messages(ev.items)
     emb = pipe.encode(messages)
     ref = pipe.encoder.encode_texts(ev.texts).embeddings.float()
-    rules = ["top-1 (ships)"] + [f"MBR k={k} T={t:g}" for k in (4, top) for t in (0.03, 0.1)] + [f"oracle of top {top}"]
+    rules = (["top-1 (ships)"] + [f"MBR k={k} T={t:g}" for k in (4, top) for t in (0.03, 0.1)]
+             + [f"oracle of top {top}"])
     body = {r: [] for r in rules}
     for channel, snr in POINTS:
         tx = pipe.send(messages, emb, snr_db=snr, channel=channel, seed=seed)
@@ -92,7 +94,8 @@ def text_decision(n: int, seed: int, top: int = 16) -> None:
         for r in rules:
             body[r].append(statistics.mean(chosen[r]))
     print(f"text: sentence similarity by decision rule ({n} sentences, RAG on)")
-    print(table([[r] + [f"{v:.3f}" for v in vals] + [f"{statistics.mean(vals):.3f}"] for r, vals in body.items()],
+    print(table([[r] + [f"{v:.3f}" for v in vals] + [f"{statistics.mean(vals):.3f}"]
+                 for r, vals in body.items()],
                 ["rule"] + [f"{c[:3]} {s:g}" for c, s in POINTS] + ["mean"]))
 
 

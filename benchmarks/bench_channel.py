@@ -52,20 +52,25 @@ def main() -> None:
     with torch.inference_mode():
         for name in ("awgn", "rayleigh"):
             link = Link(channel=name, snr_db=snr_db, k_symbols=k)
-            t_ours, t_raw = best_times(lambda: link(z), lambda: by_hand(name == "rayleigh"), args.repeats)
-            rows.append([f"analog {name}", f"{n_sym / t_ours:.3g}", f"{n_sym / t_raw:.3g}", f"{t_ours / t_raw:.3f}"])
+            t_ours, t_raw = best_times(lambda link=link: link(z),
+                                       lambda name=name: by_hand(name == "rayleigh"), args.repeats)
+            rows.append([f"analog {name}", f"{n_sym / t_ours:.3g}", f"{n_sym / t_raw:.3g}",
+                         f"{t_ours / t_raw:.3f}"])
         t_awgn = best_time(lambda: awgn(x0, no), args.repeats)
-    print(table(rows, ["path", "ragsc symbols/s", "by hand on Sionna blocks, symbols/s", "ratio (goal <= 1.1)"]))
+    print(table(rows, ["path", "ragsc symbols/s", "by hand on Sionna blocks, symbols/s",
+                       "ratio (goal <= 1.1)"]))
     print(f"(the bare Sionna AWGN block alone: {n_sym / t_awgn:.3g} symbols/s)")
 
     rows = []
     for m, rate in ((4, 0.5), (16, 0.5), (64, 0.75)):
         phy = CodedPHY(ChannelConfig(k_symbols=1024), CodingConfig(modulation=m, code_rate=rate))
         bits = torch.randint(0, 2, (200, phy.info_bits)).float()
-        t = best_time(lambda: phy(bits, 20.0), max(1, args.repeats // 2))
-        rows.append([f"{m}-QAM, R={rate}", str(phy.info_bits), f"{bits.numel() / t:.3g}", f"{200 * 1024 / t:.3g}"])
+        t = best_time(lambda phy=phy, bits=bits: phy(bits, 20.0), max(1, args.repeats // 2))
+        rows.append([f"{m}-QAM, R={rate}", str(phy.info_bits), f"{bits.numel() / t:.3g}",
+                     f"{200 * 1024 / t:.3g}"])
     print()
-    print(table(rows, ["digital (5G LDPC, 20 iters, SNR 20 dB)", "info bits / codeword", "info bits/s", "symbols/s"]))
+    print(table(rows, ["digital (5G LDPC, 20 iters, SNR 20 dB)", "info bits / codeword", "info bits/s",
+                       "symbols/s"]))
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ def main() -> None:
         for bs in (1, 64):
             n = 16 if bs == 1 else 64
             chunks = [items[i : i + bs] for i in range(0, n, bs)]
-            t_ours = best_time(lambda: [ours(c) for c in chunks], args.repeats)
-            t_raw = best_time(lambda: [raw(c) for c in chunks], args.repeats)
+            t_ours = best_time(lambda ours=ours, chunks=chunks: [ours(c) for c in chunks], args.repeats)
+            t_raw = best_time(lambda raw=raw, chunks=chunks: [raw(c) for c in chunks], args.repeats)
             rows.append([kind, str(bs), f"{n / t_ours:.1f}", f"{n / t_raw:.1f}", f"{t_ours / t_raw:.3f}"])
     print()
     print(table(rows, ["input", "batch", "ragsc items/s", "raw towers items/s", "ratio (goal <= 1.1)"]))

@@ -40,7 +40,8 @@ def clustered(n: int, dim: int, n_clusters: int = 1000, spread: float = 1.0, see
     x = np.empty((n, dim), np.float32)
     for start in range(0, n, 100_000):
         m = min(100_000, n - start)
-        x[start : start + m] = centres[rng.integers(0, n_clusters, m)] + spread * rng.standard_normal((m, dim), dtype=np.float32)
+        x[start : start + m] = (centres[rng.integers(0, n_clusters, m)]
+                                + spread * rng.standard_normal((m, dim), dtype=np.float32))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x
 
@@ -53,7 +54,8 @@ def bench_ingest(args, tmp: Path) -> None:
 
     enc = load_encoder("embedded")
     questions = sorted({q for x in load_easy_vqa("train") for q, _ in x.questions})
-    texts = [f"{q} ({i})" for i, q in enumerate((questions * (args.texts // len(questions) + 1))[: args.texts])]
+    texts = [f"{q} ({i})"
+             for i, q in enumerate((questions * (args.texts // len(questions) + 1))[: args.texts])]
     (tmp / "texts.txt").write_text("\n".join(texts))
     folder = tmp / "images"
     folder.mkdir()
@@ -63,7 +65,8 @@ def bench_ingest(args, tmp: Path) -> None:
     rows = []
     for kind, source, raw in (
         ("texts", str(tmp / "texts.txt"), lambda: enc.encode_texts(texts)),
-        ("images", str(folder), lambda: enc.encode_images([Image.open(p) for p in sorted(folder.glob("*.png"))])),
+        ("images", str(folder),
+         lambda: enc.encode_images([Image.open(p) for p in sorted(folder.glob("*.png"))])),
     ):
         t_raw = best_time(raw, 1)
         kb = KnowledgeBase.create(tmp / f"kb-{kind}", enc, scope="global")
@@ -84,16 +87,17 @@ def bench_query(args, tmp: Path) -> None:
                                   scope="global", index=factory)
         with kb.writer() as w:
             for s in range(0, len(x), 50_000):
-                w.add(x[s : s + 50_000], [NewItem("text", f"item {i}") for i in range(s, min(s + 50_000, len(x)))])
+                w.add(x[s : s + 50_000],
+                      [NewItem("text", f"item {i}") for i in range(s, min(s + 50_000, len(x)))])
         kb = kb.reload()
         q = clustered(100, dim, seed=2)
         for bs in (1, 100):
             qs = q[:bs]
-            t_ours = best_time(lambda: kb.search(qs, 10))
-            t_meta = best_time(lambda: [h.item for hits in kb.search(qs, 10) for h in hits])
-            t_raw = best_time(lambda: kb.index.search(qs, 10))
-            rows.append([factory, str(len(kb)), str(bs), f"{t_ours / bs * 1e3:.3f}", f"{t_raw / bs * 1e3:.3f}",
-                         f"{t_ours / t_raw:.3f}", f"{t_meta / bs * 1e3:.3f}"])
+            t_ours = best_time(lambda kb=kb, qs=qs: kb.search(qs, 10))
+            t_meta = best_time(lambda kb=kb, qs=qs: [h.item for hits in kb.search(qs, 10) for h in hits])
+            t_raw = best_time(lambda kb=kb, qs=qs: kb.index.search(qs, 10))
+            rows.append([factory, str(len(kb)), str(bs), f"{t_ours / bs * 1e3:.3f}",
+                         f"{t_raw / bs * 1e3:.3f}", f"{t_ours / t_raw:.3f}", f"{t_meta / bs * 1e3:.3f}"])
         st = kb.stats()
         rows[-1].append(f"{st['bytes_per_item']:.0f}")
         rows[-2].append("")
@@ -108,7 +112,8 @@ def bench_large(args) -> None:
     x = clustered(n, dim, seed=3)
     q = clustered(1000, dim, seed=4)  # same centres, fresh points
     factory = args.factory or choose_factory(n, dim)
-    print(f"\nlarge: {n} x {dim} clustered vectors (generated in {time.perf_counter() - t0:.0f}s); auto factory {factory}")
+    print(f"\nlarge: {n} x {dim} clustered vectors (generated in {time.perf_counter() - t0:.0f}s); "
+          f"auto factory {factory}")
     flat = faiss.IndexFlatIP(dim)
     flat.add(x)
     t_flat = best_time(lambda f=flat: f.search(q, 10), 1)
@@ -127,10 +132,12 @@ def bench_large(args) -> None:
         t_ivf = best_time(lambda: idx.search(q, 10), 1)
         _, found = idx.search(q, 10)
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
-        rows.append([str(nprobe), str(k_factor), f"{recall:.3f}", f"{len(q) / t_ivf:.0f}", f"{len(q) / t_flat:.0f}", f"{t_flat / t_ivf:.1f}x"])
+        rows.append([str(nprobe), str(k_factor), f"{recall:.3f}", f"{len(q) / t_ivf:.0f}",
+                     f"{len(q) / t_flat:.0f}", f"{t_flat / t_ivf:.1f}x"])
     print(f"trained in {t_train:.0f}s on {min(n, args.train_sample)} vectors, added in {t_add:.0f}s; "
           f"{faiss.serialize_index(idx).nbytes / n:.0f} bytes/vector vs {4 * dim} for Flat")
-    print(table(rows, ["nprobe", "k_factor", "recall@10 vs Flat (goal >= 0.9)", "IVF-PQ q/s", "Flat q/s", "speed-up (goal >= 10x)"]))
+    print(table(rows, ["nprobe", "k_factor", "recall@10 vs Flat (goal >= 0.9)", "IVF-PQ q/s", "Flat q/s",
+                       "speed-up (goal >= 10x)"]))
 
 
 def main() -> None:
@@ -140,7 +147,8 @@ def main() -> None:
     ap.add_argument("--kb-size", type=int, default=100_000)
     ap.add_argument("--large", type=int, default=1_000_000)
     ap.add_argument("--train-sample", type=int, default=200_000)
-    ap.add_argument("--factory", default=None, help="large part: a FAISS factory instead of the size-chosen one")
+    ap.add_argument("--factory", default=None,
+                    help="large part: a FAISS factory instead of the size-chosen one")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: ingest,query,large")
     args = ap.parse_args()
     skip = set(args.skip.split(","))

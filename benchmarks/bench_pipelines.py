@@ -50,11 +50,13 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
         gains, ceilings = [], []
         for ch in CHANNELS:
             for snr in SNRS:
-                rag, base = val[(task, metric, ch, snr, "semantic+rag")], val[(task, metric, ch, snr, "semantic")]
+                rag, base = (val[(task, metric, ch, snr, "semantic+rag")],
+                             val[(task, metric, ch, snr, "semantic")])
                 gains.append(relative_gain(rag, base))
                 ceilings.append(relative_gain(1.0, base))  # a perfect receiver: every bounded metric at 1
         mean_gain[task, metric] = mean_finite(gains)
-        mean_ceiling[task, metric] = mean_finite(ceilings) if metric != "psnr" else float("nan")  # PSNR is unbounded
+        mean_ceiling[task, metric] = (mean_finite(ceilings) if metric != "psnr"
+                                      else float("nan"))  # PSNR is unbounded
         body.append([task, metric + (" *" if PRIMARY[task] == metric else "")] + [pct(g) for g in gains] +
                     [pct(mean_gain[task, metric]), pct(mean_ceiling[task, metric])])
     header = (["task", "metric"] + [f"{c[:3]} {s:g}" for c in CHANNELS for s in SNRS] +
@@ -65,11 +67,13 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
           f"{pipe.spec.channel.k_symbols} complex symbols per item; {what})")
     print(table(body, header))
     primary = [(t, m) for t, m in PRIMARY.items()]
-    print(f"mean over the primary metrics (*): {pct(mean_finite([mean_gain[p] for p in primary]))}  (goal >= +30 %); "
+    print(f"mean over the primary metrics (*): {pct(mean_finite([mean_gain[p] for p in primary]))}  "
+          "(goal >= +30 %); "
           f"a perfect receiver would score {pct(mean_finite([mean_ceiling[p] for p in primary]))}\n")
     # the headline's metrics were chosen before measuring; show how much the choice matters
     image_metrics = [m for t, m in keys if t == "image"]
-    rows = [[m] + [pct(mean_finite([mean_gain["text", m], mean_gain["image", im], mean_gain["vqa", "accuracy"]]))
+    rows = [[m] + [pct(mean_finite([mean_gain["text", m], mean_gain["image", im],
+                                    mean_gain["vqa", "accuracy"]]))
                    for im in image_metrics] for t, m in keys if t == "text"]
     print("mean RAG gain under other metric choices (rows: text metric, columns: image metric; VQA accuracy)")
     print(table(rows, ["text \\ image"] + image_metrics) + "\n")
@@ -89,7 +93,8 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
             body.append([task, metric, ch] + cells)
     print("semantic+RAG vs. digital separate coding (best MCS per SNR), equal channel uses")
     print(table(body, ["task", "metric", "channel"] + [f"SNR {s:g}" for s in SNRS]))
-    print(f"semantic+RAG beats digital on the primary metric at SNR <= 5 dB: {wins}/{total} points (goal: all)\n")
+    print(f"semantic+RAG beats digital on the primary metric at SNR <= 5 dB: {wins}/{total} points "
+          "(goal: all)\n")
 
 
 def latency(pipe: Pipeline, repeats: int) -> None:
@@ -101,7 +106,8 @@ def latency(pipe: Pipeline, repeats: int) -> None:
     body = []
     for batch in (1, 32):
         n_img = max(1, batch // 2)
-        items = [{"image": x.path, "questions": ["what color is the shape?", "is there a circle?"]} for x in images[:n_img]]
+        items = [{"image": x.path, "questions": ["what color is the shape?", "is there a circle?"]}
+                 for x in images[:n_img]]
         items += texts[: batch - n_img] if batch > 1 else []
         stages: dict[str, list[float]] = {k: [] for k in ("encode", "channel", "retrieve", "decode")}
         e2e, raw = [], []
@@ -115,9 +121,10 @@ def latency(pipe: Pipeline, repeats: int) -> None:
             raw.append(raw_stages(pipe, items, seed=r))
         med = {k: statistics.median(v) for k, v in stages.items()}
         t_e2e, t_raw = statistics.median(e2e), statistics.median(raw)
-        body.append([batch, *(f"{1e3 * med[k]:.1f}" for k in stages), f"{1e3 * t_e2e:.1f}", f"{1e3 * t_raw:.1f}",
-                     f"{t_e2e / t_raw:.3f}"])
-    print(f"multitask pipeline latency, median of {repeats} (ms; a batch is half images with 2 questions, half sentences)")
+        body.append([batch, *(f"{1e3 * med[k]:.1f}" for k in stages), f"{1e3 * t_e2e:.1f}",
+                     f"{1e3 * t_raw:.1f}", f"{t_e2e / t_raw:.3f}"])
+    print(f"multitask pipeline latency, median of {repeats} "
+          "(ms; a batch is half images with 2 questions, half sentences)")
     print(table(body, ["batch", "encode", "channel", "retrieve", "decode", "pipeline end-to-end",
                        "raw stages summed", "overhead (goal <= 1.15)"]))
 
@@ -130,7 +137,8 @@ def raw_stages(pipe: Pipeline, items: list, seed: int) -> float:
     txts = [x for x in items if isinstance(x, str)]
     import torch
 
-    emb = torch.cat([pipe.encoder.encode_images(imgs).embeddings] + ([pipe.encoder.encode_texts(txts).embeddings] if txts else []))
+    emb = torch.cat([pipe.encoder.encode_images(imgs).embeddings]
+                    + ([pipe.encoder.encode_texts(txts).embeddings] if txts else []))
     rx = pipe.link(seed=seed)(emb.float(), 5.0).tokens.embeddings
     zi, zt = rx[: len(imgs)], rx[len(imgs):]
     hi = pipe.retriever.search(zi, pipe.spec.decoder.k, modality="image")
@@ -153,7 +161,8 @@ def main() -> None:
     skip = set(args.skip.split(","))
     print("machine:", machine())
     t0 = time.perf_counter()
-    spec = load_pipeline_spec(Path(__file__).resolve().parents[1] / "pipelines" / "multitask.yaml").model_dump()
+    spec = load_pipeline_spec(Path(__file__).resolve().parents[1] / "pipelines"
+                              / "multitask.yaml").model_dump()
     if args.k is not None:
         spec["channel"]["k_symbols"] = args.k
     pipe = Pipeline.from_config(spec)

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def ragsc(*args):
-    return subprocess.run([sys.executable, "-m", "ragsc.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "ragsc.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
 
 
 def test_spec_validate_ok_and_bad(tmp_path):

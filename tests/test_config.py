@@ -66,8 +66,10 @@ def test_decoder_config_defaults():
     from ragsc.config import DecoderConfig
 
     d = DecoderConfig()
-    assert (d.rag, d.k, d.fusion, d.text, d.vqa, d.lm, d.weights) == (True, 4, "weighted", "fast", "head", "smollm2", None)
-    for bad in ({"fusion": "sum"}, {"text": "gpt"}, {"vqa": "oracle"}, {"k": 0}, {"k": 65}, {"temperature": 1}):
+    assert (d.rag, d.k, d.fusion, d.text, d.vqa, d.lm, d.weights) == (True, 4, "weighted", "fast", "head",
+                                                                      "smollm2", None)
+    for bad in ({"fusion": "sum"}, {"text": "gpt"}, {"vqa": "oracle"}, {"k": 0}, {"k": 65},
+                {"temperature": 1}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             validate(DecoderConfig, bad)
 
@@ -78,7 +80,8 @@ def test_kb_ref_build_values():
     assert KBRef(path="x").build is None and KBRef(path="x").scope == "global"
     assert validate(KBRef, {"path": "x", "build": "default"}).build == "default"
     assert validate(KBRef, {"path": "x", "build": None}).build is None
-    for bad in ({"path": "x", "build": "yes"}, {"path": "x", "build": True}, {"path": "x", "scope": "regional"}, {}):
+    for bad in ({"path": "x", "build": "yes"}, {"path": "x", "build": True},
+                {"path": "x", "scope": "regional"}, {}):
         with pytest.raises(ConfigError):
             validate(KBRef, bad)
 

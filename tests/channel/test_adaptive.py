@@ -245,7 +245,7 @@ def test_adaptive_link_power_is_one_per_symbol_on_average(ordering):
         s_shapes = []
         orig = link.channel
 
-        def record(x, no, orig=orig):
+        def record(x, no, orig=orig, s_shapes=s_shapes):
             s_shapes.append(float((x.abs() ** 2).mean()))
             return orig(x, no)
 

@@ -112,13 +112,15 @@ def test_awgn_feature_mse_matches_theory(features, snr_db, equalizer):
 @pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0])
 def test_rayleigh_mmse_feature_mse_matches_theory(features, snr_db):
     # fast fading: every symbol sees its own h, so 1e6 symbols average over 1e6 fades
-    rx = Link(k_symbols=None, channel="rayleigh", fading="fast", equalizer="mmse", snr_db=snr_db, seed=6)(features)
+    rx = Link(k_symbols=None, channel="rayleigh", fading="fast", equalizer="mmse", snr_db=snr_db,
+              seed=6)(features)
     assert rx.mse == pytest.approx(float(theory.analog_mse("rayleigh", snr_db, "mmse")), rel=0.02)
 
 
 def test_mmse_beats_zf_on_rayleigh(features):
     kw = dict(channel="rayleigh", fading="fast", snr_db=5.0, seed=7)
-    assert Link(k_symbols=None, equalizer="mmse", **kw)(features[:200]).mse < Link(k_symbols=None, equalizer="zf", **kw)(features[:200]).mse
+    assert (Link(k_symbols=None, equalizer="mmse", **kw)(features[:200]).mse
+            < Link(k_symbols=None, equalizer="zf", **kw)(features[:200]).mse)
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 10.0])
@@ -196,7 +198,8 @@ def test_bad_call_snr_is_an_input_error_and_draws_nothing(snr_db):
 
 @pytest.mark.parametrize("snr_db", [-30.0, 60.0])
 def test_snr_range_edges_are_accepted(snr_db):
-    assert torch.isfinite(Link(k_symbols=None, snr_db=snr_db)(gaussian_features(2, 8, seed=16)).features).all()
+    assert torch.isfinite(Link(k_symbols=None, snr_db=snr_db)(gaussian_features(2, 8, seed=16))
+                          .features).all()
 
 
 @pytest.mark.parametrize("k", [0, -1, -100])
@@ -262,7 +265,8 @@ def test_unknown_override_is_a_config_error():
 def test_link_with_a_pca_transform_reconstructs_at_high_snr():
     from ragsc.channel import PCAOrdering
 
-    z = torch.nn.functional.normalize(torch.randn(300, 32, generator=torch.Generator().manual_seed(0)) + 2.0, dim=-1)
+    z = torch.nn.functional.normalize(torch.randn(300, 32, generator=torch.Generator().manual_seed(0)) + 2.0,
+                                      dim=-1)
     rx = Link(k_symbols=None, snr_db=60.0, transform=PCAOrdering.fit(z))(z)
     assert torch.nn.functional.cosine_similarity(rx.tokens.embeddings, z).min() > 0.999
 

@@ -101,7 +101,8 @@ def test_uncoded_qpsk_rayleigh_perfect_csi_matches_theory(snr_db):
 
 @pytest.fixture(scope="module")
 def ldpc_qpsk():
-    phy = CodedPHY(ChannelConfig(k_symbols=192, seed=5), CodingConfig(coded=True, modulation=4, code_rate=0.5))
+    phy = CodedPHY(ChannelConfig(k_symbols=192, seed=5),
+                   CodingConfig(coded=True, modulation=4, code_rate=0.5))
     assert phy.info_bits == 192 and phy.n_coded == 384
     return phy
 

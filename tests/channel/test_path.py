@@ -73,7 +73,8 @@ def test_content_paths_return_received_with_content():
 
 def test_overrides_go_to_the_config_that_declares_them():
     d = DigitalLink(CFG, modulation=16, k_symbols=96, quant_bits=4)
-    assert d.config == CFG.model_copy(update={"k_symbols": 96}) and d.coding == CodingConfig(modulation=16, quant_bits=4)
+    assert (d.config == CFG.model_copy(update={"k_symbols": 96})
+            and d.coding == CodingConfig(modulation=16, quant_bits=4))
     assert Link(CFG, snr_db=7.0).config.snr_db == 7.0 and CFG.snr_db == 3.0  # the given config is not changed
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['modulation'\]"):
         Link(CFG, modulation=16)  # the analog link has no modulation

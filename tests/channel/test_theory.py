@@ -63,7 +63,8 @@ def test_ber_qam_awgn_rejects_non_square(bits):
 def test_ber_qpsk_rayleigh_is_the_fading_average_of_awgn():
     for snr_db in SNRS:
         gamma = 10 ** (snr_db / 10)
-        avg, _ = integrate.quad(lambda g: 0.5 * special.erfc(np.sqrt(gamma * g / 2)) * np.exp(-g), 0, np.inf)
+        avg, _ = integrate.quad(lambda g, gamma=gamma: (0.5 * special.erfc(np.sqrt(gamma * g / 2))
+                                                        * np.exp(-g)), 0, np.inf)
         assert float(theory.ber_qpsk_rayleigh(snr_db)) == pytest.approx(avg, rel=1e-7)
     # high SNR slope: BER ~ 1 / (2 SNR) (diversity order 1)
     assert float(theory.ber_qpsk_rayleigh(40.0)) == pytest.approx(1 / (2 * 1e4), rel=1e-3)
@@ -75,7 +76,7 @@ def test_capacities():
     assert float(theory.capacity_awgn(0.0)) == pytest.approx(1.0)
     for snr_db in SNRS:
         gamma = 10 ** (snr_db / 10)
-        ergodic, _ = integrate.quad(lambda g: np.log2(1 + gamma * g) * np.exp(-g), 0, np.inf)
+        ergodic, _ = integrate.quad(lambda g, gamma=gamma: np.log2(1 + gamma * g) * np.exp(-g), 0, np.inf)
         assert float(theory.capacity_rayleigh(snr_db)) == pytest.approx(ergodic, rel=1e-7)
     assert np.all(theory.capacity_rayleigh(SNRS) < theory.capacity_awgn(SNRS))  # Jensen
 
@@ -86,7 +87,7 @@ def test_analog_mse_closed_forms():
     np.testing.assert_allclose(theory.analog_mse("awgn", SNRS, "mmse"), no / (2 * (1 + no)), rtol=1e-12)
     assert np.all(theory.analog_mse("awgn", SNRS, "mmse") < theory.analog_mse("awgn", SNRS, "zf"))
     for snr_db, n0 in zip(SNRS, no):
-        integral, _ = integrate.quad(lambda g: n0 / (2 * (g + n0)) * np.exp(-g), 0, np.inf)
+        integral, _ = integrate.quad(lambda g, n0=n0: n0 / (2 * (g + n0)) * np.exp(-g), 0, np.inf)
         assert float(theory.analog_mse("rayleigh", snr_db, "mmse")) == pytest.approx(integral, rel=1e-7)
     assert np.all(np.isinf(theory.analog_mse("rayleigh", SNRS, "zf")))
     with pytest.raises(ValueError):

@@ -6,12 +6,13 @@ from ragsc.datasets.easy_vqa import _attributes
 
 def test_attributes_from_questions():
     assert _attributes([("what color is the triangle?", "red")]) == ("red", "triangle")
-    assert _attributes([("what shape is present?", "circle"), ("what is the color of the shape?", "teal")]) == (
-        "teal", "circle")
+    assert _attributes([("what shape is present?", "circle"),
+                        ("what is the color of the shape?", "teal")]) == ("teal", "circle")
     # negations: "is no yellow shape present?" yes means NOT yellow
-    assert _attributes([("what shape does the image contain?", "circle"), ("is no yellow shape present?", "yes")]) == (
-        None, "circle")
-    assert _attributes([("is there not a blue shape?", "no"), ("is a circle present?", "yes")]) == ("blue", "circle")
+    assert _attributes([("what shape does the image contain?", "circle"),
+                        ("is no yellow shape present?", "yes")]) == (None, "circle")
+    assert _attributes([("is there not a blue shape?", "no"),
+                        ("is a circle present?", "yes")]) == ("blue", "circle")
     # elimination: two shapes ruled out leaves the third
     assert _attributes([("is there a circle?", "no"), ("is a rectangle present?", "no")])[1] == "triangle"
 

@@ -53,7 +53,8 @@ def test_item_image_path_easy_vqa_uri():
     path = item_image_path(item("image", x.caption, f"easy-vqa:train/{x.image_id}"))
     assert path is not None and path.resolve() == x.path.resolve()
     t = load_easy_vqa("test")[0]
-    assert item_image_path(item("image", t.caption, f"easy-vqa:test/{t.image_id}")).resolve() == t.path.resolve()
+    assert (item_image_path(item("image", t.caption, f"easy-vqa:test/{t.image_id}")).resolve()
+            == t.path.resolve())
     assert item_image_path(item("image", "a red circle", "easy-vqa:train/99999999")) is None
 
 
@@ -80,7 +81,8 @@ def test_item_pixels_resized_in_unit_range(tmp_path):
 
 
 def test_context_texts_len_and_check():
-    ctx = Context([hits([item("text", "a"), item("image", None, "x.png"), item("image", "a cap", "y.png")]), []])
+    ctx = Context([hits([item("text", "a"), item("image", None, "x.png"), item("image", "a cap", "y.png")]),
+                   []])
     assert len(ctx) == 2
     assert ctx.texts == [["a", "a cap"], []]  # items without text are skipped
     ctx.check(2)

@@ -130,7 +130,8 @@ def test_context_pixels_behind_a_hybrid_retriever(default_kbs, embedded):
     x = load_easy_vqa("train")[0]  # stored in the global KB: retrieval finds the image itself
     emb = embedded.encode_images([x.path]).embeddings
     single = retrieve(global_, emb, k=4, modality="image")
-    hybrid = retrieve(HybridRetriever(None, global_, fusion="rrf", encoder=embedded), emb, k=4, modality="image")
+    hybrid = retrieve(HybridRetriever(None, global_, fusion="rrf", encoder=embedded), emb, k=4,
+                      modality="image")
     assert item_image_path(single.hits[0][0].item).resolve() == x.path.resolve()
     assert hybrid.hits[0][0].score < 0.1  # a fused score
     px_s, _, score_s = context_pixels(single, 64)

@@ -31,7 +31,8 @@ def test_easy_vqa_caption_ranking_is_right(embedded):
             seen.add(x.caption)
             picks.append(x)
     captions = sorted(seen)
-    sim = embedded.encode_images([x.path for x in picks]).embeddings @ embedded.encode_texts(captions).embeddings.T
+    sim = (embedded.encode_images([x.path for x in picks]).embeddings
+           @ embedded.encode_texts(captions).embeddings.T)
     predicted = [captions[i] for i in sim.argmax(1).tolist()]
     assert predicted == [x.caption for x in picks]
 
@@ -39,7 +40,8 @@ def test_easy_vqa_caption_ranking_is_right(embedded):
 def test_real_photo_ranking(embedded):
     photos = {p.name: p for p in load_photos()}
     captions = ["a cat", "a cup of coffee", "a rocket on a launch pad", "a motorcycle", "a red triangle"]
-    sim = embedded.encode_images([photos[n].pixels for n in ("chelsea", "coffee", "rocket", "motorcycle")]).embeddings \
+    sim = embedded.encode_images([photos[n].pixels
+                                  for n in ("chelsea", "coffee", "rocket", "motorcycle")]).embeddings \
         @ embedded.encode_texts(captions).embeddings.T
     assert sim.argmax(1).tolist() == [0, 1, 2, 3]
 

@@ -41,7 +41,8 @@ def test_noiseless_bound_covers_every_point_and_bounds_the_text(rows, sweep_snrs
     assert points and all((t, m, s, "noiseless") in val for t, m, s in points)
     # the same k coefficients without noise: no SNR of the sweep decodes the sentences better
     for snr in sweep_snrs:
-        assert val[("text", "similarity", snr, "noiseless")] >= val[("text", "similarity", snr, "semantic+rag")] - 0.02
+        assert (val[("text", "similarity", snr, "noiseless")]
+                >= val[("text", "similarity", snr, "semantic+rag")] - 0.02)
     # with the KB, the noiseless bound gets (nearly) every text back
     assert val[("text", "similarity", sweep_snrs[0], "noiseless")] >= 0.75
 

@@ -57,7 +57,8 @@ class FakeEncoder:
         self.calls["text"] += 1
         if self.delay_s:
             time.sleep(self.delay_s)
-        vecs = np.stack([self.text_vector(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        vecs = (np.stack([self.text_vector(t) for t in texts]) if texts
+                else np.zeros((0, self.dim), np.float32))
         return SimpleNamespace(embeddings=torch.from_numpy(vecs))
 
     def encode_images(self, images, **_):
@@ -65,7 +66,8 @@ class FakeEncoder:
         self.calls["image"] += 1
         if self.delay_s:
             time.sleep(self.delay_s)
-        vecs = np.stack([self.image_vector(i) for i in images]) if images else np.zeros((0, self.dim), np.float32)
+        vecs = (np.stack([self.image_vector(i) for i in images]) if images
+                else np.zeros((0, self.dim), np.float32))
         return SimpleNamespace(embeddings=torch.from_numpy(vecs))
 
 

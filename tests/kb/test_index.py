@@ -26,8 +26,9 @@ def test_choose_factory_thresholds(n, dim, expected):
     assert choose_factory(n, dim) == expected
 
 
-@pytest.mark.parametrize("n, dim, nlist", [(1_000_000, 384, 4096), (1_000_000, 8, 4096), (4_000_000, 512, 8192),
-                                           (1_000_000, 100, 4096), (1_000_000, 3, 4096)])
+@pytest.mark.parametrize("n, dim, nlist", [(1_000_000, 384, 4096), (1_000_000, 8, 4096),
+                                           (4_000_000, 512, 8192), (1_000_000, 100, 4096),
+                                           (1_000_000, 3, 4096)])
 def test_choose_factory_beyond_a_million_is_a_trained_ivf(n, dim, nlist):
     factory = choose_factory(n, dim)  # nlist = 2 ** round(log2(4 * sqrt(n)))
     assert factory != "HNSW32" and f"IVF{nlist}," in factory

@@ -105,7 +105,8 @@ def test_kill_9_mid_ingestion_then_resume(new_kb, tmp_path):
     key = source_key(str(src), "text")
     start_gen = kb.manifest["generation"]
 
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=str(TESTS), kb=str(kb.path), src=str(src))],
+    child = subprocess.Popen([sys.executable, "-c",
+                              CHILD.format(tests=str(TESTS), kb=str(kb.path), src=str(src))],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # wait for a few commits, then kill at a random moment

@@ -20,7 +20,8 @@ def test_ray_ingestion_matches_sequential(embedded, tmp_path):
     src = tmp_path / "notes.txt"
     src.write_text("\n".join(lines + lines[:5]))  # 5 duplicates
     par = KnowledgeBase.create(tmp_path / "ray", embedded)
-    rep = ingest(par, str(src), embedded, distributed="ray", batch_size=8, checkpoint_every=16, progress=False)
+    rep = ingest(par, str(src), embedded, distributed="ray", batch_size=8, checkpoint_every=16,
+                 progress=False)
     assert (rep.seen, rep.added, rep.duplicates) == (45, 40, 5)
     seq = KnowledgeBase.create(tmp_path / "seq", embedded)
     ingest(seq, str(src), embedded, progress=False)

@@ -62,7 +62,8 @@ def test_rrf_fusion_and_provenance(pair, enc):
     for row in rows:
         assert [h.score for h in row] == sorted((h.score for h in row), reverse=True)
         for h in row:
-            assert h.provenance == {"local": "local", "global": "global", "shared": "local+global"}[h.item.text.split()[0]]
+            assert h.provenance == {"local": "local", "global": "global",
+                                    "shared": "local+global"}[h.item.text.split()[0]]
     # rrf: a hit found in one KB at rank r (from 1) scores w / (60 + r)
     single = sorted(h.score for h in rows[1] if h.provenance != "local+global")
     assert all(any(s == pytest.approx(1 / (60 + rank)) for rank in range(1, 7)) for s in single)
@@ -78,7 +79,8 @@ def test_weighted_fusion_and_weights(pair, enc):
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     raw = {h.item.text: h.score for h in local.search(q, k=6)[0] + glob.search(q, k=6)[0]}
     for h in hits[1:]:
-        assert h.score == pytest.approx(raw[h.item.text], abs=1e-6) and h.kb_score == pytest.approx(raw[h.item.text])
+        assert (h.score == pytest.approx(raw[h.item.text], abs=1e-6)
+                and h.kb_score == pytest.approx(raw[h.item.text]))
     # weights scale each KB's contribution
     skew = HybridRetriever(local, glob, fusion="weighted", weights=(0.5, 2.0), encoder=enc).search(q, k=11)[0]
     for h in skew[1:]:
@@ -102,14 +104,16 @@ def test_recency_boost_reorders_local_items(new_kb, enc):
     now = time.time()
     local.add(np.stack([near, far]), [NewItem("text", "old but close", created_at=now - 30 * DAY),
                                       NewItem("text", "new but further", created_at=now)])
-    glob.add(np.stack([unit(base + 0.4 * noise[0])]), [NewItem("text", "global item", created_at=now - 30 * DAY)])
+    glob.add(np.stack([unit(base + 0.4 * noise[0])]),
+             [NewItem("text", "global item", created_at=now - 30 * DAY)])
     q = torch.from_numpy(base[None])
     no_boost = HybridRetriever(local, None, fusion="rrf", encoder=enc).search(q, k=2)[0]
     assert [h.item.text for h in no_boost] == ["old but close", "new but further"]
     boosted = HybridRetriever(local, None, fusion="rrf", recency_half_life_s=DAY, recency_weight=0.25,
                               encoder=enc).search(q, k=2)[0]
     assert [h.item.text for h in boosted] == ["new but further", "old but close"]
-    assert boosted[0].score == pytest.approx(1.25 / 62, rel=1e-3) and boosted[1].score == pytest.approx(1 / 61, rel=1e-3)
+    assert (boosted[0].score == pytest.approx(1.25 / 62, rel=1e-3)
+            and boosted[1].score == pytest.approx(1 / 61, rel=1e-3))
     # only local items are boosted
     both = HybridRetriever(local, glob, fusion="rrf", recency_half_life_s=DAY, encoder=enc).search(q, k=3)[0]
     g = next(h for h in both if h.provenance == "global")
@@ -128,7 +132,8 @@ def test_modality_filter(new_kb, enc):
     assert sorted(h.item.text for h in hits) == ["blue image", "red image"]
     assert {h.provenance for h in hits} == {"local", "global"}
     texts = r.search("a red square", k=5, modality="text")[0]
-    assert texts[0].item.text == "a red square" and all(h.item.modality == "text" for h in texts) and len(texts) == 3
+    assert (texts[0].item.text == "a red square" and all(h.item.modality == "text" for h in texts)
+            and len(texts) == 3)
 
 
 def test_text_query_uses_the_encoder_passed_in(pair, enc, monkeypatch):

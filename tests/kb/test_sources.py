@@ -60,12 +60,14 @@ def test_folder_records(awkward_folder):
     recs = list(records(str(awkward_folder)))
     assert detect_format(str(awkward_folder)) == "folder"
     names = [Path(r.source_uri).name for r in recs]
-    assert names == ["a_red.png", "b_blue.png", "c_green.png", "d_corrupt.png", "e_copy_of_red.png", "f_white.JPG"]
+    assert names == ["a_red.png", "b_blue.png", "c_green.png", "d_corrupt.png", "e_copy_of_red.png",
+                     "f_white.JPG"]
     by = dict(zip(names, recs))
     assert all(r.modality == "image" and r.path.is_file() and Path(r.source_uri).is_absolute() for r in recs)
     assert by["a_red.png"].text == "a red square" and by["a_red.png"].notes == ()
     assert by["b_blue.png"].text is None and by["b_blue.png"].notes == ("missing_caption",)
-    assert by["c_green.png"].text == "caf\ufffd au lait, vert" and by["c_green.png"].notes == ("non_utf8_caption",)
+    assert (by["c_green.png"].text == "caf\ufffd au lait, vert"
+            and by["c_green.png"].notes == ("non_utf8_caption",))
     assert by["f_white.JPG"].text == "a white square"
 
 
@@ -151,7 +153,8 @@ def test_vqa_question_and_answer_files(kb, enc, tmp_path):
     src = vqa_files(tmp_path / "vqa")
     assert detect_format(str(src)) == "vqa"
     recs = list(records(str(src)))
-    assert [r.text for r in recs] == ["What colour is the circle? red", "Is there a cat?", "What shape is it? triangle"]
+    assert [r.text for r in recs] == ["What colour is the circle? red", "Is there a cat?",
+                                      "What shape is it? triangle"]
     assert all(r.modality == "text" for r in recs)
     assert recs[0].extra == {"image_id": 50, "question_id": 5, "answer": "red"}
     assert recs[1].extra["answer"] is None and recs[0].source_uri == f"{src}#5"
@@ -168,7 +171,7 @@ def test_vqa_annotations_found_when_the_folder_name_contains_questions(tmp_path)
     assert [r.extra["answer"] for r in records(str(src))] == ["red", None, "triangle"]
 
 
-# ---------------------------------------------------------------------------------------- jsonl / text / paragraphs
+# ---------------------------------------------------------------------------------- jsonl / text / paragraphs
 def test_jsonl(kb, enc, tmp_path):
     src = tmp_path / "docs.jsonl"
     src.write_bytes(b'{"text": "first doc", "lang": "en", "n": 1}\n'
@@ -182,7 +185,8 @@ def test_jsonl(kb, enc, tmp_path):
     recs = list(records(str(src)))
     assert [r.text for r in recs] == ["first doc", "second doc", None, None, "first doc", "caf\ufffd"]
     assert recs[0].extra == {"lang": "en", "n": 1} and recs[0].source_uri == f"{src}:1"
-    assert recs[1].source_uri == f"{src}:3" and recs[2].notes == ("bad_json",) and recs[3].notes == ("missing_text",)
+    assert (recs[1].source_uri == f"{src}:3" and recs[2].notes == ("bad_json",)
+            and recs[3].notes == ("missing_text",))
     r = run(kb, src, enc)
     assert r.seen == 6 and r.added == 3 and r.notes == {"bad_json": 1, "missing_text": 1}
     kb = KnowledgeBase.open(kb.path)
@@ -215,8 +219,8 @@ def test_paragraphs_with_percent_separators(kb, enc, tmp_path):
     src.write_text("First fortune,\nwith two lines.\n%\nSecond fortune.\n%\n%\n\nThird, after blanks.\n\n"
                    "Fourth\n  indented line\n%")
     recs = list(records(str(src), "paragraphs"))
-    assert [r.text for r in recs] == ["First fortune,\nwith two lines.", "Second fortune.", "Third, after blanks.",
-                                      "Fourth\n  indented line"]
+    assert [r.text for r in recs] == ["First fortune,\nwith two lines.", "Second fortune.",
+                                      "Third, after blanks.", "Fourth\n  indented line"]
     assert [r.source_uri for r in recs] == [f"{src}:{n}" for n in (1, 4, 8, 10)]
     assert detect_format(str(src)) == "text"  # paragraphs must be asked for
     r = run(kb, src, enc, fmt="paragraphs")

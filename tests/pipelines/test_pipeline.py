@@ -1,4 +1,5 @@
-"""ragsc.pipelines.Pipeline: spec -> encoder -> link -> retrieval -> decoders, per task, and its input checks."""
+"""ragsc.pipelines.Pipeline: spec -> encoder -> link -> retrieval -> decoders, per task, and its input
+checks."""
 
 import dataclasses
 import math
@@ -198,7 +199,8 @@ def test_default_snr_channel_and_noiseless(pipes):
 
 def test_text_pipeline_recovers_kb_sentences_at_high_snr(pipes, kb_fortunes):
     p = pipes["text"]
-    captions = ["a red triangle", "a yellow circle", "a picture of a gray rectangle", "a triangle that is teal"]
+    captions = ["a red triangle", "a yellow circle", "a picture of a gray rectangle",
+                "a triangle that is teal"]
     fortunes = kb_fortunes[:12]
     sent = captions + fortunes
     outs = p.run(sent, snr_db=30, channel="awgn")
@@ -254,7 +256,8 @@ def test_multitask_decodes_each_item_by_kind(multitask, test_images, kb_fortunes
     x0, x1 = test_images[3], test_images[4]
     with Image.open(x1.path) as im:
         pil = im.convert("RGB")
-    items = ["a blue rectangle", {"image": x0.path, "questions": ["what shape is this?", "is there a triangle?"]},
+    items = ["a blue rectangle",
+             {"image": x0.path, "questions": ["what shape is this?", "is there a triangle?"]},
              kb_fortunes[0], pil, {"text": "a gray circle"}]
     outs = multitask.run(items, snr_db=30)
     assert [o.kind for o in outs] == ["text", "image", "text", "image", "text"]
@@ -268,7 +271,8 @@ def test_batch_of_one_is_the_same_path(pipes, test_images):
     p = pipes["text"]
     one, listed = p.run("a purple triangle", snr_db=0), p.run(["a purple triangle"], snr_db=0)
     assert len(one) == 1 and one[0].text == listed[0].text
-    item = {"image": test_images[5].path, "questions": "what color is the shape?"}  # a str question is a list of one
+    # a str question is a list of one
+    item = {"image": test_images[5].path, "questions": "what color is the shape?"}
     one, listed = pipes["vqa"].run(item, snr_db=20), pipes["vqa"].run([item], snr_db=20)
     assert len(one) == 1 and one[0].answers == listed[0].answers and len(one[0].answers) == 1
     assert one[0].questions == ["what color is the shape?"]
@@ -290,7 +294,8 @@ def test_wrong_kind_for_the_task(pipes, test_images):
     with pytest.raises(InputError, match=r"'image' pipeline expected an image"):
         pipes["image"].transmit({"text": "a red circle"})
     # a plain sentence to an image pipeline: it is not an image file, and the error says an image was expected
-    with pytest.raises(InputError, match="'image' pipeline expected an image .*'a red circle' is not an image file"):
+    with pytest.raises(InputError,
+                       match="'image' pipeline expected an image .*'a red circle' is not an image file"):
         pipes["image"].transmit("a red circle")
     with pytest.raises(InputError, match="got int"):
         pipes["text"].transmit([3])
@@ -368,7 +373,8 @@ def test_missing_kb_with_build_null_creates_nothing(parts, tmp_path):
     missing = tmp_path / "nowhere" / "kb"
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"name": "m", "task": "text",
-                                    "knowledge_bases": [{"path": str(missing), "scope": "global", "build": None}]}))
+                                    "knowledge_bases": [{"path": str(missing), "scope": "global",
+                                                         "build": None}]}))
     home = Path(os.environ["RAGSC_HOME"])
     before = files_under(home)
     with pytest.raises(KBError, match=str(missing)) as exc:
@@ -384,7 +390,8 @@ def test_missing_kb_with_build_null_creates_nothing(parts, tmp_path):
 
 def test_rag_needs_a_knowledge_base(parts):
     with pytest.raises(ConfigError, match="no knowledge base"):
-        Pipeline.from_config({"name": "bare", "task": "text"}, encoder=parts["encoder"], decoders=parts["decoders"])
+        Pipeline.from_config({"name": "bare", "task": "text"}, encoder=parts["encoder"],
+                             decoders=parts["decoders"])
     bare = Pipeline.from_config({"name": "bare", "task": "text", "decoder": {"rag": False}},
                                 encoder=parts["encoder"], decoders=parts["decoders"])
     assert bare.retriever is None
