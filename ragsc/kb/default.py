@@ -13,7 +13,7 @@ by its scope (``build: default`` in a pipeline spec, :func:`build_default_kb`):
 
 No decoder was trained on test images. The evaluation sends half its images from the local KB's
 recent ones (content sent again) and half from test images no KB holds (novel content), see
-:func:`ragsc.eval.sweep.evaluation_set`. Embeddings are computed once per encoder and cached
+:func:`ragsc.eval.evaluation_set`. Embeddings are computed once per encoder and cached
 (see :mod:`ragsc.encoders.cache`).
 
 Building is a sync, so a KB built by an older recipe follows the current one, in one commit: the
