@@ -9,7 +9,7 @@ decoders; :class:`ragsc.Pipeline` builds from it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -137,7 +137,10 @@ class PipelineSpec(_Config):
         return v
 
 
-def validate(model: type[_Config], data: dict, source: str = "config") -> _Config:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], data: dict, source: str = "config") -> M:
     """Validate ``data`` into ``model``; a failure raises :class:`ConfigError` naming every bad field."""
     try:
         return model.model_validate(data)
@@ -150,15 +153,24 @@ def validate(model: type[_Config], data: dict, source: str = "config") -> _Confi
         raise ConfigError(f"{source}: invalid {model.__name__}: {problems}") from None
 
 
-def load_pipeline_spec(path: str | Path) -> PipelineSpec:
-    """Read and validate a YAML pipeline spec."""
+def load_yaml(path: str | Path, model: type[M], what: str) -> M:
+    """Read a YAML file that holds one ``model`` (``what`` names it in errors: "pipeline spec").
+
+    A missing file, invalid YAML, a document that is not a mapping or a field that fails validation
+    raises :class:`ConfigError` naming the file (and the field).
+    """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"pipeline spec not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a pipeline spec must be a YAML mapping, got {type(data).__name__}")
-    return validate(PipelineSpec, data, str(path))
+        raise ConfigError(f"{path}: a {what} must be a YAML mapping, got {type(data).__name__}")
+    return validate(model, data, str(path))
+
+
+def load_pipeline_spec(path: str | Path) -> PipelineSpec:
+    """Read and validate a YAML pipeline spec."""
+    return load_yaml(path, PipelineSpec, "pipeline spec")

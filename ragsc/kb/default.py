@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragsc.errors import ConfigError, KBError
@@ -95,7 +94,7 @@ def load_recipes(folder: str | Path | None = None) -> dict[str, Recipe]:
         the field), or two recipes have the same scope.
     """
     from ragsc._assets import asset_dir
-    from ragsc.config import validate
+    from ragsc.config import load_yaml
 
     if folder is None:
         try:
@@ -105,13 +104,7 @@ def load_recipes(folder: str | Path | None = None) -> dict[str, Recipe]:
     recipes: dict[str, Recipe] = {}
     files: dict[str, Path] = {}
     for path in sorted(Path(folder).glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a KB recipe must be a YAML mapping, got {type(data).__name__}")
-        recipe = validate(Recipe, data, str(path))
+        recipe = load_yaml(path, Recipe, "KB recipe")
         if recipe.scope in recipes:
             raise ConfigError(f"two KB recipes of scope {recipe.scope!r}: {files[recipe.scope]} and {path}; "
                               "keep one per scope")
