@@ -207,7 +207,7 @@ def spec_validate(path: Path) -> None:
     """Validate a YAML pipeline spec and print it with defaults filled in."""
     from ragsc.config import load_pipeline_spec
 
-    typer.echo(json.dumps(load_pipeline_spec(path).model_dump(), indent=2))
+    typer.echo(json.dumps(load_pipeline_spec(path).resolved(), indent=2))
 
 
 @channel_app.command("sweep")

@@ -8,19 +8,35 @@ decoders; :class:`ragsc.Pipeline` builds from it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ragsc.errors import ConfigError
+from ragsc.errors import ConfigError, InputError
 
+SNR_RANGE_DB = (-30.0, 60.0)  # the SNRs (Es/N0, dB) every path accepts
 Fusion = Literal["rrf", "weighted"]
 # How a receiver fuses its local and global KBs' hits, for specs and HybridRetriever alike: weighted
 # (max cosine) rather than RRF, because the local KB is a subset of the global one and RRF would sum an
 # item's two ranks, so any local item would outrank a better global match.
 FUSION_DEFAULT: Fusion = "weighted"
+
+
+def check_snr_db(snr_db: float) -> float:
+    """``snr_db`` as a float; :class:`~ragsc.errors.InputError` unless finite and in :data:`SNR_RANGE_DB`."""
+    try:
+        snr = float(snr_db)
+    except (TypeError, ValueError):
+        raise InputError(f"snr_db must be a number, got {snr_db!r}") from None
+    lo, hi = SNR_RANGE_DB
+    if not math.isfinite(snr):
+        raise InputError(f"snr_db must be finite, got {snr_db!r}")
+    if not lo <= snr <= hi:
+        raise InputError(f"snr_db must lie in [{lo}, {hi}] dB, got {snr_db!r}")
+    return snr
 
 
 class _Config(BaseModel):
@@ -54,7 +70,7 @@ class ChannelConfig(_Config):
     """
 
     channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
-    snr_db: float = Field(10.0, ge=-30.0, le=60.0, allow_inf_nan=False)
+    snr_db: float = Field(10.0, ge=SNR_RANGE_DB[0], le=SNR_RANGE_DB[1], allow_inf_nan=False)
     k_symbols: int | None = Field(48, gt=0, le=1_000_000, description="complex symbols per item, in every "
                                   "path compared; null: as many as the source has (analog link only)")
     csi: Literal["perfect", "none"] = "perfect"
@@ -69,11 +85,8 @@ class ChannelConfig(_Config):
         The one place a path's SNR is decided; an SNR that is not finite or lies outside
         [-30, 60] dB raises :class:`~ragsc.errors.InputError`.
         """
-        from ragsc.channel.models import snr_db_to_no
-
         snr = self.snr_db if snr_db is None else snr_db
-        snr_db_to_no(snr)  # validates
-        return float(snr)
+        return check_snr_db(snr)
 
 
 class KBRef(_Config):
@@ -118,15 +131,27 @@ class PipelineSpec(_Config):
     seed: int = Field(0, description="the pipeline's seed: it seeds the channel of every transmission "
                       "(a call's seed= overrides it), so the same spec gives the same results")
 
+    @field_validator("channel")
+    @classmethod
+    def _fixed_budget(cls, v: ChannelConfig) -> ChannelConfig:
+        if v.k_symbols is None:  # every path is compared at the same number of channel uses
+            raise ValueError("a pipeline sends k_symbols complex symbols per item in every path: "
+                             "set a number")
+        return v
+
     @model_validator(mode="after")
     def _one_seed(self) -> PipelineSpec:
-        # one seed per pipeline: the top-level one is the channel's (a channel.seed may only repeat it)
+        # one seed per pipeline, the top-level one (the pipeline's link is seeded with it); a channel.seed
+        # may only repeat it
         if "seed" in self.channel.model_fields_set and self.channel.seed != self.seed:
             raise ValueError(f"channel.seed ({self.channel.seed}) differs from the pipeline's seed "
                              f"({self.seed}): a pipeline has one seed, set it at the top level (`seed:`)")
-        object.__setattr__(self, "channel",
-                           self.channel.model_copy(update={"seed": self.seed}))  # frozen model
         return self
+
+    def resolved(self) -> dict:
+        """The spec with every default filled in, as a spec file would write it (``ragsc spec validate``);
+        the channel's seed is the pipeline's, so it is written once, at the top level."""
+        return self.model_dump(exclude={"channel": {"seed"}})
 
     @field_validator("knowledge_bases")
     @classmethod

@@ -101,3 +101,29 @@ def test_every_shipped_spec_validates(path):
     assert spec.decoder.rag and {k.scope for k in spec.knowledge_bases} == {"local", "global"}
     assert all(k.build == "default" for k in spec.knowledge_bases)
     assert spec.channel.k_symbols == 48
+
+
+def test_pipeline_spec_has_one_seed_and_a_fixed_budget():
+    spec = validate(PipelineSpec, {"name": "n", "task": "text", "seed": 7})
+    assert spec.seed == 7 and "seed" not in spec.resolved()["channel"]
+    again = validate(PipelineSpec, {**spec.resolved(), "seed": 8})  # a printed spec reads back, seed changed
+    assert again.seed == 8
+    assert validate(PipelineSpec, {"name": "n", "task": "text", "seed": 7, "channel": {"seed": 7}}).seed == 7
+    with pytest.raises(ConfigError, match=r"channel.seed \(3\) differs from the pipeline's seed \(7\)"):
+        validate(PipelineSpec, {"name": "n", "task": "text", "seed": 7, "channel": {"seed": 3}})
+    with pytest.raises(ConfigError, match="channel: .*k_symbols complex symbols per item in every path"):
+        validate(PipelineSpec, {"name": "n", "task": "text", "channel": {"k_symbols": None}})
+
+
+def test_snr_is_checked_in_one_place():
+    from ragsc.channel import snr_db_to_no
+    from ragsc.config import SNR_RANGE_DB, ChannelConfig, check_snr_db
+    from ragsc.errors import InputError
+
+    assert ChannelConfig(snr_db=3.0).resolve_snr(None) == 3.0 and ChannelConfig().resolve_snr(-2) == -2.0
+    assert snr_db_to_no(10.0) == pytest.approx(0.1) and isinstance(snr_db_to_no(10.0), float)
+    for bad in (float("nan"), float("inf"), SNR_RANGE_DB[1] + 0.5, SNR_RANGE_DB[0] - 0.5, "loud"):
+        with pytest.raises(InputError, match="snr_db"):
+            check_snr_db(bad)
+        with pytest.raises(InputError, match="snr_db"):
+            snr_db_to_no(bad)

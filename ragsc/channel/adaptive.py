@@ -7,8 +7,8 @@
   noise costs little, so fewer symbols reach the target; at low SNR more are needed (up to the cap).
 * :class:`AdaptiveScaling` — ADJSCC-style attention-feature modules: an SNR-conditioned weighting
   of the sent coefficients at the transmitter and a matching one at the receiver, trainable end to
-  end through the (differentiable) link; :func:`train_scaling` is the plain MSE recipe, the
-  distillation work trains it further.
+  end through the (differentiable) link; :meth:`AdaptiveLink.train_scaling` is the plain MSE recipe,
+  run through the link's own :meth:`AdaptiveLink.forward`.
 * :func:`estimate_snr_db` — SNR from known pilot symbols (they cost channel uses).
 * :class:`AdaptiveLink` — all of the above around the analog link; reports what was sent.
 """
@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ragsc.channel.analog import from_symbols
-from ragsc.channel.models import SNR_RANGE_DB, Channel, equalize, snr_db_to_no
+from ragsc.channel.models import Channel, equalize, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath, as_tokens, path_configs
-from ragsc.config import ChannelConfig
+from ragsc.config import SNR_RANGE_DB, ChannelConfig
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
@@ -210,7 +210,7 @@ class AdaptiveLink(TransmissionPath):
         full = torch.zeros_like(coeffs)
         full[:, : 2 * self.budget] = received
         z_hat = self.ordering.decode(full)
-        out = SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta={**st.meta, "path": "adaptive"})
+        out = st.replace(F.normalize(z_hat, dim=-1), path="adaptive")
         uses = k + self.n_pilots + self.header_symbols
         return Received(out, received[:, : 2 * k], coeffs[:, : 2 * k], uses, snr,
                         {"path": "adaptive", "channel": self.config.channel, "k_symbols": k,

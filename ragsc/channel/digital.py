@@ -171,9 +171,9 @@ class DigitalLink(TransmissionPath):
         received[~res.crc_ok] = 0.0  # fallback: a failed CRC carries no information
         sent = dequantize(bits, b, n_send, coeffs.shape[1])
         z_hat = self.transform.decode(received) if self.transform is not None else received
-        out = SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta={**st.meta, "path": "digital"})
+        out = st.replace(F.normalize(z_hat, dim=-1), path="digital")
         meta = {"path": "digital", "channel": self.config.channel, "features_sent": n_send,
-                "info_bits": self.phy.info_bits, "crc_ok": res.crc_ok,
+                "info_bits": self.phy.info_bits,
                 "bler": 1.0 - res.crc_ok.float().mean().item(),
                 "ber": res.bit_errors / max(1, res.n_bits), "k_symbols": self.config.k_symbols}
         return Received(out, received[:, :n_send], sent[:, :n_send], self.config.k_symbols, snr, meta,
@@ -314,6 +314,6 @@ class IdealDigital(TransmissionPath):
                         else torch.zeros(coeffs.shape[1]))
         received = torch.stack(rows)
         z_hat = t.decode(received) if t is not None else received
-        out = SemanticTokens(F.normalize(z_hat, dim=-1), st.modality, meta={**st.meta, "path": "ideal"})
+        out = st.replace(F.normalize(z_hat, dim=-1), path="ideal")
         return Received(out, received, coeffs, self.config.k_symbols, snr,
                         {"path": "ideal", "channel": self.config.channel})

@@ -10,22 +10,23 @@ import math
 
 import torch
 
+from ragsc.config import SNR_RANGE_DB, check_snr_db
 from ragsc.errors import ConfigError, InputError
 
 CHANNELS = ("awgn", "rayleigh", "rician")
-SNR_RANGE_DB = (-30.0, 60.0)
 
 
 def snr_db_to_no(snr_db: float | torch.Tensor) -> float | torch.Tensor:
     """Complex noise variance N0 for Es = 1 at ``snr_db`` (Es/N0 in dB); rejects NaN / inf / out of range."""
-    values = snr_db if isinstance(snr_db, torch.Tensor) else torch.tensor(float(snr_db))
+    if not isinstance(snr_db, torch.Tensor):  # the per-call case: plain float arithmetic, no tensor
+        return 10.0 ** (-check_snr_db(snr_db) / 10.0)
+    values = snr_db
     if not torch.isfinite(values).all():
         raise InputError(f"snr_db must be finite, got {snr_db!r}")
     lo, hi = SNR_RANGE_DB
     if values.min() < lo or values.max() > hi:
         raise InputError(f"snr_db must lie in [{lo}, {hi}] dB, got {snr_db!r}")
-    no = 10.0 ** (-values / 10.0)
-    return no if isinstance(snr_db, torch.Tensor) else float(no)
+    return 10.0 ** (-values / 10.0)
 
 
 def _seeded(block_cls, generator: torch.Generator, **kwargs):

@@ -66,15 +66,23 @@ class Received:
 
     @property
     def mse(self) -> float:
-        """Mean squared error per real feature, in the transmitted domain."""
-        if self.features is None or not self.features.numel():
+        """Mean squared error per real feature, in the transmitted domain (0 when nothing was sent)."""
+        self._need_features("mse")
+        if not self.features.numel():
             return 0.0
         return float(((self.features - self.sent) ** 2).mean())
 
     @property
     def cosine(self) -> torch.Tensor:
         """``[N]`` cosine similarity of the received to the transmitted features."""
+        self._need_features("cosine")
         return F.cosine_similarity(self.features, self.sent, dim=-1)
+
+    def _need_features(self, what: str) -> None:
+        if self.features is None:
+            path = self.meta.get("path", "content")
+            raise InputError(f"Received.{what}: the {path} path delivers content, not features; "
+                             "score its .content instead")
 
 
 class TransmissionPath:

@@ -19,8 +19,8 @@ from ragsc import report
 from ragsc.channel import theory
 from ragsc.channel.analog import Link
 from ragsc.channel.digital import CodedPHY, CodingConfig
-from ragsc.channel.models import CHANNELS, SNR_RANGE_DB
-from ragsc.config import ChannelConfig
+from ragsc.channel.models import CHANNELS
+from ragsc.config import SNR_RANGE_DB, ChannelConfig, validate
 from ragsc.errors import ConfigError
 
 
@@ -77,6 +77,9 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
         seed = settings.seed
         link = ChannelConfig(channel=channel, fading="block", seed=seed, k_symbols=None)
 
+        def on_link(link: ChannelConfig = link, **change) -> ChannelConfig:  # a validated variant of the link
+            return validate(ChannelConfig, {**link.model_dump(), **change}, "channel sweep")
+
         # channel and snr bound as defaults: the row records this iteration's values
         def add(path: str, metric: str, value: float, th: float | None = None, *, channel: str = channel,
                 snr: float = snr) -> None:
@@ -85,8 +88,7 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
 
         for m in (4, 16):  # uncoded QAM, fast fading so every symbol sees its own h
             coding = CodingConfig(coded=False, modulation=m)
-            phy = CodedPHY(link.model_copy(update={"k_symbols": settings.uncoded_symbols // 16,
-                                                   "fading": "fast"}), coding)
+            phy = CodedPHY(on_link(k_symbols=settings.uncoded_symbols // 16, fading="fast"), coding)
             bits = torch.randint(0, 2, (16, phy.info_bits), generator=g).float()
             res = phy(bits, snr)
             th = None
@@ -96,7 +98,7 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
                 th = float(theory.ber_qpsk_rayleigh(snr))
             add(f"uncoded_qam{m}", "ber", res.bit_errors / res.n_bits, th)
 
-        phy = CodedPHY(link.model_copy(update={"k_symbols": settings.k_symbols}),
+        phy = CodedPHY(on_link(k_symbols=settings.k_symbols),
                        CodingConfig(coded=True, modulation=4, code_rate=0.5))
         bits = torch.randint(0, 2, (settings.codewords, phy.info_bits), generator=g).float()
         res = phy(bits, snr)

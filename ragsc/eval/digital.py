@@ -78,12 +78,12 @@ class DigitalReceiver:
         """The :class:`~ragsc.channel.Received` of ``contents``; separate coding sets ``meta["mcs"]``."""
         from ragsc.channel import IdealDigital, SeparateCoding
 
-        k = self.pipe.spec.channel.k_symbols
+        cfg = self.pipe.spec.channel  # the same channel (k, CSI, fading, Rician K) as the semantic link
         if self.ideal:
-            return IdealDigital(channel=channel, k_symbols=k, seed=self.seed)(contents, snr)
+            return IdealDigital(cfg, channel=channel, seed=self.seed)(contents, snr)
         best = None
         for m, r in DIGITAL_MCS:  # oracle link adaptation: keep the MCS that delivers the most items
-            path = SeparateCoding(channel=channel, k_symbols=k, modulation=m, code_rate=r, seed=self.seed)
+            path = SeparateCoding(cfg, channel=channel, modulation=m, code_rate=r, seed=self.seed)
             rx = path(contents, snr)
             key = (int(rx.ok.sum()), sum(rx.meta["bits_used"]))  # then the most bits (the best quality)
             if best is None or key > best[0]:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from ragsc.errors import ConfigError
+from ragsc.pipelines.items import TASK_KINDS
 
 SUBSETS = ("all", "held", "novel")  # which images an evaluation sends, see evaluation_set
-TASKS = ("text", "image", "vqa", "multitask")
 
 
 @dataclass
@@ -62,20 +62,20 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
     from ragsc.datasets.corpus import text_test_set
     from ragsc.kb.default import LOCAL_TEST_IMAGES
 
-    if task not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if task not in TASK_KINDS:
+        raise ConfigError(f"task must be one of {', '.join(TASK_KINDS)}, got {task!r}")
     if n < 1:
         raise ConfigError(f"an evaluation needs at least one item per task, got n={n}")
     if subset not in SUBSETS:
         raise ConfigError(f"subset must be 'all', 'held' or 'novel', got {subset!r}")
     rng = random.Random(seed)
     out = EvalSet([])
-    if task in ("text", "multitask"):
+    if "text" in TASK_KINDS[task]:
         for s in text_test_set(n, seed):
             out.items.append(s)
             out.texts.append(s), out.images.append(None), out.labels.append(None), out.answers.append([])
             out.sources.append(None)
-    if task in ("image", "vqa", "multitask"):
+    if "image" in TASK_KINDS[task]:
         test = load_easy_vqa("test")
         held, novel = list(test[:LOCAL_TEST_IMAGES]), list(test[LOCAL_TEST_IMAGES:])
         n_held = {"all": n // 2, "held": n, "novel": 0}[subset]

@@ -23,7 +23,7 @@ from ragsc.encoders.inputs import load_image
 from ragsc.errors import InputError
 from ragsc.kb.items import NewItem, content_hash
 from ragsc.kb.sources import Record, detect_format, records
-from ragsc.kb.store import KnowledgeBase
+from ragsc.kb.store import KnowledgeBase, check_encoder
 
 log = logging.getLogger("ragsc.kb")
 
@@ -171,8 +171,7 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
     key = source_key(source, fmt)
     with kb.writer(checkpoint_every=checkpoint_every, wait_s=wait_s, on_wait=on_wait) as w:
         encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
-        if encoder.fingerprint != kb.manifest["encoder"]["fingerprint"]:
-            KnowledgeBase.open(kb.path, encoder=encoder)  # raises the KBError that names both encoders
+        check_encoder(kb.path, kb.manifest, encoder)
         start = w.progress(key) if resume else 0  # the writer's view: another writer may have committed
         report = IngestReport(source=key, resumed_from=start)
         stream = itertools.islice(stream, start, None if limit is None else start + limit)

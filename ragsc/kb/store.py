@@ -94,14 +94,10 @@ class KnowledgeBase:
     with :meth:`add` / :meth:`delete` (one commit each) or a :meth:`writer` (batched, one commit).
     """
 
-    def __init__(self, path: Path, manifest: dict) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike, encoder=None) -> None:
+        self.path = check_path(path)
         self._files: _GenerationFiles | None = None
-        try:
-            self._load(manifest)
-        except _Retired:
-            raise KBError(f"knowledge base {self.path}: generation {manifest['generation']} was retired by "
-                          "later commits; open the knowledge base again") from None
+        self._load_latest(encoder)
 
     def _load(self, manifest: dict) -> None:
         """Serve the generation ``manifest`` names (raises :class:`_Retired` if it was removed meanwhile)."""
@@ -136,7 +132,7 @@ class KnowledgeBase:
         for _ in range(_OPEN_ATTEMPTS):
             manifest = read_manifest(self.path)
             if encoder is not None:
-                _check_encoder(self.path, manifest, encoder)
+                check_encoder(self.path, manifest, encoder)
             try:
                 self._load(manifest)
                 return
@@ -207,10 +203,7 @@ class KnowledgeBase:
     @classmethod
     def open(cls, path: str | os.PathLike, encoder=None) -> KnowledgeBase:
         """Open the last committed generation. With ``encoder``, refuse a KB built by a different one."""
-        kb = cls.__new__(cls)
-        kb.path, kb._files = check_path(path), None
-        kb._load_latest(encoder)
-        return kb
+        return cls(path, encoder)
 
     def reload(self) -> KnowledgeBase:
         """A fresh view of the latest committed generation."""
@@ -447,7 +440,8 @@ def _retired(path: Path, generation: str) -> bool:
         return False
 
 
-def _check_encoder(path: Path, manifest: dict, encoder) -> None:
+def check_encoder(path: Path, manifest: dict, encoder) -> None:
+    """Raise :class:`KBError` naming both encoders unless ``encoder`` built the KB ``manifest`` describes."""
     fp = manifest["encoder"]["fingerprint"]
     if encoder.fingerprint != fp:
         raise KBError(f"knowledge base {path} was built by encoder {manifest['encoder']['spec']!r} "

@@ -180,7 +180,7 @@ class Pipeline:
     def link(self, channel: str | None = None, seed: int | None = None) -> Link:
         """The analog link of this pipeline: the spec's channel (``channel`` overrides its kind), seeded with
         the spec's seed (or ``seed``), sending ``k_symbols`` PCA coefficients of the decoders' basis."""
-        update = {} if seed is None else {"seed": seed}  # the spec's channel carries the spec's seed
+        update = {"seed": self.spec.seed if seed is None else seed}
         if channel is not None:
             update["channel"] = channel
         return Link(self.spec.channel, transform=self.decoders.pca, **update)

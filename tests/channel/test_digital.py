@@ -195,13 +195,13 @@ def test_digital_link_is_error_free_at_high_snr_and_falls_back_at_low_snr():
     z = gaussian_features(8, 64, seed=42)
     link = DigitalLink(k_symbols=384, snr_db=20.0)  # 384 info bits: the 16-bit scale + 46 8-bit features
     rx = link(z)
-    assert bool(rx.meta["crc_ok"].all()) and rx.meta["ber"] == 0.0 and rx.meta["bler"] == 0.0
+    assert bool(rx.ok.all()) and rx.meta["ber"] == 0.0 and rx.meta["bler"] == 0.0
     assert torch.equal(rx.features, rx.sent)
     scale = z[:, :46].abs().amax(dim=1, keepdim=True)
     # half a quantisation step of the (rounded-up) float16 scale
     assert ((rx.sent - z[:, :46]).abs() <= scale * (2.0**-8 + 2.0**-10)).all()
     low = link(z, snr_db=-8.0)
-    assert not bool(low.meta["crc_ok"].any()) and low.meta["bler"] == 1.0
+    assert not bool(low.ok.any()) and low.meta["bler"] == 1.0
     assert torch.equal(low.features, torch.zeros_like(low.features))  # failed CRC -> zero features
     assert torch.isfinite(low.tokens.embeddings).all()
     assert low.snr_db == -8.0
@@ -209,7 +209,7 @@ def test_digital_link_is_error_free_at_high_snr_and_falls_back_at_low_snr():
 
 def test_uncoded_digital_link_has_no_crc():
     rx = DigitalLink(coded=False, k_symbols=100, snr_db=0.0)(gaussian_features(4, 64, seed=43))
-    assert bool(rx.meta["crc_ok"].all()) and rx.meta["ber"] > 0.05
+    assert bool(rx.ok.all()) and rx.meta["ber"] > 0.05
 
 
 def test_digital_link_reproducible():

@@ -139,10 +139,10 @@ def test_run_is_receive_of_transmit_and_deterministic(multitask):
 
 def test_spec_seed_seeds_the_pipeline(multitask, parts):
     items = ["a blue circle", "Expect the worst, it's the least you can do."]
-    spec = multitask.spec.model_dump()
-    spec["channel"].pop("seed")  # one seed per pipeline: the top-level one
+    spec = multitask.spec.resolved()  # as `ragsc spec validate` prints it: one seed, at the top level
+    assert "seed" not in spec["channel"]
     seeded = Pipeline.from_config({**spec, "seed": 3}, **parts)
-    assert seeded.spec.channel.seed == 3
+    assert seeded.link().config.seed == 3 and multitask.link().config.seed == multitask.spec.seed == 0
     a = seeded.transmit(items, snr_db=-5)
     b = multitask.transmit(items, snr_db=-5, seed=3)
     c = multitask.transmit(items, snr_db=-5)
