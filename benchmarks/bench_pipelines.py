@@ -1,6 +1,6 @@
 """Pipelines: the RAG gain, semantic vs. digital at low SNR, per-stage latency and the pipeline's overhead.
 
-    python benchmarks/bench_pipelines.py [--n 100] [--skip gain,latency] [--k 48]
+    python benchmarks/bench_pipelines.py [--n 100] [--skip gain,latency] [--k-symbols 48]
 
 1. RAG gain: mean relative improvement of semantic+RAG over semantic without RAG (same transmissions)
    across text (sentence similarity), image (SSIM) and VQA (accuracy) at SNR -5, 0, 5, 10 dB on AWGN
@@ -156,15 +156,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="comma list of: gain, latency")
-    ap.add_argument("--k", type=int, default=None, help="complex symbols per item (default: the spec's)")
+    ap.add_argument("--k-symbols", type=int, default=None,
+                    help="complex symbols per item (default: the spec's)")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     print("machine:", machine())
     t0 = time.perf_counter()
     spec = load_pipeline_spec(Path(__file__).resolve().parents[1] / "pipelines"
-                              / "multitask.yaml").model_dump()
-    if args.k is not None:
-        spec["channel"]["k_symbols"] = args.k
+                              / "multitask.yaml").resolved()
+    if args.k_symbols is not None:
+        spec["channel"]["k_symbols"] = args.k_symbols
     pipe = Pipeline.from_config(spec)
     print(f"pipeline and KBs ready in {time.perf_counter() - t0:.1f}s\n")
     if "gain" not in skip:
