@@ -1,0 +1,181 @@
+"""Token-level transmission of text: a sentence crosses the channel as a variable-length symbol sequence.
+
+The transmitter maps each token of a tokenizer's vocabulary to a fixed codeword of
+``symbols_per_token`` complex symbols (:class:`TokenCodebook`); a sentence of ``L`` tokens costs
+``L * symbols_per_token`` channel uses plus a length header of ``header_symbols`` (the length is sent
+as a codeword of its own, decided by maximum likelihood at the receiver). Codewords are i.i.d.
+complex Gaussian, each scaled to exactly unit power per symbol: spread apart at random rather than
+clustered like an LM's embedding table, which measured far better as a channel code (DESIGN.md §5).
+The codebook is a deterministic function of ``(vocab_size, symbols_per_token, seed)``, so nothing
+needs to be stored: both ends rebuild it from its config.
+
+:class:`TokenLink` is a :class:`~ragsc.channel.path.TransmissionPath`: ``rx = link(token_ids,
+snr_db=None)`` takes a list of token-id lists and returns a :class:`~ragsc.channel.path.Received`
+whose ``content`` holds one :class:`TokenObservation` per sentence (the equalised symbols and their
+effective noise, what a receiver's likelihood needs) and whose ``meta["channel_uses_per_item"]`` counts
+every symbol sent for each sentence, header included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ragsc.channel.models import Channel, equalize, snr_db_to_no
+from ragsc.channel.path import Received, TransmissionPath, path_configs
+from ragsc.config import ChannelConfig
+from ragsc.errors import ConfigError, InputError
+
+
+@dataclass(frozen=True)
+class TokenCodebookConfig:
+    """What a :class:`TokenCodebook` is built from (both ends rebuild the same codebook from it)."""
+
+    vocab_size: int
+    symbols_per_token: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "symbols_per_token"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"TokenCodebookConfig.{name} must be an integer >= 1, got {value!r}")
+
+
+def gaussian_codewords(n: int, k: int, seed: int) -> torch.Tensor:
+    """``[n, k]`` complex64 codewords, i.i.d. CN(0, 1) from ``seed``, each scaled to power 1 per symbol."""
+    g = torch.Generator().manual_seed(int(seed))
+    c = torch.complex(torch.randn(n, k, generator=g), torch.randn(n, k, generator=g))
+    return c / c.abs().square().mean(dim=1, keepdim=True).sqrt()
+
+
+class TokenCodebook:
+    """One codeword of ``symbols_per_token`` complex symbols per token id (``codewords`` ``[V, k]``)."""
+
+    def __init__(self, config: TokenCodebookConfig) -> None:
+        self.config = config
+        self.codewords = gaussian_codewords(config.vocab_size, config.symbols_per_token, config.seed)
+
+    @property
+    def symbols_per_token(self) -> int:
+        return self.config.symbols_per_token
+
+    def __len__(self) -> int:
+        return self.config.vocab_size
+
+    def log_likelihood(self, symbols: torch.Tensor, no_eff: torch.Tensor) -> torch.Tensor:
+        """``[L, V]`` log-likelihood (up to a constant) of every token at each of ``L`` received positions.
+
+        ``symbols`` and ``no_eff`` are ``[L, k]``: equalised symbols and their effective complex noise
+        variance, so ``log p(y_t | v) = -sum_k |y_tk - c_vk|^2 / no_tk``.
+        """
+        w = 1.0 / no_eff.float()  # [L, k]
+        c = self.codewords
+        cross = (symbols * w).to(torch.complex64) @ c.conj().T  # [L, V]
+        return -((symbols.abs().square() * w).sum(1, keepdim=True) - 2 * cross.real + w @ c.abs().square().T)
+
+
+@dataclass
+class TokenObservation:
+    """What the receiver got for one sentence.
+
+    ``symbols`` ``[L, k]`` equalised token symbols and ``no_eff`` ``[L, k]`` their effective noise
+    variance, for the ``length`` tokens the header was decoded as (``length`` may be wrong at low SNR:
+    the receiver only knows what it decoded). ``sent_length`` is the transmitter's, for scoring.
+    """
+
+    symbols: torch.Tensor
+    no_eff: torch.Tensor
+    length: int
+    sent_length: int
+
+
+class TokenLink(TransmissionPath):
+    """Token sequences over the channel, ``symbols_per_token`` complex symbols per token plus a length header.
+
+    Parameters
+    ----------
+    config
+        The :class:`~ragsc.config.ChannelConfig` (its ``k_symbols`` is not used: the length is the
+        sentence's; keyword overrides of its fields are merged in).
+    codebook
+        The :class:`TokenCodebook` (its vocabulary must cover every id sent).
+    max_tokens
+        The longest sentence the header can describe; a longer one is a :class:`InputError` (split it first).
+    header_symbols
+        Complex symbols of the length header (a codeword per length ``0..max_tokens``, decided by ML).
+        Measured length-error rates of 129 random codewords on AWGN: 16 symbols 35 % / 0.6 % / 0 at
+        -5 / 0 / 5 dB (8 symbols: 69 % / 20 % / 0.2 %).
+    """
+
+    def __init__(self, config: ChannelConfig | None = None, codebook: TokenCodebook | None = None, *,
+                 max_tokens: int = 128, header_symbols: int = 16, **overrides) -> None:
+        (self.config,) = path_configs(config, overrides, what="token link")
+        if codebook is None:
+            raise ConfigError("a token link needs a TokenCodebook (its vocabulary is the tokenizer's)")
+        if max_tokens < 1 or header_symbols < 1:
+            raise ConfigError(f"max_tokens and header_symbols must be >= 1, got {max_tokens}, "
+                              f"{header_symbols}")
+        c = self.config
+        self.codebook, self.max_tokens, self.header_symbols = codebook, max_tokens, header_symbols
+        self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)
+        # lengths get their own codebook, seeded apart from the tokens'
+        self.header_codewords = gaussian_codewords(max_tokens + 1, header_symbols, codebook.config.seed + 1)
+
+    def channel_uses(self, length: int) -> int:
+        """Complex symbols a sentence of ``length`` tokens costs (header included)."""
+        return self.header_symbols + length * self.codebook.symbols_per_token
+
+    def __call__(self, token_ids: list[list[int]], snr_db: float | None = None) -> Received:
+        snr = self.snr(snr_db)
+        ids = self._check(token_ids)
+        k, h = self.codebook.symbols_per_token, self.header_symbols
+        lengths = [len(x) for x in ids]
+        width = h + max(lengths) * k
+        # one row per sentence, zero-padded to the longest: a row shares one block-fading coefficient,
+        # and the padding carries no energy (it is neither counted nor read)
+        x = torch.zeros(len(ids), width, dtype=torch.complex64)
+        for i, row in enumerate(ids):
+            x[i, :h] = self.header_codewords[len(row)]
+            if row:
+                x[i, h:h + len(row) * k] = self.codebook.codewords[torch.tensor(row)].reshape(-1)
+        no = snr_db_to_no(snr)
+        y, hh = self.channel(x, no)
+        y_eq, no_eff = equalize(y, hh, no, self.config.csi, "zf")
+        no_eff = no_eff.expand(y_eq.shape)
+        decided = self._decode_lengths(y_eq[:, :h], no_eff[:, :h])
+        obs = []
+        for i, (n_sent, n_rx) in enumerate(zip(lengths, decided)):
+            # the receiver reads as many positions as the header says (beyond what was sent: noise only)
+            n_read = min(n_rx, (width - h) // k)
+            sym = y_eq[i, h:h + n_read * k].reshape(n_read, k)
+            obs.append(TokenObservation(sym, no_eff[i, h:h + n_read * k].reshape(n_read, k), n_read, n_sent))
+        uses = [self.channel_uses(n) for n in lengths]
+        meta = {"path": "token", "channel": self.config.channel, "channel_uses_per_item": uses,
+                "symbols_per_token": k, "header_symbols": h,
+                "length_errors": sum(o.length != o.sent_length for o in obs)}
+        return Received(None, None, None, round(sum(uses) / len(uses)), snr, meta, content=obs)
+
+    def _decode_lengths(self, y: torch.Tensor, no_eff: torch.Tensor) -> list[int]:
+        """ML decision of each row's length codeword: ``argmin_l sum_k |y_k - c_lk|^2 / no_k``."""
+        d = ((y[:, None, :] - self.header_codewords[None]).abs().square() / no_eff[:, None, :]).sum(-1)
+        return d.argmin(dim=1).tolist()
+
+    def _check(self, token_ids) -> list[list[int]]:
+        if isinstance(token_ids, (str, bytes)) or not isinstance(token_ids, (list, tuple)):
+            raise InputError(f"a token link sends a list of token-id lists, got {type(token_ids).__name__}")
+        if not token_ids:
+            raise InputError("empty batch: nothing to transmit")
+        out = []
+        v = len(self.codebook)
+        for i, row in enumerate(token_ids):
+            row = list(row)
+            if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < v for t in row):
+                raise InputError(f"item {i}: token ids must be integers in [0, {v}) "
+                                 "(the codebook's vocabulary)")
+            if len(row) > self.max_tokens:
+                raise InputError(f"item {i}: {len(row)} tokens, more than the header's "
+                                 f"max_tokens={self.max_tokens}; split the sentence")
+            out.append(row)
+        return out

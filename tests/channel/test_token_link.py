@@ -1,0 +1,104 @@
+"""ragsc.channel.token_link: a token codebook, the length header, and a variable-length link."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ragsc.channel import ChannelConfig, Received, TransmissionPath
+from ragsc.channel.token_link import (
+    TokenCodebook,
+    TokenCodebookConfig,
+    TokenLink,
+    TokenObservation,
+    gaussian_codewords,
+)
+from ragsc.errors import ConfigError, InputError
+
+CB = TokenCodebook(TokenCodebookConfig(vocab_size=300, symbols_per_token=4, seed=3))
+IDS = [[5, 17, 299, 0, 42], [7], []]
+
+
+def test_codewords_have_unit_power_and_follow_the_config():
+    c = CB.codewords
+    assert c.shape == (300, 4) and c.dtype == torch.complex64
+    torch.testing.assert_close(c.abs().square().mean(1), torch.ones(300))
+    assert torch.equal(TokenCodebook(TokenCodebookConfig(300, 4, 3)).codewords, c)  # both ends rebuild it
+    assert not torch.equal(TokenCodebook(TokenCodebookConfig(300, 4, 4)).codewords, c)
+    # spread apart: no two of 300 random codewords of 4 symbols nearly coincide
+    d = (c[:, None] - c[None]).abs().square().sum(-1) + torch.eye(300) * 1e9
+    assert float(d.min()) > 0.05
+    for bad in ({"vocab_size": 0}, {"vocab_size": 10, "symbols_per_token": 0}, {"vocab_size": 2.5}):
+        with pytest.raises(ConfigError):
+            TokenCodebookConfig(**bad)
+
+
+def test_log_likelihood_is_the_gaussian_one():
+    g = torch.Generator().manual_seed(0)
+    y = torch.complex(torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g))
+    no = torch.rand(3, 4, generator=g) + 0.1
+    brute = -((y[:, None, :] - CB.codewords[None]).abs().square() / no[:, None, :]).sum(-1)
+    torch.testing.assert_close(CB.log_likelihood(y, no), brute, rtol=1e-4, atol=1e-3)
+
+
+def test_link_counts_every_symbol_and_delivers_at_high_snr():
+    link = TokenLink(ChannelConfig(snr_db=40.0, seed=1), CB)
+    assert isinstance(link, TransmissionPath)
+    rx = link(IDS)
+    assert isinstance(rx, Received) and rx.tokens is None and rx.channel == "awgn"
+    uses = rx.meta["channel_uses_per_item"]
+    assert uses == [16 + 5 * 4, 16 + 4, 16] == [link.channel_uses(len(x)) for x in IDS]
+    assert rx.meta["length_errors"] == 0
+    for obs, ids in zip(rx.content, IDS):
+        assert isinstance(obs, TokenObservation) and obs.length == obs.sent_length == len(ids)
+        assert obs.symbols.shape == obs.no_eff.shape == (len(ids), 4)
+        if ids:  # per-token maximum likelihood recovers every id
+            assert CB.log_likelihood(obs.symbols, obs.no_eff).argmax(1).tolist() == ids
+
+
+@pytest.mark.parametrize("channel", ["awgn", "rayleigh", "rician"])
+def test_link_is_seeded_and_noise_follows_the_snr(channel):
+    ids = [list(range(40))] * 50
+    a = TokenLink(ChannelConfig(channel=channel, seed=2, snr_db=5.0), CB)(ids)
+    b = TokenLink(ChannelConfig(channel=channel, seed=2, snr_db=5.0), CB)(ids)
+    assert torch.equal(a.content[0].symbols, b.content[0].symbols)
+    if channel == "awgn":  # ZF-equalised AWGN: the error variance is N0 = 10^(-SNR/10) per complex symbol
+        sent = CB.codewords[torch.arange(40)]
+        err = torch.stack([(o.symbols - sent).abs().square().mean() for o in a.content]).mean()
+        assert float(err) == pytest.approx(10 ** -0.5, rel=0.05)
+        assert torch.allclose(a.content[0].no_eff, torch.full((40, 4), 10 ** -0.5))
+
+
+def test_header_errors_show_up_at_low_snr_and_are_reported():
+    rx = TokenLink(ChannelConfig(snr_db=-10.0, seed=0), CB, header_symbols=2)([[1, 2, 3]] * 200)
+    wrong = sum(o.length != 3 for o in rx.content)
+    assert rx.meta["length_errors"] == wrong > 0  # the receiver reads what it decoded, and says so
+    assert all(o.symbols.shape[0] == o.length for o in rx.content)
+
+
+def test_snr_default_and_bad_input():
+    link = TokenLink(ChannelConfig(snr_db=7.0), CB, max_tokens=6)
+    assert link(IDS).snr_db == 7.0 and link(IDS, snr_db=1.0).snr_db == 1.0
+    with pytest.raises(InputError, match="empty batch"):
+        link([])
+    with pytest.raises(InputError, match=r"\[0, 300\)"):
+        link([[1, 300]])
+    with pytest.raises(InputError, match=r"\[0, 300\)"):
+        link([[1, -1]])
+    with pytest.raises(InputError, match="max_tokens=6; split"):
+        link([list(range(7))])
+    with pytest.raises(InputError, match="list of token-id lists"):
+        link("a sentence")
+    with pytest.raises(InputError, match="snr_db"):
+        link(IDS, snr_db=float("nan"))
+    with pytest.raises(ConfigError, match="TokenCodebook"):
+        TokenLink(ChannelConfig())
+    with pytest.raises(ConfigError):
+        TokenLink(ChannelConfig(), CB, header_symbols=0)
+
+
+def test_gaussian_codewords_are_independent_of_the_global_rng():
+    torch.manual_seed(0)
+    a = gaussian_codewords(5, 3, seed=9)
+    torch.manual_seed(1)
+    assert torch.equal(a, gaussian_codewords(5, 3, seed=9))

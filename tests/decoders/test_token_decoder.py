@@ -1,0 +1,117 @@
+"""ragsc.decoders.token_decoder: beam search by channel likelihood + LM prior, on a tiny LM built here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ragsc.channel import ChannelConfig
+from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink
+from ragsc.decoders.token_decoder import ChannelLMDecoder
+from ragsc.errors import ConfigError, InputError
+
+from ._tiny_lm import CORPUS, tiny_lm
+
+SENTENCES = ["Zoë paid €12.50 at 9:45! 🙂", "the cat sat on the mat", "O'Brien & Søn: 3 × 4 = 12?",
+             "日本語 テキスト", ""]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_lm()
+
+
+@pytest.fixture(scope="module")
+def trained_lm():
+    """The tiny LM trained on its corpus for a few seconds: it knows those sentences."""
+    m = tiny_lm(seed=1)
+    tok = m.tokenizer
+    ids = [[tok.bos_token_id] + tok(s, add_special_tokens=False)["input_ids"] for s in sorted(set(CORPUS))]
+    width = max(map(len, ids))
+    batch = torch.tensor([x + [tok.eos_token_id] * (width - len(x)) for x in ids])
+    opt = torch.optim.Adam(m.model.parameters(), lr=1e-2)
+    m.model.train()
+    for _ in range(150):
+        loss = m.model(input_ids=batch, labels=batch).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.model.eval()
+    assert loss.item() < 0.5  # it learned the corpus (guards the test below against an untrained prior)
+    return m
+
+
+def decoder(lm, k=4, **kw):
+    return ChannelLMDecoder(lm, TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), k)), **kw)
+
+
+def test_any_sentence_survives_a_clean_link_exactly(lm):
+    dec = decoder(lm)
+    ids = dec.token_ids(SENTENCES)
+    assert ids[-1] == [] and all(ids[:-1])
+    rx = TokenLink(ChannelConfig(snr_db=40.0), dec.codebook)(ids)
+    assert dec(rx.content) == SENTENCES  # non-ASCII, digits, emoji, punctuation: byte-level tokens
+
+
+def test_without_the_prior_it_is_per_token_maximum_likelihood(lm):
+    dec = decoder(lm, beam=1, lm_weight=0.0)
+    ids = dec.token_ids(SENTENCES[:3])
+    rx = TokenLink(ChannelConfig(snr_db=0.0, seed=3), dec.codebook)(ids)
+    ml = [dec.codebook.log_likelihood(o.symbols, o.no_eff).argmax(1).tolist() for o in rx.content]
+    assert dec.decode_ids(rx.content) == ml
+    assert ml != [ids[i][:len(m)] for i, m in enumerate(ml)]  # 0 dB, 4 symbols/token: the channel errs
+
+
+def naive_beam(dec, obs, steps):
+    """The same search without a KV cache: every step re-runs the LM on each whole hypothesis."""
+    v, b = len(dec.codebook), dec.beam
+    hyps = [([], 0.0)]
+    for t in range(steps):
+        cand = []
+        ll = dec.codebook.log_likelihood(obs.symbols[t:t + 1], obs.no_eff[t:t + 1])[0]
+        for seq, score in hyps:
+            logits = dec.lm.model(input_ids=torch.tensor([[dec.start_id] + seq])).logits[0, -1, :v]
+            total = score + dec.lm_weight * torch.log_softmax(logits.float(), -1) + ll
+            top = total.topk(b)
+            cand += [(seq + [int(i)], float(s)) for s, i in zip(top.values, top.indices)]
+        hyps = sorted(cand, key=lambda c: -c[1])[:b]
+    return hyps[0][0]
+
+
+@torch.inference_mode()
+def test_cached_batched_beam_search_equals_the_naive_search(lm):
+    dec = decoder(lm, k=2, beam=3, lm_weight=3.0)  # a strong prior, so the LM's scores decide ties
+    ids = dec.token_ids(["the ship is safe in the harbour", "a red triangle", "numbers like 12"])
+    rx = TokenLink(ChannelConfig(snr_db=-2.0, seed=5), dec.codebook)(ids)
+    got = dec.decode_ids(rx.content)  # batched: three sentences of different lengths together
+    for obs, g in zip(rx.content, got):
+        assert g == naive_beam(dec, obs, obs.length)
+
+
+def test_the_lm_prior_repairs_channel_errors(trained_lm):
+    sentences = sorted(set(CORPUS))
+    plain, prior = decoder(trained_lm, k=2, lm_weight=0.0), decoder(trained_lm, k=2, lm_weight=1.0)
+    ids = plain.token_ids(sentences)
+    rx = TokenLink(ChannelConfig(snr_db=0.0, seed=11), plain.codebook)(ids * 4)
+
+    def token_accuracy(decoded):
+        pairs = [(a, b) for d, s in zip(decoded, ids * 4) for a, b in zip(d, s)]
+        return sum(a == b for a, b in pairs) / sum(map(len, ids * 4))
+
+    acc_plain = token_accuracy(plain.decode_ids(rx.content))
+    acc_prior = token_accuracy(prior.decode_ids(rx.content))
+    print(f"token accuracy: channel alone {acc_plain:.3f}, with the prior {acc_prior:.3f}")
+    assert acc_plain < 0.9 and acc_prior > acc_plain + 0.1
+
+
+def test_bad_settings_and_input(lm):
+    cb = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), 4))
+    with pytest.raises(ConfigError, match="beam"):
+        ChannelLMDecoder(lm, cb, beam=0)
+    with pytest.raises(ConfigError, match="lm_weight"):
+        ChannelLMDecoder(lm, cb, lm_weight=-1.0)
+    with pytest.raises(ConfigError, match="scores"):
+        ChannelLMDecoder(lm, TokenCodebook(TokenCodebookConfig(len(lm.tokenizer) + 10_000, 4)))
+    with pytest.raises(InputError, match="list of strings"):
+        ChannelLMDecoder(lm, cb).token_ids("one sentence")
+    assert ChannelLMDecoder(lm, cb)([]) == []
