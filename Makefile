@@ -25,6 +25,11 @@ $(STAMP): pyproject.toml Makefile
 		(apt-get install -y -qq --no-install-recommends fortunes >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends fortunes >/dev/null 2>&1))) || \
 		echo "note: Debian's 'fortunes' not installed; the text corpus is easy-VQA captions only"
+	# held-out English for the open-domain text link (WordNet's example sentences); optional like fortunes
+	test -d /usr/share/wordnet || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1))) || \
+		echo "note: Debian's 'wordnet-base' not installed; benchmarks/bench_text.py needs it"
 	touch $(STAMP)
 
 demo: setup
