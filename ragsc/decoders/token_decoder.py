@@ -16,11 +16,14 @@ so each step costs one forward pass of one token per beam.
 from __future__ import annotations
 
 import inspect
+import time
 
 import torch
 
 from ragsc.channel.token_link import TokenCodebook, TokenObservation
 from ragsc.errors import ConfigError, InputError
+
+DEFAULT_PROMPT = "Here is a sentence:\n"
 
 
 class ChannelLMDecoder:
@@ -37,9 +40,14 @@ class ChannelLMDecoder:
         Hypotheses kept per sentence.
     lm_weight
         Weight of the LM's log-prior (0: per-token maximum likelihood, the channel alone).
+    prompt
+        Text the LM reads before the sentence, so that its prior is that of a plain English sentence
+        (an instruct model's BOS alone expects chat markup). It should end where a sentence starts (a
+        newline), since the sentence's first token carries no leading space. ``""``: the BOS token.
     """
 
-    def __init__(self, lm, codebook: TokenCodebook, beam: int = 4, lm_weight: float = 1.0) -> None:
+    def __init__(self, lm, codebook: TokenCodebook, beam: int = 4, lm_weight: float = 1.0,
+                 prompt: str = DEFAULT_PROMPT) -> None:
         if isinstance(lm, str):
             from ragsc.decoders.lm import load_lm
 
@@ -54,20 +62,26 @@ class ChannelLMDecoder:
                               f"scores {n_logits}")
         self.lm, self.codebook, self.beam, self.lm_weight = lm, codebook, beam, lm_weight
         tok = lm.tokenizer
-        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        if start is None:
-            raise ConfigError(f"the LM {lm.name!r} has neither a BOS nor an EOS token to start a "
-                              "sentence from")
-        self.start_id = int(start)
+        self.prompt = prompt
+        self.start_ids = tok(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+        if not self.start_ids:
+            start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            if start is None:
+                raise ConfigError(f"the LM {lm.name!r} has neither a BOS nor an EOS token to start a "
+                                  "sentence from: give a prompt")
+            self.start_ids = [int(start)]
         # transformers 5 names the KV cache `cache`; 4.x named it `past_key_values`
         params = inspect.signature(lm.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.timings: dict[str, float] = {}  # of the last decode: total and LM seconds
 
     def _step(self, input_ids: torch.Tensor, cache) -> tuple[torch.Tensor, object]:
-        """Next-token logits ``[rows, vocab]`` after ``input_ids`` ``[rows, 1]``, and the grown KV cache."""
+        """Next-token logits ``[rows, vocab]`` after ``input_ids`` ``[rows, T]``, and the grown KV cache."""
+        t0 = time.perf_counter()
         kw = {} if cache is None else {self._cache_kw: cache}
         out = self.lm.model(input_ids=input_ids, use_cache=True, **kw)
         cache = out.get("cache")
+        self.timings["lm"] = self.timings.get("lm", 0.0) + time.perf_counter() - t0
         return out.logits[:, -1], out.past_key_values if cache is None else cache
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
@@ -83,13 +97,21 @@ class ChannelLMDecoder:
 
     @torch.inference_mode()
     def decode_ids(self, observations: list[TokenObservation]) -> list[list[int]]:
-        """The best hypothesis of each sentence, as token ids (``length`` of them, as the header said)."""
+        """The best hypothesis of each sentence, as token ids (``length`` of them, as the header said);
+        ``self.timings`` then holds the seconds spent in all (``total``) and in the LM (``lm``)."""
+        t0 = time.perf_counter()
+        self.timings = {"lm": 0.0}
+        ids = self._search(observations)
+        self.timings["total"] = time.perf_counter() - t0
+        return ids
+
+    def _search(self, observations: list[TokenObservation]) -> list[list[int]]:
         n, b, v = len(observations), self.beam, len(self.codebook)
         lengths = [o.length for o in observations]
         steps = max(lengths, default=0)
         if steps == 0:
             return [[] for _ in observations]
-        logits, cache = self._step(torch.full((n * b, 1), self.start_id), None)
+        logits, cache = self._step(torch.tensor([self.start_ids] * (n * b)), None)
         scores = torch.full((n, b), float("-inf"))
         scores[:, 0] = 0.0  # all beams start as the same empty hypothesis: keep one
         seqs = torch.zeros(n, b, 0, dtype=torch.long)

@@ -70,7 +70,7 @@ def naive_beam(dec, obs, steps):
         cand = []
         ll = dec.codebook.log_likelihood(obs.symbols[t:t + 1], obs.no_eff[t:t + 1])[0]
         for seq, score in hyps:
-            logits = dec.lm.model(input_ids=torch.tensor([[dec.start_id] + seq])).logits[0, -1, :v]
+            logits = dec.lm.model(input_ids=torch.tensor([dec.start_ids + seq])).logits[0, -1, :v]
             total = score + dec.lm_weight * torch.log_softmax(logits.float(), -1) + ll
             top = total.topk(b)
             cand += [(seq + [int(i)], float(s)) for s, i in zip(top.values, top.indices)]
@@ -90,7 +90,9 @@ def test_cached_batched_beam_search_equals_the_naive_search(lm):
 
 def test_the_lm_prior_repairs_channel_errors(trained_lm):
     sentences = sorted(set(CORPUS))
-    plain, prior = decoder(trained_lm, k=2, lm_weight=0.0), decoder(trained_lm, k=2, lm_weight=1.0)
+    # the LM was trained on BOS + sentence: start from BOS alone
+    plain = decoder(trained_lm, k=2, lm_weight=0.0, prompt="")
+    prior = decoder(trained_lm, k=2, lm_weight=1.0, prompt="")
     ids = plain.token_ids(sentences)
     rx = TokenLink(ChannelConfig(snr_db=0.0, seed=11), plain.codebook)(ids * 4)
 
@@ -104,6 +106,14 @@ def test_the_lm_prior_repairs_channel_errors(trained_lm):
     assert acc_plain < 0.9 and acc_prior > acc_plain + 0.1
 
 
+def test_the_prompt_is_what_the_lm_reads_first(lm):
+    assert decoder(lm, prompt="").start_ids == [lm.tokenizer.bos_token_id]
+    dec = decoder(lm, prompt="the cat\n")
+    assert dec.start_ids == lm.tokenizer("the cat\n", add_special_tokens=False)["input_ids"]
+    rx = TokenLink(ChannelConfig(snr_db=40.0), dec.codebook)(dec.token_ids(SENTENCES))
+    assert dec(rx.content) == SENTENCES
+
+
 def test_bad_settings_and_input(lm):
     cb = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), 4))
     with pytest.raises(ConfigError, match="beam"):
@@ -115,3 +125,20 @@ def test_bad_settings_and_input(lm):
     with pytest.raises(InputError, match="list of strings"):
         ChannelLMDecoder(lm, cb).token_ids("one sentence")
     assert ChannelLMDecoder(lm, cb)([]) == []
+
+
+@pytest.mark.slow
+def test_smollm2_decodes_typed_sentences_over_awgn():
+    """The real receiver: SmolLM2's tokenizer and prior, 8 symbols per token, sentences typed here."""
+    from ragsc.decoders.lm import load_lm
+    from ragsc.eval.metrics import bleu
+
+    typed = ["Please send the updated map of the harbour before noon.",
+             "A red bicycle is parked next to the library entrance.",
+             "The meeting moved to Thursday at 3 pm, room 214.",
+             "Ships are safe in harbor, but they were never meant to stay there."]
+    lm = load_lm("smollm2")
+    dec = ChannelLMDecoder(lm, TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), 8)), beam=4)
+    rx = TokenLink(ChannelConfig(snr_db=10.0, seed=0), dec.codebook)(dec.token_ids(typed))
+    out = dec(rx.content)
+    assert bleu(out, typed, 1).mean() >= 0.9, out
