@@ -123,7 +123,8 @@ def path_configs(config: ChannelConfig | None, overrides: dict,
 
 
 def as_tokens(x: Any) -> SemanticTokens:
-    """``x`` as :class:`SemanticTokens`: tokens pass through, a real float tensor ``[N, D]`` is wrapped."""
+    """``x`` as :class:`SemanticTokens`: tokens pass through, a real float tensor ``[N, D]`` is wrapped
+    (a bare tensor says nothing of its modality: its rows are labelled ``"text"``)."""
     if isinstance(x, SemanticTokens):
         return x
     if not isinstance(x, torch.Tensor):

@@ -13,7 +13,7 @@ needs to be stored: both ends rebuild it from its config.
 snr_db=None)`` takes a list of token-id lists and returns a :class:`~ragsc.channel.path.Received`
 whose ``content`` holds one :class:`TokenObservation` per sentence (the equalised symbols and their
 effective noise, what a receiver's likelihood needs) and whose ``meta["channel_uses_per_item"]`` counts
-every symbol sent for each sentence, header included.
+every symbol sent for each sentence, header included (``rx.channel_uses`` is their mean, rounded).
 """
 
 from __future__ import annotations
