@@ -25,18 +25,21 @@ Every transmission path is configured with one :class:`~ragsc.config.ChannelConf
   (ADJSCC-style), a rate policy, pilot-based SNR estimation.
 * :mod:`~ragsc.channel.digital`: quantised tokens and classic separate source-channel coding over
   5G LDPC (Sionna's transport-block encoder/decoder) + QAM, and the ideal capacity bound.
+* :class:`LMTextCodec` (``lm_codec.py``): a causal LM as an arithmetic source coder of texts, the
+  strongest text codec for the digital paths (``SeparateCoding(cfg, text_codec=LMTextCodec(lm))``).
 * :mod:`~ragsc.channel.theory`: closed forms the tests and plots compare against.
 """
 
 from ragsc.channel.adaptive import AdaptiveLink, AdaptiveScaling, PCAOrdering, RatePolicy, estimate_snr_db
 from ragsc.channel.analog import Link
 from ragsc.channel.digital import CodedPHY, CodingConfig, DigitalLink, IdealDigital, SeparateCoding
+from ragsc.channel.lm_codec import LMTextCodec
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath
 from ragsc.config import ChannelConfig
 
 __all__ = [
     "CHANNELS", "AdaptiveLink", "AdaptiveScaling", "Channel", "ChannelConfig", "CodedPHY", "CodingConfig",
-    "DigitalLink", "IdealDigital", "Link", "PCAOrdering", "RatePolicy", "Received", "SeparateCoding",
-    "TransmissionPath", "equalize", "estimate_snr_db", "snr_db_to_no",
+    "DigitalLink", "IdealDigital", "LMTextCodec", "Link", "PCAOrdering", "RatePolicy", "Received",
+    "SeparateCoding", "TransmissionPath", "equalize", "estimate_snr_db", "snr_db_to_no",
 ]
