@@ -15,10 +15,11 @@ from ragsc.channel import (
     CodingConfig,
     DigitalLink,
     IdealDigital,
+    LMTextCodec,
     SeparateCoding,
     theory,
 )
-from ragsc.channel.codecs import features_that_fit
+from ragsc.channel.codecs import TextCodec, features_that_fit
 from ragsc.errors import ConfigError, InputError
 
 from ._util import gaussian_features
@@ -280,6 +281,90 @@ def test_ideal_content_and_tokens_improve_with_snr(easy_images):
     ideal = IdealDigital(k_symbols=64)
     err = [float(((ideal(z, s).features - z) ** 2).mean()) for s in (0.0, 10.0, 30.0)]
     assert err[0] > err[1] > err[2]
+
+
+# ----------------------------------------------------------------------------- text codecs, per-item budgets
+
+LM_TEXTS = ["the cat sat on the mat", "Zoë paid €12.50 at 9:45!", "please send the map before noon"]
+
+
+@pytest.fixture(scope="module")
+def lm_codec():
+    from ..decoders._tiny_lm import tiny_lm
+
+    return LMTextCodec(tiny_lm())
+
+
+def test_the_default_text_codec_is_deflate():
+    assert isinstance(SeparateCoding(k_symbols=192).text_codec, TextCodec)
+    assert isinstance(IdealDigital(k_symbols=192).text_codec, TextCodec)
+
+
+def test_separate_coding_with_the_lm_codec_delivers_texts_exactly(lm_codec):
+    sc = SeparateCoding(k_symbols=256, snr_db=20.0, text_codec=lm_codec)
+    rx = sc(LM_TEXTS)
+    assert rx.ok.all() and rx.content == LM_TEXTS
+    assert rx.meta["bits_used"] == [8 * math.ceil(lm_codec.n_bits(t) / 8) for t in LM_TEXTS]
+    low = sc(LM_TEXTS, snr_db=-8.0)
+    assert not low.ok.any() and low.content == [""] * 3
+
+
+def test_separate_coding_per_item_channel_uses(spy):
+    texts = ["a red triangle", "the quick brown fox jumps", "a blue circle", "a dot"]
+    ks = [64, 256, 64, 4]  # 4 symbols: no 5G transport block fits
+    sc = SeparateCoding(k_symbols=256, snr_db=20.0)
+    small = sc.phy_for(64)
+    assert sc.phy_for(64) is small and sc.phy_for(256) is sc.phy and sc.phy_for(4) is None
+    calls_small, calls_big = _spy_mapper(small), _spy_mapper(sc.phy)
+    ch_small, ch_big = spy(small), spy(sc.phy)
+    rx = sc(texts, channel_uses=ks)
+    # one PHY call per budget, each item on its own number of channel uses
+    assert calls_small == [((2, 128), (2, 64))] and calls_big == [((1, 512), (1, 256))]
+    assert ch_small.shapes == [(2, 64)] and ch_big.shapes == [(1, 256)]
+    assert rx.meta["channel_uses_per_item"] == ks and rx.channel_uses == round(sum(ks) / 4)
+    assert rx.meta["budget_bits"] == [small.info_bits, sc.phy.info_bits, small.info_bits, 0]
+    assert all(used <= budget for used, budget in zip(rx.meta["bits_used"], rx.meta["budget_bits"]))
+    assert rx.ok.tolist() == [True, True, True, False] and rx.meta["transmitted"] == 3
+    assert rx.content[1] == texts[1] and rx.content[3] == ""
+    assert all(t.startswith(out) for t, out in zip(texts, rx.content))
+    assert sc(texts).meta["channel_uses_per_item"] == [256] * 4
+
+
+def test_ideal_digital_with_the_lm_codec_delivers_a_text_iff_its_code_fits(lm_codec):
+    ideal = IdealDigital(k_symbols=64, text_codec=lm_codec)
+    need = [8 * math.ceil(lm_codec.n_bits(t) / 8) for t in LM_TEXTS]  # the payload is whole bytes
+    ks = need + [n - 1 for n in need]
+    rx = ideal(LM_TEXTS * 2, 0.0, channel_uses=ks)  # 0 dB: capacity 1 bit per channel use, budget = k
+    assert rx.meta["budget_bits"] == ks == rx.meta["channel_uses_per_item"]
+    assert rx.content[:3] == LM_TEXTS and rx.ok[:3].all()
+    for text, out in zip(LM_TEXTS, rx.content[3:]):  # one bit short: whole words dropped, or nothing
+        assert out != text and text.startswith(out)
+
+
+def test_ideal_budgets_per_item():
+    ideal = IdealDigital(k_symbols=100)
+    assert ideal.budgets(3, 10.0, [10, 100, 1000]) == [math.floor(k * math.log2(11)) for k in (10, 100, 1000)]
+    for fading in ("fast", "block"):  # the same budgets as before when every item has k_symbols
+        a = IdealDigital(k_symbols=50, channel="rayleigh", fading=fading, seed=3).budgets(5, 10.0)
+        b = IdealDigital(k_symbols=50, channel="rayleigh", fading=fading, seed=3).budgets(5, 10.0, [50] * 5)
+        assert a == b
+    rx = ideal(gaussian_features(3, 256, seed=48), 10.0, channel_uses=[8, 64, 256])
+    assert rx.meta["channel_uses_per_item"] == [8, 64, 256] and rx.channel_uses == 109
+    err = ((rx.features - rx.sent) ** 2).mean(dim=1)
+    assert err[0] > err[1] > err[2]
+
+
+@pytest.mark.parametrize("bad", [[64], [64, 0], [64, -1], [64, True], [64, 2.5], "ab", 64])
+def test_bad_channel_uses_are_an_input_error_and_draw_nothing(bad):
+    ideal = IdealDigital(k_symbols=64, channel="rayleigh", seed=1)
+    state = ideal.channel.generator.get_state()
+    with pytest.raises(InputError, match="channel_uses"):
+        SeparateCoding(k_symbols=64)(["a", "b"], channel_uses=bad)
+    with pytest.raises(InputError, match="channel_uses"):
+        ideal(["a", "b"], 10.0, channel_uses=bad)
+    with pytest.raises(InputError, match="channel_uses"):
+        ideal(gaussian_features(2, 64, seed=49), 10.0, channel_uses=bad)
+    assert torch.equal(ideal.channel.generator.get_state(), state)
 
 
 # ----------------------------------------------------------------------------- bad input
