@@ -142,3 +142,42 @@ def test_smollm2_decodes_typed_sentences_over_awgn():
     rx = TokenLink(ChannelConfig(snr_db=10.0, seed=0), dec.codebook)(dec.token_ids(typed))
     out = dec(rx.content)
     assert bleu(out, typed, 1).mean() >= 0.9, out
+
+
+# ----------------------------------------------------------------------------- RAG
+
+
+KB = ["the cat sat on the mat", "please send the map before noon", "the ship is safe in the harbour",
+      "a red triangle is next to a blue circle"]
+
+
+def test_kb_sentences_consistent_with_the_received_symbols(lm):
+    dec = decoder(lm, k=4)
+    kb = dec.sentences(KB)
+    rx = TokenLink(ChannelConfig(snr_db=10.0, seed=2), dec.codebook)(dec.token_ids(KB[:2] + ["the dog ran"]))
+    assert kb.consistent(rx.content[0], dec.codebook, 3) == [0]  # itself, and no other KB sentence
+    assert kb.consistent(rx.content[1], dec.codebook, 3) == [1]
+    assert kb.consistent(rx.content[2], dec.codebook, 3) == []  # a novel sentence has no KB neighbour
+
+
+def test_rag_recovers_kb_sentences_at_low_snr_and_leaves_novel_ones_alone(lm):
+    dec = decoder(lm, k=4)
+    kb = dec.sentences(KB)
+    novel = ["numbers like 12, 3.5 and 2026 matter", "Zoë paid €12.50 at 9:45!"]
+    sent = KB * 3 + novel
+    rx = TokenLink(ChannelConfig(snr_db=-2.0, seed=4), dec.codebook)(dec.token_ids(sent))
+    off, on = dec(rx.content), dec(rx.content, kb)
+    assert dec.last_rag[:len(KB)] == [[s] for s in KB]
+    exact = [a == b for a, b in zip(on, sent)]
+    assert sum(exact[:12]) >= 11 and sum(a == b for a, b in zip(off[:12], sent)) <= 6, (off, on)
+    assert dec.last_rag[12:] == [[], []] and on[12:] == off[12:]  # no consistent neighbour: RAG is a no-op
+
+
+def test_a_kb_sentence_is_only_a_hypothesis_the_channel_must_favour(lm):
+    dec = decoder(lm, k=4, rag_neighbours=1)
+    kb = dec.sentences(["the cat sat on the mat"])
+    sent = kb.ids[0][:-1] + [(kb.ids[0][-1] + 1) % len(dec.codebook)]  # one token away from it
+    rx = TokenLink(ChannelConfig(snr_db=20.0, seed=0), dec.codebook)([sent] * 4)
+    assert dec.decode_ids(rx.content, kb) == [sent] * 4  # the received symbols reject the KB sentence
+    with pytest.raises(ConfigError, match="rag_prior"):
+        decoder(lm, rag_prior=1.0)
