@@ -127,8 +127,11 @@ class TokenLink(TransmissionPath):
         """Complex symbols a sentence of ``length`` tokens costs (header included)."""
         return self.header_symbols + length * self.codebook.symbols_per_token
 
-    def __call__(self, token_ids: list[list[int]], snr_db: float | None = None) -> Received:
-        snr = self.snr(snr_db)
+    def __call__(self, token_ids: list[list[int]], snr_db: float | None = None,
+                 noiseless: bool = False) -> Received:
+        """Send ``token_ids`` (one list per sentence); ``noiseless``: the same symbols delivered exactly
+        (the bound; ``rx.snr_db`` is ``inf``)."""
+        snr = float("inf") if noiseless else self.snr(snr_db)
         ids = self._check(token_ids)
         k, h = self.codebook.symbols_per_token, self.header_symbols
         lengths = [len(x) for x in ids]
@@ -140,10 +143,13 @@ class TokenLink(TransmissionPath):
             x[i, :h] = self.header_codewords[len(row)]
             if row:
                 x[i, h:h + len(row) * k] = self.codebook.codewords[torch.tensor(row)].reshape(-1)
-        no = snr_db_to_no(snr)
-        y, hh = self.channel(x, no)
-        y_eq, no_eff = equalize(y, hh, no, self.config.csi, "zf")
-        no_eff = no_eff.expand(y_eq.shape)
+        if noiseless:  # a tiny noise variance keeps the receiver's likelihood finite
+            y_eq, no_eff = x, torch.full(x.shape, 1e-6)
+        else:
+            no = snr_db_to_no(snr)
+            y, hh = self.channel(x, no)
+            y_eq, no_eff = equalize(y, hh, no, self.config.csi, "zf")
+            no_eff = no_eff.expand(y_eq.shape)
         decided = self._decode_lengths(y_eq[:, :h], no_eff[:, :h])
         obs = []
         for i, (n_sent, n_rx) in enumerate(zip(lengths, decided)):

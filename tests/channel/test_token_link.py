@@ -102,3 +102,11 @@ def test_gaussian_codewords_are_independent_of_the_global_rng():
     a = gaussian_codewords(5, 3, seed=9)
     torch.manual_seed(1)
     assert torch.equal(a, gaussian_codewords(5, 3, seed=9))
+
+
+def test_noiseless_delivers_the_codewords():
+    link = TokenLink(ChannelConfig(), CB)
+    rx = link(IDS, noiseless=True)
+    assert rx.snr_db == float("inf") and rx.meta["length_errors"] == 0
+    for obs, row in zip(rx.content, IDS):
+        assert torch.equal(obs.symbols.reshape(-1), CB.codewords[torch.tensor(row, dtype=torch.long)].reshape(-1))
