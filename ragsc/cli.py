@@ -297,7 +297,8 @@ def eval_pipeline(
 def demo(
     limit: int = typer.Option(240, min=1, help="easy-VQA test images for the encoder check."),
     n: int = typer.Option(40, min=1, help="Sentences and images in the sweep."),
-    lm: bool = typer.Option(True, help="Also let SmolLM2 write the example sentences."),
+    lm: bool = typer.Option(True, help="Also decode the example sentences the embedding way "
+                            "(the semantic-embedding baseline)."),
 ) -> None:
     """The main job on the embedded default: KBs, the multitask pipeline, examples and a baseline sweep."""
     from ragsc.demo import run_demo

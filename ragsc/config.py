@@ -119,6 +119,28 @@ class DecoderConfig(_Config):
     weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
 
 
+class TextLinkConfig(_Config):
+    """How a pipeline sends sentences (:mod:`ragsc.channel.token_link`, :mod:`ragsc.decoders.token_decoder`).
+
+    ``token`` (the default): each sentence as a variable-length sequence of ``symbols_per_token``
+    complex symbols per token of the LM's tokenizer plus a ``header_symbols`` length header, decoded by
+    beam search over channel likelihood + the LM's prior (``decoder.lm``), RAG from the KBs'
+    sentences. ``embedding``: the sentence's embedding in ``channel.k_symbols`` symbols, decoded from
+    the KBs and the trained decoders (the ``semantic-embedding`` baseline).
+    """
+
+    link: Literal["token", "embedding"] = "token"
+    symbols_per_token: int = Field(4, ge=1, le=64, description="complex symbols per token")
+    header_symbols: int = Field(16, ge=1, le=256, description="complex symbols of the length header")
+    max_tokens: int = Field(128, ge=1, le=4096, description="tokens per frame; a longer sentence is "
+                            "sent in several frames (reported in Output.meta)")
+    beam: int = Field(4, ge=1, le=64, description="hypotheses kept per sentence")
+    lm_weight: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="weight of the LM's log-prior")
+    rag_prior: float = Field(0.5, gt=0.0, lt=1.0, description="RAG: prior probability that a sentence is "
+                             "one the KBs hold")
+    codebook_seed: int = Field(0, description="seed of the token codebook (both ends rebuild it)")
+
+
 class PipelineSpec(_Config):
     """A pipeline as declared in ``pipelines/<task>.yaml``."""
 
@@ -128,6 +150,7 @@ class PipelineSpec(_Config):
     channel: ChannelConfig = ChannelConfig()
     knowledge_bases: list[KBRef] = Field(default_factory=list)
     decoder: DecoderConfig = DecoderConfig()
+    text: TextLinkConfig = TextLinkConfig()
     seed: int = Field(0, description="the pipeline's seed: it seeds the channel of every transmission "
                       "(a call's seed= overrides it), so the same spec gives the same results")
 

@@ -4,8 +4,10 @@
 2. The receiver's knowledge bases: the embedded default's global KB (easy-VQA train images with
    captions + caption sentences + Debian fortunes) and local KB (a recent subset), built on first
    use under ``RAGSC_HOME/kb`` (about 3 minutes the first time: 3,578 images are encoded once).
-3. The multitask pipeline (``pipelines/multitask.yaml``) on examples at 5 dB: sentences, decoded
-   images with their captions and answers, RAG on and off, and SmolLM2 writing the sentences.
+3. The multitask pipeline (``pipelines/multitask.yaml``) on examples: ordinary sentences of the demo's
+   own on the token link at 0, 5 and 10 dB (decoded by channel likelihood + SmolLM2, RAG on), the
+   same as embeddings (the semantic-embedding baseline), and images with their captions and answers
+   at 5 dB, RAG on and off.
 4. A sweep against the baselines at equal channel uses (semantic + RAG, without RAG, digital
    separate coding, ideal digital, noiseless), AWGN and Rayleigh: a table, a CSV and the plots in
    ``RAGSC_HOME/demo/eval``.
@@ -51,33 +53,54 @@ def run_demo(limit: int = 240, echo: Callable[[str], None] = print,
     return {"scores": scores, "eval": rows}
 
 
-def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float = 5.0) -> None:
-    """A few items through the pipeline at one SNR, with and without RAG (and the LM text decoder)."""
+# ordinary sentences written for the demo: in no corpus, KB or training set
+DEMO_SENTENCES = ("Please send the updated map of the harbour before noon.",
+                  "My sister's bike has a flat tyre again, so she'll be late.",
+                  "The meeting moved to Thursday at 3 pm, room 214.",
+                  "Could you water the tomatoes while I'm away this weekend?")
+
+
+def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float = 5.0,
+             sentence_snrs: tuple[float, ...] = (0.0, 5.0, 10.0)) -> None:
+    """Sentences of the demo's own at ``sentence_snrs`` (and a KB-held one), then images at ``snr_db``.
+
+    ``lm``: also decode the sentences the embedding way (``text.link: embedding``, the
+    ``semantic-embedding`` baseline) at ``snr_db``, for contrast.
+    """
     from ragsc.datasets import load_easy_vqa
     from ragsc.datasets.corpus import text_test_set
     from ragsc.report import table
 
-    sentences = text_test_set(4, seed=3)
+    sentences = list(DEMO_SENTENCES) + text_test_set(1, seed=3)  # the last one is in the global KB
+    if pipe.sentence_path is not None:
+        t = time.perf_counter()
+        runs = [pipe.run(sentences, snr_db=s, channel="awgn") for s in sentence_snrs]
+        uses = [o.meta["channel_uses"] for o in runs[0]]
+        rows = [[s, u] + [r[i].text for r in runs] for i, (s, u) in enumerate(zip(sentences, uses))]
+        echo(f"\nsentences over AWGN on the token link ({pipe.spec.text.symbols_per_token} complex symbols "
+             f"per token + a {pipe.spec.text.header_symbols}-symbol header), decoded by channel likelihood "
+             f"+ {pipe.spec.decoder.lm} with RAG ({time.perf_counter() - t:.1f}s); the last is in the KB:")
+        echo(table(rows, ["sent", "symbols"] + [f"decoded at {s:g} dB" for s in sentence_snrs]))
+    if lm or pipe.sentence_path is None:
+        from ragsc.pipelines import Pipeline
+
+        spec = pipe.spec.model_copy(update={"text": pipe.spec.text.model_copy(update={"link": "embedding"})})
+        emb = Pipeline(spec, encoder=pipe.encoder, decoders=pipe.decoders,
+                       **{"local" if n == "local" else "global_": kb for n, kb in pipe.retriever.kbs})
+        tx = emb.transmit(sentences, snr_db=snr_db, channel="awgn")
+        rag, plain = emb.receive(tx, rag=True), emb.receive(tx, rag=False)
+        echo(f"\nthe same sentences as embeddings (semantic-embedding baseline) at {snr_db:g} dB, "
+             f"{tx.channel_uses} complex symbols each:")
+        echo(table([[s, r.text, p.text] for s, r, p in zip(sentences, rag, plain)],
+                   ["sent", "decoded, RAG (fast)", "decoded, no RAG (GRU)"]))
     images = load_easy_vqa("test")[:3]
-    items = sentences + [{"image": x.path, "questions": [q for q, _ in x.questions[:2]]} for x in images]
+    items = [{"image": x.path, "questions": [q for q, _ in x.questions[:2]]} for x in images]
     tx = pipe.transmit(items, snr_db=snr_db, channel="awgn")
     rag, plain = pipe.receive(tx, rag=True), pipe.receive(tx, rag=False)
-    rows = [[s, r.text, p.text] for s, r, p in zip(sentences, rag, plain)]
-    if lm:
-        from ragsc.decoders import Context, TextDecoder
-
-        t = time.perf_counter()
-        writer = TextDecoder(pipe.decoders.text, pipe.decoders.vocab, "lm", lm=pipe.spec.decoder.lm)
-        written = writer(tx.received.tokens.embeddings[: len(sentences)],
-                           Context([o.context for o in rag[: len(sentences)]]))
-        rows = [r + [w] for r, w in zip(rows, written)]
-        echo(f"(SmolLM2-135M loaded and ran in {time.perf_counter() - t:.1f}s)")
-    echo(f"\nsentences over AWGN at {snr_db:g} dB, {tx.channel_uses} complex symbols each:")
-    echo(table(rows, ["sent", "decoded, RAG (fast)", "decoded, no RAG (GRU)"]
-               + (["decoded, RAG (SmolLM2)"] if lm else [])))
     rows = []
-    for x, r, p in zip(images, rag[len(sentences):], plain[len(sentences):]):
+    for x, r, p in zip(images, rag, plain):
         qa = "; ".join(f"{q} -> {a} / {b}" for q, a, b in zip(r.questions, r.answers, p.answers))
         rows.append([x.caption, r.caption, p.caption, qa])
-    echo(f"\nimages over AWGN at {snr_db:g} dB (answers: RAG / no RAG):")
+    echo(f"\nimages over AWGN at {snr_db:g} dB, {tx.channel_uses} complex symbols each "
+         "(answers: RAG / no RAG):")
     echo(table(rows, ["sent (caption)", "caption, RAG", "caption, no RAG", "questions"]))

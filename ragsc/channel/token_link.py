@@ -158,8 +158,8 @@ class TokenLink(TransmissionPath):
             sym = y_eq[i, h:h + n_read * k].reshape(n_read, k)
             obs.append(TokenObservation(sym, no_eff[i, h:h + n_read * k].reshape(n_read, k), n_read, n_sent))
         uses = [self.channel_uses(n) for n in lengths]
-        meta = {"path": "token", "channel": self.config.channel, "channel_uses_per_item": uses,
-                "symbols_per_token": k, "header_symbols": h,
+        meta = {"path": "token", "channel": "none" if noiseless else self.config.channel,
+                "channel_uses_per_item": uses, "symbols_per_token": k, "header_symbols": h,
                 "length_errors": sum(o.length != o.sent_length for o in obs)}
         return Received(None, None, None, round(sum(uses) / len(uses)), snr, meta, content=obs)
 

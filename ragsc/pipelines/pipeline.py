@@ -31,7 +31,8 @@ from ragsc.channel import Link, Received
 from ragsc.config import PipelineSpec, load_pipeline_spec, validate
 from ragsc.decoders import Context, ImageDecoder, TextDecoder, VQADecoder, load_decoders
 from ragsc.errors import ConfigError, InputError, KBError
-from ragsc.pipelines.items import Message, parse_items
+from ragsc.pipelines.items import TASK_KINDS, Message, parse_items
+from ragsc.pipelines.sentences import SentencePath
 from ragsc.types import SemanticTokens
 
 # what a pipeline's receiver produces for an image item (a text pipeline has none)
@@ -43,34 +44,67 @@ IMAGE_TASKS = {"text": (), "image": ("image", "caption"), "vqa": ("vqa",),
 class Transmission:
     """What reached the receiver, plus the bookkeeping an evaluation needs.
 
-    ``received.tokens`` (embeddings ``[N, D]`` and each row's modality, the per-item header) is all
-    the receiver decodes from; ``messages`` keep what was sent (for scoring; the receiver reads only
-    the questions the receiver itself asks about images).
+    Image items (and sentences, with ``text.link: embedding``) cross the analog link: ``received``
+    holds them, rows ``analog_rows`` of the batch (``received.tokens``: embeddings ``[n, D]`` and each
+    row's modality, the per-item header; ``None`` when there are none). Sentences on the token link
+    (``text.link: token``, the default) are in ``sentences``, rows ``token_rows``: one
+    :class:`~ragsc.channel.token_link.TokenObservation` per frame. ``messages`` keep what was sent (for
+    scoring; the receiver reads only the questions the receiver itself asks about images).
     """
 
     messages: list[Message]
-    received: Received
+    received: Received | None
     timings: dict[str, float] = field(default_factory=dict)
+    sentences: Received | None = None
+    analog_rows: list[int] | None = None
+    token_rows: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.analog_rows is None:  # every row on the analog link
+            self.analog_rows = list(range(len(self.messages)))
+
+    @property
+    def _any(self) -> Received:
+        return self.received if self.received is not None else self.sentences
 
     @property
     def snr_db(self) -> float:
         """The SNR it was sent at (``inf`` for the noiseless bound)."""
-        return self.received.snr_db
+        return self._any.snr_db
 
     @property
     def channel(self) -> str:
         """The channel it crossed (``"none"`` for the noiseless bound)."""
-        return self.received.channel
+        return self._any.channel
 
     @property
     def kinds(self) -> list[str]:
-        """Each item's modality, as the received header says."""
-        return list(self.received.tokens.modalities)
+        """Each item's modality, as the received headers say."""
+        kinds = [""] * len(self.messages)
+        if self.received is not None:
+            for i, kind in zip(self.analog_rows, self.received.tokens.modalities):
+                kinds[i] = kind
+        for i in self.token_rows:
+            kinds[i] = "text"
+        return kinds
+
+    @property
+    def channel_uses_per_item(self) -> list[int]:
+        """Complex symbols each item cost, everything included (headers, every frame of a long sentence)."""
+        uses = [0] * len(self.messages)
+        if self.received is not None:
+            for i in self.analog_rows:
+                uses[i] = self.received.channel_uses
+        if self.sentences is not None:
+            for i, u in zip(self.token_rows, self.sentences.meta["channel_uses_per_item"]):
+                uses[i] = u
+        return uses
 
     @property
     def channel_uses(self) -> int:
-        """Complex symbols per item."""
-        return self.received.channel_uses
+        """Complex symbols per item (the mean, rounded, when items differ)."""
+        uses = self.channel_uses_per_item
+        return round(sum(uses) / len(uses))
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -83,7 +117,10 @@ class Output:
     ``text``: the decoded sentence (text items); ``image``: the decoded image, ``caption`` the caption
     of the best retrieved neighbour (RAG) or the text decoder's reading of the embedding (no RAG),
     ``label`` its class attributes when the KB has them; ``answers``: one per question;
-    ``context``: the retrieved hits (``None`` without RAG), with their provenance.
+    ``context``: the retrieved hits (``None`` without RAG), with their provenance; ``meta``: what the
+    path reports per item (a sentence on the token link: ``channel_uses``, ``tokens``, ``frames`` (more
+    than one when it was longer than ``text.max_tokens``) and ``rag``, the KB sentences it was decoded
+    with).
     """
 
     kind: str
@@ -94,6 +131,7 @@ class Output:
     questions: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
     context: list | None = None
+    meta: dict = field(default_factory=dict)
 
 
 class Pipeline:
@@ -136,6 +174,11 @@ class Pipeline:
         self.text_decoder = TextDecoder(d.text, d.vocab, spec.decoder.text, lm=lm)
         self.image_decoder = ImageDecoder(d.image, spec.decoder.image_copy_threshold)
         self.vqa_decoder = VQADecoder(d.vqa, self.encoder, spec.decoder.vqa, lm=lm)
+        # sentences on the token link (text.link: token), decoded by the channel-guided LM
+        self.sentence_path = None
+        if spec.text.link == "token" and "text" in TASK_KINDS[self.task]:
+            self.sentence_path = SentencePath(spec.text, spec.channel, lm, owner=f"pipeline {spec.name!r}")
+        self._kb_sentences: tuple | None = None  # (key, KBSentences) of the KBs' sentences, for RAG
         self.timings: dict[str, float] = {}
 
     @classmethod
@@ -187,7 +230,7 @@ class Pipeline:
 
     def transmit(self, items, *, snr_db: float | None = None, channel: str | None = None,
                  seed: int | None = None, noiseless: bool = False) -> Transmission:
-        """Encode and send ``items``; ``noiseless`` sends the same ``k_symbols`` without noise (the bound)."""
+        """Encode and send ``items``; ``noiseless`` sends the same symbols without noise (the bound)."""
         link = self.link(channel, seed)  # validates channel and k before any encoding
         if not noiseless:
             link.snr(snr_db)  # and the SNR
@@ -202,7 +245,11 @@ class Pipeline:
     def send(self, messages: list[Message], tokens: SemanticTokens, *, snr_db: float | None = None,
              channel: str | None = None, seed: int | None = None, noiseless: bool = False,
              link: Link | None = None) -> Transmission:
-        """Send already-encoded messages (sweeps encode once and send at every SNR)."""
+        """Send already-encoded messages (sweeps encode once and send at every SNR).
+
+        Images (and sentences, with ``text.link: embedding``) cross the analog ``link``; sentences on
+        the token link cross it over the same channel, seed and SNR.
+        """
         link = link or self.link(channel, seed)
         if not isinstance(tokens, SemanticTokens):
             raise InputError(f"send() takes the SemanticTokens of encode(), got {type(tokens).__name__}")
@@ -212,10 +259,18 @@ class Pipeline:
         if list(tokens.modalities) != [m.kind for m in messages]:
             raise InputError("the tokens' modalities do not match the messages' kinds "
                              "(encode them with encode())")
+        by_token = self.sentence_path is not None
+        token_rows = [i for i, m in enumerate(messages) if by_token and m.kind == "text"]
+        analog_rows = [i for i in range(len(messages)) if i not in set(token_rows)]
         t0 = time.perf_counter()
-        rx = link(tokens, snr_db, noiseless=noiseless)
+        rx = link(tokens.select(analog_rows), snr_db, noiseless=noiseless) if analog_rows else None
+        sentences = None
+        if token_rows:
+            sentences = self.sentence_path.send([messages[i].content for i in token_rows], snr_db,
+                                                channel=link.config.channel, seed=link.config.seed,
+                                                noiseless=noiseless)
         self.timings = {"channel": time.perf_counter() - t0}
-        return Transmission(messages, rx, dict(self.timings))
+        return Transmission(messages, rx, dict(self.timings), sentences, analog_rows, token_rows)
 
     # ------------------------------------------------------------------------- receiver
     def retrieve(self, received: torch.Tensor, kinds: list[str]) -> list[list]:
@@ -237,9 +292,55 @@ class Pipeline:
         any of ``"image"``, ``"caption"``, ``"vqa"``)."""
         if not isinstance(tx, Transmission):
             raise InputError(f"receive() takes a Transmission from transmit(), got {type(tx).__name__}")
-        outputs = self.decode(tx.received.tokens, tx.messages, rag=rag, tasks=tasks)
-        self.timings = {**tx.timings, **self.timings}
+        outputs: list[Output | None] = [None] * len(tx)
+        timings = {"retrieve": 0.0, "decode": 0.0}
+        if tx.received is not None:
+            analog = self.decode(tx.received.tokens, [tx.messages[i] for i in tx.analog_rows], rag=rag,
+                                 tasks=tasks)
+            for i, o in zip(tx.analog_rows, analog):
+                outputs[i] = o
+            timings = dict(self.timings)
+        if tx.sentences is not None:
+            for i, o in zip(tx.token_rows, self.decode_sentences(tx.sentences, rag=rag)):
+                outputs[i] = o
+            timings = {k: timings[k] + self.timings[k] for k in timings}
+        self.timings = {**tx.timings, **timings}
         return outputs
+
+    def decode_sentences(self, received: Received, *, rag: bool | None = None) -> list[Output]:
+        """Decode sentences received on the token link (``rag`` as in :meth:`receive`): RAG uses the
+        sentences of the local and global KBs (see :mod:`ragsc.decoders.token_decoder`)."""
+        if self.sentence_path is None:
+            raise ConfigError(f"pipeline {self.spec.name!r} sends no sentences on the token link "
+                              "(text.link: embedding, or a task without texts)")
+        rag = self.spec.decoder.rag if rag is None else rag
+        if rag and self.retriever is None:
+            raise ConfigError(f"pipeline {self.spec.name!r}: RAG needs a knowledge base")
+        t0 = time.perf_counter()
+        kb = self.kb_sentences() if rag else None
+        t1 = time.perf_counter()
+        texts = self.sentence_path.receive(received, kb)
+        used = self.sentence_path.decoder.last_rag
+        outputs, j = [], 0
+        m = received.meta
+        for text, uses, frames, n_tokens in zip(texts, m["channel_uses_per_item"], m["frames_per_item"],
+                                                m["tokens_per_item"]):
+            rag_used = [s for frame in used[j:j + frames] for s in frame] if kb is not None else None
+            outputs.append(Output("text", text=text, meta={"channel_uses": uses, "tokens": n_tokens,
+                                                           "frames": frames, "rag": rag_used}))
+            j += frames
+        self.timings = {"retrieve": t1 - t0, "decode": time.perf_counter() - t1}
+        return outputs
+
+    def kb_sentences(self):
+        """The local and global KBs' sentences as token-link hypotheses (built once per KB content)."""
+        kbs = self.retriever.kbs
+        key = tuple((name, id(kb), len(kb)) for name, kb in kbs)
+        if self._kb_sentences is None or self._kb_sentences[0] != key:
+            texts = sorted({it.text for _, kb in kbs for it in kb.items()
+                            if it.modality == "text" and it.text})
+            self._kb_sentences = (key, self.sentence_path.decoder.sentences(texts))
+        return self._kb_sentences[1]
 
     def decode(self, tokens: SemanticTokens, messages: list[Message], *, rag: bool | None = None,
                tasks: tuple[str, ...] | None = None) -> list[Output]:

@@ -109,4 +109,5 @@ def test_noiseless_delivers_the_codewords():
     rx = link(IDS, noiseless=True)
     assert rx.snr_db == float("inf") and rx.meta["length_errors"] == 0
     for obs, row in zip(rx.content, IDS):
-        assert torch.equal(obs.symbols.reshape(-1), CB.codewords[torch.tensor(row, dtype=torch.long)].reshape(-1))
+        sent = CB.codewords[torch.tensor(row, dtype=torch.long)].reshape(-1)
+        assert torch.equal(obs.symbols.reshape(-1), sent)

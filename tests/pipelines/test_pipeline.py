@@ -32,6 +32,17 @@ def pipes(parts):
     return {task: Pipeline.from_config(SPECS / f"{task}.yaml", **parts) for task in ("text", "image", "vqa")}
 
 
+def embedding_spec(task: str) -> dict:
+    """``pipelines/<task>.yaml`` with sentences sent as embeddings (the semantic-embedding path)."""
+    return {**yaml.safe_load((SPECS / f"{task}.yaml").read_text()), "text": {"link": "embedding"}}
+
+
+@pytest.fixture(scope="module")
+def by_embedding(parts):
+    """The text and multitask pipelines with sentences on the analog link (``text.link: embedding``)."""
+    return {task: Pipeline.from_config(embedding_spec(task), **parts) for task in ("text", "multitask")}
+
+
 @pytest.fixture(scope="module")
 def test_images():
     from ragsc.datasets import load_easy_vqa
@@ -105,22 +116,29 @@ def test_transmit_and_receive(multitask, test_images):
     tx = multitask.transmit(items, snr_db=12.5)
     assert isinstance(tx, Transmission) and len(tx) == 2
     assert tx.kinds == ["text", "image"]
-    assert tx.channel_uses == multitask.spec.channel.k_symbols == 48
-    assert tx.snr_db == 12.5 and tx.channel == "awgn"
+    # the sentence crosses the token link (16-symbol header + 4 symbols per token), the image the analog one
+    n_tokens = len(multitask.sentence_path.decoder.token_ids(["a red triangle"])[0])
+    assert tx.token_rows == [0] and tx.analog_rows == [1]
+    assert tx.channel_uses_per_item == [16 + 4 * n_tokens, multitask.spec.channel.k_symbols]
+    assert tx.channel_uses == round(sum(tx.channel_uses_per_item) / 2)
+    assert tx.snr_db == 12.5 and tx.channel == "awgn" and tx.sentences.snr_db == 12.5
     z = tx.received.tokens.embeddings
-    assert z.shape == (2, 384)
-    assert torch.allclose(z.norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert z.shape == (1, 384) and tx.received.tokens.modalities == ("image",)
+    assert torch.allclose(z.norm(dim=-1), torch.ones(1), atol=1e-5)
     assert set(multitask.timings) == {"encode", "channel"}
     outs = multitask.receive(tx)
     assert [type(o) for o in outs] == [Output, Output] and [o.kind for o in outs] == ["text", "image"]
     assert set(multitask.timings) == {"encode", "channel", "retrieve", "decode"}
-    assert isinstance(outs[0].text, str) and outs[0].image is None and outs[0].answers == []
+    assert outs[0].text == "a red triangle" and outs[0].image is None and outs[0].answers == []
+    assert outs[0].meta == {"channel_uses": 16 + 4 * n_tokens, "tokens": n_tokens, "frames": 1,
+                            "rag": ["a red triangle"]}  # the KB holds this caption
     assert outs[1].text is None and outs[1].questions == ["what is the color of the shape?"]
-    assert len(outs[1].answers) == 1
-    assert all(o.context is not None and len(o.context) > 0 for o in outs)
+    assert len(outs[1].answers) == 1 and outs[1].context
 
 
-def test_run_is_receive_of_transmit_and_deterministic(multitask):
+
+def test_run_is_receive_of_transmit_and_deterministic(by_embedding):
+    multitask = by_embedding["multitask"]  # sentences on the analog link
     items = ["a blue circle", "Expect the worst, it's the least you can do."]
     a = multitask.run(items, snr_db=-5, seed=3)
     b = multitask.receive(multitask.transmit(items, snr_db=-5, seed=3))
@@ -137,7 +155,8 @@ def test_run_is_receive_of_transmit_and_deterministic(multitask):
     assert torch.equal(d.received.tokens.embeddings, e.received.tokens.embeddings)
 
 
-def test_spec_seed_seeds_the_pipeline(multitask, parts):
+def test_spec_seed_seeds_the_pipeline(by_embedding, parts):
+    multitask = by_embedding["multitask"]  # sentences on the analog link
     items = ["a blue circle", "Expect the worst, it's the least you can do."]
     spec = multitask.spec.resolved()  # as `ragsc spec validate` prints it: one seed, at the top level
     assert "seed" not in spec["channel"]
@@ -152,7 +171,8 @@ def test_spec_seed_seeds_the_pipeline(multitask, parts):
         Pipeline.from_config({**spec, "seed": 3, "channel": {**spec["channel"], "seed": 4}}, **parts)
 
 
-def test_tokens_carry_each_rows_modality_end_to_end(multitask, test_images):
+def test_tokens_carry_each_rows_modality_end_to_end(by_embedding, test_images):
+    multitask = by_embedding["multitask"]  # sentences on the analog link
     items = [test_images[0].path, "a red triangle", test_images[1].path, "Trust, but verify."]
     messages = multitask.messages(items)
     tokens = multitask.encode(messages)
@@ -166,7 +186,8 @@ def test_tokens_carry_each_rows_modality_end_to_end(multitask, test_images):
         multitask.send(messages, tokens.select([1, 0, 2, 3]), snr_db=10)
 
 
-def test_decode_reads_tokens_from_any_path(multitask, test_images):
+def test_decode_reads_tokens_from_any_path(by_embedding, test_images):
+    multitask = by_embedding["multitask"]  # sentences on the analog link
     items = ["a red triangle", {"image": test_images[0].path, "questions": ["what shape is in the image?"]}]
     tx = multitask.transmit(items, snr_db=10, seed=2)
     via_receive = multitask.receive(tx)
@@ -182,8 +203,8 @@ def test_decode_reads_tokens_from_any_path(multitask, test_images):
         multitask.decode(tx.received.tokens.embeddings, tx.messages)
 
 
-def test_default_snr_channel_and_noiseless(pipes):
-    p = pipes["text"]
+def test_default_snr_channel_and_noiseless(by_embedding):
+    p = by_embedding["text"]
     tx = p.transmit(["a red triangle"])
     assert tx.snr_db == p.spec.channel.snr_db and tx.channel == p.spec.channel.channel
     tx = p.transmit(["a red triangle"], channel="rayleigh", snr_db=3)
@@ -197,8 +218,8 @@ def test_default_snr_channel_and_noiseless(pipes):
     assert [o.text for o in p.receive(bound)] == ["a red triangle", "a teal circle"]
 
 
-def test_text_pipeline_recovers_kb_sentences_at_high_snr(pipes, kb_fortunes):
-    p = pipes["text"]
+def test_text_pipeline_recovers_kb_sentences_at_high_snr(by_embedding, kb_fortunes):
+    p = by_embedding["text"]
     captions = ["a red triangle", "a yellow circle", "a picture of a gray rectangle",
                 "a triangle that is teal"]
     fortunes = kb_fortunes[:12]
@@ -212,11 +233,11 @@ def test_text_pipeline_recovers_kb_sentences_at_high_snr(pipes, kb_fortunes):
         assert o.context and any(h.item.text == s for h in o.context)  # what was sent is among the hits
 
 
-def test_text_without_rag_still_decodes(pipes):
-    outs = pipes["text"].run(["a red triangle", "a gray rectangle"], snr_db=30, rag=False)
+def test_text_without_rag_still_decodes(by_embedding):
+    outs = by_embedding["text"].run(["a red triangle", "a gray rectangle"], snr_db=30, rag=False)
     assert all(o.context is None for o in outs)
     assert all(isinstance(o.text, str) and o.text.strip() for o in outs)
-    rag = pipes["text"].run(["a red triangle"], snr_db=30, rag=True)
+    rag = by_embedding["text"].run(["a red triangle"], snr_db=30, rag=True)
     assert rag[0].context is not None
 
 

@@ -1,0 +1,109 @@
+"""A pipeline's text path: sentences over the token-level link, decoded by the channel-guided LM.
+
+:class:`SentencePath` is what a pipeline with ``text.link: token`` (the default) uses for its text items:
+
+* the transmitter tokenises each sentence with the LM's tokenizer and sends it through a
+  :class:`~ragsc.channel.token_link.TokenLink` (``symbols_per_token`` complex symbols per token plus a
+  length header). A sentence longer than ``max_tokens`` tokens is sent in several frames, each with
+  its own header, and the receiver joins them: ``frames_per_item`` in the received meta says how many,
+  and the pipeline's :class:`~ragsc.pipelines.Output` reports it (nothing is dropped);
+* the receiver decodes each frame with a :class:`~ragsc.decoders.token_decoder.ChannelLMDecoder`
+  (beam search over channel likelihood + the LM's prior), with RAG from the KBs' sentences when asked.
+
+The LM (``decoder.lm`` of the spec, SmolLM2-135M by default) is loaded on first use, so a pipeline that
+never sends a sentence never loads it.
+"""
+
+from __future__ import annotations
+
+from ragsc.channel import Received
+from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink
+from ragsc.config import ChannelConfig, TextLinkConfig
+from ragsc.errors import InputError, ModelLoadError
+
+
+class SentencePath:
+    """Sentences over the token link and back (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        The spec's ``text`` section.
+    channel
+        The spec's channel (its ``k_symbols`` is not used: a sentence costs what its tokens cost).
+    lm
+        A :class:`~ragsc.decoders.lm.CausalLM` or an LM spec (``"smollm2"``, ``"hf:<dir>"``).
+    owner
+        Who asked for it (a pipeline's name), for error messages.
+    """
+
+    def __init__(self, config: TextLinkConfig, channel: ChannelConfig, lm, owner: str = "pipeline") -> None:
+        self.config, self.channel, self.owner = config, channel, owner
+        self._lm, self._decoder = lm, None
+
+    @property
+    def decoder(self):
+        """The :class:`~ragsc.decoders.token_decoder.ChannelLMDecoder`, built (its LM loaded) on first use."""
+        if self._decoder is None:
+            from ragsc.decoders.lm import as_lm
+            from ragsc.decoders.token_decoder import ChannelLMDecoder
+
+            try:
+                lm = as_lm(self._lm)
+            except ModelLoadError as exc:
+                raise ModelLoadError(f"{self.owner}: the text path's LM (decoder.lm = {self._lm!r}) cannot "
+                                     f"be loaded: {exc}. Install it, point decoder.lm at a local model "
+                                     "('hf:<dir>'), or send sentences as embeddings (text.link: embedding)"
+                                     ) from None
+            c = self.config
+            codebook = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), c.symbols_per_token,
+                                                         c.codebook_seed))
+            self._decoder = ChannelLMDecoder(lm, codebook, beam=c.beam, lm_weight=c.lm_weight,
+                                             rag_prior=c.rag_prior)
+        return self._decoder
+
+    def link(self, channel: str | None = None, seed: int | None = None) -> TokenLink:
+        """The token link over the pipeline's channel (``channel`` and ``seed`` override the spec's)."""
+        update = {k: v for k, v in (("channel", channel), ("seed", seed)) if v is not None}
+        return TokenLink(self.channel, self.decoder.codebook, max_tokens=self.config.max_tokens,
+                         header_symbols=self.config.header_symbols, **update)
+
+    def frames(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
+        """Each text's token ids cut into frames of at most ``max_tokens``; and the frames per text."""
+        frames, counts = [], []
+        m = self.config.max_tokens
+        for i, ids in enumerate(self.decoder.token_ids(list(texts))):
+            if not ids:
+                raise InputError(f"sentence {i} has no tokens to send")
+            chunks = [ids[j:j + m] for j in range(0, len(ids), m)]
+            frames += chunks
+            counts.append(len(chunks))
+        return frames, counts
+
+    def send(self, texts: list[str], snr_db: float | None = None, *, channel: str | None = None,
+             seed: int | None = None, noiseless: bool = False) -> Received:
+        """Send ``texts``; ``rx.content`` holds one observation per frame, ``rx.meta`` the per-item
+        ``channel_uses_per_item``, ``frames_per_item`` and ``tokens_per_item``."""
+        frames, counts = self.frames(texts)
+        rx = self.link(channel, seed)(frames, snr_db, noiseless=noiseless)
+        per_frame = rx.meta["channel_uses_per_item"]
+        uses, tokens, j = [], [], 0
+        for c in counts:
+            uses.append(sum(per_frame[j:j + c]))
+            tokens.append(sum(len(f) for f in frames[j:j + c]))
+            j += c
+        rx.meta.update(channel_uses_per_item=uses, frames_per_item=counts, tokens_per_item=tokens)
+        rx.channel_uses = round(sum(uses) / len(uses))
+        return rx
+
+    def receive(self, rx: Received, kb_sentences=None) -> list[str]:
+        """The decoded sentences of a :meth:`send` (``kb_sentences``: RAG, see
+        :meth:`~ragsc.decoders.token_decoder.ChannelLMDecoder.sentences`)."""
+        dec = self.decoder
+        ids = dec.decode_ids(rx.content, kb_sentences)
+        out, j = [], 0
+        for c in rx.meta["frames_per_item"]:
+            joined = [t for frame in ids[j:j + c] for t in frame]  # byte-level tokens: exact joins
+            out.append(dec.lm.tokenizer.decode(joined, clean_up_tokenization_spaces=False))
+            j += c
+        return out
