@@ -262,14 +262,16 @@ def eval_pipeline(
     channel: str = typer.Option("awgn,rayleigh", help="Comma list of channels: awgn, rayleigh, rician."),
     out: Path = typer.Option(Path("eval"), help="Output folder for eval.csv and the PNG plots."),
     n: int = typer.Option(50, min=1, help="Items per task kind (sentences, images)."),
-    methods: str = typer.Option("semantic+rag,semantic,retrieval,digital,ideal,noiseless",
+    methods: str = typer.Option("semantic+rag,semantic,semantic-embedding,retrieval,digital,digital-lm,ideal,"
+                                "noiseless",
                                 help="Comma list of methods to compare."),
     seed: int = typer.Option(0, help="Random seed (items, noise)."),
     k_symbols: int | None = typer.Option(
         None, "--k-symbols", min=1,
-        help="Complex symbols per item, for every method (default: the spec's channel.k_symbols)."),
-    subset: str = typer.Option("all", help="Images to send: all (half re-sent from the local KB, half "
-                                           "novel), held (re-sent only) or novel (no KB holds them)."),
+        help="Complex symbols per image (and per sentence sent as an embedding), for every method "
+             "(default: the spec's channel.k_symbols); sentences on the token link cost their tokens."),
+    subset: str = typer.Option("all", help="Sentences and images to send: all (half held by the KBs, half "
+                                           "novel), held (KB-held only) or novel (in no KB, no training)."),
 ) -> None:
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range

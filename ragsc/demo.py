@@ -82,11 +82,7 @@ def examples(pipe, echo: Callable[[str], None], lm: bool = True, snr_db: float =
              f"+ {pipe.spec.decoder.lm} with RAG ({time.perf_counter() - t:.1f}s); the last is in the KB:")
         echo(table(rows, ["sent", "symbols"] + [f"decoded at {s:g} dB" for s in sentence_snrs]))
     if lm or pipe.sentence_path is None:
-        from ragsc.pipelines import Pipeline
-
-        spec = pipe.spec.model_copy(update={"text": pipe.spec.text.model_copy(update={"link": "embedding"})})
-        emb = Pipeline(spec, encoder=pipe.encoder, decoders=pipe.decoders,
-                       **{"local" if n == "local" else "global_": kb for n, kb in pipe.retriever.kbs})
+        emb = pipe.with_text_link("embedding") if pipe.sentence_path is not None else pipe
         tx = emb.transmit(sentences, snr_db=snr_db, channel="awgn")
         rag, plain = emb.receive(tx, rag=True), emb.receive(tx, rag=False)
         echo(f"\nthe same sentences as embeddings (semantic-embedding baseline) at {snr_db:g} dB, "

@@ -33,14 +33,20 @@ class DigitalReceiver:
     cache
         Decoded image (by content hash) -> embedding, shared between receivers: both baselines decode
         mostly the same images (the grey fallback above all), and encoding them is the slow part.
+    text_codec
+        The source codec of sentences (default: UTF-8 + deflate, :class:`~ragsc.channel.codecs.TextCodec`;
+        :class:`~ragsc.channel.LMTextCodec` for the LM-coded peer).
     """
 
-    def __init__(self, pipe, ideal: bool = False, seed: int = 0, cache: dict | None = None) -> None:
-        self.pipe, self.ideal, self.seed = pipe, ideal, seed
+    def __init__(self, pipe, ideal: bool = False, seed: int = 0, cache: dict | None = None,
+                 text_codec=None) -> None:
+        self.pipe, self.ideal, self.seed, self.text_codec = pipe, ideal, seed, text_codec
         self._emb: dict[str, torch.Tensor] = {} if cache is None else cache
 
-    def __call__(self, messages, channel: str, snr: float) -> tuple[list, dict]:
-        """Send ``messages`` over ``channel`` at ``snr`` dB and decode them.
+    def __call__(self, messages, channel: str, snr: float,
+                 channel_uses: list[int] | None = None) -> tuple[list, dict]:
+        """Send ``messages`` over ``channel`` at ``snr`` dB and decode them; ``channel_uses`` (one per
+        message) overrides the spec's ``k_symbols`` per item (sentences on the token link cost their own).
 
         Returns
         -------
@@ -57,7 +63,8 @@ class DigitalReceiver:
         meta = {}
         t_idx = [i for i, m in enumerate(messages) if m.kind == "text"]
         if t_idx:
-            rx = self._send([messages[i].content for i in t_idx], channel, snr)
+            uses = [channel_uses[i] for i in t_idx] if channel_uses is not None else None
+            rx = self._send([messages[i].content for i in t_idx], channel, snr, uses)
             for i, text in zip(t_idx, rx.content):
                 outputs[i].text = text
             meta["text_mcs"] = rx.meta.get("mcs")
@@ -74,17 +81,19 @@ class DigitalReceiver:
             meta["image_mcs"] = rx.meta.get("mcs")
         return outputs, meta
 
-    def _send(self, contents: list, channel: str, snr: float):
+    def _send(self, contents: list, channel: str, snr: float, channel_uses: list[int] | None = None):
         """The :class:`~ragsc.channel.Received` of ``contents``; separate coding sets ``meta["mcs"]``."""
         from ragsc.channel import IdealDigital, SeparateCoding
 
         cfg = self.pipe.spec.channel  # the same channel (k, CSI, fading, Rician K) as the semantic link
+        codec = {"text_codec": self.text_codec} if self.text_codec is not None else {}
         if self.ideal:
-            return IdealDigital(cfg, channel=channel, seed=self.seed)(contents, snr)
+            return IdealDigital(cfg, channel=channel, seed=self.seed, **codec)(contents, snr,
+                                                                               channel_uses=channel_uses)
         best = None
         for m, r in DIGITAL_MCS:  # oracle link adaptation: keep the MCS that delivers the most items
-            path = SeparateCoding(cfg, channel=channel, modulation=m, code_rate=r, seed=self.seed)
-            rx = path(contents, snr)
+            path = SeparateCoding(cfg, channel=channel, modulation=m, code_rate=r, seed=self.seed, **codec)
+            rx = path(contents, snr, channel_uses=channel_uses)
             key = (int(rx.ok.sum()), sum(rx.meta["bits_used"]))  # then the most bits (the best quality)
             if best is None or key > best[0]:
                 best = (key, rx, (m, r))

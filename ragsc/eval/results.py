@@ -14,7 +14,8 @@ from ragsc.eval.sweep import COLUMNS
 
 # colour, marker, line style of each method, the same in every plot
 STYLE = {"semantic+rag": ("C0", "o", "-"), "semantic": ("C1", "s", "--"), "retrieval": ("C4", "x", ":"),
-         "digital": ("C3", "^", "-"), "ideal": ("C2", "v", ":"), "noiseless": ("k", "", "-.")}
+         "semantic-embedding": ("C5", "D", ":"), "digital": ("C3", "^", "-"), "digital-lm": ("C6", "P", "-"),
+         "ideal": ("C2", "v", ":"), "noiseless": ("k", "", "-.")}
 # how a plot's title names the images of a subset (see ragsc.eval.sets.evaluation_set)
 SUBSET_TITLES = {"held": ", images re-sent from the local KB", "novel": ", novel images"}
 
@@ -56,7 +57,10 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         grid[0][0].legend = 8  # one legend: every panel has the same methods
         k, n, subset = tr[0]["channel_uses"], tr[0]["n"], tr[0].get("subset", "all")
         images = SUBSET_TITLES.get(subset, "")
-        title = f"{task}: {k} complex symbols per item in every path ({n} items{images})"
+        # sentences on the token link cost their own: the rows say the mean per item, per method
+        others = {r["method"]: r["channel_uses"] for r in tr if r["channel_uses"] != k}
+        except_ = "".join(f"; {m}: {u}" for m, u in others.items())
+        title = f"{task}: {k} complex symbols per item in every path{except_} ({n} items{images})"
         path = report.plot_grid(grid, Path(out) / f"eval_{task}.png", title=title, panel_size=(4.6, 3.2))
         paths.append(path)
     return paths

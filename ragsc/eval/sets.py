@@ -1,8 +1,8 @@
 """Evaluation sets: the items a sweep sends and what the receiver should give back.
 
 :func:`evaluation_set` draws sentences and easy-VQA *test* images (with their questions) for a task;
-:class:`EvalSet` holds them beside their references. ``subset`` (:data:`SUBSETS`) chooses which images:
-re-sent from the local KB, novel, or half of each.
+:class:`EvalSet` holds them beside their references. ``subset`` (:data:`SUBSETS`) chooses which
+sentences and images: re-sent from the KBs, novel (held out of every KB and all training), or half of each.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from PIL import Image
 from ragsc.errors import ConfigError
 from ragsc.pipelines.items import TASK_KINDS
 
-SUBSETS = ("all", "held", "novel")  # which images an evaluation sends, see evaluation_set
+SUBSETS = ("all", "held", "novel")  # which sentences and images an evaluation sends, see evaluation_set
 
 
 @dataclass
@@ -30,15 +30,23 @@ class EvalSet:
     # an image's URI as a KB stores it (easy-vqa:test/<id>)
     sources: list[str | None] = field(default_factory=list)
 
+    def select(self, idx: list[int]) -> EvalSet:
+        """The items at ``idx``, in that order, with their references."""
+        return EvalSet(*([getattr(self, f)[i] for i in idx]
+                         for f in ("items", "texts", "images", "labels", "answers", "sources")))
+
 
 def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 3,
                    subset: str = "all") -> EvalSet:
     """``n`` items per task kind: sentences and easy-VQA *test* images with their questions.
 
-    Sentences: :func:`ragsc.datasets.corpus.text_test_set` (test captions in six phrasings, and
-    fortunes the global KB holds but no decoder was trained on). Images: half from the test images
-    the default local KB holds (recent content sent again), half from test images no KB holds
-    (novel content); ``subset="held"`` or ``"novel"`` keeps one half (``n`` items of it).
+    Sentences: half KB-held, :func:`ragsc.datasets.corpus.text_test_set` (test captions in six
+    phrasings, and fortunes the global KB holds but no decoder was trained on), half novel,
+    :func:`ragsc.datasets.heldout.wordnet_examples` (WordNet's example sentences: in no KB, no training
+    set; without Debian's wordnet-base, ``"all"`` falls back to KB-held sentences with a warning and
+    ``"novel"`` is an error). Images: half from the test images the default local KB holds (recent
+    content sent again), half from test images no KB holds (novel content). ``subset="held"`` or
+    ``"novel"`` keeps one half (``n`` items of it).
 
     Parameters
     ----------
@@ -59,7 +67,6 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
         Sentences first, then images.
     """
     from ragsc.datasets import load_easy_vqa
-    from ragsc.datasets.corpus import text_test_set
     from ragsc.kb.default import LOCAL_TEST_IMAGES
 
     if task not in TASK_KINDS:
@@ -71,7 +78,7 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
     rng = random.Random(seed)
     out = EvalSet([])
     if "text" in TASK_KINDS[task]:
-        for s in text_test_set(n, seed):
+        for s in _sentences(n, seed, subset):
             out.items.append(s)
             out.texts.append(s), out.images.append(None), out.labels.append(None), out.answers.append([])
             out.sources.append(None)
@@ -88,3 +95,22 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
             out.texts.append(None), out.images.append(image), out.labels.append((x.color, x.shape))
             out.answers.append([a for _, a in qa]), out.sources.append(f"easy-vqa:test/{x.image_id}")
     return out
+
+
+def _sentences(n: int, seed: int, subset: str) -> list[str]:
+    """``n`` sentences of ``subset`` (see :func:`evaluation_set`), KB-held ones first."""
+    import warnings
+
+    from ragsc.datasets.corpus import text_test_set
+    from ragsc.datasets.heldout import wordnet_examples
+    from ragsc.errors import InputError
+
+    n_held = {"all": n - n // 2, "held": n, "novel": 0}[subset]
+    try:
+        novel = wordnet_examples(n - n_held, seed=seed) if n > n_held else []
+    except InputError as exc:
+        if subset == "novel":
+            raise
+        warnings.warn(f"{exc}: the evaluation's novel sentences are replaced by KB-held ones", stacklevel=3)
+        n_held, novel = n, []
+    return text_test_set(n_held, seed) + novel

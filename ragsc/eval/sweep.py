@@ -5,16 +5,26 @@
 PNG per task (:mod:`ragsc.eval.results`). Methods (:data:`METHODS`), all at the spec's ``k_symbols``
 complex symbols per item:
 
-* ``semantic+rag`` — the pipeline: analog link, retrieval from the local + global KBs, decoders;
+* ``semantic+rag`` — the pipeline: images on the analog link, sentences on the token link (unless the
+  spec says ``text.link: embedding``), retrieval from the local + global KBs, decoders;
 * ``semantic`` — the same transmission (same noise) decoded without retrieval;
+* ``semantic-embedding`` — sentences as embeddings on the analog link (``k_symbols`` each), decoded with
+  RAG by the trained decoders: the text path before the token link (text metrics only; only for a
+  pipeline whose sentences are on the token link);
 * ``retrieval`` — retrieval alone (image metrics only): the best retrieved neighbour's image as the
   reconstruction, no generator;
 * ``digital`` — separate coding: the raw content through the source codec (WebP / deflate), 5G
   LDPC and QAM over the same channel, the best of :data:`~ragsc.eval.digital.DIGITAL_MCS` at each
   SNR (an oracle link adaptation); the receiver then captions / answers from the decoded image with
   the same encoder, KBs and heads as the semantic receiver (:mod:`ragsc.eval.digital`);
-* ``ideal`` — the codec at the capacity budget ``k log2(1 + |h|^2 SNR)`` bits, error-free;
-* ``noiseless`` — the semantic pipeline with the same ``k`` coefficients delivered exactly.
+* ``digital-lm`` — the same with the receiver's LM as the sentences' arithmetic source coder
+  (:class:`~ragsc.channel.LMTextCodec`): the strongest digital peer of the token link (text metrics only);
+* ``ideal`` — the codec at the capacity budget ``k log2(1 + |h|^2 SNR)`` bits, error-free (sentences on
+  the token link: with the LM source code);
+* ``noiseless`` — the semantic pipeline with the same symbols delivered exactly.
+
+Sentences on the token link cost what their tokens cost; every digital path sends each sentence in the
+same number of channel uses as the token link did (``channel_uses`` in the rows is the mean per item).
 
 Items come from :func:`~ragsc.eval.sets.evaluation_set`, metrics from :func:`~ragsc.eval.scoring.score`.
 Everything is seeded: the same call gives the same rows.
@@ -29,7 +39,10 @@ from ragsc.eval.digital import DigitalReceiver
 from ragsc.eval.scoring import retrieval_scores, score
 from ragsc.eval.sets import evaluation_set
 
-METHODS = ("semantic+rag", "semantic", "retrieval", "digital", "ideal", "noiseless")
+METHODS = ("semantic+rag", "semantic", "semantic-embedding", "retrieval", "digital", "digital-lm", "ideal",
+           "noiseless")
+# methods that score sentences only
+TEXT_ONLY = ("semantic-embedding", "digital-lm")
 # a sweep's row: these keys, in this order (also the CSV's columns)
 COLUMNS = ("task", "metric", "method", "channel", "snr_db", "value", "channel_uses", "n", "subset")
 
@@ -74,36 +87,64 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     # sentence similarity is MiniLM cosine: the embedded encoder's text tower, loaded once per sweep
     sim = pipe.encoder if pipe.encoder.spec == "embedded" else load_encoder("embedded")
     decoded: dict[str, torch.Tensor] = {}  # both digital receivers decode mostly the same (grey) images
+    by_token = pipe.sentence_path is not None
+    lm_codec = None
+    if by_token and ({"digital-lm", "ideal"} & set(methods)):
+        from ragsc.channel import LMTextCodec
+
+        lm_codec = LMTextCodec(pipe.sentence_path.decoder.lm, prompt=pipe.sentence_path.decoder.prompt)
     digital = {"digital": DigitalReceiver(pipe, False, seed, decoded),
-               "ideal": DigitalReceiver(pipe, True, seed, decoded)}
+               "ideal": DigitalReceiver(pipe, True, seed, decoded, text_codec=lm_codec)}
+    text_rows = [i for i, m in enumerate(messages) if m.kind == "text"]
+    if lm_codec is not None and text_rows:
+        digital["digital-lm"] = DigitalReceiver(pipe, False, seed, decoded, text_codec=lm_codec)
+    embedding = pipe.with_text_link("embedding") if by_token and "semantic-embedding" in methods else None
+    text_ev = ev.select(text_rows) if text_rows else None
     rag = pipe.retriever is not None
     rows: list[dict] = []
 
-    def add(method: str, channel: str, snr: float, scores: dict) -> None:
+    def add(method: str, channel: str, snr: float, scores: dict, uses: dict) -> None:
         for key, value in scores.items():
             task, metric = key.split("/")
-            values = (task, metric, method, channel, snr, round(value, 6), k, n, subset)
+            values = (task, metric, method, channel, snr, round(value, 6), uses.get(task, k), n, subset)
             rows.append(dict(zip(COLUMNS, values)))
 
+    def text_uses(tx) -> dict:  # the mean channel uses of the sentences (token link: their own)
+        per_item = tx.channel_uses_per_item
+        return {"text": round(sum(per_item[i] for i in text_rows) / len(text_rows))} if text_rows else {}
+
     if "noiseless" in methods:  # no channel, no SNR: one bound for every point
-        bound = score(pipe.receive(pipe.send(messages, tokens, noiseless=True, seed=seed), rag=rag), ev, sim)
+        clean = pipe.send(messages, tokens, noiseless=True, seed=seed)
+        bound = score(pipe.receive(clean, rag=rag), ev, sim)
     bar = tqdm(total=len(channels) * len(snrs), desc=f"eval {pipe.spec.name}", disable=not progress)
     for channel in channels:
         for snr in snrs:
             tx = pipe.send(messages, tokens, snr_db=snr, channel=channel, seed=seed)
+            uses = text_uses(tx)
             if "semantic+rag" in methods or "retrieval" in methods:
                 outputs = pipe.receive(tx, rag=True)
                 if "semantic+rag" in methods:
-                    add("semantic+rag", channel, snr, score(outputs, ev, sim))
+                    add("semantic+rag", channel, snr, score(outputs, ev, sim), uses)
                 if "retrieval" in methods:
-                    add("retrieval", channel, snr, retrieval_scores(outputs, ev, sim))
+                    add("retrieval", channel, snr, retrieval_scores(outputs, ev, sim), uses)
             if "semantic" in methods:
-                add("semantic", channel, snr, score(pipe.receive(tx, rag=False), ev, sim))
-            for name in ("digital", "ideal"):
-                if name in methods:
-                    add(name, channel, snr, score(digital[name](messages, channel, snr)[0], ev, sim))
+                add("semantic", channel, snr, score(pipe.receive(tx, rag=False), ev, sim), uses)
+            if embedding is not None and text_rows:
+                text_msgs = [messages[i] for i in text_rows]
+                etx = embedding.send(text_msgs, tokens.select(text_rows), snr_db=snr, channel=channel,
+                                     seed=seed)
+                add("semantic-embedding", channel, snr, score(embedding.receive(etx, rag=rag), text_ev, sim),
+                    {"text": k})
+            for name in ("digital", "digital-lm", "ideal"):
+                if name in methods and name in digital:
+                    msgs, ev_, per_item = messages, ev, tx.channel_uses_per_item
+                    if name in TEXT_ONLY:
+                        msgs, ev_ = [messages[i] for i in text_rows], text_ev
+                        per_item = [per_item[i] for i in text_rows]
+                    outputs = digital[name](msgs, channel, snr, per_item)[0]
+                    add(name, channel, snr, score(outputs, ev_, sim), uses)
             if "noiseless" in methods:
-                add("noiseless", channel, snr, bound)
+                add("noiseless", channel, snr, bound, text_uses(clean))
             bar.update(1)
     bar.close()
     return rows

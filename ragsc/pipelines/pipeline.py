@@ -199,6 +199,16 @@ class Pipeline:
     def task(self) -> str:
         return self.spec.task
 
+    def with_text_link(self, link: str) -> Pipeline:
+        """This pipeline with sentences sent another way (``"token"`` or ``"embedding"``), sharing its
+        encoder, KBs, decoders and LM (sweeps compare the two text paths this way)."""
+        spec = validate(PipelineSpec, {**self.spec.model_dump(), "text": {**self.spec.text.model_dump(),
+                                                                          "link": link}}, "pipeline spec")
+        kbs = dict(self.retriever.kbs) if self.retriever is not None else {}
+        lm = self.sentence_path._lm if self.sentence_path is not None else None
+        return Pipeline(spec, encoder=self.encoder, decoders=self.decoders, local=kbs.get("local"),
+                        global_=kbs.get("global"), lm=lm)
+
     # ------------------------------------------------------------------------- transmitter
     def messages(self, items) -> list[Message]:
         """Validate items for this task (see :mod:`ragsc.pipelines.items`) without encoding them."""

@@ -55,3 +55,23 @@ def test_evaluation_set_subsets_split_re_sent_from_novel_images():
 def test_evaluation_set_questions_per_image():
     ev = evaluation_set("vqa", 2, seed=1, questions_per_image=1)
     assert [len(a) for a in ev.answers] == [1, 1]
+
+
+def test_evaluation_set_sentences_held_by_the_kbs_and_novel():
+    from ragsc.datasets.corpus import caption_sentences, text_corpus
+    from ragsc.datasets.easy_vqa import CAPTION_TEMPLATES
+    from ragsc.datasets.heldout import wordnet_examples
+
+    try:
+        wordnet_examples(1)
+    except Exception:
+        pytest.skip("Debian's wordnet-base is not installed")
+    kb = set(text_corpus())
+    shared = kb | set(caption_sentences(CAPTION_TEMPLATES))  # captions in any phrasing, the KB's fortunes
+    held, novel, both = (evaluation_set("text", 6, seed=2, subset=s).texts for s in ("held", "novel", "all"))
+    assert all(t in shared for t in held) and not any(t in shared for t in novel)
+    assert sum(t in shared for t in both) == 3 and len(both) == 6
+    ev = evaluation_set("multitask", 4, seed=2)
+    part = ev.select([5, 0])
+    assert part.items == [ev.items[5], ev.items[0]] and part.texts == [ev.texts[5], ev.texts[0]]
+    assert part.images == [ev.images[5], ev.images[0]] and part.answers == [ev.answers[5], ev.answers[0]]

@@ -6,7 +6,7 @@ import pytest
 
 from ragsc.errors import ConfigError
 from ragsc.eval.scoring import TASK_METRICS
-from ragsc.eval.sweep import COLUMNS, METHODS, run_eval
+from ragsc.eval.sweep import COLUMNS, METHODS, TEXT_ONLY, run_eval
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,9 @@ def expected_points(methods, snrs):
     """(task, metric, method, snr) of every row a multitask sweep over one channel gives."""
     every = [(t, m) for t, ms in TASK_METRICS.items() for m in ms]
     image_only = [("image", "psnr"), ("image", "ssim")]  # retrieval alone reconstructs images only
+    text_only = [("text", m) for m in TASK_METRICS["text"]]  # the text paths' own baselines
     return {(t, m, meth, s) for meth in methods for s in snrs
-            for t, m in (image_only if meth == "retrieval" else every)}
+            for t, m in (image_only if meth == "retrieval" else text_only if meth in TEXT_ONLY else every)}
 
 
 def test_run_eval_rows(rows, multitask, sweep_snrs):
@@ -28,7 +29,12 @@ def test_run_eval_rows(rows, multitask, sweep_snrs):
     assert len(points) == len(set(points))  # one row per point
     assert set(points) == expected_points(METHODS, sweep_snrs)
     assert {r["channel"] for r in rows} == {"awgn"}
-    assert all(r["channel_uses"] == multitask.spec.channel.k_symbols for r in rows)
+    k = multitask.spec.channel.k_symbols
+    as_embedding = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]
+    assert as_embedding and all(r["channel_uses"] == k for r in as_embedding)
+    # sentences on the token link cost their tokens, and every other path sends them in as many symbols
+    text_uses = {r["channel_uses"] for r in rows if r not in as_embedding}
+    assert len(text_uses) == 1 and text_uses != {k}
     assert all(r["n"] == 4 and r["subset"] == "all" for r in rows)
     assert all(isinstance(r["value"], float) and not math.isnan(r["value"]) for r in rows)
     bounded = [r["value"] for r in rows if r["metric"] in ("bleu1", "bleu4", "class_accuracy", "accuracy")]
@@ -39,12 +45,12 @@ def test_noiseless_bound_covers_every_point_and_bounds_the_text(rows, sweep_snrs
     val = {(r["task"], r["metric"], r["snr_db"], r["method"]): r["value"] for r in rows}
     points = {(t, m, s) for t, m, s, method in val if method == "semantic+rag"}
     assert points and all((t, m, s, "noiseless") in val for t, m, s in points)
-    # the same k coefficients without noise: no SNR of the sweep decodes the sentences better
+    # the same symbols without noise: no SNR of the sweep decodes the sentences better
     for snr in sweep_snrs:
         assert (val[("text", "similarity", snr, "noiseless")]
                 >= val[("text", "similarity", snr, "semantic+rag")] - 0.02)
-    # with the KB, the noiseless bound gets (nearly) every text back
-    assert val[("text", "similarity", sweep_snrs[0], "noiseless")] >= 0.75
+    # the token link without noise gets every sentence back exactly, KB-held or novel
+    assert val[("text", "bleu1", sweep_snrs[0], "noiseless")] == 1.0
 
 
 def test_rag_beats_no_rag_on_text(rows, sweep_snrs):
@@ -59,6 +65,8 @@ def test_digital_baselines_deliver_text_at_high_snr(rows):
     v = {(r["method"], r["snr_db"]): r["value"] for r in rows if r["metric"] == "bleu1"}
     assert 0 < v[("digital", 20)] <= v[("ideal", 20)]
     assert v[("digital", 0)] < v[("digital", 20)] and v[("ideal", 0)] < v[("ideal", 20)]
+    # at equal channel uses the LM's code fits more of each sentence than deflate's
+    assert v[("digital-lm", 20)] >= v[("digital", 20)] and v[("digital-lm", 20)] > 0.5
 
 
 def test_run_eval_is_reproducible(multitask):
