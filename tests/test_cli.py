@@ -107,11 +107,17 @@ def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
     with open(out / "eval.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     from ragsc.eval import METHODS, TASK_METRICS
+    from ragsc.eval.sweep import TEXT_ONLY
 
-    per_method = {m: 2 if m == "retrieval" else sum(len(v) for v in TASK_METRICS.values()) for m in METHODS}
-    assert len(rows) == sum(per_method.values())  # retrieval alone scores image PSNR / SSIM only
+    every = sum(len(v) for v in TASK_METRICS.values())
+    per_method = {m: 2 if m == "retrieval" else 3 if m in TEXT_ONLY else every for m in METHODS}
+    assert len(rows) == sum(per_method.values())  # retrieval: image PSNR / SSIM; text baselines: text
     assert {r["method"] for r in rows} == set(METHODS)
-    assert {r["snr_db"] for r in rows} == {"10.0"} and {r["channel_uses"] for r in rows} == {"48"}
+    assert {r["snr_db"] for r in rows} == {"10.0"}
+    # images (and sentences as embeddings) in 48 symbols; sentences on the token link in what they cost
+    embedded = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]
+    assert {r["channel_uses"] for r in embedded} == {"48"}
+    assert len({r["channel_uses"] for r in rows if r["task"] == "text"}) == 2
     assert {r["n"] for r in rows} == {"3"} and {r["subset"] for r in rows} == {"all"}
     for task in ("text", "image", "vqa"):
         png = out / f"eval_{task}.png"
@@ -124,7 +130,9 @@ def test_eval_small_run_writes_csv_and_plots(capsys, tmp_path, default_kbs):
                                "--out", str(tmp_path / "k24"))
     assert code == 0, stderr
     with open(tmp_path / "k24" / "eval.csv", newline="") as f:
-        assert {(r["channel_uses"], r["subset"]) for r in csv.DictReader(f)} == {("24", "novel")}
+        k24 = list(csv.DictReader(f))
+    assert {(r["channel_uses"], r["subset"]) for r in k24 if r["task"] != "text"} == {("24", "novel")}
+    assert {r["subset"] for r in k24} == {"novel"}
     k1000 = tmp_path / "k1000"
     code, _, stderr = run_main(capsys, "eval", str(path), "--k-symbols", "1000", "--out", str(k1000))
     assert code == 2 and "k_symbols=1000" in stderr and "at most" in stderr and not k1000.exists()
