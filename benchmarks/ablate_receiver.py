@@ -20,6 +20,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
@@ -68,8 +70,10 @@ def image_copy_rule(n: int, seed: int) -> None:
 
 
 def text_decision(n: int, seed: int, top: int = 16) -> None:
-    pipe = Pipeline.from_config(SPECS / "text.yaml")
-    ev = evaluation_set("text", n, seed)
+    # the embedding text path and its KB-held sentences, as when this rule was chosen (before #11)
+    spec = yaml.safe_load((SPECS / "text.yaml").read_text())
+    pipe = Pipeline.from_config({**spec, "text": {"link": "embedding"}})
+    ev = evaluation_set("text", n, seed, subset="held")
     messages = pipe.messages(ev.items)
     emb = pipe.encode(messages)
     ref = pipe.encoder.encode_texts(ev.texts).embeddings.float()
