@@ -2,7 +2,9 @@
 
 :class:`SentencePath` is what a pipeline with ``text.link: token`` (the default) uses for its text items:
 
-* the transmitter tokenises each sentence with the LM's tokenizer and sends it through a
+* the transmitter tokenises each sentence with the LM's tokenizer (which must give the sentence back
+  exactly: byte-level BPE such as SmolLM2's does for any Unicode text; another is refused with an
+  :class:`~ragsc.errors.InputError` naming the sentence) and sends it through a
   :class:`~ragsc.channel.token_link.TokenLink` (``symbols_per_token`` complex symbols per token plus a
   length header). A sentence longer than ``max_tokens`` tokens is sent in several frames, each with
   its own header, and the receiver joins them: ``frames_per_item`` in the received meta says how many,
@@ -72,9 +74,14 @@ class SentencePath:
         """Each text's token ids cut into frames of at most ``max_tokens``; and the frames per text."""
         frames, counts = [], []
         m = self.config.max_tokens
-        for i, ids in enumerate(self.decoder.token_ids(list(texts))):
+        tok = self.decoder.lm.tokenizer
+        for i, (text, ids) in enumerate(zip(texts, self.decoder.token_ids(list(texts)))):
             if not ids:
                 raise InputError(f"sentence {i} has no tokens to send")
+            if tok.decode(ids, clean_up_tokenization_spaces=False) != text:
+                raise InputError(f"sentence {i} ({text[:40]!r}): the LM's tokenizer cannot represent it "
+                                 "exactly (it has no byte fallback for some of its characters); use an LM "
+                                 "with a byte-level tokenizer, such as the default, or text.link: embedding")
             chunks = [ids[j:j + m] for j in range(0, len(ids), m)]
             frames += chunks
             counts.append(len(chunks))

@@ -118,3 +118,24 @@ def test_an_lm_that_cannot_be_found_names_the_spec_and_the_fix(parts, tmp_path):
     with pytest.raises(ModelLoadError, match=r"decoder\.lm = 'hf:.*no-such-lm'.*text\.link: embedding"):
         pipe.transmit(["a red triangle"], snr_db=10)
     assert set(Path(os.environ["RAGSC_HOME"]).rglob("*")) == before
+
+
+def test_a_tokenizer_without_byte_fallback_is_refused_by_name():
+    """An LM whose tokenizer maps unknown characters to <unk> cannot carry every sentence exactly."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from ragsc.config import ChannelConfig, TextLinkConfig
+    from ragsc.errors import InputError
+    from ragsc.pipelines.sentences import SentencePath
+
+    from ..decoders._tiny_lm import tiny_lm
+
+    lm = tiny_lm()
+    words = {"<unk>": 0, "the": 1, "cat": 2, "sat": 3}
+    tk = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    lm.tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<unk>")
+    path = SentencePath(TextLinkConfig(), ChannelConfig(), lm)
+    with pytest.raises(InputError, match=r"sentence 1 \('the dog'\).*cannot represent it exactly"):
+        path.send(["the cat sat", "the dog"], 10.0)
