@@ -114,7 +114,7 @@ def main() -> None:
                                 + [f"{speed:.1f}", f"{share:.0%}"])
                     # RAG: a sentence with no consistent KB neighbour decodes exactly as without RAG
                     # (ChannelLMDecoder.decode_ids), so only the others are decoded again
-                    again = [i for i, o in enumerate(rx.content) if kb.consistent(o, codebook, 1)]
+                    again = [i for i, o in enumerate(rx.content) if dec.neighbours(o, kb)]
                     on = list(off)
                     if again:
                         redo, speed, share = decode(dec, [rx.content[i] for i in again], args.batch, kb)

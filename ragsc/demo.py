@@ -8,9 +8,9 @@
    own on the token link at 0, 5 and 10 dB (decoded by channel likelihood + SmolLM2, RAG on), the
    same as embeddings (the semantic-embedding baseline), and images with their captions and answers
    at 5 dB, RAG on and off.
-4. A sweep against the baselines at equal channel uses (semantic + RAG, without RAG, digital
-   separate coding, ideal digital, noiseless), AWGN and Rayleigh: a table, a CSV and the plots in
-   ``RAGSC_HOME/demo/eval``.
+4. A sweep against the baselines at equal channel uses (semantic + RAG, without RAG, sentences as
+   embeddings, digital separate coding with deflate or SmolLM2 as the source code, ideal digital,
+   noiseless), AWGN and Rayleigh: a table, a CSV and the plots in ``RAGSC_HOME/demo/eval``.
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ def run_demo(limit: int = 240, echo: Callable[[str], None] = print,
     rows = run_eval(pipe, ["awgn", "rayleigh"], list(snrs), n=n, seed=0)
     csv_path, pngs = save(rows, out or home_dir() / "demo" / "eval")
     primary = [r for r in rows if PRIMARY[r["task"]] == r["metric"] or r["metric"] == "class_accuracy"]
-    echo(f"\nsweep, {pipe.spec.channel.k_symbols} complex symbols per item in every path ({n} sentences, "
-         f"{n} images with 3 questions each); primary metrics:")
+    text_uses = {r["channel_uses"] for r in rows if r["task"] == "text" and r["method"] == "semantic+rag"}
+    echo(f"\nsweep at equal channel uses: {pipe.spec.channel.k_symbols} complex symbols per image, "
+         f"{', '.join(map(str, sorted(text_uses)))} per sentence on average in every path but "
+         f"semantic-embedding ({n} sentences, {n} images with 3 questions each); primary metrics:")
     echo(summary_table(primary))
     echo(f"all metrics: {csv_path}; plots: {', '.join(str(p) for p in pngs)}")
     echo(f"\ndone in {time.perf_counter() - t0:.1f}s")

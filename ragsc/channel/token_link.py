@@ -83,12 +83,48 @@ class TokenObservation:
     ``symbols`` ``[L, k]`` equalised token symbols and ``no_eff`` ``[L, k]`` their effective noise
     variance, for the ``length`` tokens the header was decoded as (``length`` may be wrong at low SNR:
     the receiver only knows what it decoded). ``sent_length`` is the transmitter's, for scoring.
+    ``buffer`` / ``buffer_no`` ``[max_tokens, k]`` hold every token position the receiver listened to
+    (beyond the sentence: noise alone) and ``length_loglik`` ``[max_tokens + 1]`` the header's
+    log-likelihood of each length, so a receiver can weigh other lengths (:meth:`with_length`).
     """
 
     symbols: torch.Tensor
     no_eff: torch.Tensor
     length: int
     sent_length: int
+    buffer: torch.Tensor | None = None
+    buffer_no: torch.Tensor | None = None
+    length_loglik: torch.Tensor | None = None
+
+    def with_length(self, length: int) -> TokenObservation:
+        """The same reception read as a sentence of ``length`` tokens."""
+        if self.buffer is None or not 0 <= length <= self.buffer.shape[0]:
+            raise InputError(f"cannot read {length} tokens from this observation")
+        return TokenObservation(self.buffer[:length], self.buffer_no[:length], length, self.sent_length,
+                                self.buffer, self.buffer_no, self.length_loglik)
+
+    def candidate_lengths(self, limit: int, margin: float = 10.0) -> list[int]:
+        """Up to ``limit`` lengths the header makes plausible: its ``length`` first, then the next most
+        likely ones within ``margin`` nats of the best (only ``length`` without header likelihoods)."""
+        if self.length_loglik is None or limit <= 1:
+            return [self.length]
+        ll = self.length_loglik
+        top = ll.topk(min(limit, ll.numel()))
+        # a frame is never empty: 0 is a reading only when the header decided it
+        keep = [int(i) for v, i in zip(top.values, top.indices) if v >= top.values[0] - margin and i > 0]
+        return [self.length] + [x for x in keep if x != self.length][: limit - 1]
+
+    def reading_loglik(self, span: int) -> float:
+        """What reading this observation at ``length`` adds to its tokens' channel log-likelihood, so that
+        readings of one sentence compare over the same ``span`` received positions: the header's
+        log-likelihood of ``length``, the Gaussian constant of the ``length`` token positions, and for
+        positions ``length..span-1`` the likelihood of unknown unit-power content plus noise,
+        CN(0, 1 + no) (whatever follows a frame; nothing is assumed silent)."""
+        no = self.buffer_no[:span].double()
+        tokens = -torch.log(torch.pi * no[:self.length]).sum()
+        y, no_rest = self.buffer[self.length:span], no[self.length:]
+        rest = -(y.abs().square().double() / (1 + no_rest) + torch.log(torch.pi * (1 + no_rest))).sum()
+        return float(self.length_loglik[self.length] + tokens + rest)
 
 
 class TokenLink(TransmissionPath):
@@ -135,9 +171,11 @@ class TokenLink(TransmissionPath):
         ids = self._check(token_ids)
         k, h = self.codebook.symbols_per_token, self.header_symbols
         lengths = [len(x) for x in ids]
-        width = h + max(lengths) * k
-        # one row per sentence, zero-padded to the longest: a row shares one block-fading coefficient,
-        # and the padding carries no energy (it is neither counted nor read)
+        # the receiver listens to the longest frame the header can announce: beyond the sentence, noise alone
+        width = h + self.max_tokens * k
+        # one row per sentence, zero-padded to max_tokens: a row shares one block-fading coefficient;
+        # the padding carries no energy and is not counted (a receiver that reads it, for other lengths,
+        # must not assume it silent: see TokenObservation.reading_loglik)
         x = torch.zeros(len(ids), width, dtype=torch.complex64)
         for i, row in enumerate(ids):
             x[i, :h] = self.header_codewords[len(row)]
@@ -150,23 +188,24 @@ class TokenLink(TransmissionPath):
             y, hh = self.channel(x, no)
             y_eq, no_eff = equalize(y, hh, no, self.config.csi, "zf")
             no_eff = no_eff.expand(y_eq.shape)
-        decided = self._decode_lengths(y_eq[:, :h], no_eff[:, :h])
+        length_ll = self._length_loglik(y_eq[:, :h], no_eff[:, :h])
+        decided = length_ll.argmax(dim=1).tolist()
         obs = []
         for i, (n_sent, n_rx) in enumerate(zip(lengths, decided)):
             # the receiver reads as many positions as the header says (beyond what was sent: noise only)
-            n_read = min(n_rx, (width - h) // k)
-            sym = y_eq[i, h:h + n_read * k].reshape(n_read, k)
-            obs.append(TokenObservation(sym, no_eff[i, h:h + n_read * k].reshape(n_read, k), n_read, n_sent))
+            buf = y_eq[i, h:].reshape(self.max_tokens, k)
+            buf_no = no_eff[i, h:].reshape(self.max_tokens, k)
+            obs.append(TokenObservation(buf[:n_rx], buf_no[:n_rx], n_rx, n_sent, buf, buf_no, length_ll[i]))
         uses = [self.channel_uses(n) for n in lengths]
         meta = {"path": "token", "channel": "none" if noiseless else self.config.channel,
                 "channel_uses_per_item": uses, "symbols_per_token": k, "header_symbols": h,
                 "length_errors": sum(o.length != o.sent_length for o in obs)}
         return Received(None, None, None, round(sum(uses) / len(uses)), snr, meta, content=obs)
 
-    def _decode_lengths(self, y: torch.Tensor, no_eff: torch.Tensor) -> list[int]:
-        """ML decision of each row's length codeword: ``argmin_l sum_k |y_k - c_lk|^2 / no_k``."""
-        d = ((y[:, None, :] - self.header_codewords[None]).abs().square() / no_eff[:, None, :]).sum(-1)
-        return d.argmin(dim=1).tolist()
+    def _length_loglik(self, y: torch.Tensor, no_eff: torch.Tensor) -> torch.Tensor:
+        """``[N, max_tokens + 1]``: ``-sum_k |y_k - c_lk|^2 / no_k`` of each length codeword (the ML
+        decision is its argmax)."""
+        return -((y[:, None, :] - self.header_codewords[None]).abs().square() / no_eff[:, None, :]).sum(-1)
 
     def _check(self, token_ids) -> list[list[int]]:
         if isinstance(token_ids, (str, bytes)) or not isinstance(token_ids, (list, tuple)):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections import Counter
 
 import torch
 
@@ -55,6 +56,11 @@ class ChannelLMDecoder:
         With RAG, at most this many consistent KB sentences in the LM's prompt.
     rag_prior
         With RAG, the receiver's prior probability that a message is one of its KB sentences.
+    length_candidates
+        Lengths each sentence is read at: the header's decision and the next most likely ones (within 10
+        nats), decided jointly with the tokens (header likelihood + the sentence's score + noise alone
+        after it + the LM's probability that it ends there). 1: trust the header. Costs a search per
+        extra length, only where the header is in doubt (low SNR).
     prompt
         Text the LM reads before the sentence, so that its prior is that of a plain English sentence
         (an instruct model's BOS alone expects chat markup). It should end where a sentence starts (a
@@ -62,13 +68,16 @@ class ChannelLMDecoder:
     """
 
     def __init__(self, lm, codebook: TokenCodebook, beam: int = 4, lm_weight: float = 1.0,
-                 prompt: str = DEFAULT_PROMPT, rag_neighbours: int = 3, rag_prior: float = 0.5) -> None:
+                 prompt: str = DEFAULT_PROMPT, rag_neighbours: int = 3, rag_prior: float = 0.5,
+                 length_candidates: int = 3) -> None:
         if isinstance(lm, str):
             from ragsc.decoders.lm import load_lm
 
             lm = load_lm(lm)
         if beam < 1:
             raise ConfigError(f"beam must be >= 1, got {beam}")
+        if length_candidates < 1:
+            raise ConfigError(f"length_candidates must be >= 1, got {length_candidates}")
         if rag_neighbours < 1:
             raise ConfigError(f"rag_neighbours must be >= 1, got {rag_neighbours}")
         if not 0.0 < rag_prior < 1.0:
@@ -81,6 +90,7 @@ class ChannelLMDecoder:
                               f"scores {n_logits}")
         self.lm, self.codebook, self.beam, self.lm_weight = lm, codebook, beam, lm_weight
         self.rag_neighbours, self.rag_prior = rag_neighbours, rag_prior
+        self.length_candidates = length_candidates
         self.last_rag: list[list[str]] = []
         tok = lm.tokenizer
         self.prompt = prompt
@@ -94,6 +104,10 @@ class ChannelLMDecoder:
         # transformers 5 names the KV cache `cache`; 4.x named it `past_key_values`
         params = inspect.signature(lm.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # what ends a sentence after the prompt: a line break, or the end of the text
+        nl = tok("\n", add_special_tokens=False)["input_ids"]
+        self._end_ids = torch.tensor(sorted({*nl[-1:], *([tok.eos_token_id] if tok.eos_token_id is not None
+                                                           else [])}), dtype=torch.long)
         self.timings: dict[str, float] = {}  # of the last decode: total and LM seconds
 
     def _step(self, input_ids: torch.Tensor, cache, mask: torch.Tensor,
@@ -126,41 +140,98 @@ class ChannelLMDecoder:
         return [self.lm.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
                 for ids in self.decode_ids(observations, kb)]
 
+    def neighbours(self, obs: TokenObservation, kb: KBSentences) -> list[int]:
+        """The KB sentences (indices, nearest first, at most ``rag_neighbours``) consistent with ``obs`` at
+        any length the decoder reads it at: what RAG writes in the LM's prompt for it (``[]``: RAG changes
+        nothing for this sentence)."""
+        found: dict[int, float] = {}
+        for length in obs.candidate_lengths(self.length_candidates):
+            view = obs if length == obs.length else obs.with_length(length)
+            for j, d in kb.consistent(view, self.codebook, self.rag_neighbours, distances=True):
+                found[j] = min(d, found.get(j, math.inf))
+        return sorted(found, key=found.get)[: self.rag_neighbours]
+
     @torch.inference_mode()
     def decode_ids(self, observations: list[TokenObservation],
                    kb: KBSentences | None = None) -> list[list[int]]:
-        """The best hypothesis of each sentence, as token ids (``length`` of them, as the header said).
+        """The best hypothesis of each sentence, as token ids.
 
-        With ``kb`` (RAG), the KB sentences of the received length that the channel cannot tell apart
-        from what was sent (:meth:`KBSentences.consistent`) are written in the LM's prompt before
-        the sentence, and the nearest is one more hypothesis. The prior is then a mixture: a KB
-        sentence with probability ``rag_prior`` (uniform over the KB), else the LM's sentence, so the
-        KB hypothesis scores ``log p(y|s) + lm_weight * log(rag_prior / |KB| + (1 - rag_prior) p_LM(s))``
-        against the beam's ``log p(y|s') + lm_weight * log((1 - rag_prior) p_LM(s'))``: it wins only
-        where the received symbols favour it. A sentence with no consistent KB neighbour is decoded
-        exactly as without RAG.
+        Each sentence is read at the header's length and at the other lengths it makes plausible
+        (``length_candidates``); its readings are compared over the same received symbols: the header's
+        log-likelihood, the reading's score (channel + LM prior), the LM's probability that the sentence
+        ends there, and for the symbols after a shorter reading the likelihood of unknown unit-power
+        content (whatever follows a frame: nothing is assumed silent).
+
+        With ``kb`` (RAG), the KB sentences the received symbols cannot rule out at any of those lengths
+        (:meth:`neighbours`) are written in the LM's prompt, one prompt for all the sentence's readings
+        (so the LM's prior leans towards them: only sentences consistent with what was received are ever
+        written there), and the nearest is one more hypothesis. The prior is then a mixture: a KB
+        sentence with probability ``rag_prior`` (uniform over the KB), else the LM's sentence, so the KB
+        hypothesis scores ``log p(y|s) + lm_weight * log(rag_prior / |KB| + (1 - rag_prior) p_LM(s))``
+        against the beam's ``log p(y|s') + lm_weight * log((1 - rag_prior) p_LM(s'))``. A sentence with
+        no consistent KB neighbour is decoded exactly as without RAG.
 
         ``self.timings`` then holds the seconds spent in all (``total``) and in the LM (``lm``), and
         ``self.last_rag`` per sentence the KB neighbours that were used (``[]``: none).
         """
         t0 = time.perf_counter()
         self.timings = {"lm": 0.0}
-        neighbours = ([kb.consistent(o, self.codebook, self.rag_neighbours) for o in observations]
-                      if kb is not None else [[] for _ in observations])
-        prompts = [self._prompt_ids([kb.texts[j] for j in nb]) if nb else self.start_ids for nb in neighbours]
-        ids, scores = self._search(observations, prompts)
-        for i, nb in enumerate(neighbours):
-            if nb:  # the nearest KB sentence, one more hypothesis under the mixture prior (see class doc)
-                cand = kb.ids[nb[0]]
-                channel, lm_logp = self._score(observations[i], prompts[i], cand)
-                prior = torch.logaddexp(torch.tensor(math.log(self.rag_prior / len(kb))),
-                                        torch.tensor(math.log1p(-self.rag_prior) + lm_logp))
-                beam_prior = math.log1p(-self.rag_prior)  # the beam's hypothesis is not a KB sentence
-                if channel + self.lm_weight * float(prior) > scores[i] + self.lm_weight * beam_prior:
-                    ids[i] = list(cand)
-        self.last_rag = [[kb.texts[j] for j in nb] for nb in neighbours] if kb is not None else []
+        near = [self.neighbours(o, kb) for o in observations] if kb is not None else [[]] * len(observations)
+        prompts = [self._prompt_ids([kb.texts[j] for j in nb]) if nb else self.start_ids for nb in near]
+        views, owner = [], []
+        for i, o in enumerate(observations):
+            for length in o.candidate_lengths(self.length_candidates):
+                views.append(o if length == o.length else o.with_length(length))
+                owner.append(i)
+        ids, scores, from_kb = self._decode_views(views, [prompts[i] for i in owner],
+                                                  [near[i] for i in owner], kb)
+        readings = Counter(owner)
+        span: dict[int, int] = {}
+        for v, i in zip(views, owner):
+            span[i] = max(span.get(i, 0), v.length)
+        best: dict[int, tuple[float, int]] = {}
+        for j, (v, i) in enumerate(zip(views, owner)):
+            if readings[i] == 1:
+                best[i] = (0.0, j)
+                continue
+            total = scores[j] + v.reading_loglik(span[i])
+            # the LM's probability that the sentence ends there: not for a KB sentence (its prior is a whole
+            # sentence's) nor for a full frame (a long sentence goes on in the next frame)
+            if not from_kb[j] and v.length < v.buffer.shape[0]:
+                total += self.lm_weight * self._end_logp(prompts[i], ids[j])
+            if i not in best or total > best[i][0]:
+                best[i] = (total, j)
+        chosen = [best[i][1] for i in range(len(observations))]
+        self.last_rag = [[kb.texts[j] for j in nb] for nb in near] if kb is not None else []
         self.timings["total"] = time.perf_counter() - t0
-        return ids
+        return [ids[j] for j in chosen]
+
+    def _decode_views(self, views: list[TokenObservation], prompts: list[list[int]],
+                      near: list[list[int]], kb: KBSentences | None):
+        """Best ids of each reading, their scores, and whether the KB sentence won."""
+        ids, scores = self._search(views, prompts)
+        from_kb = [False] * len(views)
+        if kb is not None:
+            beam_prior = math.log1p(-self.rag_prior)  # the beam's hypotheses are not KB sentences
+            scores = [x + self.lm_weight * beam_prior for x in scores]
+        for i, nb in enumerate(near):
+            cands = [j for j in nb if len(kb.ids[j]) == views[i].length]
+            if cands:  # the nearest KB sentence of this length, under the mixture prior (see decode_ids)
+                cand = kb.ids[cands[0]]
+                channel, lm_logp = self._score(views[i], prompts[i], cand)
+                prior = float(torch.logaddexp(torch.tensor(math.log(self.rag_prior / len(kb))),
+                                              torch.tensor(math.log1p(-self.rag_prior) + lm_logp)))
+                if channel + self.lm_weight * prior > scores[i]:
+                    ids[i], scores[i], from_kb[i] = list(cand), channel + self.lm_weight * prior, True
+        return ids, scores, from_kb
+
+    def _end_logp(self, prompt: list[int], ids: list[int]) -> float:
+        """The LM's log-probability that the sentence ends after ``ids`` (a line break or EOS)."""
+        t0 = time.perf_counter()
+        logits = self.lm.model(input_ids=torch.tensor([prompt + list(ids)])).logits[0, -1].float()
+        self.timings["lm"] += time.perf_counter() - t0
+        logp = torch.log_softmax(logits, -1)
+        return float(torch.logsumexp(logp[self._end_ids], 0))
 
     def _prompt_ids(self, neighbours: list[str]) -> list[int]:
         text = RAG_PROMPT.format(sentences="".join(f"{n}\n" for n in neighbours)) + self.prompt
@@ -251,8 +322,10 @@ class KBSentences:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def consistent(self, obs: TokenObservation, codebook: TokenCodebook, limit: int) -> list[int]:
-        """Indices of up to ``limit`` consistent KB sentences of ``obs.length`` tokens, nearest first."""
+    def consistent(self, obs: TokenObservation, codebook: TokenCodebook, limit: int,
+                   distances: bool = False) -> list:
+        """Indices of up to ``limit`` consistent KB sentences of ``obs.length`` tokens, nearest first
+        (``distances``: ``(index, d - n)`` pairs, the excess of the normalised distance over its mean)."""
         group = self._by_length.get(obs.length)
         if group is None or obs.length == 0:
             return []
@@ -262,4 +335,6 @@ class KBSentences:
         n = obs.symbols.numel()
         ok = (d <= n + self.z * n ** 0.5).nonzero().flatten()
         order = ok[d[ok].argsort()][:limit]
+        if distances:
+            return list(zip(js[order].tolist(), (d[order] - n).tolist()))
         return js[order].tolist()

@@ -17,7 +17,7 @@ STYLE = {"semantic+rag": ("C0", "o", "-"), "semantic": ("C1", "s", "--"), "retri
          "semantic-embedding": ("C5", "D", ":"), "digital": ("C3", "^", "-"), "digital-lm": ("C6", "P", "-"),
          "ideal": ("C2", "v", ":"), "noiseless": ("k", "", "-.")}
 # how a plot's title names the images of a subset (see ragsc.eval.sets.evaluation_set)
-SUBSET_TITLES = {"held": ", images re-sent from the local KB", "novel": ", novel images"}
+SUBSET_TITLES = {"held": ", held by the KBs", "novel": ", novel: in no KB"}
 
 
 def save(rows: list[dict], out: Path) -> tuple[Path, list[Path]]:

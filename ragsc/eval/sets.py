@@ -41,7 +41,8 @@ def evaluation_set(task: str, n: int, seed: int = 0, questions_per_image: int = 
     """``n`` items per task kind: sentences and easy-VQA *test* images with their questions.
 
     Sentences: half KB-held, :func:`ragsc.datasets.corpus.text_test_set` (test captions in six
-    phrasings, and fortunes the global KB holds but no decoder was trained on), half novel,
+    phrasings, one of which the KB does not store, and fortunes the global KB holds but no decoder was
+    trained on), half novel,
     :func:`ragsc.datasets.heldout.wordnet_examples` (WordNet's example sentences: in no KB, no training
     set; without Debian's wordnet-base, ``"all"`` falls back to KB-held sentences with a warning and
     ``"novel"`` is an error). Images: half from the test images the default local KB holds (recent

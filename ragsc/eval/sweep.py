@@ -2,8 +2,9 @@
 
 ``ragsc eval pipelines/multitask.yaml --snr -5:20:5 --channel awgn,rayleigh --out DIR`` writes
 ``DIR/eval.csv`` (one row per task, metric, method, channel and SNR, columns :data:`COLUMNS`) and one
-PNG per task (:mod:`ragsc.eval.results`). Methods (:data:`METHODS`), all at the spec's ``k_symbols``
-complex symbols per item:
+PNG per task (:mod:`ragsc.eval.results`). Methods (:data:`METHODS`), at equal channel uses: the spec's
+``k_symbols`` complex symbols per image (and per sentence sent as an embedding), and for a sentence on
+the token link what the token link spent on it:
 
 * ``semantic+rag`` — the pipeline: images on the analog link, sentences on the token link (unless the
   spec says ``text.link: embedding``), retrieval from the local + global KBs, decoders;
@@ -54,7 +55,8 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     Parameters
     ----------
     pipe
-        The :class:`~ragsc.pipelines.Pipeline` under test (its ``k_symbols`` is every method's budget).
+        The :class:`~ragsc.pipelines.Pipeline` under test (its ``k_symbols`` is every method's budget per
+        image; a sentence on its token link sets the budget of that sentence).
     channels, snrs
         The grid: channel names and SNRs in dB.
     n
@@ -66,7 +68,7 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     progress
         Show a progress bar.
     subset
-        Which images: one of :data:`~ragsc.eval.sets.SUBSETS`.
+        Which sentences and images: one of :data:`~ragsc.eval.sets.SUBSETS`.
 
     Returns
     -------

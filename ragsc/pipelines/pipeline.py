@@ -272,13 +272,14 @@ class Pipeline:
         by_token = self.sentence_path is not None
         token_rows = [i for i, m in enumerate(messages) if by_token and m.kind == "text"]
         analog_rows = [i for i in range(len(messages)) if i not in set(token_rows)]
+        texts = [messages[i].content for i in token_rows]
+        frames = self.sentence_path.frames(texts) if token_rows else None  # refuse before sending anything
         t0 = time.perf_counter()
         rx = link(tokens.select(analog_rows), snr_db, noiseless=noiseless) if analog_rows else None
         sentences = None
-        if token_rows:
-            sentences = self.sentence_path.send([messages[i].content for i in token_rows], snr_db,
-                                                channel=link.config.channel, seed=link.config.seed,
-                                                noiseless=noiseless)
+        if token_rows:  # over the same channel (kind, seed, CSI, fading) as the analog link
+            sentences = self.sentence_path.send(texts, snr_db, config=link.config, noiseless=noiseless,
+                                                frames=frames)
         self.timings = {"channel": time.perf_counter() - t0}
         return Transmission(messages, rx, dict(self.timings), sentences, analog_rows, token_rows)
 
@@ -323,6 +324,7 @@ class Pipeline:
         if self.sentence_path is None:
             raise ConfigError(f"pipeline {self.spec.name!r} sends no sentences on the token link "
                               "(text.link: embedding, or a task without texts)")
+        self.sentence_path.check(received)
         rag = self.spec.decoder.rag if rag is None else rag
         if rag and self.retriever is None:
             raise ConfigError(f"pipeline {self.spec.name!r}: RAG needs a knowledge base")

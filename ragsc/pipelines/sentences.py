@@ -61,14 +61,13 @@ class SentencePath:
             codebook = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), c.symbols_per_token,
                                                          c.codebook_seed))
             self._decoder = ChannelLMDecoder(lm, codebook, beam=c.beam, lm_weight=c.lm_weight,
-                                             rag_prior=c.rag_prior)
+                                             rag_prior=c.rag_prior, length_candidates=c.length_candidates)
         return self._decoder
 
-    def link(self, channel: str | None = None, seed: int | None = None) -> TokenLink:
-        """The token link over the pipeline's channel (``channel`` and ``seed`` override the spec's)."""
-        update = {k: v for k, v in (("channel", channel), ("seed", seed)) if v is not None}
-        return TokenLink(self.channel, self.decoder.codebook, max_tokens=self.config.max_tokens,
-                         header_symbols=self.config.header_symbols, **update)
+    def link(self, config: ChannelConfig | None = None) -> TokenLink:
+        """The token link over ``config`` (default: the spec's channel)."""
+        return TokenLink(config or self.channel, self.decoder.codebook, max_tokens=self.config.max_tokens,
+                         header_symbols=self.config.header_symbols)
 
     def frames(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
         """Each text's token ids cut into frames of at most ``max_tokens``; and the frames per text."""
@@ -87,12 +86,14 @@ class SentencePath:
             counts.append(len(chunks))
         return frames, counts
 
-    def send(self, texts: list[str], snr_db: float | None = None, *, channel: str | None = None,
-             seed: int | None = None, noiseless: bool = False) -> Received:
-        """Send ``texts``; ``rx.content`` holds one observation per frame, ``rx.meta`` the per-item
+    def send(self, texts: list[str], snr_db: float | None = None, *, config: ChannelConfig | None = None,
+             noiseless: bool = False, frames: tuple[list[list[int]], list[int]] | None = None) -> Received:
+        """Send ``texts`` over ``config`` (default: the spec's channel; a pipeline passes its link's, so
+        sentences and images cross the same channel); ``frames``: :meth:`frames` of them, already
+        checked. ``rx.content`` holds one observation per frame, ``rx.meta`` the per-item
         ``channel_uses_per_item``, ``frames_per_item`` and ``tokens_per_item``."""
-        frames, counts = self.frames(texts)
-        rx = self.link(channel, seed)(frames, snr_db, noiseless=noiseless)
+        frames, counts = frames if frames is not None else self.frames(texts)
+        rx = self.link(config)(frames, snr_db, noiseless=noiseless)
         per_frame = rx.meta["channel_uses_per_item"]
         uses, tokens, j = [], [], 0
         for c in counts:
@@ -103,9 +104,18 @@ class SentencePath:
         rx.channel_uses = round(sum(uses) / len(uses))
         return rx
 
+    @staticmethod
+    def check(rx) -> None:
+        """:class:`~ragsc.errors.InputError` unless ``rx`` came from :meth:`send`."""
+        meta = getattr(rx, "meta", None) or {}
+        if not isinstance(rx, Received) or meta.get("path") != "token" or "frames_per_item" not in meta:
+            raise InputError("expected the Received of sentences sent on the token link (SentencePath.send), "
+                             f"got {type(rx).__name__} from path {meta.get('path')!r}")
+
     def receive(self, rx: Received, kb_sentences=None) -> list[str]:
         """The decoded sentences of a :meth:`send` (``kb_sentences``: RAG, see
         :meth:`~ragsc.decoders.token_decoder.ChannelLMDecoder.sentences`)."""
+        self.check(rx)
         dec = self.decoder
         ids = dec.decode_ids(rx.content, kb_sentences)
         out, j = [], 0

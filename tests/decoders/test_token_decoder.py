@@ -54,7 +54,7 @@ def test_any_sentence_survives_a_clean_link_exactly(lm):
 
 
 def test_without_the_prior_it_is_per_token_maximum_likelihood(lm):
-    dec = decoder(lm, beam=1, lm_weight=0.0)
+    dec = decoder(lm, beam=1, lm_weight=0.0, length_candidates=1)
     ids = dec.token_ids(SENTENCES[:3])
     rx = TokenLink(ChannelConfig(snr_db=0.0, seed=3), dec.codebook)(ids)
     ml = [dec.codebook.log_likelihood(o.symbols, o.no_eff).argmax(1).tolist() for o in rx.content]
@@ -80,7 +80,8 @@ def naive_beam(dec, obs, steps):
 
 @torch.inference_mode()
 def test_cached_batched_beam_search_equals_the_naive_search(lm):
-    dec = decoder(lm, k=2, beam=3, lm_weight=3.0)  # a strong prior, so the LM's scores decide ties
+    # a strong prior, so the LM's scores decide ties; the header's length trusted (the beam alone)
+    dec = decoder(lm, k=2, beam=3, lm_weight=3.0, length_candidates=1)
     ids = dec.token_ids(["the ship is safe in the harbour", "a red triangle", "numbers like 12"])
     rx = TokenLink(ChannelConfig(snr_db=-2.0, seed=5), dec.codebook)(ids)
     got = dec.decode_ids(rx.content)  # batched: three sentences of different lengths together
@@ -104,6 +105,25 @@ def test_the_lm_prior_repairs_channel_errors(trained_lm):
     acc_prior = token_accuracy(prior.decode_ids(rx.content))
     print(f"token accuracy: channel alone {acc_plain:.3f}, with the prior {acc_prior:.3f}")
     assert acc_plain < 0.9 and acc_prior > acc_plain + 0.1
+
+
+def test_lengths_the_header_doubts_are_decided_with_the_tokens(trained_lm):
+    sentences = sorted(set(CORPUS))
+    trusting = decoder(trained_lm, k=4, prompt="", length_candidates=1)
+    joint = decoder(trained_lm, k=4, prompt="", length_candidates=3)
+    ids = trusting.token_ids(sentences) * 4
+    # a 4-symbol header at 3 dB often decodes the wrong length; the token symbols say otherwise
+    rx = TokenLink(ChannelConfig(snr_db=3.0, seed=2), trusting.codebook, header_symbols=4)(ids)
+    wrong = [o.length != len(x) for o, x in zip(rx.content, ids)]
+    got_trusting, got_joint = trusting.decode_ids(rx.content), joint.decode_ids(rx.content)
+    right_trusting = sum(len(g) == len(x) for g, x in zip(got_trusting, ids))
+    right_joint = sum(len(g) == len(x) for g, x in zip(got_joint, ids))
+    print(f"header length errors {sum(wrong)}/{len(ids)}; right lengths: trusting {right_trusting}, "
+          f"joint {right_joint}")
+    assert sum(wrong) >= 3 and right_trusting == len(ids) - sum(wrong)
+    assert right_joint >= right_trusting + sum(wrong) // 3
+    with pytest.raises(ConfigError, match="length_candidates"):
+        decoder(trained_lm, length_candidates=0)
 
 
 def test_the_prompt_is_what_the_lm_reads_first(lm):

@@ -104,6 +104,14 @@ def test_the_embedding_path_stays_a_choice(parts):
         pipe.decode_sentences(tx.received)
 
 
+def test_decode_sentences_refuses_another_paths_reception(text, parts):
+    from ragsc.errors import InputError
+
+    analog = Pipeline.from_config(spec(link="embedding"), **parts).transmit(["a red triangle"], snr_db=10)
+    with pytest.raises(InputError, match="token link"):
+        text.decode_sentences(analog.received)
+
+
 def test_bad_text_settings_name_the_field(parts):
     for bad in ({"symbols_per_token": 0}, {"symbols_per_token": -2}, {"header_symbols": 0},
                 {"max_tokens": 0}, {"link": "bits"}):
