@@ -61,3 +61,12 @@ def pct(x: float) -> str:
     if math.isnan(x):
         return "n/a"
     return ("+inf" if x > 0 else "-inf") if math.isinf(x) else f"{x:+.1%}"
+
+
+def wordnet_validation(n: int, test_n: int = 200) -> list[str]:
+    """``n`` WordNet example sentences for choosing settings: drawn with seed 1, minus the ``test_n``
+    test sentences of ``bench_text.py`` (seed 0), so a choice never sees the reported set."""
+    from ragsc.datasets.heldout import wordnet_examples
+
+    test = set(wordnet_examples(test_n, seed=0))
+    return [s for s in wordnet_examples(n + test_n, seed=1) if s not in test][:n]

@@ -16,11 +16,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import machine, wordnet_validation  # noqa: E402
 
 from ragsc.channel import ChannelConfig  # noqa: E402
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink  # noqa: E402
-from ragsc.datasets.heldout import wordnet_examples  # noqa: E402
 from ragsc.decoders.lm import load_lm  # noqa: E402
 from ragsc.decoders.token_decoder import ChannelLMDecoder  # noqa: E402
 from ragsc.eval.metrics import bleu  # noqa: E402
@@ -36,8 +35,7 @@ def main() -> None:
     ap.add_argument("--lm-weight", default="0.7,0.85,1")
     args = ap.parse_args()
     print("machine:", machine())
-    test = set(wordnet_examples(200, seed=0))
-    val = [s for s in wordnet_examples(args.n + 200, seed=1) if s not in test][: args.n]
+    val = wordnet_validation(args.n)
     lm = load_lm("smollm2")
     cb = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), args.k))
     ids = ChannelLMDecoder(lm, cb).token_ids(val)

@@ -2,8 +2,10 @@
 
     python benchmarks/ablate_text_prompt.py [--n 40] [--k 4] [--snr 5]
 
-Validation: WordNet example sentences drawn with seed 1, minus the test sentences of
-``bench_text.py`` (seed 0, 100 sentences), so the choice never sees the reported set. SmolLM2's BOS
+Validation: WordNet example sentences drawn with seed 1, minus the 200 test sentences of
+``bench_text.py`` (seed 0), so the choice never sees the reported set (``_common.wordnet_validation``;
+the same 40 sentences as when the prompt was chosen against the first 100 test sentences: none of them
+is among the other 100). SmolLM2's BOS
 is ``<|im_start|>`` (chat markup follows it in training), so a plain-text prompt should give a better
 prior for an English sentence; this measures it.
 """
@@ -15,11 +17,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _common import machine  # noqa: E402
+from _common import machine, wordnet_validation  # noqa: E402
 
 from ragsc.channel import ChannelConfig  # noqa: E402
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink  # noqa: E402
-from ragsc.datasets.heldout import wordnet_examples  # noqa: E402
 from ragsc.decoders.lm import load_lm  # noqa: E402
 from ragsc.decoders.token_decoder import ChannelLMDecoder  # noqa: E402
 from ragsc.eval.metrics import bleu  # noqa: E402
@@ -36,8 +37,7 @@ def main() -> None:
     ap.add_argument("--snr", default="5")
     args = ap.parse_args()
     print("machine:", machine())
-    test = set(wordnet_examples(100, seed=0))
-    val = [s for s in wordnet_examples(args.n + 100, seed=1) if s not in test][: args.n]
+    val = wordnet_validation(args.n)
     lm = load_lm("smollm2")
     cb = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), args.k))
     rows = []

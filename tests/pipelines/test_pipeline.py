@@ -22,12 +22,6 @@ SPECS = asset_dir("pipelines")
 
 
 @pytest.fixture(scope="module")
-def parts(embedded, default_kbs, decoders):
-    local, global_ = default_kbs
-    return {"encoder": embedded, "local": local, "global_": global_, "decoders": decoders}
-
-
-@pytest.fixture(scope="module")
 def pipes(parts):
     return {task: Pipeline.from_config(SPECS / f"{task}.yaml", **parts) for task in ("text", "image", "vqa")}
 

@@ -27,12 +27,6 @@ def spec(task="text", **text) -> dict:
 
 
 @pytest.fixture(scope="module")
-def parts(embedded, default_kbs, decoders):
-    local, global_ = default_kbs
-    return {"encoder": embedded, "local": local, "global_": global_, "decoders": decoders}
-
-
-@pytest.fixture(scope="module")
 def text(parts):
     return Pipeline.from_config(SPECS / "text.yaml", **parts)
 
