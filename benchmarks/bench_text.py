@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-digital", action="store_true", help="skip the LM-coded digital baselines")
+    ap.add_argument("--sets", default="novel,kb", help="which sets: novel, kb")
+    ap.add_argument("--length-candidates", type=int, default=1, help="lengths read where the header doubts")
     args = ap.parse_args()
     print("machine:", machine())
     t0 = time.perf_counter()
@@ -96,9 +98,9 @@ def main() -> None:
     rows = []
     for k in (int(x) for x in args.k.split(",")):
         codebook = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), k, seed=args.seed))
-        dec = ChannelLMDecoder(lm, codebook, beam=args.beam)
+        dec = ChannelLMDecoder(lm, codebook, beam=args.beam, length_candidates=args.length_candidates)
         kb = dec.sentences(list(text_corpus()))
-        for name, sentences in sets.items():
+        for name, sentences in ((k_, v) for k_, v in sets.items() if k_ in args.sets.split(",")):
             ids = dec.token_ids(sentences)
             words = sum(len(s.split()) for s in sentences)
             for channel in args.channel.split(","):

@@ -138,7 +138,7 @@ class TextLinkConfig(_Config):
     lm_weight: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="weight of the LM's log-prior")
     rag_prior: float = Field(0.5, gt=0.0, lt=1.0, description="RAG: prior probability that a sentence is "
                              "one the KBs hold")
-    length_candidates: int = Field(3, ge=1, le=16, description="lengths a sentence is read at where the "
+    length_candidates: int = Field(1, ge=1, le=16, description="lengths a sentence is read at where the "
                                    "header is in doubt, decided with the tokens (1: trust the header)")
     codebook_seed: int = Field(0, description="seed of the token codebook (both ends rebuild it)")
 
