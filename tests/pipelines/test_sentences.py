@@ -71,8 +71,10 @@ def test_rag_recovers_kb_sentences_at_0_db_and_leaves_typed_ones_alone(text, kb_
     tx = text.transmit(kb_sentences + TYPED, snr_db=0, channel="awgn")
     on, off = text.receive(tx, rag=True), text.receive(tx, rag=False)
     n = len(kb_sentences)
-    assert sum(o.text == s for o, s in zip(on[:n], kb_sentences)) >= n - 1, [o.text for o in on[:n]]
-    assert sum(o.text == s for o, s in zip(off[:n], kb_sentences)) < n - 1
+    exact_on = sum(o.text == s for o, s in zip(on[:n], kb_sentences))
+    exact_off = sum(o.text == s for o, s in zip(off[:n], kb_sentences))
+    # a KB sentence is still only a hypothesis: where the channel favours a variant (one token off) it loses
+    assert exact_on >= n - 2 and exact_on >= exact_off + 3, ([o.text for o in on[:n]], exact_off)
     assert all(o.meta["rag"] == [] for o in on[n:])  # no KB sentence is consistent with these
     assert [o.text for o in on[n:]] == [o.text for o in off[n:]]
     assert all(o.meta["rag"] is None for o in off)
