@@ -61,7 +61,8 @@ class ChannelLMDecoder:
         nats), decided jointly with the tokens (header likelihood + the sentence's score + noise alone
         after it + the LM's probability that it ends there). 1 (the default): trust the header. Costs a
         search per extra length where the header is in doubt (low SNR); a false long reading keeps its
-        whole batch searching that long, so at 0 dB decoding ran 5-30x slower (measured, 8-symbol header).
+        whole batch searching that long, so at 0 dB decoding ran 5-30x slower (measured, 8-symbol header;
+        an LM-free bound cannot prune such readings: the best of 49k codewords always fits noise well).
     prompt
         Text the LM reads before the sentence, so that its prior is that of a plain English sentence
         (an instruct model's BOS alone expects chat markup). It should end where a sentence starts (a
@@ -152,24 +153,6 @@ class ChannelLMDecoder:
                 found[j] = min(d, found.get(j, math.inf))
         return sorted(found, key=found.get)[: self.rag_neighbours]
 
-    def _readings(self, obs: TokenObservation) -> list[int]:
-        """The lengths ``obs`` is read at: the header's candidates, less those the channel alone rules out.
-
-        A reading's score is at most ``q(L)``: its header and tail terms plus the best token fit at each
-        position (the LM's log-prior is <= 0). An alternative whose ``q`` falls short of the header's
-        reading's by more than 10 nats plus 6 per token of it (a generous LM cost) cannot win; it is
-        dropped before the search (a long false reading would make the whole batch run that long).
-        """
-        lengths = obs.candidate_lengths(self.length_candidates)
-        if len(lengths) == 1:
-            return lengths
-        span = max(lengths)
-        best_fit = self.codebook.log_likelihood(obs.buffer[:span], obs.buffer_no[:span]).max(dim=1).values
-        fits = torch.cat([torch.zeros(1), best_fit.double().cumsum(0)])
-        q = {length: float(fits[length]) + obs.with_length(length).reading_loglik(span) for length in lengths}
-        floor = q[obs.length] - 10.0 - 6.0 * obs.length
-        return [length for length in lengths if length == obs.length or q[length] >= floor]
-
     @torch.inference_mode()
     def decode_ids(self, observations: list[TokenObservation],
                    kb: KBSentences | None = None) -> list[list[int]]:
@@ -199,7 +182,7 @@ class ChannelLMDecoder:
         prompts = [self._prompt_ids([kb.texts[j] for j in nb]) if nb else self.start_ids for nb in near]
         views, owner = [], []
         for i, o in enumerate(observations):
-            for length in self._readings(o):
+            for length in o.candidate_lengths(self.length_candidates):
                 views.append(o if length == o.length else o.with_length(length))
                 owner.append(i)
         ids, scores, from_kb = self._decode_views(views, [prompts[i] for i in owner],
@@ -246,11 +229,15 @@ class ChannelLMDecoder:
 
     def _end_logp(self, prompt: list[int], ids: list[int]) -> float:
         """The LM's log-probability that the sentence ends after ``ids`` (a line break or EOS)."""
-        t0 = time.perf_counter()
-        logits = self.lm.model(input_ids=torch.tensor([prompt + list(ids)])).logits[0, -1].float()
-        self.timings["lm"] += time.perf_counter() - t0
-        logp = torch.log_softmax(logits, -1)
+        logp = torch.log_softmax(self._logits(prompt, ids)[-1].float(), -1)
         return float(torch.logsumexp(logp[self._end_ids], 0))
+
+    def _logits(self, prompt: list[int], ids: list[int]) -> torch.Tensor:
+        """The LM's logits ``[T, vocab]`` over ``prompt + ids`` (one sequence, timed as LM time)."""
+        t0 = time.perf_counter()
+        logits = self.lm.model(input_ids=torch.tensor([prompt + list(ids)])).logits[0]
+        self.timings["lm"] += time.perf_counter() - t0
+        return logits
 
     def _prompt_ids(self, neighbours: list[str]) -> list[int]:
         text = RAG_PROMPT.format(sentences="".join(f"{n}\n" for n in neighbours)) + self.prompt
@@ -258,9 +245,7 @@ class ChannelLMDecoder:
 
     def _score(self, obs: TokenObservation, prompt: list[int], ids: list[int]) -> tuple[float, float]:
         """Channel log-likelihood and LM log-prior (after ``prompt``) of one hypothesis."""
-        t0 = time.perf_counter()
-        logits = self.lm.model(input_ids=torch.tensor([prompt + list(ids)])).logits[0]
-        self.timings["lm"] += time.perf_counter() - t0
+        logits = self._logits(prompt, ids)
         v, n = len(self.codebook), len(ids)
         logp = torch.log_softmax(logits[len(prompt) - 1:len(prompt) - 1 + n, :v].float(), -1)
         at = torch.arange(n), torch.tensor(ids, dtype=torch.long)
