@@ -2,6 +2,7 @@
 
     python benchmarks/bench_text.py [--n 200] [--n-kb 100] [--k 4] [--snr -5,0,5,10,15,20]
                                     [--channel awgn,rayleigh] [--beam 4] [--header 16] [--no-digital]
+                                    [--codebook lattice|gaussian] [--sets novel,kb]
 
 Sentences: WordNet's example sentences (Debian's wordnet-base), held out of all training and of every
 KB ("novel"), and fortunes the receiver's KB holds ("kb"). Each is tokenised by SmolLM2's tokenizer, sent
@@ -81,6 +82,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-digital", action="store_true", help="skip the LM-coded digital baselines")
     ap.add_argument("--sets", default="novel,kb", help="which sets: novel, kb")
+    ap.add_argument("--codebook", default="lattice", help="token codebook: lattice or gaussian")
     ap.add_argument("--length-candidates", type=int, default=1, help="lengths read where the header doubts")
     args = ap.parse_args()
     print("machine:", machine())
@@ -97,7 +99,8 @@ def main() -> None:
     codec = LMTextCodec(lm)
     rows = []
     for k in (int(x) for x in args.k.split(",")):
-        codebook = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), k, seed=args.seed))
+        cfg = TokenCodebookConfig(len(lm.tokenizer), k, seed=args.seed, kind=args.codebook)
+        codebook = TokenCodebook(cfg)
         dec = ChannelLMDecoder(lm, codebook, beam=args.beam, length_candidates=args.length_candidates)
         kb = dec.sentences(list(text_corpus()))
         for name, sentences in ((k_, v) for k_, v in sets.items() if k_ in args.sets.split(",")):

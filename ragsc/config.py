@@ -132,6 +132,8 @@ class TextLinkConfig(_Config):
     link: Literal["token", "embedding"] = "token"
     symbols_per_token: int = Field(4, ge=1, le=64, description="complex symbols per token")
     header_symbols: int = Field(16, ge=1, le=256, description="complex symbols of the length header")
+    gain_symbols: int = Field(2, ge=1, le=64, description="complex symbols of the frame's gain (lattice "
+                              "codebook only)")
     max_tokens: int = Field(128, ge=1, le=4096, description="tokens per frame; a longer sentence is "
                             "sent in several frames (reported in Output.meta)")
     beam: int = Field(4, ge=1, le=64, description="hypotheses kept per sentence")
@@ -140,7 +142,11 @@ class TextLinkConfig(_Config):
                              "one the KBs hold")
     length_candidates: int = Field(1, ge=1, le=16, description="lengths a sentence is read at where the "
                                    "header is in doubt, decided with the tokens (1: trust the header)")
-    codebook_seed: int = Field(0, description="seed of the token codebook (both ends rebuild it)")
+    codebook: Literal["lattice", "gaussian"] = Field(
+        "lattice", description="token codewords: lattice points, the frequent (low-id) tokens on the "
+        "low-energy shells, each frame scaled to unit power (its gain in the header); or i.i.d. Gaussian")
+    codebook_seed: int = Field(0, description="seed of the Gaussian codebook and of the header's codewords "
+                               "(both ends rebuild them)")
 
 
 class PipelineSpec(_Config):

@@ -59,7 +59,7 @@ class SentencePath:
                                      ) from None
             c = self.config
             codebook = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), c.symbols_per_token,
-                                                         c.codebook_seed))
+                                                         c.codebook_seed, c.codebook))
             self._decoder = ChannelLMDecoder(lm, codebook, beam=c.beam, lm_weight=c.lm_weight,
                                              rag_prior=c.rag_prior, length_candidates=c.length_candidates)
         return self._decoder
@@ -67,7 +67,7 @@ class SentencePath:
     def link(self, config: ChannelConfig | None = None) -> TokenLink:
         """The token link over ``config`` (default: the spec's channel)."""
         return TokenLink(config or self.channel, self.decoder.codebook, max_tokens=self.config.max_tokens,
-                         header_symbols=self.config.header_symbols)
+                         header_symbols=self.config.header_symbols, gain_symbols=self.config.gain_symbols)
 
     def frames(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
         """Each text's token ids cut into frames of at most ``max_tokens``; and the frames per text."""

@@ -19,16 +19,19 @@ CB = TokenCodebook(TokenCodebookConfig(vocab_size=300, symbols_per_token=4, seed
 IDS = [[5, 17, 299, 0, 42], [7], []]
 
 
-def test_codewords_have_unit_power_and_follow_the_config():
-    c = CB.codewords
+def test_gaussian_codewords_have_unit_power_and_follow_the_config():
+    cb = TokenCodebook(TokenCodebookConfig(vocab_size=300, symbols_per_token=4, seed=3, kind="gaussian"))
+    c = cb.codewords
     assert c.shape == (300, 4) and c.dtype == torch.complex64
     torch.testing.assert_close(c.abs().square().mean(1), torch.ones(300))
-    assert torch.equal(TokenCodebook(TokenCodebookConfig(300, 4, 3)).codewords, c)  # both ends rebuild it
-    assert not torch.equal(TokenCodebook(TokenCodebookConfig(300, 4, 4)).codewords, c)
+    assert torch.equal(TokenCodebook(TokenCodebookConfig(300, 4, 3, "gaussian")).codewords, c)  # both ends
+    assert not torch.equal(TokenCodebook(TokenCodebookConfig(300, 4, 4, "gaussian")).codewords, c)
+    assert cb.gains.tolist() == [1.0] and cb.gain_index([5, 6]) == 0
     # spread apart: no two of 300 random codewords of 4 symbols nearly coincide
     d = (c[:, None] - c[None]).abs().square().sum(-1) + torch.eye(300) * 1e9
     assert float(d.min()) > 0.05
-    for bad in ({"vocab_size": 0}, {"vocab_size": 10, "symbols_per_token": 0}, {"vocab_size": 2.5}):
+    for bad in ({"vocab_size": 0}, {"vocab_size": 10, "symbols_per_token": 0}, {"vocab_size": 2.5},
+                {"vocab_size": 10, "kind": "learned"}):
         with pytest.raises(ConfigError):
             TokenCodebookConfig(**bad)
 
@@ -47,7 +50,8 @@ def test_link_counts_every_symbol_and_delivers_at_high_snr():
     rx = link(IDS)
     assert isinstance(rx, Received) and rx.tokens is None and rx.channel == "awgn"
     uses = rx.meta["channel_uses_per_item"]
-    assert uses == [16 + 5 * 4, 16 + 4, 16] == [link.channel_uses(len(x)) for x in IDS]
+    # header 16 + gain 2 (a lattice codebook scales each frame) + 4 per token
+    assert uses == [18 + 5 * 4, 18 + 4, 18] == [link.channel_uses(len(x)) for x in IDS]
     assert rx.meta["length_errors"] == 0
     for obs, ids in zip(rx.content, IDS):
         assert isinstance(obs, TokenObservation) and obs.length == obs.sent_length == len(ids)
@@ -64,9 +68,13 @@ def test_link_is_seeded_and_noise_follows_the_snr(channel):
     assert torch.equal(a.content[0].symbols, b.content[0].symbols)
     if channel == "awgn":  # ZF-equalised AWGN: the error variance is N0 = 10^(-SNR/10) per complex symbol
         sent = CB.codewords[torch.arange(40)]
+        g = float(CB.gains[CB.gain_index(list(range(40)))])
+        # as received, the noise is N0; in the codebook's scale (divided by the frame's gain) N0 / g^2
+        raw = torch.stack([(o.buffer[:40] - g * sent).abs().square().mean() for o in a.content]).mean()
+        assert float(raw) == pytest.approx(10 ** -0.5, rel=0.05)
         err = torch.stack([(o.symbols - sent).abs().square().mean() for o in a.content]).mean()
-        assert float(err) == pytest.approx(10 ** -0.5, rel=0.05)
-        assert torch.allclose(a.content[0].no_eff, torch.full((40, 4), 10 ** -0.5))
+        assert float(err) == pytest.approx(10 ** -0.5 / g ** 2, rel=0.05)
+        assert torch.allclose(a.content[0].no_eff * g ** 2, torch.full((40, 4), 10 ** -0.5))
 
 
 def test_header_errors_show_up_at_low_snr_and_are_reported():
@@ -111,3 +119,44 @@ def test_noiseless_delivers_the_codewords():
     for obs, row in zip(rx.content, IDS):
         sent = CB.codewords[torch.tensor(row, dtype=torch.long)].reshape(-1)
         assert torch.equal(obs.symbols.reshape(-1), sent)
+
+
+def test_lattice_codebook_spends_less_energy_on_low_ids_and_keeps_its_distance():
+    cb = TokenCodebook(TokenCodebookConfig(vocab_size=3000, symbols_per_token=4))
+    c = cb.codewords
+    power = c.abs().square().mean(1)
+    assert float(power.mean()) == pytest.approx(1.0, rel=1e-4)
+    # energy grows with the id, band by band (2048 ids a band, shuffled inside)
+    assert float(power[:2048].max()) <= float(power[2048:].min()) + 1e-6
+    d = (c[:, None] - c[None]).abs().square().sum(-1) + torch.eye(3000) * 1e9
+    # E8's minimum distance: no two codewords closer than the first shell's points are to the origin
+    energy = c.abs().square().sum(1)
+    assert float(d.min()) == pytest.approx(float(energy[energy > 0].min()), rel=1e-4)
+    assert torch.equal(TokenCodebook(TokenCodebookConfig(3000, 4)).codewords, c)  # both ends rebuild it
+
+
+@pytest.mark.parametrize("ids", [[1, 2, 3], [2999, 2998], list(range(0, 3000, 7)), [0, 0]])
+def test_each_frame_is_scaled_to_at_most_unit_power_and_its_gain_is_sent(ids):
+    cb = TokenCodebook(TokenCodebookConfig(vocab_size=3000, symbols_per_token=4))
+    j = cb.gain_index(ids)
+    power = float((cb.gains[j] * cb.codewords[torch.tensor(ids)]).abs().square().mean())
+    assert power <= 1 + 1e-5
+    if j + 1 < len(cb.gains):  # the largest gain that fits: one step more would exceed unit power
+        assert power * float(cb.gains[j + 1] / cb.gains[j]) ** 2 > 1
+    rx = TokenLink(ChannelConfig(snr_db=30.0), cb, max_tokens=500)([ids])
+    obs = rx.content[0]
+    assert obs.length == len(ids) and obs.gain == pytest.approx(float(cb.gains[j]))
+    assert cb.log_likelihood(obs.symbols, obs.no_eff).argmax(1).tolist() == ids
+
+
+def test_gain_errors_land_on_nearby_gains_and_gaussian_codebooks_send_none():
+    cb = TokenCodebook(TokenCodebookConfig(vocab_size=3000, symbols_per_token=4))
+    ids = [[5, 6, 7, 8]] * 300
+    true = float(cb.gains[cb.gain_index(ids[0])])
+    rx = TokenLink(ChannelConfig(snr_db=0.0, seed=0), cb)(ids)
+    off_db = torch.tensor([20 * torch.log10(torch.tensor(o.gain / true)) for o in rx.content]).abs()
+    assert float(off_db.max()) > 0 and float(off_db.median()) <= 1.0  # a noisy guess, but a close one
+    gauss = TokenCodebook(TokenCodebookConfig(vocab_size=3000, symbols_per_token=4, kind="gaussian"))
+    rx = TokenLink(ChannelConfig(snr_db=0.0), gauss)(ids)
+    assert rx.meta["gain_symbols"] == 0 and all(o.gain == 1.0 for o in rx.content)
+    assert rx.meta["channel_uses_per_item"][0] == 16 + 4 * 4

@@ -42,7 +42,8 @@ def test_token_link_is_the_text_path_by_default(text):
     tx = text.transmit(TYPED, snr_db=10)
     assert tx.received is None and tx.token_rows == [0, 1, 2] and tx.analog_rows == []
     ids = text.sentence_path.decoder.token_ids(TYPED)
-    assert tx.channel_uses_per_item == [16 + 4 * len(x) for x in ids]  # grows with the sentence
+    # grows with the sentence: header 16 + frame gain 2 + 4 per token
+    assert tx.channel_uses_per_item == [18 + 4 * len(x) for x in ids]
     assert tx.channel_uses_per_item == [o.meta["channel_uses"] for o in text.receive(tx)]
 
 
@@ -86,7 +87,7 @@ def test_a_sentence_longer_than_a_frame_is_sent_in_several(parts):
     frames = tx.sentences.meta["frames_per_item"]
     ids = pipe.sentence_path.decoder.token_ids(TYPED[:2])
     assert frames == [-(-len(x) // 5) for x in ids] and min(frames) > 1
-    assert tx.channel_uses_per_item == [16 * f + 4 * len(x) for f, x in zip(frames, ids)]  # a header each
+    assert tx.channel_uses_per_item == [18 * f + 4 * len(x) for f, x in zip(frames, ids)]  # a header each
     out = pipe.receive(tx, rag=False)
     assert [o.text for o in out] == TYPED[:2] and [o.meta["frames"] for o in out] == frames
 
