@@ -30,6 +30,11 @@ $(STAMP): pyproject.toml Makefile
 		(apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1))) || \
 		echo "note: Debian's 'wordnet-base' not installed; benchmarks/bench_text.py needs it"
+	# Fashion-MNIST for the distillation benchmarks; optional like the others
+	test -d /usr/share/datasets/fashion-mnist || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1))) || \
+		echo "note: Debian's 'dataset-fashion-mnist' not installed; benchmarks/bench_distill.py needs it"
 	touch $(STAMP)
 
 demo: setup
