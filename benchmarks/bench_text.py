@@ -1,6 +1,6 @@
 """The token-level text link against its digital peers, on held-out English and on KB-held sentences (#11).
 
-    python benchmarks/bench_text.py [--n 200] [--n-kb 100] [--k 4] [--snr -5,0,5,10,15,20]
+    python benchmarks/bench_text.py [--n 200] [--n-kb 100] [--k 4] [--snr=-5,0,5,10,15,20]
                                     [--channel awgn,rayleigh] [--beam 4] [--header 16] [--no-digital]
                                     [--codebook lattice|gaussian] [--sets novel,kb]
 

@@ -1,0 +1,1 @@
+"""Knowledge distillation: compact transmitters from large models."""
