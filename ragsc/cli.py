@@ -1,7 +1,8 @@
 """The ``ragsc`` command: a thin layer over the public functions.
 
 ``ragsc encoders list | train-embedded | eval``, ``ragsc spec validate``, ``ragsc channel sweep``,
-``ragsc kb ...``, ``ragsc decoders train``, ``ragsc eval SPEC``, ``ragsc demo``. A user mistake prints
+``ragsc kb ...``, ``ragsc decoders train``, ``ragsc distill cache | train``, ``ragsc eval SPEC``,
+``ragsc demo``. A user mistake prints
 ``error: ...`` and exits with status 2, never a traceback.
 """
 
@@ -36,6 +37,9 @@ app.add_typer(kb_app, name="kb")
 decoders_app = typer.Typer(help="The receiver's trained decoders (text GRU, image generator, VQA head).",
                            no_args_is_help=True)
 app.add_typer(decoders_app, name="decoders")
+distill_app = typer.Typer(help="Knowledge distillation: teacher stores and compact students.",
+                          no_args_is_help=True)
+app.add_typer(distill_app, name="distill")
 
 
 def kb_path(name: str) -> Path:
@@ -253,6 +257,77 @@ def decoders_train(
     parts = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ("text", "image", "vqa")
     info = train_decoders(target, cfg, parts=parts)
     typer.echo(f"wrote {target}\n" + json.dumps({k: v for k, v in info.items() if k != "config"}, indent=2))
+
+
+@distill_app.command("cache")
+def distill_cache(
+    data: str = typer.Option(..., help="A KB source (folder, jsonl, text, paragraphs, coco, vqa, easy-vqa "
+                                       "train|test), fashion-mnist:train|test, or corpus."),
+    out: Path = typer.Option(..., help="The store's folder (resumed when it holds this teacher and recipe)."),
+    teacher: str = typer.Option("embedded", help="The teacher's encoder spec."),
+    fmt: str | None = typer.Option(None, "--format", help="KB source format (default: detected)."),
+    n: int | None = typer.Option(None, min=1, help="Only the first N items."),
+    views: int = typer.Option(0, min=0, help="Augmented views per image."),
+    tokens: bool = typer.Option(False, help="Also store patch / word tokens."),
+    label_field: str | None = typer.Option(None, help="Record field that labels items (easy-vqa: shape, "
+                                                      "color)."),
+    seed: int = typer.Option(0, help="Seed of the augmented views."),
+    shard_size: int = typer.Option(512, min=1, help="Items per safetensors shard."),
+) -> None:
+    """Compute a teacher's outputs over a dataset once (resumable); every student run reads them."""
+    from ragsc.distill.store import DataRecipe, build_store
+    from ragsc.encoders import load_encoder
+
+    recipe = validate(DataRecipe, {"source": data, "format": fmt, "n": n, "views": views, "tokens": tokens,
+                                   "label_field": label_field, "seed": seed}, "distill cache")
+    store = build_store(out, load_encoder(teacher), recipe, shard_size=shard_size, progress=True)
+    typer.echo(f"{out}: {len(store)} items of {store.teacher['spec']} ({store.teacher['fingerprint']})")
+
+
+@distill_app.command("train")
+def distill_train(
+    store: Path = typer.Option(..., help="A teacher store (`ragsc distill cache`)."),
+    out: Path = typer.Option(..., help="The student's folder (a tower is added to a student of the same "
+                                       "teacher); load it with load_encoder('student:<out>')."),
+    modality: str = typer.Option("image", help="image or text: the tower to train."),
+    objective: str = typer.Option("kd", help="kd, ib (information bottleneck) or scratch (no teacher)."),
+    image_size: int = typer.Option(64, min=16, help="Image student: input size."),
+    widths: str = typer.Option("24,48,96,192", help="Image student: channels per stage."),
+    width: int = typer.Option(128, min=8, help="Text student: model width."),
+    layers: int = typer.Option(2, min=1, help="Text student: transformer layers."),
+    code_dim: int = typer.Option(0, min=0, help="> 0: a stochastic code of this size (needed by ib)."),
+    beta: float = typer.Option(1e-3, min=0.0, help="ib: weight of the rate term."),
+    epochs: int = typer.Option(10, min=1),
+    batch_size: int = typer.Option(128, min=1),
+    lr: float = typer.Option(2e-3, min=0.0),
+    label_fraction: float = typer.Option(1.0, help="Share of the labels used (0 < f <= 1)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Stage 1: train a student tower on a teacher store and save it as a loadable encoder."""
+    from ragsc.distill.store import TeacherStore
+    from ragsc.distill.students import ImageStudentConfig, TextStudentConfig
+    from ragsc.distill.train import distill_to_folder
+
+    s = TeacherStore(store)
+    classes = len(s.labels) if objective == "ib" else 0
+    if modality == "image":
+        cfg = validate(ImageStudentConfig, {"image_size": image_size, "out_dim": s.teacher["dim"],
+                                            "widths": [int(w) for w in widths.split(",") if w.strip()],
+                                            "code_dim": code_dim, "num_classes": classes}, "distill train")
+    elif modality == "text":
+        cfg = validate(TextStudentConfig, {"width": width, "layers": layers, "out_dim": s.teacher["dim"],
+                                           "code_dim": code_dim, "num_classes": classes}, "distill train")
+    else:
+        raise ConfigError(f"--modality must be image or text, got {modality!r}")
+    tower = (f"--image-size {image_size} --widths {widths}" if modality == "image"
+             else f"--width {width} --layers {layers}")
+    command = (f"ragsc distill train --store {store} --out {out} --modality {modality} "
+               f"--objective {objective} {tower} --code-dim {code_dim} --beta {beta} --epochs {epochs} "
+               f"--batch-size {batch_size} --lr {lr} --label-fraction {label_fraction} --seed {seed}")
+    _, figures = distill_to_folder(s, out, cfg, info={"command": command}, objective=objective, beta=beta,
+                                   epochs=epochs, batch_size=batch_size, lr=lr,
+                                   label_fraction=label_fraction, seed=seed, progress=True)
+    typer.echo(f"wrote {out}\n" + json.dumps(figures, indent=2))
 
 
 @app.command("eval")

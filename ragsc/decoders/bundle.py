@@ -74,7 +74,9 @@ class Decoders:
 
     def check_encoder(self, encoder) -> None:
         """Raise :class:`ConfigError` unless ``encoder`` is the one the decoders were trained behind."""
-        if encoder.fingerprint != self.encoder_fingerprint:
+        from ragsc.encoders.base import serves
+
+        if not serves(encoder, self.encoder_fingerprint):
             raise ConfigError(f"the decoders were trained behind encoder fingerprint "
                               f"{self.encoder_fingerprint}, not {encoder.spec!r} ({encoder.fingerprint}); "
                               f"retrain them with `ragsc decoders train --encoder {encoder.spec}`")

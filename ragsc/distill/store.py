@@ -17,7 +17,8 @@ checking each against its stored key, so a student trains on exactly the inputs 
 
 Sources (``DataRecipe.source``): every KB ingestion format (:mod:`ragsc.kb.sources`: a folder of
 images with captions, jsonl, text, paragraphs, COCO, VQA, ``easy-vqa`` train/test) and
-``fashion-mnist:train`` / ``fashion-mnist:test`` (Debian's ``dataset-fashion-mnist``).
+``fashion-mnist:train`` / ``fashion-mnist:test`` (Debian's ``dataset-fashion-mnist``), and ``corpus``
+(the shipped text corpus: fortunes and easy-VQA captions).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class DataRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: str = Field(description="a KB ingestion source, or fashion-mnist:train|test")
+    source: str = Field(description="a KB ingestion source, fashion-mnist:train|test, or corpus")
     format: str | None = Field(None, description="KB source format (None: detected)")
     n: int | None = Field(None, ge=1, description="the first n items of the stream (None: all)")
     views: int = Field(0, ge=0, le=64, description="augmented views per image (random resized crop + flip)")
@@ -84,6 +85,11 @@ def source_items(recipe: DataRecipe) -> tuple[Iterator[StoreItem], list[str]]:
                                 int(label))
 
         return fashion(), list(CLASSES)
+    if src == "corpus":  # the shipped text corpus: fortunes and easy-VQA captions
+        from ragsc.datasets.corpus import text_corpus
+
+        texts = text_corpus()[: recipe.n]
+        return (StoreItem(_key("text", t.encode()), None, t) for t in texts), []
     from ragsc.kb.sources import records
 
     stream = records(src, recipe.format)

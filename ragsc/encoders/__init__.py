@@ -8,6 +8,8 @@ Backends are chosen by a spec string (clip-retrieval's convention):
 ``open_clip:ViT-B-32//path/to/ckpt.pt``     open_clip model name / local checkpoint file
 ``open_clip:local-dir:/path/to/dir``        folder with ``open_clip_config.json`` + weights
 ``hf:/path/to/dir`` or ``hf:org/model``     transformers CLIP / SigLIP (local folder or cache)
+``student:/path/to/dir``                    a distilled student (``ragsc distill train``)
+``student:embedded``                        the students of the embedded default, shipped
 ==========================================  ==================================================
 """
 
@@ -21,6 +23,7 @@ BACKENDS = {
     "open_clip": "open_clip models: open_clip:<model>/<pretrained tag or checkpoint> "
                  "or open_clip:local-dir:<dir>",
     "hf": "transformers CLIP / SigLIP: hf:<local dir or hub id>",
+    "student": "a distilled student in its teacher's space: student:<dir> or student:embedded (shipped)",
 }
 
 
@@ -62,6 +65,14 @@ def load_encoder(spec: str = "embedded", *, device: str = "cpu", batch_size: int
         from ragsc.encoders.hf_backend import HFEncoder
 
         return HFEncoder(spec, rest, batch_size=batch_size, device=device)
+    if kind == "student":
+        from ragsc._assets import asset_dir
+        from ragsc.distill.students import StudentEncoder
+
+        if not rest:
+            raise ConfigError("a student spec names its folder: student:<dir> or student:embedded")
+        folder = asset_dir("encoders") / "student-embedded" if rest == "embedded" else rest
+        return StudentEncoder(folder, batch_size=batch_size, device=device)
     raise ConfigError(
         f"unknown encoder spec {spec!r}: it must start with one of "
         + ", ".join(f"'{k}'" for k in BACKENDS)

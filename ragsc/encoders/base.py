@@ -104,6 +104,16 @@ class MultimodalEncoder(ABC):
             self._fingerprint = h.hexdigest()[:32]
         return self._fingerprint
 
+    def serves(self, fingerprint: str) -> bool:
+        """Whether a KB or decoder built for the encoder of ``fingerprint`` can use this encoder: itself,
+        or (a distilled student) the teacher whose space it was trained into."""
+        return fingerprint == self.fingerprint
+
+    def num_parameters(self) -> dict[str, int]:
+        """``{"image": int, "text": int}``: the parameters used to encode each modality (weights shared
+        by both count in both)."""
+        return {m: sum(t.numel() for t in tensors) for m, tensors in self._modality_weights().items()}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(spec={self.spec!r}, dim={self.dim})"
 
@@ -119,6 +129,10 @@ class MultimodalEncoder(ABC):
     @abstractmethod
     def _weights(self) -> dict[str, torch.Tensor]:
         """Every tensor that determines the encoder's output (for the fingerprint)."""
+
+    def _modality_weights(self) -> dict[str, list[torch.Tensor]]:
+        """The weights each modality's encoding uses (for :meth:`num_parameters`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report its parameters")
 
     def _fingerprint_name(self) -> str:
         return type(self).__name__
@@ -149,6 +163,13 @@ class MultimodalEncoder(ABC):
     def _chunks(self, items: list) -> Iterator[tuple[int, list]]:
         for start in range(0, len(items), self.batch_size):
             yield start, items[start : start + self.batch_size]
+
+
+def serves(encoder, fingerprint: str) -> bool:
+    """Whether ``encoder`` can use a KB / decoders built for the encoder of ``fingerprint`` (itself, or
+    the teacher of a student); objects without :meth:`MultimodalEncoder.serves` must match exactly."""
+    check = getattr(encoder, "serves", None)
+    return bool(check(fingerprint)) if callable(check) else encoder.fingerprint == fingerprint
 
 
 def _cat_tokens(

@@ -239,6 +239,12 @@ class EmbeddedEncoder(MultimodalEncoder):
         tokens = F.normalize(self.heads.text(out["token_embeddings"]), dim=-1) * mask[..., None]
         return Encoded(emb, tokens, mask, truncated)
 
+    def _modality_weights(self) -> dict[str, list[torch.Tensor]]:
+        # the image side uses the class-name embeddings (a buffer computed once by the text tower) as weights
+        image = [*self.image_tower.parameters(), *self.heads.image_mlp.parameters(), self.heads.class_text]
+        text = [*self.text_tower.parameters(), *self.heads.text_residual.parameters()]
+        return {"image": image, "text": text}
+
     def _weights(self) -> dict[str, torch.Tensor]:
         weights = {f"heads.{k}": v for k, v in self.heads.state_dict().items()}
         weights.update({f"image.{k}": v for k, v in self.image_tower.state_dict().items()})

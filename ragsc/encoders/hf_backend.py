@@ -80,6 +80,12 @@ class HFEncoder(MultimodalEncoder):
         tokens = proj(hidden) if proj is not None else hidden
         return Encoded(emb, tokens, mask.bool(), truncated)
 
+    def _modality_weights(self) -> dict[str, list[torch.Tensor]]:
+        named = dict(self.model.named_parameters())
+        image, text = ("vision_model.", "visual_projection."), ("text_model.", "text_projection.")
+        return {"image": [p for n, p in named.items() if n.startswith(image)],
+                "text": [p for n, p in named.items() if n.startswith(text)]}
+
     def _weights(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
 

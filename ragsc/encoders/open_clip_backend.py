@@ -70,6 +70,13 @@ class OpenClipEncoder(MultimodalEncoder):
                               if len(self.tokenizer.encode(t)) + 2 > self.context_length)
         return Encoded(self.model.encode_text(ids), truncated=truncated)
 
+    def _modality_weights(self) -> dict[str, list[torch.Tensor]]:
+        # open_clip: the image tower is `visual`; the rest but the logit scale / bias is the text tower
+        named = dict(self.model.named_parameters())
+        image = [p for n, p in named.items() if n.startswith("visual.")]
+        text = [p for n, p in named.items() if not n.startswith(("visual.", "logit_"))]
+        return {"image": image, "text": text}
+
     def _weights(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
 

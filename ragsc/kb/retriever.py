@@ -61,7 +61,9 @@ class HybridRetriever:
             raise KBError(f"local and global KBs were built by different encoders: {a.path} by "
                           f"{a.manifest['encoder']['spec']!r} ({fa}), {b.path} by "
                           f"{b.manifest['encoder']['spec']!r} ({fb})")
-        if encoder is not None and encoder.fingerprint not in fps:
+        from ragsc.encoders.base import serves
+
+        if encoder is not None and not any(serves(encoder, fp) for fp in fps):
             raise KBError(f"encoder {encoder.spec!r} (fingerprint {encoder.fingerprint}) is not the one the "
                           f"KBs were built with ({', '.join(fps)})")
         if fusion not in ("rrf", "weighted"):

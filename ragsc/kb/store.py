@@ -442,8 +442,10 @@ def _retired(path: Path, generation: str) -> bool:
 
 def check_encoder(path: Path, manifest: dict, encoder) -> None:
     """Raise :class:`KBError` naming both encoders unless ``encoder`` built the KB ``manifest`` describes."""
+    from ragsc.encoders.base import serves
+
     fp = manifest["encoder"]["fingerprint"]
-    if encoder.fingerprint != fp:
+    if not serves(encoder, fp):
         raise KBError(f"knowledge base {path} was built by encoder {manifest['encoder']['spec']!r} "
                       f"(fingerprint {fp}); the encoder given is {encoder.spec!r} (fingerprint "
                       f"{encoder.fingerprint}). Rebuild the KB or use the same encoder.")

@@ -119,3 +119,10 @@ def test_documented_handling(embedded, tmp_path):
     emb = embedded.encode_images(odd).embeddings
     assert emb.shape == (5, 384) and torch.isfinite(emb).all()
     assert torch.allclose(_norms(emb), torch.ones(5), atol=1e-5)
+
+
+def test_num_parameters_per_modality(embedded):
+    counts = embedded.num_parameters()
+    tower = sum(p.numel() for p in embedded.image_tower.parameters())
+    minilm = sum(p.numel() for p in embedded.text_tower.parameters())
+    assert counts["image"] > tower > 3_000_000 and counts["text"] > minilm > 20_000_000

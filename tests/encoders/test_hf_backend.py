@@ -416,3 +416,16 @@ def test_missing_model_is_model_load_error_without_network(target):
 def test_empty_hf_target_is_model_load_error():
     with pytest.raises(ModelLoadError):
         load_encoder("hf:")
+
+
+@pytest.mark.parametrize("which", ["clip", "siglip"])
+def test_num_parameters_splits_the_towers(which, request):
+    enc = request.getfixturevalue(which)
+    counts = enc.num_parameters()
+    vision = sum(p.numel() for p in enc.model.vision_model.parameters())
+    text = sum(p.numel() for p in enc.model.text_model.parameters())
+    extra = {"clip": (enc.model.visual_projection.weight.numel() if which == "clip" else 0),
+             "siglip": 0}[which]
+    assert counts["image"] == vision + extra and counts["text"] >= text > 0
+    total = sum(p.numel() for p in enc.model.parameters())
+    assert counts["image"] + counts["text"] <= total  # the logit scale / bias belong to neither tower

