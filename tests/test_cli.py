@@ -385,3 +385,33 @@ def test_kb_commands_report_a_bad_manifest_as_an_error_line(new_kb, capsys):
         assert e.value.code == 2 and err.startswith("error:")
         assert "generation: Input should be a valid string" in err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- ragsc distill
+
+
+def test_distill_cache_then_train_a_student_that_loads(capsys, tmp_path):
+    from ragsc.encoders import load_encoder
+
+    src = tmp_path / "s.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in
+                           ["a red circle", "a blue square", "please send the map", "the harbour at noon"]))
+    store, out = tmp_path / "store", tmp_path / "student"
+    code, text, err = run_main(capsys, "distill", "cache", "--data", str(src), "--out", str(store))
+    assert code == 0, err
+    assert "4 items of embedded" in text
+    code, text, err = run_main(capsys, "distill", "cache", "--data", str(src), "--out", str(store),
+                               "--n", "2")
+    assert code == 2 and "another data recipe" in err  # refused: same folder, another recipe
+    code, text, err = run_main(capsys, "distill", "train", "--store", str(store), "--out", str(out),
+                               "--modality", "text", "--width", "16", "--layers", "1", "--epochs", "1")
+    assert code == 0, err
+    enc = load_encoder(f"student:{out}")
+    assert enc.dim == 384 and enc.num_parameters()["text"] > 0
+    assert json.loads((out / "student.json").read_text())["info"]["text"]["command"].startswith(
+        "ragsc distill train")
+    code, _, err = run_main(capsys, "distill", "train", "--store", str(store), "--out", str(out),
+                            "--modality", "audio")
+    assert code == 2 and "--modality" in err
+    code, _, err = run_main(capsys, "distill", "train", "--store", str(tmp_path / "none"), "--out", str(out))
+    assert code == 2 and "no teacher store" in err
