@@ -64,7 +64,7 @@ class EncoderConfig(_Config):
 class ChannelConfig(_Config):
     """The wireless channel every transmission path crosses (see :mod:`ragsc.channel` for the units).
 
-    One config for every path: the analog :class:`~ragsc.channel.Link`, the adaptive link, the digital
+    One config for every path: the analog :class:`~ragsc.channel.Link`, the CAT link, the digital
     paths and the ideal bound all hold one (``path.config``), and a pipeline spec's ``channel:`` section
     validates into it. ``snr_db`` is the default of a call that names none (:meth:`resolve_snr`).
     """

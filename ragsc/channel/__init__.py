@@ -21,8 +21,12 @@ Every transmission path is configured with one :class:`~ragsc.config.ChannelConf
 * :class:`Channel` (``models.py``): AWGN / Rayleigh / Rician on complex tensors, built on Sionna's
   ``AWGN`` and ``GenerateFlatFadingChannel`` blocks, seeded per instance.
 * :class:`Link` (``analog.py``): JSCC-style analog transmission of :class:`~ragsc.types.SemanticTokens`.
-* :mod:`~ragsc.channel.adaptive`: importance ordering (PCA), an SNR-conditioned scaling module
-  (ADJSCC-style), a rate policy, pilot-based SNR estimation.
+* :class:`PCAOrdering` (``adaptive.py``): importance ordering of embeddings (principal axes), a
+  ``transform`` for the analog link.
+* :class:`CATLink` (``cat.py``): the trained channel-adaptive path, a channel-aware transformer codec
+  (:class:`CATCodec`, :class:`CATConfig`) conditioned on the SNR and the channel kind, whose calibrated
+  rate policy sends fewer symbols where the channel is good; trained by :mod:`ragsc.distill.cat`.
+* :func:`estimate_snr_db` (``models.py``): the SNR from known pilots (they cost channel uses).
 * :mod:`~ragsc.channel.digital`: quantised tokens and classic separate source-channel coding over
   5G LDPC (Sionna's transport-block encoder/decoder) + QAM, and the ideal capacity bound.
 * :class:`LMTextCodec` (``lm_codec.py``): a causal LM as an arithmetic source coder of texts, the
@@ -30,16 +34,17 @@ Every transmission path is configured with one :class:`~ragsc.config.ChannelConf
 * :mod:`~ragsc.channel.theory`: closed forms the tests and plots compare against.
 """
 
-from ragsc.channel.adaptive import AdaptiveLink, AdaptiveScaling, PCAOrdering, RatePolicy, estimate_snr_db
+from ragsc.channel.adaptive import PCAOrdering
 from ragsc.channel.analog import Link
+from ragsc.channel.cat import CATCalibration, CATCodec, CATConfig, CATLink
 from ragsc.channel.digital import CodedPHY, CodingConfig, DigitalLink, IdealDigital, SeparateCoding
 from ragsc.channel.lm_codec import LMTextCodec
-from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
+from ragsc.channel.models import CHANNELS, Channel, equalize, estimate_snr_db, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath
 from ragsc.config import ChannelConfig
 
 __all__ = [
-    "CHANNELS", "AdaptiveLink", "AdaptiveScaling", "Channel", "ChannelConfig", "CodedPHY", "CodingConfig",
-    "DigitalLink", "IdealDigital", "LMTextCodec", "Link", "PCAOrdering", "RatePolicy", "Received",
+    "CHANNELS", "CATCalibration", "CATCodec", "CATConfig", "CATLink", "Channel", "ChannelConfig", "CodedPHY",
+    "CodingConfig", "DigitalLink", "IdealDigital", "LMTextCodec", "Link", "PCAOrdering", "Received",
     "SeparateCoding", "TransmissionPath", "equalize", "estimate_snr_db", "snr_db_to_no",
 ]

@@ -136,3 +136,20 @@ def equalize(y: torch.Tensor, h: torch.Tensor | None, no: float | torch.Tensor, 
     if method == "zf":
         return y / torch.where(gain > 0, h, torch.ones_like(h)), no_eff
     return h.conj() * y / (gain + no_t), no_eff
+
+
+def estimate_snr_db(channel: Channel, n_items: int, n_pilots: int,
+                    snr_db: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Send ``n_pilots`` known unit-power symbols per item; return per-item (SNR estimate in dB, h estimate).
+
+    Least-squares ``h = mean(y p*)`` and ``N0 = mean |y - h p|^2 * n / (n - 1)``; the estimate is the
+    average SNR ``1 / N0`` (Es = 1). Needs ``n_pilots >= 2``; the pilots are channel uses of the caller's.
+    """
+    if n_pilots < 2:
+        raise ConfigError(f"SNR estimation needs at least 2 pilots, got {n_pilots}")
+    pilots = torch.full((n_items, n_pilots), complex(math.sqrt(0.5), math.sqrt(0.5)), dtype=torch.complex64,
+                        device=channel.generator.device)
+    y, _ = channel(pilots, snr_db_to_no(snr_db))
+    h = (y * pilots.conj()).mean(1)
+    no = ((y - h[:, None] * pilots).abs() ** 2).sum(1) / (n_pilots - 1)
+    return 10 * torch.log10(1 / no.clamp_min(1e-12)), h

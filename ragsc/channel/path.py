@@ -1,6 +1,6 @@
 """The link protocol: what every transmission path takes, returns and is configured with.
 
-Every path (:class:`~ragsc.channel.Link`, :class:`~ragsc.channel.AdaptiveLink`,
+Every path (:class:`~ragsc.channel.Link`, :class:`~ragsc.channel.CATLink`,
 :class:`~ragsc.channel.DigitalLink`, :class:`~ragsc.channel.SeparateCoding`,
 :class:`~ragsc.channel.IdealDigital`) is a :class:`TransmissionPath`: configured once with a
 :class:`~ragsc.config.ChannelConfig` (plus its own few settings), then called on batches like a Sionna

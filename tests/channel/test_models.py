@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ragsc.channel import CHANNELS, Channel, equalize, snr_db_to_no
+from ragsc.channel import CHANNELS, Channel, equalize, estimate_snr_db, snr_db_to_no
 from ragsc.errors import ConfigError, InputError
 
 from ._util import unit_symbols
@@ -245,6 +245,33 @@ def test_equalize_rejects_unknown_options():
         equalize(y, h, 0.1, csi="estimated")
     with pytest.raises(ConfigError):
         equalize(y, h, 0.1, method="ml")
+
+
+# ----------------------------------------------------------------------------- SNR from pilots
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0])
+@pytest.mark.parametrize("name", ["awgn", "rayleigh"])
+def test_pilot_snr_estimate_within_half_a_db(name, snr_db):
+    est, h = estimate_snr_db(Channel(name, fading="block", seed=4), 4000, 64, snr_db)
+    assert est.shape == h.shape == (4000,)
+    err = est.double() - snr_db
+    assert float(err.abs().mean()) < 0.5  # 64 pilots: ~0.44 dB mean absolute error
+    assert abs(float(err.mean())) < 0.15  # and no bias to speak of
+    if name == "awgn":
+        assert float((h - 1).abs().mean()) < 1.2 * math.sqrt(math.pi / 4 * snr_db_to_no(snr_db) / 64)
+
+
+def test_pilot_snr_estimate_improves_with_pilots():
+    ch = Channel(seed=5)
+    errs = [float((estimate_snr_db(ch, 2000, n, 10.0)[0] - 10.0).abs().mean()) for n in (4, 16, 64, 256)]
+    assert all(a > b for a, b in zip(errs, errs[1:]))
+
+
+@pytest.mark.parametrize("n_pilots", [1, 0, -3])
+def test_snr_estimation_needs_two_pilots(n_pilots):
+    with pytest.raises(ConfigError):
+        estimate_snr_db(Channel(), 4, n_pilots, 10.0)
 
 
 # ----------------------------------------------------------------------------- errors

@@ -7,13 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from ragsc.channel import (
-    AdaptiveLink,
+    CATCodec,
+    CATConfig,
+    CATLink,
     ChannelConfig,
     CodingConfig,
     DigitalLink,
     IdealDigital,
     Link,
-    PCAOrdering,
     Received,
     SeparateCoding,
     TransmissionPath,
@@ -24,16 +25,17 @@ from ragsc.types import SemanticTokens
 from ._util import gaussian_features
 
 Z = F.normalize(gaussian_features(6, 64, seed=1), dim=-1)
-ORDERING = PCAOrdering.fit(F.normalize(gaussian_features(200, 64, seed=2), dim=-1))
+CAT = CATCodec(CATConfig(token_dim=64, target_dim=64, model_dim=16, layers=1, heads=2, max_symbols=8,
+                         levels=(4, 8))).eval()  # untrained: the protocol, not the quality
 CFG = ChannelConfig(channel="rayleigh", snr_db=3.0, k_symbols=24, seed=5)
 
 
 def token_paths(config: ChannelConfig) -> dict:
-    return {"analog": Link(config), "adaptive": AdaptiveLink(ORDERING, config),
+    return {"analog": Link(config), "cat": CATLink(CAT, config, n_symbols=8),
             "digital": DigitalLink(config), "ideal": IdealDigital(config)}
 
 
-@pytest.mark.parametrize("name", ["analog", "adaptive", "digital", "ideal"])
+@pytest.mark.parametrize("name", ["analog", "cat", "digital", "ideal"])
 def test_every_token_path_holds_the_config_and_defaults_to_its_snr(name):
     a = token_paths(CFG)[name]
     assert isinstance(a, TransmissionPath) and a.config == CFG
@@ -46,7 +48,7 @@ def test_every_token_path_holds_the_config_and_defaults_to_its_snr(name):
     assert not torch.equal(other.tokens.embeddings, by_default.tokens.embeddings)
 
 
-@pytest.mark.parametrize("name", ["analog", "adaptive", "digital", "ideal"])
+@pytest.mark.parametrize("name", ["analog", "cat", "digital", "ideal"])
 def test_every_token_path_keeps_each_rows_modality(name):
     st = SemanticTokens(Z, ["image", "text"] * 3)
     rx = token_paths(CFG)[name](st, snr_db=10.0)
