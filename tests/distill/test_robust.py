@@ -1,0 +1,56 @@
+"""ragsc.distill.robust: stage 2 of the robust KD, student + CAT + task head through the channel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ragsc.channel.cat import CATCodec, CATConfig
+from ragsc.distill.robust import evaluate_over_channel, train_robust
+from ragsc.distill.store import DataRecipe, build_store
+from ragsc.distill.students import ImageStudentConfig
+from ragsc.distill.train import train_student
+from ragsc.errors import ConfigError
+from tests.kb._fakes import FakeEncoder
+
+IMAGE = ImageStudentConfig(image_size=16, widths=(4, 8), out_dim=16)
+
+
+def cat(dim: int = 16) -> CATCodec:
+    return CATCodec(CATConfig(token_dim=dim, target_dim=dim, model_dim=16, layers=1, heads=2, max_symbols=8,
+                              levels=(2, 4, 8), channels=("awgn", "rayleigh"), snr_range_db=(0, 20)))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return build_store(tmp_path_factory.mktemp("s") / "s", FakeEncoder(),
+                       DataRecipe(source="train", n=96, label_field="shape"))
+
+
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: faster on one thread, above all on a busy machine
+    yield
+    torch.set_num_threads(n)
+
+
+def test_stage_two_trains_the_chain_through_the_channel(store, one_thread):
+    stage1 = train_student(store, IMAGE, epochs=4, batch_size=16, lr=5e-3, val_fraction=0.0).student
+    before = evaluate_over_channel(store, stage1, IMAGE, cat(), None, snrs=(20.0,), channels=("awgn",))
+    result = train_robust(store, stage1, IMAGE, cat(), epochs=6, batch_size=16, lr=3e-3, val_fraction=0.25)
+    assert [r["epoch"] for r in result.history] == list(range(1, 7)) and "val_cosine" in result.history[-1]
+    rows = evaluate_over_channel(store, result.student, IMAGE, result.codec, result.head, snrs=(0.0, 20.0))
+    assert [(r["channel"], r["snr_db"]) for r in rows] == [("awgn", 0.0), ("awgn", 20.0), ("rayleigh", 0.0),
+                                                             ("rayleigh", 20.0)]
+    assert all(0 <= r["accuracy"] <= 1 and r["n_symbols"] == 8 for r in rows)
+    assert rows[1]["cosine"] > before[0]["cosine"] + 0.1  # through the channel, the trained chain wins
+    assert not any(p.requires_grad for p in result.codec.parameters())  # returned ready for inference
+    short = evaluate_over_channel(store, result.student, IMAGE, result.codec, result.head, snrs=(20.0,),
+                                  channels=("awgn",), n_symbols=2)
+    assert short[0]["n_symbols"] == 2
+
+
+def test_a_codec_of_another_dimension_is_refused(store):
+    with pytest.raises(ConfigError, match="teacher's"):
+        train_robust(store, train_student(store, IMAGE, epochs=1).student, IMAGE, cat(dim=8))
