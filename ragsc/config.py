@@ -66,7 +66,8 @@ class ChannelConfig(_Config):
 
     One config for every path: the analog :class:`~ragsc.channel.Link`, the CAT link, the digital
     paths and the ideal bound all hold one (``path.config``), and a pipeline spec's ``channel:`` section
-    validates into it. ``snr_db`` is the default of a call that names none (:meth:`resolve_snr`).
+    validates into it (into its subclass :class:`PipelineChannelConfig`, which adds the pipeline's choice
+    of path). ``snr_db`` is the default of a call that names none (:meth:`resolve_snr`).
     """
 
     channel: Literal["awgn", "rayleigh", "rician"] = "awgn"
@@ -87,6 +88,63 @@ class ChannelConfig(_Config):
         """
         snr = self.snr_db if snr_db is None else snr_db
         return check_snr_db(snr)
+
+
+CAT_FIELDS = ("cat", "cat_quality", "cat_symbols", "cat_pilots")  # PipelineChannelConfig's CAT settings
+
+
+class PipelineChannelConfig(ChannelConfig):
+    """A pipeline spec's ``channel:`` section: the :class:`ChannelConfig` every path crosses, plus the path
+    the pipeline's embeddings take (images, and sentences with ``text.link: embedding``).
+
+    ``path: analog`` (the default) sends ``k_symbols`` PCA coefficients of each embedding
+    (:class:`~ragsc.channel.Link`). ``path: cat`` sends it through the trained channel-aware codec saved in
+    the folder ``cat`` (:class:`~ragsc.channel.CATLink`; ``CATCodec.save``'s ``config.json`` +
+    ``weights.safetensors``, a path relative to the working directory): each item's length is the fewest
+    symbols whose calibrated cosine reaches ``cat_quality`` at the SNR (the codec's rate table), or the fixed
+    ``cat_symbols``; ``k_symbols`` is then not what the pipeline spends (see
+    :attr:`~ragsc.pipelines.Transmission.channel_uses_per_item`). The paths themselves read only the
+    :class:`ChannelConfig` fields.
+    """
+
+    path: Literal["analog", "cat"] = Field("analog", description="analog: k_symbols PCA coefficients; "
+                                           "cat: the trained CAT codec in the folder `cat`")
+    cat: str | None = Field(None, description="folder of the CAT codec (CATCodec.save: config.json + "
+                            "weights.safetensors); path: cat only")
+    cat_quality: float = Field(0.9, gt=0.0, le=1.0, allow_inf_nan=False, description="the rate policy's "
+                               "target: fewest symbols whose calibrated mean cosine reaches it")
+    cat_symbols: int | None = Field(None, ge=1, le=1_000_000, description="a fixed number of complex "
+                                    "symbols per item (one of the codec's levels) instead of the rate policy")
+    cat_pilots: int = Field(0, ge=0, le=1024, description="0: both ends know the SNR; >= 2: the receiver "
+                            "estimates it from that many pilots per item (counted as channel uses)")
+
+    @field_validator("cat")
+    @classmethod
+    def _folder(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("channel.cat is the codec's folder, got an empty string")
+        return None if v is None else v.strip()
+
+    @model_validator(mode="after")
+    def _cat_settings(self) -> PipelineChannelConfig:
+        fields = type(self).model_fields
+        if self.path == "cat":
+            if self.cat is None:
+                raise ValueError("path 'cat' needs the codec: set channel.cat to the folder CATCodec.save "
+                                 "wrote (config.json + weights.safetensors), or use path: analog")
+            if self.cat_symbols is not None and self.cat_quality != fields["cat_quality"].default:
+                raise ValueError("channel.cat_symbols (a fixed length) and channel.cat_quality (the rate "
+                                 "policy's target) exclude each other: set one of them")
+        else:
+            stray = [name for name in CAT_FIELDS if getattr(self, name) != fields[name].default]
+            if stray:
+                verb, it = ("applies", "it") if len(stray) == 1 else ("apply", "them")
+                raise ValueError(f"{', '.join('channel.' + n for n in stray)} {verb} only to path: cat "
+                                 f"(channel.path is {self.path!r}): set channel.path: cat or remove {it}")
+        if self.cat_pilots == 1:
+            raise ValueError("channel.cat_pilots must be 0 (the SNR is known) or >= 2 (one pilot cannot "
+                             "estimate the noise)")
+        return self
 
 
 class KBRef(_Config):
@@ -155,7 +213,7 @@ class PipelineSpec(_Config):
     name: str
     task: Literal["text", "image", "vqa", "multitask"]
     encoder: EncoderConfig = EncoderConfig()
-    channel: ChannelConfig = ChannelConfig()
+    channel: PipelineChannelConfig = PipelineChannelConfig()
     knowledge_bases: list[KBRef] = Field(default_factory=list)
     decoder: DecoderConfig = DecoderConfig()
     text: TextLinkConfig = TextLinkConfig()
@@ -164,7 +222,7 @@ class PipelineSpec(_Config):
 
     @field_validator("channel")
     @classmethod
-    def _fixed_budget(cls, v: ChannelConfig) -> ChannelConfig:
+    def _fixed_budget(cls, v: PipelineChannelConfig) -> PipelineChannelConfig:
         if v.k_symbols is None:  # every path is compared at the same number of channel uses
             raise ValueError("a pipeline sends k_symbols complex symbols per item in every path: "
                              "set a number")

@@ -127,3 +127,40 @@ def test_snr_is_checked_in_one_place():
             check_snr_db(bad)
         with pytest.raises(InputError, match="snr_db"):
             snr_db_to_no(bad)
+
+
+def test_pipeline_channel_chooses_analog_or_cat():
+    from ragsc.channel import Link
+    from ragsc.config import ChannelConfig, PipelineChannelConfig
+
+    spec = validate(PipelineSpec, {"name": "n", "task": "image"})
+    c = spec.channel
+    assert isinstance(c, PipelineChannelConfig) and isinstance(c, ChannelConfig)
+    assert (c.path, c.cat, c.cat_quality, c.cat_symbols, c.cat_pilots) == ("analog", None, 0.9, None, 0)
+    cat = {"path": "cat", "cat": " runs/cat ", "cat_quality": 0.8, "cat_pilots": 4}
+    c = validate(PipelineSpec, {"name": "n", "task": "image", "channel": cat}).channel
+    assert (c.path, c.cat, c.cat_quality, c.cat_pilots) == ("cat", "runs/cat", 0.8, 4)
+    assert validate(PipelineSpec, {"name": "n", "task": "image", "channel": {"path": "cat", "cat": "x",
+                                                                            "cat_symbols": 16}}).channel
+    # the paths read only the ChannelConfig fields, and take no pipeline setting as an override
+    assert type(Link(c).config) is ChannelConfig and Link(c).config.channel == c.channel
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['path'\]"):
+        Link(path="cat")
+
+
+@pytest.mark.parametrize(("channel", "match"), [
+    ({"path": "cat"}, r"channel: .*path 'cat' needs the codec: set channel\.cat"),
+    ({"path": "cat", "cat": "  "}, r"channel\.cat: .*the codec's folder, got an empty string"),
+    ({"path": "digital"}, r"channel\.path: .*'analog' or 'cat'"),
+    ({"cat": "x"}, r"channel\.cat applies only to path: cat \(channel\.path is 'analog'\)"),
+    ({"cat_quality": 0.5, "cat_pilots": 4}, r"channel\.cat_quality, channel\.cat_pilots apply only to path"),
+    ({"path": "cat", "cat": "x", "cat_symbols": 8, "cat_quality": 0.8}, r"exclude each other"),
+    ({"path": "cat", "cat": "x", "cat_quality": 0}, r"channel\.cat_quality: .*greater than 0"),
+    ({"path": "cat", "cat": "x", "cat_quality": 1.5}, r"channel\.cat_quality: .*less than or equal to 1"),
+    ({"path": "cat", "cat": "x", "cat_symbols": 0}, r"channel\.cat_symbols: .*greater than or equal to 1"),
+    ({"path": "cat", "cat": "x", "cat_pilots": 1}, r"channel\.cat_pilots must be 0 .* or >= 2"),
+    ({"path": "cat", "cat": "x", "cat_pilots": -2}, r"channel\.cat_pilots: .*greater than or equal to 0"),
+])
+def test_pipeline_channel_cat_settings_are_checked(channel, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(PipelineSpec, {"name": "n", "task": "image", "channel": channel}, "pipeline spec")

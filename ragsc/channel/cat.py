@@ -496,10 +496,14 @@ class CATLink(TransmissionPath):
         ``"embeddings"`` sends the pooled embedding ``[N, D]`` (one token); ``"tokens"`` the patch / word
         tokens ``[N, T, d]`` with their mask.
 
-    Call ``rx = link(tokens, snr_db=None)`` -> :class:`Received`: ``rx.tokens`` holds the decoded (normalised)
-    target embeddings, ``rx.features`` / ``rx.sent`` the equalised / sent symbols as reals ``[N, 2 n_max]``
-    (zeros beyond an item's length), ``rx.channel_uses`` the most any item used, and ``rx.meta`` the exact
-    count per item (``channel_uses_per_item``, pilots included) and ``n_symbols`` (data symbols per item).
+    Call ``rx = link(tokens, snr_db=None, noiseless=False)`` -> :class:`Received`: ``rx.tokens`` holds the
+    decoded (normalised) target embeddings, ``rx.features`` / ``rx.sent`` the equalised / sent symbols as
+    reals ``[N, 2 n_max]`` (zeros beyond an item's length), ``rx.channel_uses`` the most any item used, and
+    ``rx.meta`` the exact count per item (``channel_uses_per_item``, pilots included) and ``n_symbols`` (data
+    symbols per item). ``noiseless=True`` is the path's bound, as the analog link's: the symbols are
+    delivered exactly (no channel, no pilots, ``snr_db`` ignored, received SNR ``inf``), at the length the
+    rate policy picks on the best channel (the top of the SNR range; or ``n_symbols``), both ends told that
+    SNR.
     """
 
     def __init__(self, codec: CATCodec, config: ChannelConfig | None = None, quality: float = 0.9,
@@ -525,36 +529,44 @@ class CATLink(TransmissionPath):
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed, str(self.device))
 
     @torch.no_grad()
-    def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None) -> Received:
-        snr = self.snr(snr_db)
+    def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None,
+                 noiseless: bool = False) -> Received:
+        snr = float("inf") if noiseless else self.snr(snr_db)
         st = as_tokens(tokens)
         x, mask = self._source(st)
         x, mask = self.codec._check_tokens(x.to(self.device), None if mask is None else mask.to(self.device))
         name, n_items = self.config.channel, x.shape[0]
-        if self.n_pilots:  # estimates can overshoot the range every path accepts
+        pilots = 0 if noiseless else self.n_pilots
+        if noiseless:  # the best channel the conditioning and the rate table know
+            known = torch.full((n_items,), SNR_RANGE_DB[1], device=self.device)
+        elif self.n_pilots:  # estimates can overshoot the range every path accepts
             est, _ = estimate_snr_db(self.channel, n_items, self.n_pilots, snr)
             known = est.clamp(*SNR_RANGE_DB).to(self.device)
         else:
             known = torch.full((n_items,), snr, device=self.device)
         lengths = [self.n_symbols or self.codec.choose_length(k, name, self.quality) for k in known.tolist()]
-        n_max, no = max(lengths), snr_db_to_no(snr)
+        n_max, no = max(lengths), None if noiseless else snr_db_to_no(snr)
         out = torch.empty(n_items, self.codec.config.target_dim, device=self.device)
         sent = torch.zeros(n_items, 2 * n_max, device=self.device)
         received = torch.zeros_like(sent)
         for n in sorted(set(lengths)):  # one channel call per length, items in order within it
             idx = torch.tensor([i for i, m in enumerate(lengths) if m == n], device=self.device)
             sym = self.codec.encode(x[idx], known[idx], name, n, None if mask is None else mask[idx])
-            y, h = self.channel(sym, no)
-            # the receiver equalises with the noise level it knows (the pilots' estimate, if any)
-            y_eq, no_eff = equalize(y, h, snr_db_to_no(known[idx]), "perfect", self.config.equalizer)
+            if noiseless:
+                y_eq, no_eff = sym, torch.zeros(len(idx), device=self.device)
+            else:
+                y, h = self.channel(sym, no)
+                # the receiver equalises with the noise level it knows (the pilots' estimate, if any)
+                y_eq, no_eff = equalize(y, h, snr_db_to_no(known[idx]), "perfect", self.config.equalizer)
             out[idx] = self.codec.decode(y_eq, no_eff, known[idx], name)
             sent[idx, : 2 * n], received[idx, : 2 * n] = from_symbols(sym), from_symbols(y_eq)
-        uses = [n + self.n_pilots for n in lengths]
+        uses = [n + pilots for n in lengths]
         meta = {**st.meta, "link": self.config.model_dump()}
         return Received(SemanticTokens(out, st.modality, meta=meta), received, sent, max(uses), float(snr),
-                        {"path": "cat", "channel": name, "n_symbols": lengths, "channel_uses_per_item": uses,
-                         "k_symbols": n_max, "pilots": self.n_pilots, "snr_db_used": known.tolist(),
-                         "quality": None if self.n_symbols else self.quality,
+                        {"path": "noiseless" if noiseless else "cat", "codec": "cat",
+                         "channel": "none" if noiseless else name, "n_symbols": lengths,
+                         "channel_uses_per_item": uses, "k_symbols": n_max, "pilots": pilots,
+                         "snr_db_used": known.tolist(), "quality": None if self.n_symbols else self.quality,
                          "bandwidth_ratio": sum(uses) / len(uses) / (x.shape[1] * x.shape[2])})
 
     def _source(self, st: SemanticTokens) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -107,7 +107,9 @@ def path_configs(config: ChannelConfig | None, overrides: dict,
 
     Each override goes to the config that declares the field (``Link(snr_db=5, k_symbols=96)``,
     ``DigitalLink(channel="rayleigh", modulation=16)``); a name no config declares is a
-    :class:`ConfigError`. Returns ``(channel_config, *own_configs)``.
+    :class:`ConfigError`. A base config may be a subclass (a pipeline spec's
+    :class:`~ragsc.config.PipelineChannelConfig`): only the fields of the model it stands for are taken.
+    Returns ``(channel_config, *own_configs)``.
     """
     models = [(ChannelConfig, config), *own]
     known = {name for model, _ in models for name in model.model_fields}
@@ -118,7 +120,8 @@ def path_configs(config: ChannelConfig | None, overrides: dict,
     for model, base in models:
         # validate the merged fields (model_copy(update=...) would skip validation)
         mine = {k: v for k, v in overrides.items() if k in model.model_fields}
-        out.append(validate(model, {**(base.model_dump() if base is not None else {}), **mine}, what))
+        given = base.model_dump(include=set(model.model_fields)) if base is not None else {}
+        out.append(validate(model, {**given, **mine}, what))
     return tuple(out)
 
 

@@ -3,7 +3,8 @@
 :class:`DigitalReceiver` sends each item's raw content (a sentence, an image) through
 :class:`~ragsc.channel.SeparateCoding` at the best of :data:`DIGITAL_MCS` (an oracle link adaptation)
 or through :class:`~ragsc.channel.IdealDigital`, at the pipeline's ``k_symbols`` complex symbols per
-item. Sentences are the decoded text; decoded images are re-encoded with the pipeline's encoder and
+item, or at each item's own count (what the pipeline spent on it: a sentence on the token link, an item
+on CAT). Sentences are the decoded text; decoded images are re-encoded with the pipeline's encoder and
 decoded by :meth:`~ragsc.pipelines.Pipeline.decode` (caption, answers) with the same KBs and heads as
 the semantic receiver, so the comparison is of the links, not of the downstream.
 """
@@ -46,7 +47,8 @@ class DigitalReceiver:
     def __call__(self, messages, channel: str, snr: float,
                  channel_uses: list[int] | None = None) -> tuple[list, dict]:
         """Send ``messages`` over ``channel`` at ``snr`` dB and decode them; ``channel_uses`` (one per
-        message) overrides the spec's ``k_symbols`` per item (sentences on the token link cost their own).
+        message) overrides the spec's ``k_symbols`` per item (sentences on the token link and items on CAT
+        cost their own).
 
         Returns
         -------
@@ -70,7 +72,8 @@ class DigitalReceiver:
             meta["text_mcs"] = rx.meta.get("mcs")
         i_idx = [i for i, m in enumerate(messages) if m.kind == "image"]
         if i_idx:
-            rx = self._send([load_image(messages[i].content, i) for i in i_idx], channel, snr)
+            uses = [channel_uses[i] for i in i_idx] if channel_uses is not None else None
+            rx = self._send([load_image(messages[i].content, i) for i in i_idx], channel, snr, uses)
             # the receiver's view of a decoded image is its embedding, as for the semantic path
             tokens = SemanticTokens(self._embed(rx.content), "image")
             rag = self.pipe.retriever is not None

@@ -55,10 +55,16 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
         methods = list(dict.fromkeys(r["method"] for r in tr))
         grid = [[_panel(tr, task, metric, ch, methods) for ch in channels] for metric in metrics]
         grid[0][0].legend = 8  # one legend: every panel has the same methods
-        k, n, subset = tr[0]["channel_uses"], tr[0]["n"], tr[0].get("subset", "all")
+        n, subset = tr[0]["n"], tr[0].get("subset", "all")
         images = SUBSET_TITLES.get(subset, "")
-        # sentences on the token link cost their own: the rows say the mean per item, per method
-        others = {r["method"]: r["channel_uses"] for r in tr if r["channel_uses"] != k}
+        # sentences on the token link cost their own, items on CAT what its rate policy chose (which varies
+        # with the SNR): the rows say the mean per item, per method; a range where it varies
+        uses: dict[str, set] = {}
+        for r in tr:
+            uses.setdefault(r["method"], set()).add(r["channel_uses"])
+        span = {m: f"{min(u)}" if len(u) == 1 else f"{min(u)}-{max(u)}" for m, u in uses.items()}
+        k = span[tr[0]["method"]]
+        others = {m: s for m, s in span.items() if s != k}
         except_ = "".join(f"; {m}: {u}" for m, u in others.items())
         title = f"{task}: {k} complex symbols per item in every path{except_} ({n} items{images})"
         path = report.plot_grid(grid, Path(out) / f"eval_{task}.png", title=title, panel_size=(4.6, 3.2))

@@ -2,16 +2,17 @@
 
 ``ragsc eval pipelines/multitask.yaml --snr -5:20:5 --channel awgn,rayleigh --out DIR`` writes
 ``DIR/eval.csv`` (one row per task, metric, method, channel and SNR, columns :data:`COLUMNS`) and one
-PNG per task (:mod:`ragsc.eval.results`). Methods (:data:`METHODS`), at equal channel uses: the spec's
-``k_symbols`` complex symbols per image (and per sentence sent as an embedding), and for a sentence on
-the token link what the token link spent on it:
+PNG per task (:mod:`ragsc.eval.results`). Methods (:data:`METHODS`), at equal channel uses per item:
+what the pipeline spent on each item, i.e. the spec's ``k_symbols`` complex symbols per image (and per
+sentence sent as an embedding) on the analog link, each item's own length on CAT (``channel.path:
+cat``), and for a sentence on the token link what the token link spent on it:
 
-* ``semantic+rag`` — the pipeline: images on the analog link, sentences on the token link (unless the
-  spec says ``text.link: embedding``), retrieval from the local + global KBs, decoders;
+* ``semantic+rag`` — the pipeline: images on its semantic path (analog or CAT), sentences on the token
+  link (unless the spec says ``text.link: embedding``), retrieval from the local + global KBs, decoders;
 * ``semantic`` — the same transmission (same noise) decoded without retrieval;
-* ``semantic-embedding`` — sentences as embeddings on the analog link (``k_symbols`` each), decoded with
-  RAG by the trained decoders: the text path before the token link (text metrics only; only for a
-  pipeline whose sentences are on the token link);
+* ``semantic-embedding`` — sentences as embeddings on the semantic path (``k_symbols`` each on the
+  analog link), decoded with RAG by the trained decoders: the text path before the token link (text
+  metrics only; only for a pipeline whose sentences are on the token link);
 * ``retrieval`` — retrieval alone (image metrics only): the best retrieved neighbour's image as the
   reconstruction, no generator;
 * ``digital`` — separate coding: the raw content through the source codec (WebP / deflate), 5G
@@ -22,10 +23,12 @@ the token link what the token link spent on it:
   (:class:`~ragsc.channel.LMTextCodec`): the strongest digital peer of the token link (text metrics only);
 * ``ideal`` — the codec at the capacity budget ``k log2(1 + |h|^2 SNR)`` bits, error-free (sentences on
   the token link: with the LM source code);
-* ``noiseless`` — the semantic pipeline with the same symbols delivered exactly.
+* ``noiseless`` — the semantic pipeline with the same symbols delivered exactly (on CAT: at the length
+  its rate policy picks on the best channel).
 
-Sentences on the token link cost what their tokens cost; every digital path sends each sentence in the
-same number of channel uses as the token link did (``channel_uses`` in the rows is the mean per item).
+Sentences on the token link cost what their tokens cost, items on CAT what its rate policy chose; every
+digital path sends each item in the same number of channel uses as the pipeline did (``channel_uses`` in
+the rows is the mean per item of the task's kind: sentences for text, images for image and VQA).
 
 Items come from :func:`~ragsc.eval.sets.evaluation_set`, metrics from :func:`~ragsc.eval.scoring.score`.
 Everything is seeded: the same call gives the same rows.
@@ -55,8 +58,9 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     Parameters
     ----------
     pipe
-        The :class:`~ragsc.pipelines.Pipeline` under test (its ``k_symbols`` is every method's budget per
-        image; a sentence on its token link sets the budget of that sentence).
+        The :class:`~ragsc.pipelines.Pipeline` under test: what it spends on each item (``k_symbols`` per
+        image on the analog link, each item's length on CAT, a sentence's tokens on the token link) is
+        every method's budget for that item.
     channels, snrs
         The grid: channel names and SNRs in dB.
     n
@@ -98,6 +102,7 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     digital = {"digital": DigitalReceiver(pipe, False, seed, decoded),
                "ideal": DigitalReceiver(pipe, True, seed, decoded, text_codec=lm_codec)}
     text_rows = [i for i, m in enumerate(messages) if m.kind == "text"]
+    image_rows = [i for i, m in enumerate(messages) if m.kind == "image"]
     if lm_codec is not None and text_rows:
         digital["digital-lm"] = DigitalReceiver(pipe, False, seed, decoded, text_codec=lm_codec)
     embedding = pipe.with_text_link("embedding") if by_token and "semantic-embedding" in methods else None
@@ -111,9 +116,15 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
             values = (task, metric, method, channel, snr, round(value, 6), uses.get(task, k), n, subset)
             rows.append(dict(zip(COLUMNS, values)))
 
-    def text_uses(tx) -> dict:  # the mean channel uses of the sentences (token link: their own)
+    def mean_uses(tx, rows_: list[int]) -> int:
         per_item = tx.channel_uses_per_item
-        return {"text": round(sum(per_item[i] for i in text_rows) / len(text_rows))} if text_rows else {}
+        return round(sum(per_item[i] for i in rows_) / len(rows_))
+
+    def task_uses(tx) -> dict:  # the mean channel uses per task: its items' own (token link, CAT)
+        uses = {"text": mean_uses(tx, text_rows)} if text_rows else {}
+        if image_rows:
+            uses["image"] = uses["vqa"] = mean_uses(tx, image_rows)
+        return uses
 
     if "noiseless" in methods:  # no channel, no SNR: one bound for every point
         clean = pipe.send(messages, tokens, noiseless=True, seed=seed)
@@ -122,7 +133,7 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     for channel in channels:
         for snr in snrs:
             tx = pipe.send(messages, tokens, snr_db=snr, channel=channel, seed=seed)
-            uses = text_uses(tx)
+            uses = task_uses(tx)
             if "semantic+rag" in methods or "retrieval" in methods:
                 outputs = pipe.receive(tx, rag=True)
                 if "semantic+rag" in methods:
@@ -136,7 +147,7 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
                 etx = embedding.send(text_msgs, tokens.select(text_rows), snr_db=snr, channel=channel,
                                      seed=seed)
                 add("semantic-embedding", channel, snr, score(embedding.receive(etx, rag=rag), text_ev, sim),
-                    {"text": k})
+                    {"text": mean_uses(etx, list(range(len(text_rows))))})
             for name in ("digital", "digital-lm", "ideal"):
                 if name in methods and name in digital:
                     msgs, ev_, per_item = messages, ev, tx.channel_uses_per_item
@@ -146,7 +157,7 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
                     outputs = digital[name](msgs, channel, snr, per_item)[0]
                     add(name, channel, snr, score(outputs, ev_, sim), uses)
             if "noiseless" in methods:
-                add("noiseless", channel, snr, bound, text_uses(clean))
+                add("noiseless", channel, snr, bound, task_uses(clean))
             bar.update(1)
     bar.close()
     return rows

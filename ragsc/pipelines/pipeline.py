@@ -3,7 +3,9 @@
 ``Pipeline.from_config("pipelines/multitask.yaml")`` builds one from a spec. Then
 
 * ``tx = pipe.transmit(items, snr_db=..., channel=...)`` encodes the items and sends each one's
-  semantic embedding through the analog link (``k_symbols`` complex symbols per item, PCA basis);
+  semantic embedding through the spec's path (``channel.path``): the analog link (``k_symbols`` complex
+  symbols per item, PCA basis), or the trained CAT codec (``channel.path: cat``, a length per item from
+  its rate policy);
 * ``outputs = pipe.receive(tx, rag=None)`` retrieves context near each received embedding from the
   local + global KBs and decodes: a sentence (text), an image and its caption / class (image),
   answers (VQA); ``rag=False`` decodes from the received embedding alone;
@@ -27,10 +29,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ragsc.channel import Link, Received
+from ragsc.channel import CATCodec, CATLink, Link, Received
+from ragsc.channel.path import path_configs
 from ragsc.config import PipelineSpec, load_pipeline_spec, validate
 from ragsc.decoders import Context, ImageDecoder, TextDecoder, VQADecoder, load_decoders
-from ragsc.errors import ConfigError, InputError, KBError
+from ragsc.errors import ConfigError, InputError, KBError, ModelLoadError
 from ragsc.pipelines.items import TASK_KINDS, Message, parse_items
 from ragsc.pipelines.sentences import SentencePath
 from ragsc.types import SemanticTokens
@@ -44,9 +47,10 @@ IMAGE_TASKS = {"text": (), "image": ("image", "caption"), "vqa": ("vqa",),
 class Transmission:
     """What reached the receiver, plus the bookkeeping an evaluation needs.
 
-    Image items (and sentences, with ``text.link: embedding``) cross the analog link: ``received``
-    holds them, rows ``analog_rows`` of the batch (``received.tokens``: embeddings ``[n, D]`` and each
-    row's modality, the per-item header; ``None`` when there are none). Sentences on the token link
+    Image items (and sentences, with ``text.link: embedding``) cross the spec's semantic path (the
+    analog link, or CAT with ``channel.path: cat``): ``received`` holds them, rows ``analog_rows`` of the
+    batch (``received.tokens``: embeddings ``[n, D]`` and each row's modality, the per-item header;
+    ``None`` when there are none). Sentences on the token link
     (``text.link: token``, the default) are in ``sentences``, rows ``token_rows``: one
     :class:`~ragsc.channel.token_link.TokenObservation` per frame. ``messages`` keep what was sent (for
     scoring; the receiver reads only the questions the receiver itself asks about images).
@@ -90,11 +94,15 @@ class Transmission:
 
     @property
     def channel_uses_per_item(self) -> list[int]:
-        """Complex symbols each item cost, everything included (headers, every frame of a long sentence)."""
+        """Complex symbols each item cost, everything included (headers, pilots, every frame of a long
+        sentence); on CAT each item's own length."""
         uses = [0] * len(self.messages)
         if self.received is not None:
-            for i in self.analog_rows:
-                uses[i] = self.received.channel_uses
+            # a variable-length path (CAT) counts per item; the analog link spends the same on each
+            per_item = self.received.meta.get("channel_uses_per_item",
+                                              [self.received.channel_uses] * len(self.analog_rows))
+            for i, u in zip(self.analog_rows, per_item):
+                uses[i] = u
         if self.sentences is not None:
             for i, u in zip(self.token_rows, self.sentences.meta["channel_uses_per_item"]):
                 uses[i] = u
@@ -120,7 +128,8 @@ class Output:
     ``context``: the retrieved hits (``None`` without RAG), with their provenance; ``meta``: what the
     path reports per item (a sentence on the token link: ``channel_uses``, ``tokens``, ``frames`` (more
     than one when it was longer than ``text.max_tokens``) and ``rag``, the KB sentences it was decoded
-    with).
+    with; an item on CAT: ``channel_uses`` and ``n_symbols``, its data symbols; empty on the analog link,
+    whose items all cost ``k_symbols``).
     """
 
     kind: str
@@ -141,13 +150,14 @@ class Pipeline:
     ----------
     spec
         The validated spec.
-    encoder, local, global_, decoders, lm
+    encoder, local, global_, decoders, lm, cat
         Already-built parts to use instead of building them from the spec (tests, notebooks and
-        sweeps share one encoder and KB this way).
+        sweeps share one encoder and KB this way); ``cat`` is a :class:`~ragsc.channel.CATCodec` for
+        ``channel.path: cat`` (default: loaded from ``channel.cat``).
     """
 
     def __init__(self, spec: PipelineSpec, *, encoder=None, local=None, global_=None, decoders=None,
-                 lm=None) -> None:
+                 lm=None, cat: CATCodec | None = None) -> None:
         from ragsc.encoders import load_encoder
         from ragsc.kb import HybridRetriever
 
@@ -156,8 +166,11 @@ class Pipeline:
                                                device=spec.encoder.device)
         self.decoders = decoders or load_decoders(spec.decoder.weights)
         self.decoders.check_encoder(self.encoder)
-        # k must fit the basis: fail before encoding
-        self.link().k_symbols_for(self.decoders.pca.components.shape[1])
+        self.cat = _cat_codec(spec, self.encoder, cat) if spec.channel.path == "cat" else None
+        # k must fit the basis, the codec serve the channel: fail before encoding
+        link = self.link()
+        if isinstance(link, Link):
+            link.k_symbols_for(self.decoders.pca.components.shape[1])
         kbs = {"local": local, "global": global_}
         for ref in spec.knowledge_bases:
             if kbs[ref.scope] is None:
@@ -207,7 +220,7 @@ class Pipeline:
         kbs = dict(self.retriever.kbs) if self.retriever is not None else {}
         lm = self.sentence_path._lm if self.sentence_path is not None else None
         return Pipeline(spec, encoder=self.encoder, decoders=self.decoders, local=kbs.get("local"),
-                        global_=kbs.get("global"), lm=lm)
+                        global_=kbs.get("global"), lm=lm, cat=self.cat)
 
     # ------------------------------------------------------------------------- transmitter
     def messages(self, items) -> list[Message]:
@@ -230,13 +243,23 @@ class Pipeline:
         meta.pop("truncated", None)  # per-modality row numbers: they do not index this batch
         return SemanticTokens(emb, [m.kind for m in messages], meta=meta)
 
-    def link(self, channel: str | None = None, seed: int | None = None) -> Link:
-        """The analog link of this pipeline: the spec's channel (``channel`` overrides its kind), seeded with
-        the spec's seed (or ``seed``), sending ``k_symbols`` PCA coefficients of the decoders' basis."""
+    def link(self, channel: str | None = None, seed: int | None = None) -> Link | CATLink:
+        """The semantic path of this pipeline over the spec's channel (``channel`` overrides its kind),
+        seeded with the spec's seed (or ``seed``): the analog link sending ``k_symbols`` PCA coefficients
+        of the decoders' basis, or (``channel.path: cat``) the CAT link with the spec's rate policy."""
         update = {"seed": self.spec.seed if seed is None else seed}
         if channel is not None:
             update["channel"] = channel
-        return Link(self.spec.channel, transform=self.decoders.pca, **update)
+        c = self.spec.channel
+        if c.path == "analog":
+            return Link(c, transform=self.decoders.pca, **update)
+        (channel_config,) = path_configs(c, update, what="link")  # a bad channel name is the call's error
+        try:
+            return CATLink(self.cat, channel_config, quality=c.cat_quality, n_symbols=c.cat_symbols,
+                           n_pilots=c.cat_pilots)
+        except ConfigError as exc:
+            raise ConfigError(f"pipeline {self.spec.name!r}: the CAT codec (channel.cat = {c.cat!r}) cannot "
+                              f"serve this link: {exc}") from None
 
     def transmit(self, items, *, snr_db: float | None = None, channel: str | None = None,
                  seed: int | None = None, noiseless: bool = False) -> Transmission:
@@ -254,11 +277,11 @@ class Pipeline:
 
     def send(self, messages: list[Message], tokens: SemanticTokens, *, snr_db: float | None = None,
              channel: str | None = None, seed: int | None = None, noiseless: bool = False,
-             link: Link | None = None) -> Transmission:
+             link: Link | CATLink | None = None) -> Transmission:
         """Send already-encoded messages (sweeps encode once and send at every SNR).
 
-        Images (and sentences, with ``text.link: embedding``) cross the analog ``link``; sentences on
-        the token link cross it over the same channel, seed and SNR.
+        Images (and sentences, with ``text.link: embedding``) cross ``link`` (default :meth:`link`: the
+        analog link or CAT); sentences on the token link cross the same channel, seed and SNR.
         """
         link = link or self.link(channel, seed)
         if not isinstance(tokens, SemanticTokens):
@@ -308,7 +331,10 @@ class Pipeline:
         if tx.received is not None:
             analog = self.decode(tx.received.tokens, [tx.messages[i] for i in tx.analog_rows], rag=rag,
                                  tasks=tasks)
-            for i, o in zip(tx.analog_rows, analog):
+            per_item = tx.received.meta.get("channel_uses_per_item")
+            for j, (i, o) in enumerate(zip(tx.analog_rows, analog)):
+                if per_item is not None:  # a variable-length path (CAT): what this item cost
+                    o.meta = {"channel_uses": per_item[j], "n_symbols": tx.received.meta["n_symbols"][j]}
                 outputs[i] = o
             timings = dict(self.timings)
         if tx.sentences is not None:
@@ -420,6 +446,46 @@ class Pipeline:
 def _label(extra: dict) -> dict | None:
     keep = {k: extra[k] for k in ("color", "shape", "label", "class") if k in extra}
     return keep or None
+
+
+def _cat_codec(spec: PipelineSpec, encoder, codec: CATCodec | None) -> CATCodec:
+    """The CAT codec of ``channel.path: cat``: ``codec`` or the one saved in ``channel.cat``, checked against
+    the pipeline's encoder and the spec's CAT settings (each error names the spec field and the fix)."""
+    c = spec.channel
+    where = f"pipeline {spec.name!r}: channel.cat = {c.cat!r}"
+    if codec is None:
+        folder = Path(c.cat).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(f"{where}: no such folder ({folder.absolute()}); point channel.cat at the "
+                                 "folder CATCodec.save wrote (config.json + weights.safetensors), or use "
+                                 "channel.path: analog")
+        try:
+            codec = CATCodec.load(folder)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{where}: {exc}") from None
+    elif not isinstance(codec, CATCodec):
+        raise ConfigError(f"pipeline {spec.name!r}: cat= takes a CATCodec, got {type(codec).__name__}")
+    cfg, dim = codec.config, encoder.dim
+    if (cfg.token_dim, cfg.target_dim) != (dim, dim):
+        raise ConfigError(f"{where}: the codec maps token_dim={cfg.token_dim} to target_dim="
+                          f"{cfg.target_dim}, but the pipeline's encoder ({encoder.spec}) has dimension "
+                          f"{dim}: train a CAT on this encoder's embeddings (token_dim = target_dim = {dim}) "
+                          "or change encoder.spec")
+    if c.cat_symbols is not None and c.cat_symbols not in cfg.levels:
+        raise ConfigError(f"pipeline {spec.name!r}: channel.cat_symbols = {c.cat_symbols} is not one of the "
+                          f"codec's levels {list(cfg.levels)} (channel.cat = {c.cat!r}): choose one of them, "
+                          "or remove cat_symbols to use its rate policy")
+    if c.cat_symbols is None and cfg.calibration is None:
+        raise ConfigError(f"{where}: the codec has no rate table for channel.cat_quality: calibrate it "
+                          "(ragsc.distill.cat.calibrate, then save it again) or set channel.cat_symbols to "
+                          f"one of its levels {list(cfg.levels)}")
+    if c.channel not in cfg.channels:
+        raise ConfigError(f"{where}: the codec was trained on {', '.join(cfg.channels)}, not channel.channel "
+                          f"= {c.channel!r}: choose one of them, or train a codec on {c.channel}")
+    if c.csi != "perfect" or c.equalizer != cfg.equalizer:
+        raise ConfigError(f"{where}: the codec decodes {cfg.equalizer} equalisation with perfect CSI: set "
+                          f"channel.csi: perfect and channel.equalizer: {cfg.equalizer}")
+    return codec
 
 
 def _open_kb(ref, encoder):

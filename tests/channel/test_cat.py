@@ -236,6 +236,21 @@ def test_link_with_pilots_counts_them_and_follows_each_items_estimate(calibrated
         assert n[i] == calibrated.choose_length(rx.meta["snr_db_used"][i], "awgn", 0.9)
 
 
+def test_link_noiseless_bound_delivers_the_symbols_exactly(calibrated, spy):
+    link = CATLink(calibrated, ChannelConfig(snr_db=0.0, seed=3), quality=0.9, n_pilots=4)
+    s = spy(link)
+    rx = link(tokens(5), snr_db=-3.0, noiseless=True)
+    assert s.shapes == []  # no channel, no pilots: the SNR given is ignored
+    assert rx.meta["path"] == "noiseless" and rx.channel == "none" and rx.snr_db == float("inf")
+    # the length the rate policy picks on the best channel, both ends told the top of the SNR range
+    assert rx.meta["n_symbols"] == rx.meta["channel_uses_per_item"] == [2] * 5 and rx.meta["pilots"] == 0
+    assert torch.equal(rx.features, rx.sent)
+    fixed = CATLink(calibrated, ChannelConfig(), n_symbols=8)(tokens(5), noiseless=True)
+    assert fixed.channel_uses == 8 and torch.equal(fixed.features, fixed.sent)
+    again = CATLink(calibrated, ChannelConfig(seed=9), n_symbols=8)(tokens(5), noiseless=True)
+    assert torch.equal(fixed.tokens.embeddings, again.tokens.embeddings)  # no noise: no seed matters
+
+
 def test_link_is_reproducible_by_seed(codec):
     cfg = ChannelConfig(channel="rician", snr_db=3.0, seed=7)
     a, b = (CATLink(codec, cfg, n_symbols=8)(tokens(5)) for _ in range(2))

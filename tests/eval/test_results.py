@@ -70,3 +70,18 @@ def test_summary_table_marks_missing_points():
     assert lines[0].split() == ["task", "metric", "channel", "SNR", "dB", "semantic", "digital"]
     assert lines[2].split() == ["text", "bleu1", "awgn", "0", "0.500", "-"]
     assert lines[3].split() == ["text", "bleu1", "awgn", "5", "-", "1.000"]
+
+
+def test_plot_title_says_the_channel_uses_per_method(tmp_path, monkeypatch):
+    from ragsc import report
+
+    titles = []
+    monkeypatch.setattr(report, "plot_grid", lambda grid, path, *, title, **kw: titles.append(title) or path)
+    same = [_row(m, s) for m in ("semantic", "digital") for s in (0, 10)]
+    token = [_row("semantic-embedding", s, channel_uses=60) for s in (0, 10)]
+    plot(same + token, tmp_path)
+    assert titles[-1] == "text: 48 complex symbols per item in every path; semantic-embedding: 60 (1 items)"
+    # a path whose length follows the SNR (CAT's rate policy): the range of the per-SNR means
+    cat = [_row(m, s, channel_uses=u) for m in ("semantic", "digital") for s, u in ((0, 8), (10, 2))]
+    plot(cat, tmp_path)
+    assert titles[-1] == "text: 2-8 complex symbols per item in every path (1 items)"

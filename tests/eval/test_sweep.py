@@ -79,3 +79,31 @@ def test_run_eval_is_reproducible(multitask):
 def test_run_eval_unknown_method(multitask):
     with pytest.raises(ConfigError, match=r"unknown method\(s\) \['magic'\]"):
         run_eval(multitask, ["awgn"], [0], n=1, methods=("semantic", "magic"), progress=False)
+
+
+def test_run_eval_on_cat_compares_at_each_items_channel_uses(embedded, decoders, tmp_path, monkeypatch):
+    # a CAT pipeline spends what its rate policy picks per item (8 symbols at 0 dB, 2 at 20 dB here): the
+    # rows say so, and the digital baselines send each image in as many channel uses
+    from ragsc.eval.digital import DigitalReceiver
+    from ragsc.pipelines import Pipeline
+    from tests.pipelines._cat import save_tiny_cat
+
+    spec = {"name": "cat", "task": "image", "decoder": {"rag": False},
+            "channel": {"path": "cat", "cat": str(save_tiny_cat(tmp_path / "cat"))}}
+    pipe = Pipeline.from_config(spec, encoder=embedded, decoders=decoders)
+    budgets = []
+    send = DigitalReceiver._send
+
+    def spy(self, contents, channel, snr, channel_uses=None):
+        budgets.append((snr, channel_uses))
+        return send(self, contents, channel, snr, channel_uses)
+
+    monkeypatch.setattr(DigitalReceiver, "_send", spy)
+    methods = ("semantic", "digital", "noiseless")
+    rows = run_eval(pipe, ["awgn"], [0, 20], n=2, methods=methods, progress=False)
+    assert {(r["method"], r["snr_db"]) for r in rows} == {(m, s) for m in methods for s in (0, 20)}
+    by_snr = {0: 8, 20: 2}
+    for r in rows:
+        expected = 2 if r["method"] == "noiseless" else by_snr[r["snr_db"]]
+        assert r["task"] in ("image", "vqa") and r["channel_uses"] == expected, r
+    assert budgets and all(u == [by_snr[snr]] * 2 for snr, u in budgets)

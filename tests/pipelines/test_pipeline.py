@@ -430,3 +430,103 @@ def test_duplicated_kb_scopes_are_a_config_error(parts):
         Pipeline.from_config(spec, **parts)
     with pytest.raises(ConfigError, match=r"knowledge_bases: .*at most one local and one global"):
         validate(PipelineSpec, spec)
+
+
+# ----------------------------------------------------------------------------- the CAT path (path: cat)
+
+
+@pytest.fixture(scope="module")
+def cat_dir(tmp_path_factory):
+    """A tiny CAT for the embedded encoder's 384-d space with a known rate table (tests/pipelines/_cat.py)."""
+    from tests.pipelines._cat import save_tiny_cat
+
+    return save_tiny_cat(tmp_path_factory.mktemp("cat"))
+
+
+def cat_spec(folder, task: str = "multitask", **channel) -> dict:
+    """A KB-less spec (no RAG) whose embeddings, sentences included, take the CAT codec in ``folder``."""
+    return {"name": "cat", "task": task, "decoder": {"rag": False}, "text": {"link": "embedding"},
+            "channel": {"path": "cat", "cat": str(folder), **channel}}
+
+
+def solid_images(n: int) -> list:
+    colors = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
+    return [Image.new("RGB", (64, 64), colors[i % len(colors)]) for i in range(n)]
+
+
+def test_cat_path_sends_images_and_sentences_through_the_codec(embedded, decoders, cat_dir):
+    from ragsc.channel import CATLink
+
+    parts = {"encoder": embedded, "decoders": decoders}
+    p = Pipeline.from_config(cat_spec(cat_dir), **parts)
+    assert isinstance(p.link(), CATLink) and p.cat.config.levels == (2, 4, 8)
+    assert p.with_text_link("token").cat is p.cat  # the codec is shared, not loaded again
+    a, b, c = solid_images(3)
+    items = [a, b, "a red circle", {"image": c, "questions": ["what color is the shape?"]}]
+    tx = p.transmit(items, snr_db=20)
+    assert tx.received.meta["path"] == "cat" and tx.analog_rows == [0, 1, 2, 3] and tx.token_rows == []
+    assert tx.kinds == ["image", "image", "text", "image"] and tx.received.tokens.embeddings.shape == (4, 384)
+    # the rate table: quality 0.9 takes 2 symbols at 20 dB, 8 at 0 dB
+    assert tx.channel_uses_per_item == [2] * 4 and tx.channel_uses == 2
+    outs = p.receive(tx)  # the receiver is unchanged: the decoders read the decoded embeddings
+    assert [o.kind for o in outs] == ["image", "image", "text", "image"]
+    for o in (outs[0], outs[1], outs[3]):
+        assert o.image.size == (64, 64) and isinstance(o.caption, str)
+    assert isinstance(outs[2].text, str) and len(outs[3].answers) == 1
+    assert all(o.meta == {"channel_uses": 2, "n_symbols": 2} for o in outs)
+    assert p.transmit(items, snr_db=0).channel_uses_per_item == [8] * 4
+    # the bound: no noise, at the length the policy picks on the best channel
+    bound = p.transmit(items, noiseless=True)
+    assert bound.channel == "none" and math.isinf(bound.snr_db) and bound.channel_uses_per_item == [2] * 4
+    fixed = Pipeline.from_config(cat_spec(cat_dir, cat_symbols=4), **parts)
+    assert fixed.transmit(items, snr_db=0).channel_uses_per_item == [4] * 4
+    assert fixed.transmit(items, snr_db=20).channel_uses_per_item == [4] * 4
+
+
+def test_cat_rate_policy_picks_each_items_length(embedded, decoders, cat_dir):
+    # with pilots each item's length follows its own SNR estimate: at 15 dB (4 symbols by the table) the
+    # estimates fall on both sides of the table's steps
+    p = Pipeline.from_config(cat_spec(cat_dir, task="image", cat_pilots=4), encoder=embedded,
+                             decoders=decoders)
+    messages = p.messages(solid_images(4))
+    tokens = p.encode(messages)
+    tx = p.send(messages * 6, tokens.select(list(range(4)) * 6), snr_db=15)
+    n = tx.received.meta["n_symbols"]
+    assert set(n) <= {2, 4, 8} and len(set(n)) > 1
+    assert tx.channel_uses_per_item == [k + 4 for k in n]  # pilots are channel uses
+    assert tx.channel_uses == round(sum(tx.channel_uses_per_item) / 24)
+    outs = p.receive(tx, tasks=("caption",))
+    assert [o.meta["channel_uses"] for o in outs] == tx.channel_uses_per_item
+    assert [o.meta["n_symbols"] for o in outs] == n
+
+
+def test_cat_path_bad_specs_name_the_field(embedded, decoders, cat_dir, tmp_path):
+    from ragsc.errors import ModelLoadError
+    from tests.pipelines._cat import save_tiny_cat
+
+    parts = {"encoder": embedded, "decoders": decoders}
+    with pytest.raises(ConfigError, match=r"path 'cat' needs the codec: set channel\.cat"):
+        Pipeline.from_config({"name": "cat", "task": "image", "decoder": {"rag": False},
+                              "channel": {"path": "cat"}}, **parts)
+    with pytest.raises(ModelLoadError, match=r"channel\.cat = .*no such folder"):
+        Pipeline.from_config(cat_spec(tmp_path / "none"), **parts)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"channel\.cat = .*config\.json not found"):
+        Pipeline.from_config(cat_spec(tmp_path / "empty"), **parts)
+    small = save_tiny_cat(tmp_path / "small", dim=8)
+    with pytest.raises(ConfigError, match=r"channel\.cat = .*token_dim=8 to target_dim=8.*dimension 384"):
+        Pipeline.from_config(cat_spec(small), **parts)
+    with pytest.raises(ConfigError, match=r"channel\.cat_symbols = 3 is not one of the codec's levels"):
+        Pipeline.from_config(cat_spec(cat_dir, cat_symbols=3), **parts)
+    bare = save_tiny_cat(tmp_path / "bare", calibration=None)
+    with pytest.raises(ConfigError, match=r"no rate table .*set channel\.cat_symbols"):
+        Pipeline.from_config(cat_spec(bare), **parts)
+    fixed = Pipeline.from_config(cat_spec(bare, cat_symbols=8), **parts)  # a fixed length needs no table
+    assert fixed.transmit(solid_images(1), snr_db=5).channel_uses_per_item == [8]
+    with pytest.raises(ConfigError, match=r"trained on awgn, not channel\.channel = 'rayleigh'"):
+        Pipeline.from_config(cat_spec(cat_dir, channel="rayleigh"), **parts)
+    with pytest.raises(ConfigError, match=r"set channel\.csi: perfect and channel\.equalizer: mmse"):
+        Pipeline.from_config(cat_spec(cat_dir, equalizer="zf"), **parts)
+    # a call's channel the codec was not trained on: refused before anything is encoded
+    with pytest.raises(ConfigError, match=r"channel\.cat = .*trained on awgn, not 'rician'"):
+        fixed.transmit(solid_images(1), channel="rician")
