@@ -110,10 +110,11 @@ def test_transmit_and_receive(multitask, test_images):
     tx = multitask.transmit(items, snr_db=12.5)
     assert isinstance(tx, Transmission) and len(tx) == 2
     assert tx.kinds == ["text", "image"]
-    # the sentence crosses the token link (16-symbol header + 4 symbols per token), the image the analog one
+    # the sentence crosses the token link (16-symbol header + 2 gain symbols + 4 per token), the image
+    # the analog one
     n_tokens = len(multitask.sentence_path.decoder.token_ids(["a red triangle"])[0])
     assert tx.token_rows == [0] and tx.analog_rows == [1]
-    assert tx.channel_uses_per_item == [16 + 4 * n_tokens, multitask.spec.channel.k_symbols]
+    assert tx.channel_uses_per_item == [18 + 4 * n_tokens, multitask.spec.channel.k_symbols]
     assert tx.channel_uses == round(sum(tx.channel_uses_per_item) / 2)
     assert tx.snr_db == 12.5 and tx.channel == "awgn" and tx.sentences.snr_db == 12.5
     z = tx.received.tokens.embeddings
@@ -124,7 +125,7 @@ def test_transmit_and_receive(multitask, test_images):
     assert [type(o) for o in outs] == [Output, Output] and [o.kind for o in outs] == ["text", "image"]
     assert set(multitask.timings) == {"encode", "channel", "retrieve", "decode"}
     assert outs[0].text == "a red triangle" and outs[0].image is None and outs[0].answers == []
-    assert outs[0].meta == {"channel_uses": 16 + 4 * n_tokens, "tokens": n_tokens, "frames": 1,
+    assert outs[0].meta == {"channel_uses": 18 + 4 * n_tokens, "tokens": n_tokens, "frames": 1,
                             "rag": ["a red triangle"]}  # the KB holds this caption
     assert outs[1].text is None and outs[1].questions == ["what is the color of the shape?"]
     assert len(outs[1].answers) == 1 and outs[1].context
