@@ -43,6 +43,11 @@ def config_from_json(cls: type[C], text: str) -> C:
     ConfigError
         The text is not a JSON object, a field is missing or unknown, or a value is invalid.
     """
+    return cls(**json_fields(cls, text))
+
+
+def json_fields(cls, text: str) -> dict:
+    """The JSON object in ``text``, holding exactly the fields of dataclass ``cls`` (else ConfigError)."""
     try:
         data = json.loads(text)
     except (TypeError, json.JSONDecodeError) as exc:
@@ -55,4 +60,4 @@ def config_from_json(cls: type[C], text: str) -> C:
     if missing or unknown:
         raise ConfigError(f"{cls.__name__}: missing fields {missing}, unknown fields {unknown}; "
                           f"the fields are {', '.join(fields)}")
-    return cls(**data)
+    return data

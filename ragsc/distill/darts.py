@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ragsc.decoders.arch import json_fields as _json_fields  # exactly the fields: no default fills a gap
 from ragsc.errors import ConfigError, InputError, ModelLoadError
 
 STEM_MULTIPLIER = 3  # the stem widens the image to 3 * channels, as in DARTS
@@ -306,24 +307,6 @@ class Genotype:
             Not JSON, a missing or unknown key, or an invalid entry (named).
         """
         return cls(**_json_fields(cls, text))
-
-
-def _json_fields(cls, text: str) -> dict:
-    """The JSON object in ``text``, holding exactly the fields of dataclass ``cls``."""
-    try:
-        data = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{cls.__name__}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{cls.__name__}: expected a JSON object of fields, got {type(data).__name__}")
-    fields = [f.name for f in dataclasses.fields(cls)]
-    missing = [f for f in fields if f not in data]
-    unknown = sorted(set(data) - set(fields))
-    if missing or unknown:
-        # a default filled in for a missing field would build another network than the weights'
-        raise ConfigError(f"{cls.__name__}: missing fields {missing}, unknown fields {unknown}; "
-                          f"the fields are {', '.join(fields)}")
-    return data
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,7 @@ TINY = dict(token_dim=8, target_dim=8, model_dim=16, layers=1, heads=2, max_symb
 CHANNELS = ("awgn", "rayleigh", "rician")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # a model this small runs faster on one thread, and OpenMP threads spin when the cores are busy
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/distill/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -35,13 +35,7 @@ TINY = dict(in_channels=1, image_size=16, channels=4, layers=2, nodes=2, out_dim
 PARAM_FREE = {"max_pool_3x3", "avg_pool_3x3", "skip_connect"}  # skip_connect at stride 1 only
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # many tiny ops: one thread is several times faster than two when the machine is busy
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/distill/conftest.py
 
 
 @pytest.fixture(scope="module")

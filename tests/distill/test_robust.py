@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ragsc.channel.cat import CATCodec, CATConfig
 from ragsc.distill.robust import evaluate_over_channel, train_robust
@@ -25,14 +24,6 @@ def cat(dim: int = 16) -> CATCodec:
 def store(tmp_path_factory):
     return build_store(tmp_path_factory.mktemp("s") / "s", FakeEncoder(),
                        DataRecipe(source="train", n=96, label_field="shape"))
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: faster on one thread, above all on a busy machine
-    yield
-    torch.set_num_threads(n)
 
 
 def test_stage_two_trains_the_chain_through_the_channel(store, one_thread):
