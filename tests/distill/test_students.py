@@ -142,3 +142,18 @@ def test_a_searched_architecture_is_a_student_tower(stores, tmp_path):
     with pytest.raises(ConfigError, match="searched architecture"):  # searched at 16 px, asked at 32
         ImageStudent(ImageStudentConfig(kind="darts", image_size=32, out_dim=16,
                                         architecture=json.loads(arch.to_json())))
+
+
+def test_the_shipped_students_serve_the_embedded_teacher(embedded):
+    enc = load_encoder("student:embedded")
+    assert enc.teacher.fingerprint == embedded.fingerprint and enc.serves(embedded.fingerprint)
+    params, teacher = enc.num_parameters(), embedded.num_parameters()
+    assert 0 < params["image"] < teacher["image"] / 4 and 0 < params["text"] < teacher["text"] / 4
+    from ragsc.datasets import load_easy_vqa
+
+    test = load_easy_vqa("test")[:24]
+    s = enc.encode_images([x.path for x in test]).embeddings
+    t = embedded.encode_images([x.path for x in test]).embeddings
+    assert float(torch.nn.functional.cosine_similarity(s, t).mean()) > 0.9  # held-out shapes
+    assert enc.encode_texts(["Please send the updated map of the harbour before noon."]).embeddings.shape == (
+        1, 384)
