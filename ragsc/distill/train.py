@@ -104,9 +104,12 @@ def keep_labels(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tenso
 def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentConfig, *,
                   objective: Objective = "kd", beta: float = 1e-3, epochs: int = 10, batch_size: int = 128,
                   lr: float = 2e-3, label_fraction: float = 1.0, task_weight: float = 0.5,
-                  val_fraction: float = 0.1, views: bool = True, seed: int = 0,
+                  val_fraction: float = 0.1, data_fraction: float = 1.0, views: bool = True, seed: int = 0,
                   progress: bool = False) -> TrainResult:
-    """Train a student tower on a teacher store; returns the best epoch's weights (validation)."""
+    """Train a student tower on a teacher store; returns the best epoch's weights (validation).
+
+    ``data_fraction`` trains on that seeded share of the training split (the validation split is
+    unchanged): how much data an objective needs."""
     if objective not in ("kd", "ib", "scratch"):
         raise ConfigError(f"objective must be kd, ib or scratch, got {objective!r}")
     if objective == "ib" and config.code_dim < 1:
@@ -136,6 +139,9 @@ def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentC
     if n_classes and objective != "ib" and bool((labels >= 0).any()):
         classifier = nn.Linear(config.out_dim, n_classes)
     train_idx, val_idx = split(len(store), val_fraction, seed)
+    if not 0 < data_fraction <= 1:
+        raise ConfigError(f"data_fraction must be in (0, 1], got {data_fraction}")
+    train_idx = train_idx[: max(1, int(round(len(train_idx) * data_fraction)))]
     params = list(net.parameters()) + (list(classifier.parameters()) if classifier else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     steps = epochs * max(1, -(-len(train_idx) // batch_size))
@@ -161,7 +167,8 @@ def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentC
             opt.step()
             sched.step()
             total += float(terms["loss"].detach()) * len(idx)
-        row = {"epoch": epoch + 1, "train_loss": total / max(1, len(train_idx))}
+        row = {"epoch": epoch + 1, "train_items": len(train_idx),
+               "train_loss": total / max(1, len(train_idx))}
         row.update(_evaluate(net, classifier, x, targets[:, 0], t["label"], val_idx, image))
         result.history.append(row)
         score = row.get("val_cosine", 0.0) if objective != "scratch" else row.get("val_accuracy", 0.0)

@@ -56,6 +56,11 @@ def test_objectives_and_their_checks(stores):
         train_student(texts, IMAGE)
     with pytest.raises(ConfigError, match="objective"):
         train_student(images, IMAGE, objective="distil")
+    with pytest.raises(ConfigError, match="data_fraction"):
+        train_student(images, IMAGE, data_fraction=0)
+    half = train_student(images, IMAGE, epochs=1, val_fraction=0.0, data_fraction=0.5)
+    full = train_student(images, IMAGE, epochs=1, val_fraction=0.0)
+    assert half.history[0]["train_items"] == 48 and full.history[0]["train_items"] == 96
 
 
 def test_keep_labels_keeps_a_seeded_fraction():
