@@ -268,7 +268,7 @@ def distill_cache(
     fmt: str | None = typer.Option(None, "--format", help="KB source format (default: detected)."),
     n: int | None = typer.Option(None, min=1, help="Only the first N items."),
     views: int = typer.Option(0, min=0, help="Augmented views per image."),
-    tokens: bool = typer.Option(False, help="Also store patch / word tokens."),
+    tokens: bool = typer.Option(False, help="Also store the teacher's patch tokens (images)."),
     label_field: str | None = typer.Option(None, help="Record field that labels items (easy-vqa: shape, "
                                                       "color)."),
     seed: int = typer.Option(0, help="Seed of the augmented views."),

@@ -6,7 +6,7 @@ student's own training. :func:`build_store` computes them once and writes safete
 
     <dir>/manifest.json            teacher (spec, fingerprint, dim), data recipe, label names, shards
     <dir>/shard-00000.safetensors  image [n, D], text [n, D], has_image / has_text [n], label [n],
-                                   views [n, V, D] (augmented views), tokens [n, T, d] (optional);
+                                   views [n, V, D] (augmented views), patch tokens [n, T, d] (optional);
                                    the items' content hashes in the file's metadata ("keys")
 
 Items are keyed by content hash (the image's bytes or pixels, the text), in the source's stream order.
@@ -49,7 +49,7 @@ class DataRecipe(BaseModel):
     format: str | None = Field(None, description="KB source format (None: detected)")
     n: int | None = Field(None, ge=1, description="the first n items of the stream (None: all)")
     views: int = Field(0, ge=0, le=64, description="augmented views per image (random resized crop + flip)")
-    tokens: bool = Field(False, description="also store the teacher's patch / word tokens")
+    tokens: bool = Field(False, description="also store the teacher's patch tokens (images)")
     label_field: str | None = Field(None, description="record field that labels an item (easy-vqa: shape, "
                                     "color); Fashion-MNIST items carry their class")
     seed: int = 0
