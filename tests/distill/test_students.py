@@ -162,3 +162,14 @@ def test_the_shipped_students_serve_the_embedded_teacher(embedded):
     assert float(torch.nn.functional.cosine_similarity(s, t).mean()) > 0.9  # held-out shapes
     assert enc.encode_texts(["Please send the updated map of the harbour before noon."]).embeddings.shape == (
         1, 384)
+
+
+def test_the_image_student_transmits_for_the_teachers_decoders():
+    from ragsc import Pipeline
+    from ragsc.datasets import load_easy_vqa
+
+    imgs = load_easy_vqa("test")[:6]
+    pipe = Pipeline.from_config({"name": "student", "task": "image", "encoder": {"spec": "student:embedded"},
+                                 "decoder": {"rag": False}})
+    outs = pipe.run([x.path for x in imgs], snr_db=15)
+    assert sum(o.caption == x.caption for x, o in zip(imgs, outs)) >= 5  # decoders trained behind the teacher
