@@ -166,10 +166,6 @@ def image_transform(size: int):
                       T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
 
 
-def count_parameters(module: nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
-
-
 # ----------------------------------------------------------------------------------------- encoder
 class StudentEncoder(MultimodalEncoder):
     """``load_encoder("student:<dir>")``: a distilled student, in its teacher's embedding space."""

@@ -171,9 +171,8 @@ def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentC
                "train_loss": total / max(1, len(train_idx))}
         row.update(_evaluate(net, classifier, x, targets[:, 0], t["label"], val_idx, image))
         result.history.append(row)
-        score = row.get("val_cosine", 0.0) if objective != "scratch" else row.get("val_accuracy", 0.0)
-        if objective != "scratch" and "val_accuracy" in row and not len(val_idx):
-            score = -row["train_loss"]
+        # without a validation split the last epoch is kept
+        score = row.get("val_accuracy" if objective == "scratch" else "val_cosine", 0.0)
         if score > best_score or not len(val_idx):
             best_score, result.best = score, dict(row)
             best_state = (copy.deepcopy(net.state_dict()),
