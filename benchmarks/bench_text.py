@@ -28,14 +28,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 from _common import machine  # noqa: E402
 
-from ragsc.channel import ChannelConfig, IdealDigital, LMTextCodec, SeparateCoding  # noqa: E402
+from ragsc.channel import ChannelConfig, IdealDigital, LMTextCodec  # noqa: E402
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink  # noqa: E402
 from ragsc.datasets.corpus import load_fortunes, text_corpus  # noqa: E402
 from ragsc.datasets.heldout import wordnet_examples  # noqa: E402
 from ragsc.decoders.lm import load_lm  # noqa: E402
 from ragsc.decoders.token_decoder import ChannelLMDecoder  # noqa: E402
 from ragsc.encoders import load_encoder  # noqa: E402
-from ragsc.eval.digital import DIGITAL_MCS  # noqa: E402
+from ragsc.eval.digital import best_mcs  # noqa: E402
 from ragsc.eval.metrics import bleu, sentence_similarity  # noqa: E402
 from ragsc.report import table  # noqa: E402
 
@@ -59,14 +59,9 @@ def decode(dec, observations, batch: int, kb=None) -> tuple[list[str], float, fl
 
 def digital(sentences, uses, channel, snr, seed, codec) -> tuple[list[str], str]:
     """SmolLM2-coded separate coding, the MCS that delivers the most sentences at this SNR."""
-    best = None
-    for m, r in DIGITAL_MCS:
-        rx = SeparateCoding(ChannelConfig(channel=channel, seed=seed), modulation=m, code_rate=r,
-                            text_codec=codec)(sentences, snr, channel_uses=uses)
-        key = (int(rx.ok.sum()), sum(rx.meta["bits_used"]))
-        if best is None or key > best[0]:
-            best = (key, rx.content, f"{m}-QAM R={r:.2f}")
-    return best[1], best[2]
+    rx, mcs = best_mcs(sentences, ChannelConfig(channel=channel, seed=seed), channel, snr, seed, uses,
+                       text_codec=codec)
+    return rx.content, (f"{mcs[0]}-QAM R={mcs[1]:.2f}" if mcs else "no MCS delivers")
 
 
 def main() -> None:

@@ -20,6 +20,29 @@ from PIL import Image
 DIGITAL_MCS = ((4, 1 / 3), (4, 1 / 2), (16, 1 / 2), (16, 3 / 4), (64, 3 / 4))
 
 
+def best_mcs(contents: list, cfg, channel: str, snr: float, seed: int = 0,
+             channel_uses: list[int] | None = None, **codec):
+    """Separate coding at the best of :data:`DIGITAL_MCS` (an oracle link adaptation over the set).
+
+    Keeps the MCS that delivers the most items, then the most bits (the best quality). Returns the
+    :class:`~ragsc.channel.Received` and that ``(modulation, code rate)``, or ``None`` when no MCS
+    delivers a single item (the output is then the most robust MCS's: every item failed).
+    """
+    from ragsc.channel import SeparateCoding
+
+    best, first = None, None
+    for m, r in DIGITAL_MCS:
+        rx = SeparateCoding(cfg, channel=channel, modulation=m, code_rate=r, seed=seed, **codec)(
+            contents, snr, channel_uses=channel_uses)
+        first = rx if first is None else first
+        key = (int(rx.ok.sum()), sum(rx.meta["bits_used"]))
+        if best is None or key > best[0]:
+            best = (key, rx, (m, r))
+    if best[0][0] == 0:
+        return first, None
+    return best[1], best[2]
+
+
 class DigitalReceiver:
     """Separate coding (best MCS per SNR) or the ideal bound, with the semantic receiver's downstream.
 
@@ -86,22 +109,16 @@ class DigitalReceiver:
 
     def _send(self, contents: list, channel: str, snr: float, channel_uses: list[int] | None = None):
         """The :class:`~ragsc.channel.Received` of ``contents``; separate coding sets ``meta["mcs"]``."""
-        from ragsc.channel import IdealDigital, SeparateCoding
+        from ragsc.channel import IdealDigital
 
         cfg = self.pipe.spec.channel  # the same channel (k, CSI, fading, Rician K) as the semantic link
         codec = {"text_codec": self.text_codec} if self.text_codec is not None else {}
         if self.ideal:
             return IdealDigital(cfg, channel=channel, seed=self.seed, **codec)(contents, snr,
                                                                                channel_uses=channel_uses)
-        best = None
-        for m, r in DIGITAL_MCS:  # oracle link adaptation: keep the MCS that delivers the most items
-            path = SeparateCoding(cfg, channel=channel, modulation=m, code_rate=r, seed=self.seed, **codec)
-            rx = path(contents, snr, channel_uses=channel_uses)
-            key = (int(rx.ok.sum()), sum(rx.meta["bits_used"]))  # then the most bits (the best quality)
-            if best is None or key > best[0]:
-                best = (key, rx, (m, r))
-        best[1].meta["mcs"] = best[2]
-        return best[1]
+        rx, mcs = best_mcs(contents, cfg, channel, snr, self.seed, channel_uses, **codec)
+        rx.meta["mcs"] = mcs
+        return rx
 
     def _embed(self, images: list[Image.Image]) -> torch.Tensor:
         """``[N, D]`` embeddings of ``images``, each distinct image encoded once per cache."""
