@@ -65,21 +65,64 @@ def train_robust(store: TeacherStore, student: nn.Module, config: ImageStudentCo
     levels, a channel kind and one SNR per item (uniform over the codec's range).
     """
     d = store.teacher["dim"]
-    if codec.config.token_dim != d or codec.config.target_dim != d:
-        raise ConfigError(f"the codec maps {codec.config.token_dim} -> {codec.config.target_dim}, "
-                          f"the teacher's space is {d}-d")
-    if epochs < 1 or batch_size < 1:
-        raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    t0 = time.perf_counter()
-    torch.manual_seed(seed)
+    _check_codec(codec, d, d)
     image = isinstance(config, ImageStudentConfig)
     x, targets = _inputs(store, config)
     labels = keep_labels(store.tensors()["label"], label_fraction, seed)
     head = nn.Linear(d, len(store.labels)) if store.labels and bool((labels >= 0).any()) else None
-    train_idx, val_idx = split(len(store), val_fraction, seed)
-    student.train().requires_grad_(True)
-    codec.train().requires_grad_(True)
-    params = [*student.parameters(), *codec.parameters(), *(head.parameters() if head else [])]
+    return _through_channel(lambda idx: _embed(student, x, idx, image), student, codec, head, targets, labels,
+                            epochs=epochs, batch_size=batch_size, lr=lr, task_weight=task_weight,
+                            val_fraction=val_fraction, seed=seed, progress=progress)
+
+
+def train_receiver(features: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None,
+                   codec: CATCodec, *, num_classes: int = 0, epochs: int = 5, batch_size: int = 64,
+                   lr: float = 5e-4, task_weight: float = 0.5, val_fraction: float = 0.1, seed: int = 0,
+                   progress: bool = False) -> RobustResult:
+    """The codec and the task head through the channel behind a *frozen* transmitter.
+
+    ``features`` ``[N, token_dim]`` are what the transmitter's encoder gives (the teacher's stored
+    embeddings, or a stage-1 student's), ``targets`` ``[N, target_dim]`` the teacher's clean embeddings
+    to reconstruct, ``labels`` ``[N]`` class ids (``-1``: unlabelled; ``None``: no task head). The same
+    draws, loss and schedule as :func:`train_robust`, without the encoder's weights: the receiver of the
+    teacher, of a plain-KD student and of a student trained from scratch are trained alike.
+    """
+    _check_codec(codec, features.shape[-1], targets.shape[-1])
+    if len(features) != len(targets) or (labels is not None and len(labels) != len(features)):
+        raise InputError(f"features, targets and labels differ in length: {len(features)}, {len(targets)}"
+                         f", {None if labels is None else len(labels)}")
+    if labels is None:
+        labels = torch.full((len(features),), -1, dtype=torch.long)
+    labelled = bool((labels >= 0).any())
+    if labelled and num_classes <= int(labels.max()):
+        raise ConfigError(f"num_classes={num_classes}, but the labels go up to {int(labels.max())}")
+    head = nn.Linear(targets.shape[-1], num_classes) if labelled else None
+    features = features.detach()
+    return _through_channel(lambda idx: features[idx], None, codec, head, targets, labels, epochs=epochs,
+                            batch_size=batch_size, lr=lr, task_weight=task_weight, val_fraction=val_fraction,
+                            seed=seed, progress=progress)
+
+
+def _check_codec(codec: CATCodec, token_dim: int, target_dim: int) -> None:
+    if codec.config.token_dim != token_dim or codec.config.target_dim != target_dim:
+        raise ConfigError(f"the codec maps {codec.config.token_dim} -> {codec.config.target_dim}, "
+                          f"the transmitter gives {token_dim}-d and the teacher's space is {target_dim}-d")
+
+
+def _through_channel(embed, student: nn.Module | None, codec: CATCodec, head: nn.Linear | None,
+                     targets: torch.Tensor, labels: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
+                     task_weight: float, val_fraction: float, seed: int, progress: bool) -> RobustResult:
+    """The training loop of :func:`train_robust` and :func:`train_receiver`: ``embed(idx)`` gives the
+    transmitter's features of items ``idx`` (differentiable when ``student`` is trained with them)."""
+    if epochs < 1 or batch_size < 1:
+        raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    train_idx, val_idx = split(len(targets), val_fraction, seed)
+    modules = [m for m in (student, codec, head) if m is not None]
+    for m in modules:
+        m.train().requires_grad_(True)
+    params = [p for m in modules for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(len(train_idx) / batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
@@ -88,8 +131,8 @@ def train_robust(store: TeacherStore, student: nn.Module, config: ImageStudentCo
     sims = {k: Channel(k, c.fading, c.rician_k, seed + 1 + i) for i, k in enumerate(c.channels)}
     result = RobustResult(student, codec, head)
     for epoch in range(epochs):
-        student.train()
-        codec.train()
+        for m in modules:
+            m.train()
         order = torch.from_numpy(train_idx)[torch.randperm(len(train_idx), generator=g)]
         total = 0.0
         for idx in order.split(batch_size):
@@ -97,7 +140,7 @@ def train_robust(store: TeacherStore, student: nn.Module, config: ImageStudentCo
             kind = c.channels[int(torch.randint(len(c.channels), (1,), generator=g))]
             lo, hi = c.snr_range_db
             snr = lo + (hi - lo) * torch.rand(len(idx), generator=g)
-            rx = codec(_embed(student, x, idx, image), snr, kind, level, sim=sims[kind])
+            rx = codec(embed(idx), snr, kind, level, sim=sims[kind])
             loss = 1 - F.cosine_similarity(rx, targets[idx], dim=-1).mean()
             known = labels[idx] >= 0
             if head is not None and bool(known.any()):
@@ -110,16 +153,20 @@ def train_robust(store: TeacherStore, student: nn.Module, config: ImageStudentCo
             total += float(loss.detach()) * len(idx)
         row = {"epoch": epoch + 1, "train_loss": total / len(train_idx)}
         if len(val_idx):
-            sub = evaluate_over_channel(store, student, config, codec, head, snrs=(0.0, 10.0),
-                                        channels=c.channels[:1], items=torch.from_numpy(val_idx), seed=seed)
+            val = torch.from_numpy(val_idx)
+            with torch.no_grad():
+                for m in modules:
+                    m.eval()
+                emb = torch.cat([embed(part) for part in val.split(256)])
+            sub = evaluate_features(emb, targets[val], labels[val], codec, head, snrs=(0.0, 10.0),
+                                    channels=c.channels[:1], seed=seed)
             row.update({f"val_{k}": v for k, v in sub[0].items() if k in ("cosine", "accuracy")})
         result.history.append(row)
         if progress:
             print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                   flush=True)
-    for m in (student, codec, head):
-        if m is not None:
-            m.eval().requires_grad_(False)
+    for m in modules:
+        m.eval().requires_grad_(False)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -135,26 +182,39 @@ def evaluate_over_channel(store: TeacherStore, student: nn.Module, config, codec
         raise InputError(f"{store.path}: an empty store")
     image = isinstance(config, ImageStudentConfig)
     x, targets = _inputs(store, config)
-    labels = store.tensors()["label"]
     idx = torch.arange(len(store)) if items is None else items
-    n = n_symbols or max(codec.config.levels)
-    was = (student.training, codec.training)
+    was = student.training
     student.eval()
-    codec.eval()
     emb = torch.cat([_embed(student, x, part, image) for part in idx.split(256)])
+    student.train(was)
+    return evaluate_features(emb, targets[idx], store.tensors()["label"][idx], codec, head, snrs=snrs,
+                             channels=channels, n_symbols=n_symbols, seed=seed)
+
+
+@torch.no_grad()
+def evaluate_features(features: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None,
+                      codec: CATCodec, head: nn.Linear | None, *, snrs=(-5.0, 0.0, 5.0, 10.0, 20.0),
+                      channels: tuple[str, ...] | None = None, n_symbols: int | None = None,
+                      seed: int = 0) -> list[dict]:
+    """:func:`evaluate_over_channel` from the transmitter's features ``[N, token_dim]``: one row per
+    channel and SNR with ``cosine`` to ``targets`` and, with a head and labels, ``accuracy``."""
+    if not len(features):
+        raise InputError("no items to evaluate")
+    n = n_symbols or max(codec.config.levels)
+    was = codec.training
+    codec.eval()
     rows = []
     for kind in channels or codec.config.channels:
         for snr in snrs:
             sim = Channel(kind, codec.config.fading, codec.config.rician_k, seed)
-            rx = torch.cat([codec(emb[b:b + 256], float(snr), kind, n, sim=sim)
-                            for b in range(0, len(emb), 256)])
+            rx = torch.cat([codec(features[b:b + 256], float(snr), kind, n, sim=sim)
+                            for b in range(0, len(features), 256)])
             row = {"channel": kind, "snr_db": float(snr), "n_symbols": n,
-                   "cosine": float(F.cosine_similarity(rx, targets[idx], dim=-1).mean())}
-            known = labels[idx] >= 0
+                   "cosine": float(F.cosine_similarity(rx, targets, dim=-1).mean())}
+            known = labels >= 0 if labels is not None else torch.zeros(len(rx), dtype=torch.bool)
             if head is not None and bool(known.any()):
                 pred = head(rx[known] * 10).argmax(-1)
-                row["accuracy"] = float((pred == labels[idx][known]).float().mean())
+                row["accuracy"] = float((pred == labels[known]).float().mean())
             rows.append(row)
-    student.train(was[0])
-    codec.train(was[1])
+    codec.train(was)
     return rows

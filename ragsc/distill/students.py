@@ -92,6 +92,18 @@ class _Head(nn.Module):
         return self.proj(h), None
 
 
+def cnn(widths: tuple[int, ...]) -> nn.Sequential:
+    """``[B, 3, S, S]`` -> ``[B, widths[-1]]``: per width, a stride-2 and a stride-1 conv-BN-ReLU; then
+    global average pooling (the plain CNN of the image students and of the DeepJSCC baseline)."""
+    layers, c_in = [], 3
+    for w in widths:
+        layers += [nn.Conv2d(c_in, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
+                   nn.ReLU(inplace=True), nn.Conv2d(w, w, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+        c_in = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
 class ImageStudent(nn.Module):
     """``[B, 3, S, S]`` normalised pixels -> ``([B, out_dim], bottleneck output or None)``."""
 
@@ -99,14 +111,8 @@ class ImageStudent(nn.Module):
         super().__init__()
         self.config = config
         if config.kind == "cnn":
-            layers, c_in = [], 3
-            for w in config.widths:
-                layers += [nn.Conv2d(c_in, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w),
-                           nn.ReLU(inplace=True), nn.Conv2d(w, w, 3, padding=1, bias=False),
-                           nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
-                c_in = w
-            self.backbone = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-            feat = c_in
+            self.backbone = cnn(config.widths)
+            feat = config.widths[-1]
         else:
             from ragsc.distill.darts import ArchitectureConfig, DerivedNetwork
 

@@ -45,3 +45,30 @@ def test_stage_two_trains_the_chain_through_the_channel(store, one_thread):
 def test_a_codec_of_another_dimension_is_refused(store):
     with pytest.raises(ConfigError, match="teacher's"):
         train_robust(store, train_student(store, IMAGE, epochs=1).student, IMAGE, cat(dim=8))
+
+
+def test_the_receiver_of_a_frozen_transmitter_learns_through_the_channel(one_thread):
+    import torch
+
+    from ragsc.distill.robust import evaluate_features, train_receiver
+    from ragsc.errors import InputError
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 16, generator=g)
+    labels = torch.arange(96) % 3
+    features = centres[labels] + 0.3 * torch.randn(96, 16, generator=g)  # a frozen transmitter's output
+    labels[::4] = -1  # a quarter unlabelled: reconstruction only
+    before = evaluate_features(features, centres[labels.clamp_min(0)], labels, cat(), None, snrs=(20.0,))
+    result = train_receiver(features, centres[labels.clamp_min(0)], labels, cat(), num_classes=3, epochs=20,
+                            batch_size=16, lr=3e-3, val_fraction=0.25)
+    assert result.student is None and result.head.out_features == 3
+    rows = evaluate_features(features, centres[labels.clamp_min(0)], labels, result.codec, result.head,
+                             snrs=(20.0,), channels=("awgn",))
+    assert rows[0]["cosine"] > before[0]["cosine"] + 0.1 and rows[0]["accuracy"] > 0.8
+    assert "accuracy" not in before[0]  # no head, no accuracy
+    with pytest.raises(ConfigError, match="labels go up to 2"):
+        train_receiver(features, features, labels, cat(), num_classes=2)
+    with pytest.raises(InputError, match="differ in length"):
+        train_receiver(features[:10], features, None, cat())
+    with pytest.raises(ConfigError, match="transmitter gives 8-d"):
+        train_receiver(features[:, :8], features, None, cat())
