@@ -79,11 +79,13 @@ class StudentConfig(_Config):
 class _Head(nn.Module):
     """Features -> the teacher's space: a projection, or a bottleneck head (its decoded mean)."""
 
-    def __init__(self, in_dim: int, out_dim: int, code_dim: int, num_classes: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, code_dim: int, num_classes: int,
+                 project: bool = True) -> None:
         super().__init__()
         self.bottleneck = (BottleneckHead(BottleneckConfig(in_dim, code_dim, out_dim, num_classes))
                            if code_dim else None)
-        self.proj = None if code_dim else nn.Linear(in_dim, out_dim)
+        # a backbone that already ends in the teacher's space (a searched network) needs no second projection
+        self.proj = None if code_dim else nn.Linear(in_dim, out_dim) if project else nn.Identity()
 
     def forward(self, h: torch.Tensor):
         if self.bottleneck is not None:
@@ -122,9 +124,13 @@ class ImageStudent(nn.Module):
             if arch.in_channels != 3 or arch.image_size != config.image_size:
                 raise ConfigError(f"the searched architecture reads {arch.in_channels}x{arch.image_size}px "
                                   f"images, the student {config.image_size}px RGB")
-            self.backbone = DerivedNetwork(arch)  # ends in a projection of its own, to arch.out_dim
+            if arch.out_dim != config.out_dim:
+                raise ConfigError(f"the searched architecture projects onto {arch.out_dim}-d, the student's "
+                                  f"teacher space is {config.out_dim}-d")
+            self.backbone = DerivedNetwork(arch)  # ends in a projection of its own, onto the teacher's space
             feat = arch.out_dim
-        self.head = _Head(feat, config.out_dim, config.code_dim, config.num_classes)
+        self.head = _Head(feat, config.out_dim, config.code_dim, config.num_classes,
+                          project=config.kind == "cnn")
 
     def forward(self, x: torch.Tensor):
         return self.head(self.backbone(x))

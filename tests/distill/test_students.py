@@ -139,11 +139,17 @@ def test_a_searched_architecture_is_a_student_tower(stores, tmp_path):
     images, _ = stores
     cell = (("sep_conv_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 0), ("conv_3x3", 2))
     arch = ArchitectureConfig(Genotype(cell, cell), in_channels=3, image_size=16, channels=4, layers=3,
-                              reductions=1, out_dim=8)
+                              reductions=1, out_dim=16)
     cfg = ImageStudentConfig(kind="darts", image_size=16, out_dim=16, architecture=json.loads(arch.to_json()))
+    from ragsc.distill.darts import DerivedNetwork
+
+    # the searched network already ends in the teacher's space: no second projection on top of it
+    assert sum(p.numel() for p in ImageStudent(cfg).parameters()) == DerivedNetwork(arch).num_parameters()
     distill_to_folder(images, tmp_path / "d", cfg, epochs=1)
     enc = load_encoder(f"student:{tmp_path / 'd'}")
     assert enc.encode_images([x.image for x in images.inputs()[:2]]).embeddings.shape == (2, 16)
+    with pytest.raises(ConfigError, match="projects onto 8-d"):
+        ImageStudent(cfg.model_copy(update={"architecture": {**json.loads(arch.to_json()), "out_dim": 8}}))
     with pytest.raises(ConfigError, match="searched architecture"):  # searched at 16 px, asked at 32
         ImageStudent(ImageStudentConfig(kind="darts", image_size=32, out_dim=16,
                                         architecture=json.loads(arch.to_json())))
