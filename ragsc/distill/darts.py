@@ -14,12 +14,25 @@ trades how well it imitates the teacher against how big it is. The flow, top to 
    ``lam * expected_complexity / max_complexity``, where ``max_complexity`` is the expected complexity of
    the supernet with every edge on its costliest operation. The normalised term lies in [0, 1], so ``lam``
    is dimensionless and weighs "the whole net at its largest" against "one minus cosine" (also in [0, 2]).
+   With ``checkpoint=FOLDER`` the search writes its whole state after every epoch (safetensors and a
+   JSON manifest of its settings, never a pickle); a rerun with the same settings resumes after the last
+   complete epoch and ends exactly as an uninterrupted run, one with other settings is refused naming
+   the fields that differ.
 4. :func:`derive` -> :class:`Genotype`: per node the two incoming edges whose strongest non-``none``
    operation is strongest, as in DARTS.
 5. :class:`DerivedNetwork`, built from an :class:`ArchitectureConfig` (the genotype plus sizes, which may
    differ from the search's for retraining), saved as ``config.json`` + ``weights.safetensors``.
-6. :func:`lambda_front` sweeps ``lam`` (search, derive, short retraining, validation score) and
+6. The budget: :func:`architecture_cost` counts a derived network's parameters and MACs;
+   :func:`cheapest_architecture` is the cheapest one derive can build from a search space. A ``budget``
+   (at most that many parameters or MACs, as ``complexity`` says) given to :func:`search` or
+   :func:`derive` fails at once, before any training, when even the cheapest exceeds it (the message
+   gives the cheapest figure); when the plain DARTS derivation exceeds it, derive picks within it instead
+   (the strongest architecture at the smallest price per unit of cost that fits, see :func:`derive`).
+7. :func:`lambda_front` sweeps ``lam`` (search, derive, short retraining, validation score) and
    :func:`plot_front` draws parameters against score.
+
+:mod:`ragsc.distill.runs` runs all this on a teacher store and saves the result as a student
+(``ragsc distill search``).
 
 The skip guard (:class:`SkipGuard`). DARTS is known to collapse onto parameter-free skip connections: they
 make the supernet's optimisation easy early on, so their alphas win without the derived net being any
@@ -38,9 +51,11 @@ free. Two guards, both on by default:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -138,24 +153,33 @@ def op_cost(name: str, channels: int, stride: int, size: int) -> tuple[int, int]
     """
     with torch.random.fork_rng(devices=[]):  # building the op draws initial weights: leave the caller's RNG
         op = OPS[name](channels, stride, True).eval()
+    return sum(p.numel() for p in op.parameters()), _count_macs(op, (1, channels, size, size))
+
+
+def _count_macs(module: nn.Module, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass of ``module`` on zeros of ``shape``: a convolution costs
+    ``output elements * in_channels / groups * kernel area``, a pooling window ``kernel area`` per output
+    element, a linear layer ``output elements * in_features``; everything else nothing."""
     macs = 0
 
-    def count(module: nn.Module, inputs, output: torch.Tensor) -> None:
+    def count(m: nn.Module, inputs, output: torch.Tensor) -> None:
         nonlocal macs
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            macs += output.numel() * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            macs += output.numel() * module.kernel_size ** 2
+        if isinstance(m, nn.Conv2d):
+            kh, kw = m.kernel_size
+            macs += output.numel() * (m.in_channels // m.groups) * kh * kw
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            macs += output.numel() * m.kernel_size ** 2
+        elif isinstance(m, nn.Linear):
+            macs += output.numel() * m.in_features
 
-    handles = [m.register_forward_hook(count) for m in op.modules()]
+    handles = [m.register_forward_hook(count) for m in module.modules()]
     try:
         with torch.no_grad():
-            op(torch.zeros(1, channels, size, size))
+            module(torch.zeros(shape))
     finally:
         for handle in handles:
             handle.remove()
-    return sum(p.numel() for p in op.parameters()), macs
+    return macs
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -624,11 +648,23 @@ def _derive_cell(weights: torch.Tensor, ops: tuple[str, ...], nodes: int, max_sk
         weights[edge, ops.index("skip_connect")] = -1.0
 
 
-def derive(network: SearchNetwork, max_skip: int | None = 2) -> Genotype:
-    """The discrete architecture of a (searched) supernet, as in DARTS.
+def _check_max_skip(max_skip) -> None:
+    if max_skip is not None and (isinstance(max_skip, bool) or not isinstance(max_skip, int) or max_skip < 0):
+        raise ConfigError(f"max_skip must be None or an integer >= 0, got {max_skip!r}")
+
+
+def derive(network: SearchNetwork, max_skip: int | None = 2, *, budget: float | None = None,
+           complexity: str = "params") -> Genotype:
+    """The discrete architecture of a (searched) supernet, as in DARTS, optionally within a budget.
 
     For each node, each incoming edge is scored by its strongest non-``none`` op's softmax weight; the
     two best edges stay, each with that op.
+
+    With a ``budget``, when that architecture's whole network (:func:`architecture_cost`, at the search's
+    sizes) costs more than ``budget``, the architecture is picked within it instead: per cell, the two
+    ``(op, input)`` entries of each node maximise ``sum softmax weight - mu * cost`` (the skip cap held),
+    at the smallest price ``mu`` whose architecture fits (a bisection). A high enough price gives the
+    cheapest derivable architecture, so a budget that one meets always yields an architecture.
 
     Parameters
     ----------
@@ -636,6 +672,10 @@ def derive(network: SearchNetwork, max_skip: int | None = 2) -> Genotype:
         The supernet.
     max_skip
         At most this many ``skip_connect`` in the normal cell (the skip guard's cap); ``None``: no cap.
+    budget
+        The most parameters or MACs (``complexity``) the derived network may have; ``None``: no budget.
+    complexity
+        ``"params"`` or ``"macs"``: what ``budget`` counts.
 
     Returns
     -------
@@ -646,18 +686,37 @@ def derive(network: SearchNetwork, max_skip: int | None = 2) -> Genotype:
     InputError
         ``network`` is not a :class:`SearchNetwork`.
     ConfigError
-        ``max_skip`` is not ``None`` or an integer >= 0, or the cap cannot be met with the ops searched.
+        ``max_skip`` is not ``None`` or an integer >= 0, or the cap cannot be met with the ops searched;
+        the budget is not a positive number, or even the cheapest derivable architecture exceeds it.
     """
     if not isinstance(network, SearchNetwork):
         raise InputError(f"derive needs a SearchNetwork, got {type(network).__name__}")
-    if max_skip is not None and (isinstance(max_skip, bool) or not isinstance(max_skip, int) or max_skip < 0):
-        raise ConfigError(f"max_skip must be None or an integer >= 0, got {max_skip!r}")
+    _check_max_skip(max_skip)
     cfg = network.config
+    if budget is not None:
+        _check_budget_value(budget, complexity)
     with torch.no_grad():
         normal = F.softmax(network.alpha_normal, dim=-1)
         reduce = F.softmax(network.alpha_reduce, dim=-1)
-    return Genotype(normal=_derive_cell(normal, cfg.ops, cfg.nodes, max_skip, "normal"),
-                    reduce=_derive_cell(reduce, cfg.ops, cfg.nodes, None, "reduction"))
+    genotype = Genotype(normal=_derive_cell(normal, cfg.ops, cfg.nodes, max_skip, "normal"),
+                        reduce=_derive_cell(reduce, cfg.ops, cfg.nodes, None, "reduction"))
+    if budget is None:
+        return genotype
+    costs = _Costs(cfg, complexity, max_skip)
+    if costs.floor > budget:
+        raise ConfigError(costs.hopeless(budget))
+    if costs.total(genotype) <= budget:
+        return genotype
+    lo, hi = 0.0, 4.0 * cfg.nodes + 1.0  # at hi, one unit of cost outweighs every softmax weight together
+    best = costs.cheapest
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        candidate = costs.priced(normal, reduce, mid)
+        if costs.total(candidate) <= budget:
+            hi, best = mid, candidate
+        else:
+            lo = mid
+    return best
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -768,7 +827,170 @@ def _write_atomic(path: Path, write) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 7. The search and the retraining
+# 7. The complexity budget
+# ----------------------------------------------------------------------------------------------------------
+
+def architecture_cost(arch: ArchitectureConfig) -> tuple[int, int]:
+    """The cost of the whole :class:`DerivedNetwork` an architecture builds (stem, cells, head).
+
+    Returns
+    -------
+    (params, macs)
+        Its parameter count, and its multiply-accumulates per image counted as :func:`op_cost` counts
+        them (convolutions, pooling windows), plus ``in * out`` for the head; BN, ReLU, the additions and
+        the global pool cost nothing.
+    """
+    if not isinstance(arch, ArchitectureConfig):
+        raise ConfigError(f"architecture_cost needs an ArchitectureConfig, got {type(arch).__name__}")
+    net = DerivedNetwork(arch).eval()
+    return net.num_parameters(), _count_macs(net, (1, arch.in_channels, arch.image_size, arch.image_size))
+
+
+def _format_figure(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,}"
+
+
+def _check_budget_value(budget, complexity: str) -> None:
+    if complexity not in COMPLEXITIES:
+        raise ConfigError(f"complexity must be one of {', '.join(COMPLEXITIES)}, got {complexity!r}")
+    number = isinstance(budget, (int, float)) and not isinstance(budget, bool)
+    if not number or not math.isfinite(budget) or budget <= 0:
+        raise ConfigError(f"budget must be a positive number of {_UNITS[complexity]}, got {budget!r}")
+
+
+_UNITS = {"params": "parameters", "macs": "MACs"}
+
+
+def _priced_cell(weights: torch.Tensor, table: list[list[int]], ops: tuple[str, ...], nodes: int,
+                 max_skip: int | None, mu: float, cell: str) -> tuple[tuple[str, int], ...]:
+    """The cell whose entries maximise ``sum (weight - mu * cost)``, at most ``max_skip`` skips.
+
+    ``table[input][op]`` is the cost of ``op`` on an edge from ``input``. Nodes are independent but for
+    the skip count, so a small dynamic programme over the nodes with the skips used so far is exact.
+    """
+    usable = [k for k, name in enumerate(ops) if name != "none"]
+    skip = ops.index("skip_connect") if max_skip is not None and "skip_connect" in ops else None
+    weights = weights.detach().float().cpu()
+    best: dict[int, tuple[float, tuple]] = {0: (0.0, ())}  # skips used -> (score, entries)
+    offset = 0
+    for i in range(nodes):
+        choices = []  # per input: its best non-skip entry and its skip entry, (score, op index)
+        for j in range(2 + i):
+            scored = [(float(weights[offset + j, k]) - mu * table[j][k], k) for k in usable]
+            plain = [e for e in scored if e[1] != skip]
+            choices.append(([max(plain, key=lambda e: e[0])] if plain else [])  # ties: the op listed first
+                           + [e for e in scored if e[1] == skip])
+        merged: dict[int, tuple[float, tuple]] = {}
+        for used, (score, entries) in best.items():
+            for a in range(2 + i):
+                for b in range(a + 1, 2 + i):
+                    for ea in choices[a]:
+                        for eb in choices[b]:
+                            n = used + (ea[1] == skip) + (eb[1] == skip)
+                            if max_skip is not None and n > max_skip:
+                                continue
+                            total = score + ea[0] + eb[0]
+                            if n not in merged or total > merged[n][0]:
+                                merged[n] = (total, entries + ((ops[ea[1]], a), (ops[eb[1]], b)))
+        if not merged:
+            raise ConfigError(f"cannot derive the {cell} cell: node {i} has fewer than two usable incoming "
+                              f"edges once the skip cap is applied; allow more skips or add ops")
+        best, offset = merged, offset + 2 + i
+    return max(best.values(), key=lambda v: v[0])[1]
+
+
+class _Costs:
+    """A search space's costs: per cell kind, input and op (summed over the cells of that kind), and the
+    part no genotype changes (stem, the cells' input convolutions, head)."""
+
+    def __init__(self, space: SearchSpaceConfig, complexity: str, max_skip: int | None) -> None:
+        if not isinstance(space, SearchSpaceConfig):
+            raise ConfigError(f"the budget is checked on a SearchSpaceConfig, got {type(space).__name__}")
+        if complexity not in COMPLEXITIES:
+            raise ConfigError(f"complexity must be one of {', '.join(COMPLEXITIES)}, got {complexity!r}")
+        _check_max_skip(max_skip)
+        self.space, self.complexity, self.max_skip = space, complexity, max_skip
+        column = COMPLEXITIES.index(complexity)
+        specs, _ = _layout(space, space.nodes)
+        self.table = {kind: [[sum(op_cost(op, s.c, *_edge_shape(s, j))[column]
+                                  for s in specs if s.reduction == (kind == "reduce")) for op in space.ops]
+                             for j in range(space.nodes + 1)] for kind in ("normal", "reduce")}
+        flat = torch.zeros(len(_edges(space.nodes)), len(space.ops))
+        self.cheapest = self.priced(flat, flat, 1.0)  # no weights: the cost alone decides
+        self.floor = architecture_cost(ArchitectureConfig.from_search(space, self.cheapest))[column]
+        self.fixed = self.floor - self._cells(self.cheapest)
+
+    def _cells(self, genotype: Genotype) -> int:
+        index = {op: k for k, op in enumerate(self.space.ops)}
+        return sum(self.table[kind][j][index[op]] for kind in ("normal", "reduce")
+                   for op, j in getattr(genotype, kind))
+
+    def total(self, genotype: Genotype) -> int:
+        """The whole network's cost with this genotype at the search's sizes."""
+        return self.fixed + self._cells(genotype)
+
+    def priced(self, normal: torch.Tensor, reduce: torch.Tensor, mu: float) -> Genotype:
+        ops, nodes = self.space.ops, self.space.nodes
+        return Genotype(
+            normal=_priced_cell(normal, self.table["normal"], ops, nodes, self.max_skip, mu, "normal"),
+            reduce=_priced_cell(reduce, self.table["reduce"], ops, nodes, None, mu, "reduction"))
+
+    def hopeless(self, budget: float) -> str:
+        unit = _UNITS[self.complexity]
+        cap = f", at most {self.max_skip} skip(s) in the normal cell" if self.max_skip is not None else ""
+        return (f"no architecture of this search space fits a budget of {_format_figure(budget)} {unit}: "
+                f"the cheapest one derive can build has {self.floor:,} {unit} (every edge on its cheapest "
+                f"op{cap}), {self.fixed:,} of them in the stem, the cells' input convolutions and the head "
+                f"whatever the cells; raise the budget to at least {self.floor:,} or shrink the search space "
+                f"(channels, layers, nodes, image_size)")
+
+
+def cheapest_architecture(space: SearchSpaceConfig, complexity: str = "params",
+                          max_skip: int | None = 2) -> tuple[ArchitectureConfig, int]:
+    """The cheapest architecture :func:`derive` can build from ``space`` (at the search's sizes).
+
+    Parameters
+    ----------
+    space
+        The search space.
+    complexity
+        ``"params"`` or ``"macs"``: what "cheapest" counts (see :func:`architecture_cost`).
+    max_skip
+        The skip guard's cap on the normal cell, which derive holds (``None``: no cap).
+
+    Returns
+    -------
+    (ArchitectureConfig, int)
+        The architecture and its cost.
+    """
+    costs = _Costs(space, complexity, max_skip)
+    return ArchitectureConfig.from_search(space, costs.cheapest), costs.floor
+
+
+def check_budget(space: SearchSpaceConfig, budget: float, complexity: str = "params",
+                 max_skip: int | None = 2) -> int:
+    """Fail fast, before any training, when no architecture of ``space`` fits ``budget``.
+
+    Returns
+    -------
+    int
+        The cheapest derivable architecture's cost (:func:`cheapest_architecture`).
+
+    Raises
+    ------
+    ConfigError
+        ``budget`` is not a positive number, or even the cheapest architecture exceeds it (the message
+        gives the cheapest figure).
+    """
+    _check_budget_value(budget, complexity)
+    costs = _Costs(space, complexity, max_skip)
+    if costs.floor > budget:
+        raise ConfigError(costs.hopeless(budget))
+    return costs.floor
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 8. The search and the retraining
 # ----------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -809,10 +1031,12 @@ class EpochStats:
 
 @dataclass
 class SearchResult:
-    """What :func:`search` returns: the derived genotype and the per-epoch history."""
+    """What :func:`search` returns: the derived genotype, the per-epoch history (the resumed epochs'
+    too) and the epoch the run resumed from (0: a fresh run)."""
 
     genotype: Genotype
     history: list[EpochStats] = field(default_factory=list)
+    resumed_from: int = 0
 
 
 def _kd_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -855,12 +1079,160 @@ def _check_labels(y_train, y_val, n_train: int, n_val: int) -> int:
     return int(max(y_train.max(), y_val.max())) + 1
 
 
+# The checkpoint of a search (search(..., checkpoint=FOLDER)), rewritten after every epoch:
+#   FOLDER/search.json                 format, the search's settings, the epochs done, the history, the
+#                                      optimisers' learning rates and the schedule's state
+#   FOLDER/state-<epoch>.safetensors   the supernet (alphas and BN statistics included), the task head,
+#                                      both optimisers' state tensors, the RNG states
+# The state file of an epoch is complete before the manifest names it (both written atomically) and the
+# previous one is removed only after: a run killed at any point leaves a manifest naming a whole file.
+CHECKPOINT_FORMAT = "ragsc-darts-search/1"
+CHECKPOINT_MANIFEST = "search.json"
+
+
+def _digest(*tensors: torch.Tensor | None) -> str:
+    """A content hash of the search's data (shapes, dtypes and bytes)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None:
+            h.update(b"-")
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{list(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _search_settings(cfg: SearchSpaceConfig, data: str, classes: int, **settings) -> dict:
+    """Everything a search's trajectory depends on, flat (``space.channels``) so a difference names its
+    field. The budget and the skip cap act only at derivation: a finished search is re-derived with
+    others from its checkpoint."""
+    out = {f"space.{f.name}": list(getattr(cfg, f.name)) if f.name == "ops" else getattr(cfg, f.name)
+           for f in dataclasses.fields(cfg)}
+    out.update(settings)
+    out.update(classes=classes, data=data)
+    return out
+
+
+def _read_checkpoint(folder: Path) -> dict | None:
+    path = folder / CHECKPOINT_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path}: not a readable search checkpoint: {exc}; remove {folder} to start "
+                             f"the search over") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT:
+        raise ModelLoadError(f"{path}: not a KDL-DARTS search checkpoint (format {CHECKPOINT_FORMAT!r}); "
+                             f"use another checkpoint folder")
+    return manifest
+
+
+def _check_same_search(folder: Path, stored: dict, settings: dict) -> None:
+    if not isinstance(stored, dict):
+        raise ModelLoadError(f"{folder / CHECKPOINT_MANIFEST}: its settings are not a JSON object")
+    missing = object()
+    differ = [k for k in sorted(set(stored) | set(settings))
+              if stored.get(k, missing) != settings.get(k, missing)]
+    if not differ:
+        return
+
+    def show(key: str, value) -> str:
+        if value is missing:
+            return "unset"
+        return f"{value[:12]}..." if key == "data" and isinstance(value, str) else repr(value)
+
+    fields = "; ".join(f"{k} was {show(k, stored.get(k, missing))}, now {show(k, settings.get(k, missing))}"
+                       + (" (the images, teacher embeddings or labels of the splits)" if k == "data" else "")
+                       for k in differ)
+    raise ConfigError(f"{folder} holds the checkpoint of another search: {fields}. Rerun with the "
+                      f"checkpoint's settings to resume it, or give another checkpoint folder")
+
+
+def _state_tensors(network: SearchNetwork, head: nn.Module | None, optimizers: dict,
+                   generator: torch.Generator, device: torch.device) -> tuple[dict, dict]:
+    """The tensors of a checkpoint, and the optimisers' non-tensor state for the manifest."""
+    tensors = {f"network.{k}": v for k, v in network.state_dict().items()}
+    if head is not None:
+        tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
+    extra = {}
+    for name, opt in optimizers.items():
+        extra[name] = {}
+        for i, state in opt.state_dict()["state"].items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"{name}.{i}.{key}"] = value
+                else:
+                    extra[name].setdefault(str(i), {})[key] = value
+    tensors["rng.cpu"] = torch.get_rng_state()
+    tensors["rng.batches"] = generator.get_state()
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}, extra
+
+
+def _save_checkpoint(folder: Path, manifest: dict, tensors: dict) -> None:
+    """Write one epoch's state, then the manifest naming it, then drop the previous state."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = _read_checkpoint(folder)
+    state = folder / manifest["state"]
+    _write_atomic(state, lambda tmp: save_file(tensors, str(tmp)))
+    _write_atomic(folder / CHECKPOINT_MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+    if previous is not None and previous.get("state") not in (None, manifest["state"]):
+        (folder / Path(str(previous["state"])).name).unlink(missing_ok=True)
+
+
+def _restore(folder: Path, manifest: dict, network: SearchNetwork, head: nn.Module | None, optimizers: dict,
+             schedule, generator: torch.Generator, device: torch.device) -> tuple[int, list[EpochStats]]:
+    """Load a checkpoint into the search's objects; returns the epochs done and their history."""
+    from safetensors.torch import load_file
+
+    path = folder / Path(str(manifest.get("state"))).name
+    if not path.is_file():
+        raise ModelLoadError(f"{folder}: the checkpoint's state file {path.name} is missing; remove "
+                             f"{folder} to start the search over")
+    try:
+        state = load_file(str(path))
+        for prefix, module in (("network.", network), ("head.", head)):
+            if module is not None:
+                module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        for name, opt in optimizers.items():
+            saved: dict[int, dict] = {}
+            for key, value in state.items():
+                if key.startswith(name + "."):
+                    _, i, field_name = key.split(".", 2)
+                    saved.setdefault(int(i), {})[field_name] = value
+            for i, values in manifest["optimizers"][name]["extra"].items():
+                saved.setdefault(int(i), {}).update(values)
+            groups = opt.state_dict()["param_groups"]
+            for group, lrs in zip(groups, manifest["optimizers"][name]["groups"], strict=True):
+                group.update(lrs)  # the schedule's current and initial rates
+            opt.load_state_dict({"state": saved, "param_groups": groups})
+        schedule.load_state_dict(manifest["schedule"])
+        generator.set_state(state["rng.batches"])
+        torch.set_rng_state(state["rng.cpu"])
+        if device.type == "cuda" and "rng.cuda" in state:
+            torch.cuda.set_rng_state(state["rng.cuda"], device)
+        epoch = manifest["epoch"]
+        history = [EpochStats(**row) for row in manifest["history"]]
+    except Exception as exc:  # a truncated file, missing keys, a hand-edited manifest: name the checkpoint
+        raise ModelLoadError(f"cannot resume from the checkpoint in {folder} ({path.name}): {exc}; remove "
+                             f"{folder} to start the search over") from exc
+    if not isinstance(epoch, int) or len(history) != epoch:
+        raise ModelLoadError(f"{folder / CHECKPOINT_MANIFEST}: {epoch!r} epochs done but {len(history)} in "
+                             f"its history; remove {folder} to start the search over")
+    return epoch, history
+
+
 def search(network: SearchNetwork, x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tensor,
            t_val: torch.Tensor, *, epochs: int = 50, lam: float = 0.0, batch_size: int = 64,
            lr_w: float = 0.025, lr_alpha: float = 3e-4, seed: int = 0, complexity: str = "params",
            skip_guard: SkipGuard = SkipGuard(), y_train: torch.Tensor | None = None,
-           y_val: torch.Tensor | None = None, task_weight: float = 1.0,
-           progress: bool = False) -> SearchResult:
+           y_val: torch.Tensor | None = None, task_weight: float = 1.0, budget: float | None = None,
+           checkpoint: str | Path | None = None, progress: bool = False) -> SearchResult:
     """First-order bilevel DARTS with a KD loss and a complexity penalty; trains ``network`` in place.
 
     Each step: alpha takes an Adam step on a validation batch with ``KD + lam * expected_complexity /
@@ -885,39 +1257,71 @@ def search(network: SearchNetwork, x_train: torch.Tensor, t_train: torch.Tensor,
     seed
         Seeds the batch order and the dropout masks.
     complexity
-        ``"params"`` or ``"macs"``, see :meth:`SearchNetwork.expected_complexity`.
+        ``"params"`` or ``"macs"``, see :meth:`SearchNetwork.expected_complexity`; also what ``budget``
+        counts.
     skip_guard
         The skip dropout during the search and the cap at derivation.
     y_train, y_val
         Optional class labels ``[N]`` (long): adds ``task_weight`` times the cross-entropy of a linear head
         on the student's output (the head is trained with the weights and then dropped).
+    budget
+        The most parameters or MACs (``complexity``) the derived network may have (see :func:`derive`);
+        checked before any training: when no derivable architecture fits, nothing is trained.
+    checkpoint
+        A folder (created) where the search's state is written after every epoch (safetensors and a JSON
+        manifest, no pickle). A rerun with the same settings and data resumes after the last complete
+        epoch and ends exactly as an uninterrupted run would (on CPU); a finished checkpoint is
+        re-derived without training, e.g. under another ``budget`` or skip cap, which act only at
+        derivation. ``network`` takes the checkpoint's weights.
     progress
         Show a tqdm bar over the epochs.
 
     Returns
     -------
     SearchResult
-        The genotype derived with ``skip_guard.max_skip``, and the per-epoch losses and complexity.
+        The genotype derived with ``skip_guard.max_skip`` (and ``budget``), the per-epoch losses and
+        complexity, the epoch resumed from.
 
     Raises
     ------
     InputError
         The data do not fit the network's config, lengths differ, a split is empty, labels are bad.
     ConfigError
-        A training setting is invalid.
+        A training setting is invalid; no architecture of the space fits ``budget``; ``checkpoint`` holds
+        another search's state (the differing settings are named).
+    ModelLoadError
+        The checkpoint is corrupt.
     """
     if not isinstance(network, SearchNetwork):
         raise InputError(f"search needs a SearchNetwork, got {type(network).__name__}")
     if not isinstance(skip_guard, SkipGuard):
         raise ConfigError(f"skip_guard must be a SkipGuard, got {type(skip_guard).__name__}")
     _check_training(epochs, batch_size, lam=lam, lr_w=lr_w, lr_alpha=lr_alpha, task_weight=task_weight)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
     network._cost(complexity)  # an unknown complexity fails before any training
     cfg = network.config
     _check_split(x_train, t_train, cfg, "train")
     _check_split(x_val, t_val, cfg, "val")
     n_classes = _check_labels(y_train, y_val, len(x_train), len(x_val))
+    if budget is not None:
+        check_budget(cfg, budget, complexity, skip_guard.max_skip)
+    folder = manifest = settings = None
+    if checkpoint is not None:
+        folder = Path(checkpoint)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"checkpoint {folder} is a file; give a folder (created when missing)")
+        settings = _search_settings(
+            cfg, _digest(x_train, t_train, x_val, t_val, y_train, y_val), n_classes, epochs=epochs,
+            lam=float(lam), batch_size=batch_size, lr_w=float(lr_w), lr_alpha=float(lr_alpha), seed=seed,
+            complexity=complexity, task_weight=float(task_weight),
+            **{"skip_guard.dropout": float(skip_guard.dropout), "skip_guard.decay": bool(skip_guard.decay)})
+        manifest = _read_checkpoint(folder)
+        if manifest is not None:
+            _check_same_search(folder, manifest.get("settings"), settings)
     device = network.alpha_normal.device
-    history = []
+    history: list[EpochStats] = []
+    start = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the task head's initialisation and the dropout masks
         head = nn.Linear(cfg.out_dim, n_classes).to(device) if n_classes else None
@@ -926,7 +1330,11 @@ def search(network: SearchNetwork, x_train: torch.Tensor, t_train: torch.Tensor,
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=0.01 * lr_w)
         a_opt = torch.optim.Adam(network.arch_parameters(), lr=lr_alpha, betas=(0.5, 0.999),
                                  weight_decay=1e-3)
+        optimizers = {"w_opt": w_opt, "a_opt": a_opt}
         generator = torch.Generator().manual_seed(seed)
+        if manifest is not None:
+            start, history = _restore(folder, manifest, network, head, optimizers, schedule, generator,
+                                      device)
 
         def loss_on(x, t, y, idx):
             out = network(x[idx].to(device))
@@ -935,12 +1343,12 @@ def search(network: SearchNetwork, x_train: torch.Tensor, t_train: torch.Tensor,
             return kd, kd + task_weight * task
 
         network.train()
-        epochs_iter = range(epochs)
+        bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            epochs_iter = tqdm(epochs_iter, desc="KDL-DARTS search", unit="epoch")
-        for epoch in epochs_iter:
+            bar = tqdm(total=epochs, initial=start, desc="KDL-DARTS search", unit="epoch")
+        for epoch in range(start, epochs):
             rate = skip_guard.dropout * (1.0 - epoch / epochs) if skip_guard.decay else skip_guard.dropout
             network.set_skip_dropout(rate)
             val_batches = _cycle(len(x_val), batch_size, generator)
@@ -961,13 +1369,28 @@ def search(network: SearchNetwork, x_train: torch.Tensor, t_train: torch.Tensor,
             with torch.no_grad():
                 cplx = float(network.expected_complexity(complexity, normalize=True))
             history.append(EpochStats(epoch, train_sum / steps, val_sum / steps, cplx))
+            if folder is not None:
+                tensors, extra = _state_tensors(network, head, optimizers, generator, device)
+                _save_checkpoint(folder, {
+                    "format": CHECKPOINT_FORMAT, "settings": settings, "epoch": epoch + 1,
+                    "complete": epoch + 1 == epochs, "state": f"state-{epoch + 1:04d}.safetensors",
+                    "history": [dataclasses.asdict(h) for h in history],
+                    "optimizers": {name: {"groups": [{k: g[k] for k in ("lr", "initial_lr") if k in g}
+                                                     for g in opt.param_groups], "extra": extra[name]}
+                                   for name, opt in optimizers.items()},
+                    "schedule": schedule.state_dict()}, tensors)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     network.set_skip_dropout(0.0)
     network.eval()
-    return SearchResult(derive(network, skip_guard.max_skip), history)
+    genotype = derive(network, skip_guard.max_skip, budget=budget, complexity=complexity)
+    return SearchResult(genotype, history, resumed_from=start)
 
 
 def retrain(network: DerivedNetwork, x: torch.Tensor, t: torch.Tensor, *, epochs: int = 10,
-            batch_size: int = 64, lr: float = 0.025, seed: int = 0) -> list[float]:
+            batch_size: int = 64, lr: float = 0.025, seed: int = 0, progress: bool = False) -> list[float]:
     """Train a derived network's weights on ``(x, t)`` with the KD loss; SGD (momentum 0.9, cosine schedule).
 
     Parameters
@@ -978,6 +1401,8 @@ def retrain(network: DerivedNetwork, x: torch.Tensor, t: torch.Tensor, *, epochs
         Images ``[N, in_channels, image_size, image_size]`` and teacher embeddings ``[N, out_dim]``.
     epochs, batch_size, lr, seed
         Passes over the data, batch size, learning rate, seed of the batch order.
+    progress
+        Show a tqdm bar over the epochs.
 
     Returns
     -------
@@ -994,7 +1419,12 @@ def retrain(network: DerivedNetwork, x: torch.Tensor, t: torch.Tensor, *, epochs
     generator = torch.Generator().manual_seed(seed)
     losses = []
     network.train()
-    for _ in range(epochs):
+    epochs_iter = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs_iter = tqdm(epochs_iter, desc="retrain", unit="epoch")
+    for _ in epochs_iter:
         total, steps = 0.0, 0
         for idx in _batches(len(x), batch_size, generator):
             loss = _kd_loss(network(x[idx].to(device)), t[idx].to(device))
@@ -1028,26 +1458,30 @@ def kd_score(network: SearchNetwork | DerivedNetwork, x: torch.Tensor, t: torch.
 
 
 # ----------------------------------------------------------------------------------------------------------
-# 8. The lambda front
+# 9. The lambda front
 # ----------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class FrontPoint:
     """One searched architecture: its ``lam``, parameter count, validation score (mean cosine to the
-    teacher after retraining) and genotype."""
+    teacher after retraining) and genotype; its MACs per image, the search's seconds (this run's) and
+    the retrained network."""
 
     lam: float
     params: int
     score: float
     genotype: Genotype
+    macs: int = 0
+    seconds: float = 0.0
+    network: DerivedNetwork | None = field(default=None, compare=False, repr=False)
 
 
 def lambda_front(x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tensor, t_val: torch.Tensor,
                  lambdas: Sequence[float], config: SearchSpaceConfig, *, epochs: int = 20,
                  retrain_epochs: int = 10, batch_size: int = 64, lr_w: float = 0.025, lr_alpha: float = 3e-4,
                  seed: int = 0, complexity: str = "params", skip_guard: SkipGuard = SkipGuard(),
-                 channels: int | None = None, layers: int | None = None,
-                 progress: bool = False) -> list[FrontPoint]:
+                 channels: int | None = None, layers: int | None = None, budget: float | None = None,
+                 checkpoint: str | Path | None = None, progress: bool = False) -> list[FrontPoint]:
     """Search, derive and retrain once per ``lam``: the size / imitation trade-off.
 
     Parameters
@@ -1065,8 +1499,14 @@ def lambda_front(x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tens
         Epochs of :func:`retrain` for each derived net (learning rate ``lr_w``).
     channels, layers
         Sizes of the retrained nets (default: the search's).
+    budget
+        Passed to :func:`search` (the most parameters or MACs of the derived net at the search's sizes);
+        checked once before any search.
+    checkpoint
+        A folder: each ``lam``'s search checkpoints into ``<checkpoint>/lam-<lam>`` (see :func:`search`),
+        so an interrupted front resumes where it stopped.
     progress
-        A tqdm bar over the lambdas.
+        tqdm bars over the lambdas, and over each search's and retraining's epochs.
 
     Returns
     -------
@@ -1080,6 +1520,10 @@ def lambda_front(x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tens
         raise InputError("lambdas is empty: give at least one complexity weight")
     _check_training(epochs, batch_size, **{f"lambdas[{k}]": lam for k, lam in enumerate(lambdas)})
     _check_training(retrain_epochs, batch_size)
+    if not isinstance(skip_guard, SkipGuard):
+        raise ConfigError(f"skip_guard must be a SkipGuard, got {type(skip_guard).__name__}")
+    if budget is not None:
+        check_budget(config, budget, complexity, skip_guard.max_skip)
     points = []
     lam_iter = lambdas
     if progress:
@@ -1087,14 +1531,19 @@ def lambda_front(x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tens
 
         lam_iter = tqdm(lambdas, desc="lambda front", unit="lambda")
     for lam in lam_iter:
+        start = time.perf_counter()
         result = search(SearchNetwork(config), x_train, t_train, x_val, t_val, epochs=epochs, lam=lam,
                         batch_size=batch_size, lr_w=lr_w, lr_alpha=lr_alpha, seed=seed, complexity=complexity,
-                        skip_guard=skip_guard)
+                        skip_guard=skip_guard, budget=budget, progress=progress,
+                        checkpoint=None if checkpoint is None else Path(checkpoint) / f"lam-{float(lam)!r}")
+        seconds = time.perf_counter() - start
         net = DerivedNetwork(ArchitectureConfig.from_search(config, result.genotype, channels=channels,
                                                             layers=layers))
-        retrain(net, x_train, t_train, epochs=retrain_epochs, batch_size=batch_size, lr=lr_w, seed=seed)
+        retrain(net, x_train, t_train, epochs=retrain_epochs, batch_size=batch_size, lr=lr_w, seed=seed,
+                progress=progress)
         score = kd_score(net, x_val, t_val)
-        points.append(FrontPoint(float(lam), net.num_parameters(), score, result.genotype))
+        params, macs = architecture_cost(net.config)
+        points.append(FrontPoint(float(lam), params, score, result.genotype, macs, seconds, net))
     return points
 
 

@@ -7,11 +7,13 @@ there is something to learn through a global pool.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
+from ragsc.distill import darts
 from ragsc.distill.darts import (
     PRIMITIVES,
     ArchitectureConfig,
@@ -21,6 +23,9 @@ from ragsc.distill.darts import (
     SearchNetwork,
     SearchSpaceConfig,
     SkipGuard,
+    architecture_cost,
+    cheapest_architecture,
+    check_budget,
     derive,
     kd_score,
     lambda_front,
@@ -264,12 +269,17 @@ def test_search_with_labels_adds_a_task_term(data):
 
 def test_lambda_front_and_its_plot(data, tmp_path):
     cfg = SearchSpaceConfig(**TINY)
-    points = lambda_front(*splits(data), [0.0, 10.0], cfg, epochs=1, retrain_epochs=1, batch_size=16)
+    points = lambda_front(*splits(data), [0.0, 10.0], cfg, epochs=1, retrain_epochs=1, batch_size=16,
+                          checkpoint=tmp_path / "ck")
     assert [p.lam for p in points] == [0.0, 10.0]
     for p in points:
         assert isinstance(p, FrontPoint) and isinstance(p.params, int) and p.params > 0
         assert -1.0 <= p.score <= 1.0
         assert p.params == DerivedNetwork(ArchitectureConfig.from_search(cfg, p.genotype)).num_parameters()
+        assert (p.params, p.macs) == architecture_cost(p.network.config) and p.seconds > 0
+        assert p.score == pytest.approx(kd_score(p.network, *splits(data)[2:]))  # the retrained net itself
+        manifest = json.loads((tmp_path / "ck" / f"lam-{p.lam!r}" / "search.json").read_text())
+        assert manifest["complete"] and manifest["settings"]["lam"] == p.lam  # one checkpoint per lambda
     png = plot_front(points, tmp_path / "plots" / "front.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(InputError, match="at least one"):
@@ -319,3 +329,221 @@ def test_bad_data_raise_input_error(data):
         search(net, x[:48], t[:48], x[48:], t[48:], epochs=0)
     with pytest.raises(ConfigError, match="max_skip"):
         SkipGuard(max_skip=-1)
+
+
+# ----------------------------------------------------------------------------- the complexity budget
+
+POOL_SPACE = {**TINY, "ops": ("none", "max_pool_3x3", "sep_conv_3x3", "conv_5x5")}
+ALL_POOL = Genotype(normal=(("max_pool_3x3", 0), ("max_pool_3x3", 1)) * 2,
+                    reduce=(("max_pool_3x3", 0), ("max_pool_3x3", 1)) * 2)
+
+
+def _cost(cfg, genotype, complexity="params") -> int:
+    arch = ArchitectureConfig.from_search(cfg, genotype)
+    return architecture_cost(arch)[("params", "macs").index(complexity)]
+
+
+def test_architecture_cost_counts_the_whole_network():
+    cfg = SearchSpaceConfig(**TINY)
+    arch = ArchitectureConfig.from_search(cfg, ALL_POOL)
+    params, macs = architecture_cost(arch)
+    assert params == DerivedNetwork(arch).num_parameters()
+    # one op swapped in the normal cell (layers=2, reductions=1: cell 0 is normal, 16x16, C=4): the cost
+    # moves by exactly that op's cost
+    conv = Genotype(normal=(("conv_3x3", 0),) + ALL_POOL.normal[1:], reduce=ALL_POOL.reduce)
+    delta = [a - b for a, b in zip(op_cost("conv_3x3", 4, 1, 16), op_cost("max_pool_3x3", 4, 1, 16))]
+    assert [a - b for a, b in zip(architecture_cost(ArchitectureConfig.from_search(cfg, conv)),
+                                  (params, macs))] == delta
+    # the head counts too: one more output dimension adds its 16 inputs (2 nodes x 8 channels) as MACs
+    wider = architecture_cost(dataclasses.replace(arch, out_dim=9))
+    assert (wider[0] - params, wider[1] - macs) == (16 + 1, 16)
+
+
+@pytest.mark.parametrize("complexity", ["params", "macs"])
+def test_the_budget_tables_add_up_to_the_whole_network(complexity):
+    cfg = SearchSpaceConfig(**{**TINY, "layers": 3})
+    costs = darts._Costs(cfg, complexity, max_skip=None)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(4):  # random architectures: the per-edge tables plus the fixed part are the whole cost
+        net = SearchNetwork(cfg)
+        with torch.no_grad():
+            for alpha in net.arch_parameters():
+                alpha.copy_(torch.randn(alpha.shape, generator=g))
+        genotype = derive(net, max_skip=None)
+        assert costs.total(genotype) == _cost(cfg, genotype, complexity)
+
+
+def test_the_cheapest_architecture_is_the_floor_derive_can_reach():
+    cfg = SearchSpaceConfig(**POOL_SPACE)
+    arch, floor = cheapest_architecture(cfg, "params")
+    assert arch.genotype == ALL_POOL and floor == _cost(cfg, ALL_POOL) == check_budget(cfg, floor)
+    # MACs: skip (identity) is free in the normal cell, so the cap decides how many it may hold
+    skips = SearchSpaceConfig(**{**TINY, "ops": ("none", "skip_connect", "conv_3x3")})
+    capped, capped_floor = cheapest_architecture(skips, "macs", max_skip=1)
+    free, free_floor = cheapest_architecture(skips, "macs", max_skip=None)
+    assert n_skips(capped.genotype.normal) == 1 and n_skips(free.genotype.normal) == 4
+    assert free_floor < capped_floor == _cost(skips, capped.genotype, "macs")
+
+
+def test_a_hopeless_budget_fails_before_any_training_and_names_the_cheapest(data, tmp_path):
+    cfg = SearchSpaceConfig(**POOL_SPACE)
+    floor = _cost(cfg, ALL_POOL)
+    net = SearchNetwork(cfg)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    message = f"fits a budget of {floor - 1:,} parameters: the cheapest one derive can build has {floor:,}"
+    with pytest.raises(ConfigError, match=message):
+        search(net, *splits(data), epochs=1, batch_size=16, budget=floor - 1, checkpoint=tmp_path / "ck")
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # not one step taken
+    assert not (tmp_path / "ck").exists()
+    with pytest.raises(ConfigError, match=message):
+        derive(net, budget=floor - 1)
+    with pytest.raises(ConfigError, match="cheapest one derive can build"):
+        lambda_front(*splits(data), [0.0], cfg, epochs=1, budget=floor - 1, checkpoint=tmp_path / "ck")
+    assert not (tmp_path / "ck").exists()
+    macs_floor = _cost(cfg, cheapest_architecture(cfg, "macs")[0].genotype, "macs")
+    with pytest.raises(ConfigError, match=f"cheapest one derive can build has {macs_floor:,} MACs"):
+        check_budget(cfg, macs_floor - 1, "macs")
+    for bad in (0, -5, float("nan"), True, "1e4"):
+        with pytest.raises(ConfigError, match="budget must be a positive number"):
+            search(net, *splits(data), epochs=1, budget=bad)
+
+
+@pytest.mark.parametrize("complexity", ["params", "macs"])
+def test_derive_picks_within_a_budget_the_plain_derivation_exceeds(complexity):
+    cfg = SearchSpaceConfig(**POOL_SPACE)
+    net = SearchNetwork(cfg)
+    with torch.no_grad():  # the costliest op strongest everywhere, sep_conv next
+        for alpha in net.arch_parameters():
+            alpha[:, cfg.ops.index("conv_5x5")] = 3.0
+            alpha[:, cfg.ops.index("sep_conv_3x3")] = 2.0
+    plain = derive(net)
+    top, floor = _cost(cfg, plain, complexity), _cost(cfg, ALL_POOL, complexity)
+    assert {op for op, _ in plain.normal + plain.reduce} == {"conv_5x5"}
+    assert derive(net, budget=top, complexity=complexity) == plain  # within budget: untouched
+    middle = (top + floor) // 2
+    picked = derive(net, budget=middle, complexity=complexity)
+    assert floor <= _cost(cfg, picked, complexity) <= middle and picked != plain
+    assert "conv_5x5" in {op for op, _ in picked.normal + picked.reduce}  # keeps what it can afford
+    assert _cost(cfg, derive(net, budget=floor, complexity=complexity), complexity) == floor
+
+
+def test_search_with_a_budget_derives_within_it(data):
+    cfg = SearchSpaceConfig(**POOL_SPACE)
+    plain = search(SearchNetwork(cfg), *splits(data), epochs=1, batch_size=16)
+    budget = _cost(cfg, plain.genotype) - 1
+    if budget < _cost(cfg, ALL_POOL):  # the plain search already found the floor: nothing to cut
+        pytest.skip("plain derivation at the floor")
+    result = search(SearchNetwork(cfg), *splits(data), epochs=1, batch_size=16, budget=budget)
+    assert result.history == plain.history  # the budget acts only at derivation
+    assert _cost(cfg, result.genotype) <= budget
+
+
+# ----------------------------------------------------------------------------- checkpoint and resume
+
+def _search(cfg, data, **kw):
+    x, t, labels = data
+    net = SearchNetwork(cfg)
+    result = search(net, x[:48], t[:48], x[48:], t[48:], y_train=labels[:48], y_val=labels[48:],
+                    batch_size=16, lr_alpha=0.05, **{"epochs": 2, **kw})
+    return net, result
+
+
+def _interrupt_after(monkeypatch, epoch: int) -> list[int]:
+    """Make the checkpoint writer die right after writing ``epoch`` (like a kill); returns the epochs
+    written."""
+    saved, original = [], darts._save_checkpoint
+
+    def save(folder, manifest, tensors):
+        original(folder, manifest, tensors)
+        saved.append(manifest["epoch"])
+        if manifest["epoch"] == epoch:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(darts, "_save_checkpoint", save)
+    return saved
+
+
+def test_an_interrupted_search_resumes_to_the_uninterrupted_result(data, tmp_path, monkeypatch):
+    # three epochs, killed after the first: the resumed run must also carry the schedule past its step
+    cfg = SearchSpaceConfig(**TINY)
+    whole, expected = _search(cfg, data, epochs=3)  # no checkpoint at all
+    saved = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        _search(cfg, data, epochs=3, checkpoint=tmp_path / "ck")
+    files = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert saved == [1] and files == ["search.json", "state-0001.safetensors"]
+    manifest = json.loads((tmp_path / "ck" / "search.json").read_text())
+    assert manifest["epoch"] == 1 and not manifest["complete"] and len(manifest["history"]) == 1
+    saved.clear()
+    resumed, result = _search(cfg, data, epochs=3, checkpoint=tmp_path / "ck")
+    assert saved == [2, 3] and result.resumed_from == 1  # the first epoch did not run again
+    assert torch.equal(resumed.alpha_normal, whole.alpha_normal)
+    assert torch.equal(resumed.alpha_reduce, whole.alpha_reduce)
+    state, other = resumed.state_dict(), whole.state_dict()
+    assert all(torch.equal(state[k], other[k]) for k in other)  # weights and BN statistics too
+    assert result.history == expected.history and result.genotype == expected.genotype
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["search.json", "state-0003.safetensors"]
+
+
+def test_a_finished_checkpoint_is_rederived_without_training(data, tmp_path, monkeypatch):
+    cfg = SearchSpaceConfig(**POOL_SPACE)
+    _, first = _search(cfg, data, epochs=1, checkpoint=tmp_path / "ck")
+    saved = _interrupt_after(monkeypatch, -1)
+    budget = _cost(cfg, ALL_POOL)
+    _, again = _search(cfg, data, epochs=1, checkpoint=tmp_path / "ck", budget=budget,
+                       skip_guard=SkipGuard(max_skip=0))
+    assert saved == [] and again.resumed_from == 1 and again.history == first.history
+    # only parameter-free cells fit the floor: pools on every edge (on whichever inputs alpha prefers)
+    assert {op for op, _ in again.genotype.normal + again.genotype.reduce} == {"max_pool_3x3"}
+    assert _cost(cfg, again.genotype) == budget
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"lam": 0.5}, "lam was 0.0, now 0.5"),
+    ({"epochs": 3}, "epochs was 2, now 3"),
+    ({"seed": 1}, "seed was 0, now 1"),
+    ({"skip_guard": SkipGuard(dropout=0.1)}, "skip_guard.dropout was 0.3, now 0.1"),
+    ({"space": {"channels": 6}}, "space.channels was 4, now 6"),
+    ({"data": True}, "data was [0-9a-f]{12}[.][.][.], now [0-9a-f]{12}[.][.][.] \\(the images"),
+])
+def test_a_checkpoint_of_other_settings_is_refused_and_left_as_is(data, tmp_path, change, message):
+    cfg = SearchSpaceConfig(**TINY)
+    _search(cfg, data, checkpoint=tmp_path / "ck")
+    before = _snapshot(tmp_path / "ck")
+    change = dict(change)
+    other_cfg = SearchSpaceConfig(**{**TINY, **change.pop("space", {})})
+    x, t, labels = data
+    if change.pop("data", False):
+        x = x.flip(0)
+    net = SearchNetwork(other_cfg)
+    alphas = [a.clone() for a in net.arch_parameters()]
+    with pytest.raises(ConfigError, match=message):
+        search(net, x[:48], t[:48], x[48:], t[48:], y_train=labels[:48], y_val=labels[48:], batch_size=16,
+               lr_alpha=0.05, checkpoint=tmp_path / "ck", **{"epochs": 2, **change})
+    assert _snapshot(tmp_path / "ck") == before
+    assert all(torch.equal(a, b) for a, b in zip(net.arch_parameters(), alphas))
+
+
+def test_a_broken_checkpoint_is_named(data, tmp_path):
+    cfg = SearchSpaceConfig(**TINY)
+    folder = tmp_path / "ck"
+    _search(cfg, data, epochs=1, checkpoint=folder)
+    (folder / "state-0001.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="state file state-0001.safetensors is missing"):
+        _search(cfg, data, epochs=1, checkpoint=folder)
+    (folder / "state-0001.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="cannot resume from the checkpoint"):
+        _search(cfg, data, epochs=1, checkpoint=folder)
+    (folder / "search.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not a readable search checkpoint"):
+        _search(cfg, data, epochs=1, checkpoint=folder)
+    (folder / "search.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ModelLoadError, match="not a KDL-DARTS search checkpoint"):
+        _search(cfg, data, epochs=1, checkpoint=folder)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        _search(cfg, data, epochs=1, checkpoint=tmp_path / "file")
