@@ -1,9 +1,9 @@
 """The ``ragsc`` command: a thin layer over the public functions.
 
 ``ragsc encoders list | train-embedded | eval``, ``ragsc spec validate``, ``ragsc channel sweep``,
-``ragsc kb ...``, ``ragsc decoders train``, ``ragsc distill cache | train``, ``ragsc eval SPEC``,
-``ragsc demo``. A user mistake prints
-``error: ...`` and exits with status 2, never a traceback.
+``ragsc kb ...``, ``ragsc decoders train``, ``ragsc distill cache | train | search | eval``,
+``ragsc eval SPEC``, ``ragsc demo``. A user mistake prints ``error: ...`` and exits with status 2, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -328,6 +328,110 @@ def distill_train(
                                    epochs=epochs, batch_size=batch_size, lr=lr,
                                    label_fraction=label_fraction, seed=seed, progress=True)
     typer.echo(f"wrote {out}\n" + json.dumps(figures, indent=2))
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    """A number or a comma list of numbers, e.g. ``--lam 0,0.1,1``."""
+    try:
+        return [float(p.strip()) for p in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{option} must be a number or a comma list of numbers, got {text!r}") from None
+
+
+@distill_app.command("search")
+def distill_search(
+    store: Path = typer.Option(..., help="A teacher store of images (`ragsc distill cache`)."),
+    out: Path = typer.Option(..., help="The student's folder (one --lam) or the front's folder (a student "
+                                       "per lambda in OUT/lam-<lam>, front.png/json/csv); checkpoints in "
+                                       "OUT/checkpoint, resumed by a rerun with the same settings."),
+    lam: str = typer.Option("0.1", help="Complexity weight, or a comma list that traces the lambda front."),
+    complexity: str = typer.Option("params", help="params or macs: what the penalty and --budget count."),
+    budget: float | None = typer.Option(None, help="The most parameters (or MACs) a derived student may "
+                                                   "have; a budget no architecture meets fails at once."),
+    epochs: int = typer.Option(10, min=1, help="Search epochs."),
+    retrain_epochs: int = typer.Option(10, min=1, help="Stage-1 KD retraining epochs of the derived net."),
+    image_size: int = typer.Option(32, help="Input size of the student (>= 16)."),
+    channels: int = typer.Option(8, help="Channels of the first cells (doubled by each reduction)."),
+    layers: int = typer.Option(5, help="Cells."),
+    nodes: int = typer.Option(4, help="Intermediate nodes per cell."),
+    reductions: int = typer.Option(2, help="Reduction cells."),
+    ops: str | None = typer.Option(None, help="Comma list of candidate ops (default: all DARTS primitives)."),
+    max_skip: int = typer.Option(2, min=0, help="At most this many skip connections in the normal cell."),
+    batch_size: int = typer.Option(64, min=1),
+    lr_w: float = typer.Option(0.025, min=0.0, help="The weights' SGD learning rate (also retraining's)."),
+    lr_alpha: float = typer.Option(3e-4, min=0.0, help="The architecture weights' Adam learning rate."),
+    val_fraction: float = typer.Option(0.2, help="Seeded share of the store that scores the students."),
+    seed: int = typer.Option(0),
+) -> None:
+    """KDL-DARTS: search, derive, retrain (KD) and save a compact image student; prints its figures."""
+    from ragsc.distill.darts import SkipGuard
+    from ragsc.distill.runs import search_student
+    from ragsc.distill.store import TeacherStore
+
+    lams = _numbers(lam, "--lam")
+    op_names = tuple(o.strip() for o in ops.split(",") if o.strip()) if ops is not None else None
+    s = TeacherStore(store)
+    command = (f"ragsc distill search --store {store} --out {out} --lam {lam} --complexity {complexity}"
+               + (f" --budget {budget:g}" if budget is not None else "")
+               + f" --epochs {epochs} --retrain-epochs {retrain_epochs} --image-size {image_size} "
+               f"--channels {channels} --layers {layers} --nodes {nodes} --reductions {reductions}"
+               + (f" --ops {ops}" if ops is not None else "")
+               + f" --max-skip {max_skip} --batch-size {batch_size} --lr-w {lr_w} --lr-alpha {lr_alpha} "
+               f"--val-fraction {val_fraction} --seed {seed}")
+    rows = search_student(s, out, lams=lams, complexity=complexity, budget=budget, epochs=epochs,
+                          retrain_epochs=retrain_epochs, image_size=image_size, channels=channels,
+                          layers=layers, nodes=nodes, reductions=reductions, ops=op_names,
+                          skip_guard=SkipGuard(max_skip=max_skip), batch_size=batch_size, lr_w=lr_w,
+                          lr_alpha=lr_alpha, val_fraction=val_fraction, seed=seed, info={"command": command},
+                          progress=True)
+    typer.echo(table([[f"{r['lam']:g}", f"{r['params']:,}", f"{r['macs']:,}", f"{r['val_cosine']:.4f}",
+                       f"{r['val_kd']:.4f}", f"{r['search_seconds']:.1f}", r["folder"]] for r in rows],
+                     ["lambda", "parameters", "MACs", "val cosine", "val KD loss", "search s", "student"]))
+    if len(rows) > 1:
+        typer.echo(f"wrote {out / 'front.png'}, {out / 'front.json'} and {out / 'front.csv'}")
+    typer.echo(f"load with load_encoder('student:{rows[0]['folder']}')" if len(rows) == 1
+               else f"load each with load_encoder('student:{out}/lam-<lambda>')")
+
+
+@distill_app.command("eval")
+def distill_eval(
+    student: Path = typer.Option(..., help="A student folder (what student:<dir> loads)."),
+    store: Path = typer.Option(..., help="A held-out teacher store of the student's teacher."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON instead of a table."),
+    teacher_params: bool = typer.Option(True, help="Load the teacher (by the store's spec) to count its "
+                                                   "parameters; skipped when it cannot be loaded."),
+) -> None:
+    """Score a student against its teacher on a held-out store: cosine, r@1, caption r@1, parameters."""
+    from ragsc.distill.runs import check_serves, score_student
+    from ragsc.distill.store import TeacherStore
+    from ragsc.errors import RagscError
+
+    s = TeacherStore(store)
+    check_serves(student, s)  # a mismatched teacher fails before anything is loaded
+    teacher = None
+    if teacher_params:
+        from ragsc.encoders import load_encoder
+
+        try:
+            teacher = load_encoder(s.teacher["spec"])
+        except RagscError:
+            teacher = None  # a spec this machine cannot load: the teacher's size stays unknown
+        if teacher is not None and teacher.fingerprint != s.teacher["fingerprint"]:
+            teacher = None  # the spec now names another model than the one that computed the store
+    figures = score_student(student, s, teacher)
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+        return
+    rows = []
+    for modality, r in figures["towers"].items():
+        known = "teacher_params" in r
+        rows.append([modality, str(r["items"]), f"{r['cosine']:.4f}", f"{r['r@1']:.3f}",
+                     f"{r['caption_r@1']:.3f}" if "caption_r@1" in r else "-", f"{r['student_params']:,}",
+                     f"{r['teacher_params']:,}" if known else "unknown",
+                     f"{r['param_ratio']:.4f}" if known and r["param_ratio"] is not None else "-"])
+    typer.echo(f"{student} vs {s.teacher['spec']} ({s.teacher['fingerprint']}) on {store}\n"
+               + table(rows, ["tower", "items", "cosine", "r@1", "caption r@1", "student params",
+                              "teacher params", "student/teacher"]))
 
 
 @app.command("eval")

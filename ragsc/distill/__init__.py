@@ -7,6 +7,8 @@
   teacher's space (``load_encoder("student:<dir>")``);
 * :mod:`~ragsc.distill.train`: stage 1, a student learns from the store (KD, IB, or from scratch);
 * :mod:`~ragsc.distill.darts`: KDL-DARTS, the architecture search with a KD loss and a complexity penalty.
+* :mod:`~ragsc.distill.runs`: KDL-DARTS on a teacher store, saved as a student (``ragsc distill search``),
+  and a student scored against its teacher on a held-out store (``ragsc distill eval``).
 """
 
 from ragsc.distill.losses import BottleneckConfig, BottleneckHead, ib_kd_loss, kd_loss, soft_kd_loss
