@@ -211,7 +211,7 @@ class ChannelLMDecoder:
     def _decode_views(self, views: list[TokenObservation], prompts: list[list[int]],
                       near: list[list[int]], kb: KBSentences | None):
         """Best ids of each reading, their scores, and whether the KB sentence won."""
-        ids, scores = self._search(views, prompts)
+        ids, scores = self._search_by_length(views, prompts)
         from_kb = [False] * len(views)
         if kb is not None:
             beam_prior = math.log1p(-self.rag_prior)  # the beam's hypotheses are not KB sentences
@@ -251,6 +251,26 @@ class ChannelLMDecoder:
         at = torch.arange(n), torch.tensor(ids, dtype=torch.long)
         ll = self.codebook.log_likelihood(obs.symbols[:n], obs.no_eff[:n])
         return float(ll[at].sum()), float(logp[at].sum())
+
+    def _search_by_length(self, views: list[TokenObservation],
+                          prompts: list[list[int]]) -> tuple[list[list[int]], list[float]]:
+        """:meth:`_search` over groups of readings of similar length (each hypothesis is its own: the
+        grouping changes the cost only). A batch runs as many LM steps as its longest reading, so without
+        it one long reading (a header misread at low SNR) makes every sentence of its batch pay for it."""
+        order = sorted(range(len(views)), key=lambda i: views[i].length)
+        groups: list[list[int]] = []
+        for i in order:
+            first = views[groups[-1][0]].length if groups else 0
+            if not groups or views[i].length > max(first + 4, 1.5 * first):
+                groups.append([])
+            groups[-1].append(i)
+        ids: list[list[int]] = [[] for _ in views]
+        scores = [0.0] * len(views)
+        for group in groups:
+            out, sc = self._search([views[i] for i in group], [prompts[i] for i in group])
+            for i, o, s in zip(group, out, sc):
+                ids[i], scores[i] = o, s
+        return ids, scores
 
     def _search(self, observations: list[TokenObservation],
                 prompts: list[list[int]]) -> tuple[list[list[int]], list[float]]:

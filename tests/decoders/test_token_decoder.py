@@ -89,6 +89,19 @@ def test_cached_batched_beam_search_equals_the_naive_search(lm):
         assert g == naive_beam(dec, obs, obs.length)
 
 
+def test_readings_are_searched_in_groups_of_similar_length(lm, monkeypatch):
+    # one long sentence among short ones: the short ones must not run as many LM steps as it does
+    dec = decoder(lm, k=2, beam=2, length_candidates=1)
+    texts = ["a red triangle", "numbers like 12", "the cat sat", "ship " * 30]
+    rx = TokenLink(ChannelConfig(snr_db=3.0, seed=2), dec.codebook)(dec.token_ids(texts))
+    batches = []
+    search = dec._search
+    monkeypatch.setattr(dec, "_search", lambda v, p: batches.append([o.length for o in v]) or search(v, p))
+    got = dec.decode_ids(rx.content)
+    assert len(batches) == 2 and max(batches[0]) < 10 and batches[1] == [rx.content[3].length]
+    assert got == [search([o], [dec.start_ids])[0][0] for o in rx.content]  # as if each were alone
+
+
 def test_the_lm_prior_repairs_channel_errors(trained_lm):
     sentences = sorted(set(CORPUS))
     # the LM was trained on BOS + sentence: start from BOS alone
