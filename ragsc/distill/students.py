@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from ragsc.distill.losses import BottleneckConfig, BottleneckHead
@@ -73,6 +73,14 @@ class StudentConfig(_Config):
     image: ImageStudentConfig | None = None
     text: TextStudentConfig | None = None
     info: dict = Field(default_factory=dict, description="how it was trained (command, data, figures)")
+
+    @model_validator(mode="after")
+    def _in_the_teachers_space(self) -> StudentConfig:
+        for name, tower in (("image", self.image), ("text", self.text)):
+            if tower is not None and tower.out_dim != self.teacher.dim:
+                raise ValueError(f"the {name} tower maps into {tower.out_dim}-d, but the teacher it serves "
+                                 f"({self.teacher.spec}) is {self.teacher.dim}-d")
+        return self
 
 
 # ----------------------------------------------------------------------------------------- towers

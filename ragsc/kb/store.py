@@ -449,3 +449,6 @@ def check_encoder(path: Path, manifest: dict, encoder) -> None:
         raise KBError(f"knowledge base {path} was built by encoder {manifest['encoder']['spec']!r} "
                       f"(fingerprint {fp}); the encoder given is {encoder.spec!r} (fingerprint "
                       f"{encoder.fingerprint}). Rebuild the KB or use the same encoder.")
+    if int(encoder.dim) != int(manifest["dim"]):  # e.g. a student whose config claims the teacher wrongly
+        raise KBError(f"knowledge base {path} holds {manifest['dim']}-d vectors; the encoder given, "
+                      f"{encoder.spec!r}, makes {encoder.dim}-d ones")

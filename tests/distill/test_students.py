@@ -98,9 +98,9 @@ def test_kbs_of_the_teacher_accept_its_student_and_no_other(tmp_path, new_kb):
     from ragsc.kb.store import check_encoder
     from tests.kb._fakes import FAKE
 
-    images = build_store(tmp_path / "i", FakeEncoder(fingerprint=FAKE["fingerprint"]),
+    images = build_store(tmp_path / "i", FakeEncoder(dim=FAKE["dim"], fingerprint=FAKE["fingerprint"]),
                          DataRecipe(source="train", n=16))
-    distill_to_folder(images, tmp_path / "s", IMAGE, epochs=1)
+    distill_to_folder(images, tmp_path / "s", IMAGE.model_copy(update={"out_dim": FAKE["dim"]}), epochs=1)
     student = load_encoder(f"student:{tmp_path / 's'}")
     kb = new_kb()
     check_encoder(kb.path, kb.manifest, student)  # the fake teacher's KB
@@ -108,6 +108,15 @@ def test_kbs_of_the_teacher_accept_its_student_and_no_other(tmp_path, new_kb):
     distill_to_folder(other, tmp_path / "s2", IMAGE, epochs=1)
     with pytest.raises(KBError, match="fingerprint"):
         check_encoder(kb.path, kb.manifest, load_encoder(f"student:{tmp_path / 's2'}"))
+    # a student of another dimension than the KB's: refused when it loads (its towers must map into the
+    # teacher's space) and by the KB (an encoder that claims the teacher but makes other vectors)
+    cfg = json.loads((tmp_path / "s" / "student.json").read_text())
+    cfg["teacher"]["dim"] = 32
+    (tmp_path / "s" / "student.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match=r"maps into 8-d, but the teacher it serves .* is 32-d"):
+        load_encoder(f"student:{tmp_path / 's'}")
+    with pytest.raises(KBError, match="holds 8-d vectors.*makes 16-d"):
+        check_encoder(kb.path, kb.manifest, FakeEncoder(fingerprint=FAKE["fingerprint"]))
 
 
 def test_bad_student_folders_are_named(stores, tmp_path):
