@@ -1,0 +1,303 @@
+"""The two halves of the split model, and the adapters' files.
+
+Device side (:class:`ClientModel`): a frozen pretrained image encoder (a cnn image student, e.g. the
+shipped ``student:embedded``) with LoRA adapters injected by ``peft`` into some of its Conv2d / Linear
+layers, then a transmitter (a linear map to ``k`` complex symbols at unit mean power per symbol). Server
+side (:class:`Receiver`): an MLP on the equalised received symbols and a linear task head. The cut is
+the channel: what crosses it are symbols one way and the loss's gradient w.r.t. them the other way.
+
+peft fits here as is: :func:`peft.inject_adapter_in_model` takes any ``nn.Module`` and wraps the named
+Conv2d / Linear layers (a conv adapter is a ``r``-channel conv of the layer's kernel followed by a 1x1
+conv); it freezes everything else. Only the adapters and the transmitter train on the device; they are
+what FedAvg averages (A and B separately, as FedIT and most federated-LoRA work do).
+
+The frozen layers below the first adapted one compute the same thing in every round, so a client runs
+them once over its data (:meth:`ClientModel.features`) and trains from their output: exact (no dropout,
+batch norm in eval mode), and it makes a round cost the adapted top layers only.
+
+Files (:func:`save_adapters` / :func:`load_adapters`): ``adapters.json`` (the base model's spec and
+fingerprint, the LoRA and transmitter settings) beside ``adapters.safetensors`` (the trainable device
+weights) and ``receiver.safetensors`` (the server's half). Adapters are refused on another base model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ragsc.channel.cat import normalize_power
+from ragsc.errors import ConfigError, InputError, ModelLoadError
+
+ADAPTERS_JSON, ADAPTERS_FILE, RECEIVER_FILE = "adapters.json", "adapters.safetensors", "receiver.safetensors"
+FORMAT = "ragsc-federated-adapters/1"
+
+
+# ----------------------------------------------------------------------------------------- the base
+@dataclass(frozen=True)
+class Base:
+    """A frozen pretrained image encoder: its spec, architecture config, weights and fingerprint."""
+
+    spec: str
+    config: object  # ragsc.distill.students.ImageStudentConfig
+    state: dict
+    fingerprint: str
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+
+def fingerprint(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over the weights' names, dtypes, shapes and bytes (16 hex digits)."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().contiguous().cpu()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def base_folder(spec: str) -> Path:
+    kind, _, rest = spec.partition(":")
+    if kind != "student" or not rest:
+        raise ConfigError(f"base must be student:embedded or student:<dir> (a cnn image student), "
+                          f"got {spec!r}")
+    if rest == "embedded":
+        from ragsc._assets import asset_dir
+
+        return asset_dir("encoders") / "student-embedded"
+    return Path(rest)
+
+
+def load_base(spec: str) -> Base:
+    """The image tower of a student folder (``student:embedded`` or ``student:<dir>``), frozen."""
+    from safetensors.torch import load_file
+
+    from ragsc.distill.students import read_config
+
+    folder = base_folder(spec)
+    config = read_config(folder).image
+    if config is None:
+        raise ModelLoadError(f"{folder}: this student has no image tower to fine-tune")
+    if config.kind != "cnn" or config.code_dim:
+        raise ConfigError(f"{folder}: federated fine-tuning takes a plain cnn image student (kind cnn, no "
+                          f"bottleneck head), this one is kind {config.kind!r} with code_dim "
+                          f"{config.code_dim}")
+    path = folder / "image.safetensors"
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # missing or corrupt: one clear message
+        raise ModelLoadError(f"cannot read the base model's weights {path}: {exc}") from None
+    return Base(spec, config, state, fingerprint(state))
+
+
+def _image_student(base: Base) -> nn.Module:
+    from ragsc.distill.students import ImageStudent
+
+    net = ImageStudent(base.config)
+    try:
+        net.load_state_dict(base.state)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{base.spec}: the weights do not fit the architecture of student.json: "
+                             f"{exc}") from None
+    return net.eval().requires_grad_(False)
+
+
+def default_targets(base: Base) -> tuple[str, ...]:
+    """The last convolution of the backbone and the projection onto the teacher's space."""
+    net = _image_student(base)
+    convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+    return (convs[-1], "head.proj")
+
+
+def adaptable(net: nn.Module) -> list[str]:
+    return [n for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+# ----------------------------------------------------------------------------------------- device side
+class ClientModel(nn.Module):
+    """Frozen base + LoRA adapters + transmitter: normalised pixels -> ``k`` complex symbols.
+
+    Parameters
+    ----------
+    base
+        :func:`load_base`'s result.
+    rank, alpha, targets
+        LoRA settings (``targets`` None: :func:`default_targets`).
+    k_symbols
+        Complex symbols per image.
+    seed
+        Seeds the adapters' and the transmitter's initialisation (every client and the server build the
+        same initial model from it).
+    """
+
+    def __init__(self, base: Base, rank: int, alpha: float, targets: tuple[str, ...] | None, k_symbols: int,
+                 seed: int = 0) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        super().__init__()
+        self.base_spec, self.base_fingerprint, self.k_symbols = base.spec, base.fingerprint, k_symbols
+        targets = tuple(targets) if targets else default_targets(base)
+        net = _image_student(base)
+        known = adaptable(net)
+        bad = [t for t in targets if t not in known]
+        if bad:
+            raise ConfigError(f"lora.targets {bad} are not Conv2d / Linear layers of {base.spec}; its "
+                              f"layers: {', '.join(known)}")
+        self.targets = targets
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.encoder = inject_adapter_in_model(
+                LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0), net)
+            # no bias: a constant offset in the symbols carries nothing and costs power
+            self.transmitter = nn.Linear(base.config.out_dim, 2 * k_symbols, bias=False)
+        # the federation's mean embedding, subtracted before the transmitter (set once, see calibrate):
+        # a base's embeddings share a large common direction, which would otherwise take most of the power
+        self.register_buffer("center", torch.zeros(base.config.out_dim))
+        # the frozen prefix: backbone layers below the first adapted one (computed once per client)
+        first = [int(t.split(".")[1]) for t in targets if t.startswith("backbone.")]
+        self.cut = min(first) if first else len(self.encoder.backbone)
+        self.eval()
+
+    def train(self, mode: bool = True) -> ClientModel:
+        # the frozen base keeps its batch-norm statistics; nothing here has dropout
+        return super().train(False)
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """uint8 ``[N, 3, S, S]`` -> the frozen prefix's output (the adapters' input), computed once."""
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise InputError(f"images must be uint8 [N, 3, S, S], got {images.dtype} {tuple(images.shape)}")
+        prefix = self.encoder.backbone[: self.cut]
+        out = [prefix(images[i:i + batch_size].float() / 127.5 - 1)
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.empty(0)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`features`' output ``[B, ...]`` -> the adapted encoder's embedding ``[B, D]``."""
+        return self.encoder.head(self.encoder.backbone[self.cut:](features))[0]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`features`' output ``[B, ...]`` -> symbols ``[B, k]`` complex64, unit mean power per row."""
+        h = self.embed(features) - self.center
+        z = self.transmitter(h).view(len(h), self.k_symbols, 2)
+        return normalize_power(torch.view_as_complex(z.contiguous()))
+
+    def trainable(self) -> dict[str, torch.Tensor]:
+        """The device's trainable weights (adapters + transmitter), by name: what FedAvg averages."""
+        return {k: p for k, p in self.named_parameters() if p.requires_grad}
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {**self.trainable(), "center": self.center}
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        """What a client receives and returns each round: the trainable weights and the centre."""
+        return {k: p.detach().clone() for k, p in self._state().items()}
+
+    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load :meth:`get_weights`' tensors; other names or shapes (adapters of another model) raise
+        InputError."""
+        own = self._state()
+        if set(weights) != set(own):
+            missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+            raise InputError(f"these adapters do not fit this model: missing {missing[:3]}, unexpected "
+                             f"{extra[:3]}")
+        with torch.no_grad():
+            for k, p in own.items():
+                w = torch.as_tensor(weights[k])
+                if w.shape != p.shape:
+                    raise InputError(f"adapter {k}: shape {tuple(w.shape)}, this model's is {tuple(p.shape)}")
+                p.copy_(w)
+
+    def num_trainable(self) -> int:
+        return sum(p.numel() for p in self.trainable().values())
+
+    def num_parameters(self) -> int:
+        """Every device-side parameter: the frozen base, the adapters and the transmitter."""
+        return sum(p.numel() for p in self.parameters())
+
+
+# ----------------------------------------------------------------------------------------- server side
+class Receiver(nn.Module):
+    """Equalised symbols ``[B, k]`` complex -> class logits ``[B, C]``: an MLP and a linear head."""
+
+    def __init__(self, k_symbols: int, hidden: int, num_classes: int, seed: int = 0) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            self.decoder = nn.Sequential(nn.Linear(2 * k_symbols, hidden), nn.ReLU(),
+                                         nn.Linear(hidden, hidden), nn.ReLU())
+            self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x_hat: torch.Tensor) -> torch.Tensor:
+        return self.head(self.decoder(torch.view_as_real(x_hat).flatten(1)))
+
+
+# ----------------------------------------------------------------------------------------- files
+def save_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | None = None,
+                  info: dict | None = None) -> Path:
+    """Write ``adapters.json`` + ``adapters.safetensors`` (+ ``receiver.safetensors``) into ``folder``."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.get_weights().items()}, str(folder / ADAPTERS_FILE))
+    if receiver is not None:
+        save_file({k: v.detach().contiguous() for k, v in receiver.state_dict().items()},
+                  str(folder / RECEIVER_FILE))
+    meta = {"format": FORMAT, "base": {"spec": model.base_spec, "fingerprint": model.base_fingerprint},
+            "targets": list(model.targets), "k_symbols": model.k_symbols, "info": info or {}}
+    (folder / ADAPTERS_JSON).write_text(json.dumps(meta, indent=1))
+    return folder
+
+
+def read_adapters_meta(folder: str | Path) -> dict:
+    f = Path(folder) / ADAPTERS_JSON
+    if not f.is_file():
+        raise ModelLoadError(f"no adapters at {folder} (no {ADAPTERS_JSON}); train some with "
+                             "`ragsc federated run SPEC --out DIR`")
+    try:
+        meta = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{f}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelLoadError(f"{f}: not a ragsc adapters file (format {FORMAT!r})")
+    return meta
+
+
+def load_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | None = None) -> dict:
+    """Load saved adapters into ``model`` (and the receiver into ``receiver``); returns the JSON.
+
+    Adapters trained on another base model are refused (:class:`ModelLoadError` naming both models),
+    before any weight is touched.
+    """
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta = read_adapters_meta(folder)
+    theirs = meta.get("base", {})
+    if theirs.get("fingerprint") != model.base_fingerprint:
+        raise ModelLoadError(f"{folder}: these adapters were trained on base {theirs.get('spec')!r} "
+                             f"(fingerprint {theirs.get('fingerprint')}), this model's base is "
+                             f"{model.base_spec!r} (fingerprint {model.base_fingerprint}); load them onto "
+                             "that base")
+    try:
+        weights = load_file(str(folder / ADAPTERS_FILE))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {folder / ADAPTERS_FILE}: {exc}") from None
+    try:
+        model.set_weights(weights)
+    except InputError as exc:
+        raise ModelLoadError(f"{folder}: {exc} (saved with targets {meta.get('targets')}, "
+                             f"k_symbols {meta.get('k_symbols')})") from None
+    if receiver is not None:
+        try:
+            receiver.load_state_dict(load_file(str(folder / RECEIVER_FILE)))
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load the receiver {folder / RECEIVER_FILE}: {exc}") from None
+    return meta
