@@ -1,0 +1,77 @@
+"""``ragsc federated run``: the happy path (a table, files in --out) and user mistakes as one error line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _run(capsys, *args) -> tuple[int, str, str]:
+    from ragsc.cli import main
+
+    try:
+        main(["federated", *args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _spec_file(tmp_path, tiny_base, **extra) -> Path:
+    spec = {"base": tiny_base, "data": {"dataset": "fashion-mnist", "n_train": 200, "n_test": 100},
+            "clients": {"n": 2, "alpha": 1.0}, "train": {"rounds": 2}, "channel": {"k_symbols": 4}, **extra}
+    f = tmp_path / "fed.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    return f
+
+
+def test_run_prints_rounds_and_writes_adapters(capsys, tmp_path, tiny_base):
+    from ragsc.federated.engine import build_model
+    from ragsc.federated.model import load_adapters, load_base
+
+    out = tmp_path / "out"
+    spec_file = _spec_file(tmp_path, tiny_base)
+    code, stdout, err = _run(capsys, "run", str(spec_file), "--out", str(out), "--centralised")
+    assert code == 0, err
+    assert "uplink / full FedAvg" in stdout and "federated / centralised" in stdout
+    assert len([ln for ln in stdout.splitlines() if ln.lstrip("| ").startswith(("1 ", "2 "))]) >= 2
+    for name in ("adapters.json", "adapters.safetensors", "receiver.safetensors", "history.json",
+                 "history.csv", "accuracy.png"):
+        assert (out / name).is_file(), name
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["rounds"]) == 2 and history["summary"]["clients"] == 2
+    from ragsc.federated.config import load_spec
+
+    spec = load_spec(tmp_path / "fed.yaml")
+    meta = load_adapters(out, build_model(spec, load_base(spec.base)))
+    assert meta["info"]["command"].startswith("ragsc federated run")
+
+
+def test_bad_spec_is_one_error_line(capsys, tmp_path, tiny_base):
+    f = _spec_file(tmp_path, tiny_base, clients={"n": 2, "alpha": -1})
+    code, _, err = _run(capsys, "run", str(f))
+    assert code == 2 and err.startswith("error:") and "clients.alpha" in err
+    code, _, err = _run(capsys, "run", str(_spec_file(tmp_path, tiny_base)), "--engine", "spark")
+    assert code == 2 and "engine" in err and "flower-sim" in err
+    code, _, err = _run(capsys, "run", str(tmp_path / "missing.yaml"))
+    assert code == 2 and "federated spec not found" in err
+
+
+def test_run_error_in_a_fresh_process(tmp_path):
+    """The console entry: a base that is not a student is one error line, no traceback."""
+    f = tmp_path / "fed.yaml"
+    f.write_text("base: embedded\n")
+    out = subprocess.run([sys.executable, "-m", "ragsc.cli", "federated", "run", str(f)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "student:embedded" in out.stderr
+    assert "Traceback" not in out.stderr
