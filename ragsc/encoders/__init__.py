@@ -10,6 +10,7 @@ Backends are chosen by a spec string (clip-retrieval's convention):
 ``hf:/path/to/dir`` or ``hf:org/model``     transformers CLIP / SigLIP (local folder or cache)
 ``student:/path/to/dir``                    a distilled student (``ragsc distill train``)
 ``student:embedded``                        the students of the embedded default, shipped
+``compressed:/path/to/dir``                 an encoder with a pruned / quantised tower (``ragsc compress``)
 ==========================================  ==================================================
 """
 
@@ -24,6 +25,7 @@ BACKENDS = {
                  "or open_clip:local-dir:<dir>",
     "hf": "transformers CLIP / SigLIP: hf:<local dir or hub id>",
     "student": "a distilled student in its teacher's space: student:<dir> or student:embedded (shipped)",
+    "compressed": "an encoder with a pruned / quantised tower: compressed:<dir> (ragsc compress)",
 }
 
 
@@ -73,6 +75,12 @@ def load_encoder(spec: str = "embedded", *, device: str = "cpu", batch_size: int
             raise ConfigError("a student spec names its folder: student:<dir> or student:embedded")
         folder = asset_dir("encoders") / "student-embedded" if rest == "embedded" else rest
         return StudentEncoder(folder, batch_size=batch_size, device=device)
+    if kind == "compressed":
+        from ragsc.compress.saved import CompressedEncoder
+
+        if not rest:
+            raise ConfigError("a compressed spec names its folder: compressed:<dir>")
+        return CompressedEncoder(rest, batch_size=batch_size, device=device)
     raise ConfigError(
         f"unknown encoder spec {spec!r}: it must start with one of "
         + ", ".join(f"'{k}'" for k in BACKENDS)

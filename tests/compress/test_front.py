@@ -1,0 +1,77 @@
+"""ragsc.compress.front: the front's figures, the budget's choice and its errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragsc.compress import Budget, CompressionConfig, FrontPoint, Measurement, choose, front, front_table
+from ragsc.compress.apply import Compressed
+from ragsc.errors import ConfigError
+
+
+def point(methods: str, mb: float, ms1: float, params: int, score: float, ms64: float = 100.0) -> FrontPoint:
+    """A front point with given figures (no timing involved: choose() is tested on known numbers)."""
+    config = CompressionConfig(methods=tuple(methods.split("+")), tower="image")
+    c = Compressed(config, {}, None, None, params, params)  # type: ignore[arg-type]
+    return FrontPoint(c, Measurement(int(mb * 1e6), params, {1: ms1, 64: ms64}, score, None, 1.0))
+
+
+POINTS = [point("none", 20.0, 10.0, 1000, 1.00), point("int8-dynamic", 5.0, 4.0, 1000, 0.99),
+          point("fp16", 10.0, 30.0, 1000, 1.00, ms64=300.0), point("prune", 12.0, 5.0, 500, 0.90),
+          point("prune+int8-static", 3.0, 3.0, 500, 0.85)]
+
+
+def test_the_best_score_within_the_budget_is_picked():
+    assert choose(POINTS, Budget()).name == "none"  # unconstrained: the best score, then the fastest
+    assert choose(POINTS, Budget(max_mb=15)).name == "fp16"
+    assert choose(POINTS, Budget(max_mb=15, max_ms=20)).name == "int8-dynamic"
+    assert choose(POINTS, Budget(max_params=600)).name == "prune50%"
+    assert choose(POINTS, Budget(max_params=600, max_mb=4)).name == "prune50%+int8-static"
+    assert choose(POINTS, Budget(max_ms=150, batch=64)).name == "none"
+    assert choose(POINTS[1:], Budget(max_ms=400, batch=64)).name == "fp16"
+    tie = [point("none", 20.0, 10.0, 1000, 1.0), point("fp16", 10.0, 10.0, 1000, 1.0)]
+    assert choose(tie, Budget()).name == "fp16"  # equal score and latency: the smaller
+
+
+def test_an_impossible_budget_names_the_failing_constraint_and_the_closest_point():
+    with pytest.raises(ConfigError) as err:
+        choose(POINTS, Budget(max_mb=1.0))
+    msg = str(err.value)
+    assert "size <= 1 MB (the smallest point, prune50%+int8-static, is 3.0 MB)" in msg
+    assert "Closest point: prune50%+int8-static: 3.0 MB" in msg and "fails size 3.0 MB > 1 MB" in msg
+    with pytest.raises(ConfigError) as err:
+        choose(POINTS, Budget(max_ms=1.0, max_params=100))
+    msg = str(err.value)
+    assert "latency <= 1 ms at batch 1 (the fastest point" in msg and "nor parameters <= 100" in msg
+    # each constraint alone is met by some point, never both at once
+    at_once = "no compression meets size <= 4 MB, parameters <= 900 at once"
+    with pytest.raises(ConfigError, match=at_once) as err:
+        choose([point("int8-dynamic", 3.0, 1.0, 1000, 1.0), point("prune", 12.0, 1.0, 500, 1.0)],
+               Budget(max_mb=4, max_params=900))
+    assert "Closest point: int8-dynamic" in str(err.value)
+    with pytest.raises(ConfigError, match="measured at batch 1, 64, not 8"):
+        choose(POINTS, Budget(max_ms=5, batch=8))
+
+
+def test_the_table_marks_the_pick_and_the_misses():
+    budget = Budget(max_mb=15, max_ms=20)
+    text = front_table(POINTS, budget, choose(POINTS, budget))
+    assert "* int8-dynamic" in text and "no: size" in text and "no: latency" in text
+    assert text.splitlines()[0].split()[:3] == ["method", "size", "MB"]
+
+
+def test_a_front_measures_each_candidate(student, data, train_images):
+    configs = [CompressionConfig(encoder=student.spec, tower="text", methods=(m,)) for m in
+               ("none", "int8-dynamic", "fp16")]
+    points = front(student, configs, data=data, batches=(1, 4), repeats=1, n_threads=1,
+                   calibration=data.texts)
+    f = {p.name: p.figures for p in points}
+    assert f["none"].r1 == 1.0 and f["none"].cosine == pytest.approx(1.0)
+    assert f["none"].caption_r1 is not None and 0 <= f["none"].score <= 1
+    # int8 weights take a quarter, half precision half of the float bytes (the embedding dominates)
+    assert f["int8-dynamic"].size_bytes < 0.4 * f["none"].size_bytes
+    assert 0.45 < f["fp16"].size_bytes / f["none"].size_bytes < 0.55
+    assert all(set(x.ms) == {1, 4} and min(x.ms.values()) > 0 for x in f.values())
+    assert {x.params for x in f.values()} == {student.num_parameters()["text"]}
+    with pytest.raises(ConfigError, match="one tower"):
+        front(student, [configs[0], CompressionConfig(encoder=student.spec, tower="image")], data=data)
