@@ -2,8 +2,8 @@
 
 ``ragsc encoders list | train-embedded | eval``, ``ragsc spec validate``, ``ragsc channel sweep``,
 ``ragsc kb ...``, ``ragsc decoders train``, ``ragsc distill cache | train | search | eval``,
-``ragsc federated run | server | client``, ``ragsc eval SPEC``, ``ragsc demo``. A user mistake prints
-``error: ...`` and exits with status 2, never a traceback.
+``ragsc federated run | server | client``, ``ragsc eval SPEC``, ``ragsc compress``, ``ragsc demo``. A user
+mistake prints ``error: ...`` and exits with status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -529,6 +529,75 @@ def federated_client(
     from ragsc.federated.flower import start_client
 
     start_client(_federated_spec(spec, "flower-grpc"), partition, address)
+
+
+DEFAULT_METHODS = {"text": "none,int8-dynamic,int8-static,fp16,bf16",
+                   "image": "none,int8-dynamic,int8-static,fp16,bf16,prune,prune+int8-static"}
+
+
+@app.command("compress")
+def compress_encoder(
+    encoder: str = typer.Option("embedded", help="The base encoder's spec (embedded, student:<dir>)."),
+    out: Path = typer.Option(..., help="A new folder for the compression the budget picks; load it with "
+                                       "load_encoder('compressed:<out>')."),
+    tower: str = typer.Option("text", help="text or image: the tower to compress."),
+    methods: str | None = typer.Option(None, help="Comma list of candidates: none, prune, int8-dynamic, "
+                                                  "int8-static, fp16, bf16, or prune+<precision> (default: "
+                                                  "all for images; all but prune for texts)."),
+    budget_mb: float | None = typer.Option(None, "--budget-mb", help="At most this many MB (10^6 bytes) of "
+                                                                     "weights."),
+    budget_ms: float | None = typer.Option(None, "--budget-ms", help="At most this many ms per forward pass "
+                                                                     "at --batch items, on this machine."),
+    budget_params: int | None = typer.Option(None, "--budget-params", help="At most this many parameters in "
+                                                                           "the tower."),
+    batch: int = typer.Option(1, help="The batch size --budget-ms counts at (latency is measured at 1, 64 "
+                                      "and this)."),
+    prune_keep: float = typer.Option(0.5, help="prune: the share of MACs (or parameters) kept."),
+    prune_by: str = typer.Option("macs", help="prune: macs or params."),
+    finetune_epochs: int = typer.Option(2, min=0, help="prune: KD fine-tune epochs (0: none)."),
+    finetune_images: int = typer.Option(512, min=1, help="prune: easy-VQA train images to fine-tune on."),
+    store: Path | None = typer.Option(None, help="prune: fine-tune on a teacher store's images and stored "
+                                                 "teacher embeddings instead."),
+    sentences: int = typer.Option(500, min=2, help="Held-out WordNet sentences that score a text tower."),
+    images: int = typer.Option(200, min=2, help="easy-VQA test images that score a tower (caption R@1)."),
+    repeats: int = typer.Option(5, min=1, help="Timed runs per latency (the median is reported)."),
+    threads: int | None = typer.Option(None, min=1, help="Torch threads while timing (default: torch's)."),
+) -> None:
+    """Compress a tower to a device budget: measure the size / latency / score front, save the pick."""
+    from ragsc.compress import Budget, CompressionConfig, EvalData, choose, front, front_table, parse_methods
+    from ragsc.compress.saved import save_compressed
+    from ragsc.encoders import load_encoder
+
+    # every user mistake is refused before the encoder is loaded or anything is measured
+    if tower not in DEFAULT_METHODS:
+        raise ConfigError(f"--tower must be text or image, got {tower!r}")
+    candidates = parse_methods(methods if methods is not None else DEFAULT_METHODS[tower])
+    budget = validate(Budget, {"max_mb": budget_mb, "max_ms": budget_ms, "max_params": budget_params,
+                               "batch": batch}, "compress")
+    finetune = {"epochs": finetune_epochs, "images": finetune_images,
+                "store": str(store) if store is not None else None}
+    configs = [validate(CompressionConfig, {"encoder": encoder, "tower": tower, "methods": m,
+                                            "prune_keep": prune_keep, "prune_by": prune_by,
+                                            "finetune": finetune}, "compress") for m in candidates]
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not empty; give a new folder")
+    enc = load_encoder(encoder)
+    configs = [c.model_copy(update={"encoder": enc.spec}) for c in configs]
+    points = front(enc, configs, data=EvalData.default(sentences, images), batches=sorted({1, 64, batch}),
+                   repeats=repeats, n_threads=threads, progress=True)
+    try:
+        chosen = choose(points, budget)
+    except ConfigError:
+        typer.echo(front_table(points, budget))
+        raise
+    typer.echo(front_table(points, budget, chosen))
+    typer.echo(f"budget: {budget.describe()}\npicked: {chosen.describe()}")
+    command = " ".join(["ragsc", *sys.argv[1:]]) if sys.argv and "ragsc" in sys.argv[0] else "ragsc compress"
+    front_rows = [{"methods": p.name, **p.figures.as_dict()} for p in points]
+    save_compressed(out, chosen.compressed, figures=chosen.figures.as_dict(),
+                    info={"command": command, "budget": budget.model_dump(), "front": front_rows,
+                          "threads": threads})
+    typer.echo(f"wrote {out}; load it with load_encoder('compressed:{out}')")
 
 
 @app.command("eval")

@@ -1,0 +1,83 @@
+"""``ragsc compress`` (ragsc/cli.py): the front table, the pick, a loadable folder; bad input is one error
+line and writes nothing. In-process through ``ragsc.cli.main`` on the tiny student."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ragsc.encoders import load_encoder
+
+
+def run_main(capsys, *argv):
+    """(exit status, stdout, stderr) of ``ragsc ARGV`` run in this process."""
+    from ragsc.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+FAST = ("--sentences", "4", "--images", "4", "--repeats", "1", "--threads", "1")
+
+
+def test_compress_prints_the_front_and_writes_the_pick(capsys, student_dir, tmp_path):
+    out = tmp_path / "c"
+    # the float text tower is about 2 MB, int8 under 1 MB: a 1 MB budget picks int8
+    code, stdout, stderr = run_main(capsys, "compress", "--encoder", f"student:{student_dir}", "--tower",
+                                    "text", "--methods", "none,int8-dynamic", "--budget-mb", "1", "--out",
+                                    str(out), *FAST)
+    assert code == 0, stderr
+    assert "* int8-dynamic" in stdout and "no: size" in stdout and "ms @64" in stdout
+    assert "picked: int8-dynamic:" in stdout and f"compressed:{out}" in stdout
+    record = json.loads((out / "compressed.json").read_text())
+    assert record["config"]["methods"] == ["int8-dynamic"] and len(record["info"]["front"]) == 2
+    assert record["figures"]["size_bytes"] < 1e6
+    enc = load_encoder(f"compressed:{out}")
+    assert enc.encode_texts(["a red circle"]).embeddings.shape == (1, 16)
+
+
+def test_bad_input_is_one_error_line_and_writes_nothing(capsys, student_dir, tmp_path):
+    out = tmp_path / "c"
+    spec = f"student:{student_dir}"
+    cases = {("--encoder", spec, "--methods", "none,int4"): "unknown compression method 'int4'",
+             ("--encoder", spec, "--methods", "prune+fp16+bf16"): "methods",
+             ("--encoder", spec, "--tower", "audio"): "--tower must be text or image",
+             ("--encoder", spec, "--budget-mb", "-3"): "max_mb",
+             ("--encoder", "nonsense:abc"): "unknown encoder spec 'nonsense:abc'",
+             ("--encoder", spec, "--methods", "prune"): "prune applies to image towers",
+             # measured, then refused: the constraint that fails and the closest point's figures
+             ("--encoder", spec, "--methods", "none,int8-dynamic", "--budget-mb", "0.01"):
+                 "impossible budget: no compression meets size <= 0.01 MB (the smallest point, int8-dynamic"}
+    for args, message in cases.items():
+        code, _, stderr = run_main(capsys, "compress", *args, "--out", str(out), *FAST)
+        assert code == 2, args
+        last = stderr.strip().splitlines()[-1]  # after the progress bars of a measured front
+        assert last.startswith("error:") and message in last, (args, stderr)
+        assert "Traceback" not in stderr and stderr.count("error:") == 1
+        assert not out.exists()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    code, _, stderr = run_main(capsys, "compress", "--encoder", spec, "--out", str(busy), *FAST)
+    assert code == 2 and "not empty" in stderr and sorted(p.name for p in busy.iterdir()) == ["x"]
+
+
+def test_the_shipped_student_image_tower_prunes_to_half_its_macs(capsys, tmp_path):
+    out = tmp_path / "c"
+    code, stdout, stderr = run_main(capsys, "compress", "--encoder", "student:embedded", "--tower", "image",
+                                    "--methods", "none,prune", "--budget-params", "400000",
+                                    "--finetune-images", "32", "--finetune-epochs", "1", "--out", str(out),
+                                    *FAST)
+    assert code == 0, stderr
+    assert "* prune50%" in stdout
+    record = json.loads((out / "compressed.json").read_text())
+    pruning = record["info"]["pruning"]
+    assert pruning["macs_after"] <= 0.5 * pruning["macs_before"]
+    enc = load_encoder(f"compressed:{out}")
+    assert enc.num_parameters()["image"] <= 400_000 and enc.serves(enc.base.fingerprint)
+    assert enc.encode_images([torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()]).embeddings.shape == (1, 384)
