@@ -1,21 +1,29 @@
-"""The shipped students of the embedded default against their teacher (#12, point 6 and part of 7).
+"""Distillation against its teacher and the baselines (#12): the towers, over the channel, stored outputs.
 
-    python benchmarks/bench_distill.py [--student student:embedded] [--n-text 500] [--images 888]
-                                       [--towers image,text]
+    python benchmarks/bench_distill.py [--part towers,channel,store,pipeline] [--data easy-vqa,fashion-mnist]
+                                       [--stores stores] [--labels 0.01,0.1,1] [--symbols 16]
 
-For each tower: parameters (``num_parameters()``), encoding speed (items/s, batch 64, both models in
-this run), and how well the student stands in for the teacher on data neither was trained on:
+``towers`` (default): the shipped students against the teacher: parameters (``num_parameters()``),
+encoding speed (items/s, batch 64, both in this run) and how well the student stands in for the teacher
+on data neither trained on: easy-VQA's test split and the sample photos (image: cosine to the teacher,
+R@1 of its own teacher embedding, caption R@1), WordNet example sentences and the KB corpus (text).
 
-* image: easy-VQA's test split (the student trained on the train split's stored teacher outputs) and
-  the sample photos (another source: no photo was in its training data): mean cosine to the teacher's
-  embedding, R@1 of the image's own teacher embedding among the set's, and caption R@1 (the nearest
-  of the teacher's caption embeddings is the image's caption) for the teacher and for the student;
-* text: WordNet example sentences (held out of every corpus here) and the KB corpus (short fortunes
-  and easy-VQA captions; the shipped text student trained on other fortune files' paragraphs): mean
-  cosine to the teacher and R@1 of the sentence's teacher embedding among the set's.
+``channel``: RKD-SC's comparison made offline, per dataset (easy-VQA shapes, Fashion-MNIST; teacher
+stores computed once under ``--stores``, their held-out test splits scored) and per share of the labels:
+classification over AWGN, Rayleigh and Rician at -10..20 dB, every row at ``--symbols`` complex symbols
+per image. Rows: the teacher (its stored embeddings through a CAT codec + task head trained through
+the channel); a plain-KD student (stage 1 from the store, then the same receiver behind it, frozen);
+the two-stage robust KD student (stage 1, then student + CAT + head through the channel), both with a
+hand-designed CNN and with the architecture KDL-DARTS finds (lambda 0.1 on parameters; the CNN is
+sized to the searched network's parameters); the same CNN from scratch on the labels only; and a
+DeepJSCC-style network trained end to end through the channel on the labels. Then each student's worst
+and mean ratio to the teacher's accuracy at SNR >= 0 dB.
 
-Not in this script yet (issue #12, point 7): the RKD / plain-KD / scratch / DeepJSCC rows over the
-channel on Fashion-MNIST and easy-VQA.
+``store``: an epoch of KD from the stored teacher outputs against online KD (the teacher run on every
+batch), the same student, batches and steps, and 10 epochs including the caching.
+
+``pipeline``: the student (``--student``) as the multitask pipeline's transmitter with the teacher's
+KBs and decoders, each task's primary metric against the teacher's on the same items and noise.
 """
 
 from __future__ import annotations
@@ -26,13 +34,37 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import copy  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from _common import machine  # noqa: E402
 
+from ragsc.channel.cat import CATCodec, CATConfig  # noqa: E402
 from ragsc.datasets import load_easy_vqa, load_photos  # noqa: E402
 from ragsc.datasets.corpus import text_corpus  # noqa: E402
 from ragsc.datasets.heldout import wordnet_examples  # noqa: E402
+from ragsc.distill.darts import (  # noqa: E402
+    ArchitectureConfig,
+    SearchNetwork,
+    SearchSpaceConfig,
+    derive,
+    search,
+)
+from ragsc.distill.deepjscc import DeepJSCC, DeepJSCCConfig, evaluate_deepjscc, train_deepjscc  # noqa: E402
+from ragsc.distill.robust import (  # noqa: E402
+    evaluate_features,
+    evaluate_over_channel,
+    train_receiver,
+    train_robust,
+)
+from ragsc.distill.store import DataRecipe, TeacherStore, build_store  # noqa: E402
+from ragsc.distill.students import ImageStudent, ImageStudentConfig  # noqa: E402
+from ragsc.distill.train import _pixels, embed_store, image_inputs, keep_labels, train_student  # noqa: E402
 from ragsc.encoders import load_encoder  # noqa: E402
 from ragsc.report import table  # noqa: E402
 
@@ -57,14 +89,245 @@ def caption_r1(images: torch.Tensor, captions: list[str], caption_emb: dict[str,
     return sum(unique[j] == c for j, c in zip(best, captions)) / len(captions)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--student", default="student:embedded")
-    ap.add_argument("--n-text", type=int, default=500, help="held-out WordNet sentences")
-    ap.add_argument("--images", type=int, default=888, help="easy-VQA test images")
-    ap.add_argument("--towers", default="image,text", help="which towers to measure")
-    args = ap.parse_args()
-    print("machine:", machine())
+def stores(args, data: str, teacher) -> tuple[TeacherStore, TeacherStore]:
+    """The train and test stores of ``data`` under ``--stores`` (computed once, resumed, checked)."""
+    recipes = {"easy-vqa": (DataRecipe(source="train", label_field="shape"),
+                            DataRecipe(source="test", label_field="shape")),
+               "fashion-mnist": (DataRecipe(source="fashion-mnist:train", n=args.fm_train),
+                                 DataRecipe(source="fashion-mnist:test", n=args.fm_test))}[data]
+    out = []
+    for split_name, recipe in zip(("train", "test"), recipes):
+        path = Path(args.stores) / f"{data}-{split_name}-{recipe.n or 'all'}"
+        t0 = time.perf_counter()
+        out.append(build_store(path, teacher, recipe, progress=True))
+        print(f"{path}: {len(out[-1])} items ({time.perf_counter() - t0:.0f}s)", flush=True)
+    return out[0], out[1]
+
+
+def codec(dim: int, args, seed: int) -> CATCodec:
+    """The channel codec of every row but DeepJSCC: one CAT for all SNRs and channels, sent at
+    ``--symbols`` complex symbols per image."""
+    return CATCodec(CATConfig(token_dim=dim, target_dim=dim, model_dim=64, layers=1, heads=4, max_tokens=1,
+                              max_symbols=args.symbols, levels=(args.symbols,), snr_range_db=(-10.0, 20.0),
+                              seed=seed))
+
+
+def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int) -> tuple[ArchitectureConfig, float]:
+    """KDL-DARTS on (a share of) the training split: the derived architecture and the search seconds."""
+    n = min(len(x), args.search_items)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:n]
+    cut = int(0.8 * n)
+    tr, va = order[:cut], order[cut:]
+    space = SearchSpaceConfig(image_size=args.image_size, channels=6, layers=5, out_dim=dim, seed=args.seed)
+    t0 = time.perf_counter()
+    net = SearchNetwork(space)
+    search(net, _pixels(x[tr]), t[tr], _pixels(x[va]), t[va], epochs=args.search_epochs, lam=0.1,
+           seed=args.seed, progress=True)
+    genotype = derive(net)
+    seconds = time.perf_counter() - t0
+    arch = ArchitectureConfig(genotype, in_channels=3, image_size=args.image_size, channels=6, layers=5,
+                              reductions=2, out_dim=dim, seed=args.seed)
+    return arch, seconds
+
+
+def matched_widths(params: int, size: int, dim: int) -> tuple[int, ...]:
+    """The hand-designed CNN (w, 2w, 4w) whose parameter count is closest to ``params``."""
+    def count(w: int) -> int:
+        cfg = ImageStudentConfig(image_size=size, widths=(w, 2 * w, 4 * w), out_dim=dim)
+        return sum(p.numel() for p in ImageStudent(cfg).parameters())
+    w = min(range(4, 65), key=lambda w: abs(count(w) - params))
+    return (w, 2 * w, 4 * w)
+
+
+def over_the_channel(args, data: str) -> None:
+    """Part ``channel``: classification over the channel at equal channel uses, every row of RKD-SC's
+    comparison, on ``data``'s held-out test split."""
+    torch.manual_seed(args.seed)
+    teacher = load_encoder("embedded")
+    train, test = stores(args, data, teacher)
+    dim, classes, size = train.teacher["dim"], len(train.labels), args.image_size
+    xtr = image_inputs(train, size, views=False)[0][:, 0]
+    xte = image_inputs(test, size, views=False)[0][:, 0]
+    ttr, tte = train.tensors()["image"], test.tensors()["image"]
+    ytr, yte = train.tensors()["label"], test.tensors()["label"]
+    snrs = tuple(float(v) for v in args.snr.split(","))
+    channels = tuple(args.channels.split(","))
+    evaluate = dict(snrs=snrs, channels=channels, n_symbols=args.symbols, seed=args.seed + 100)
+    fit = dict(epochs=args.channel_epochs, batch_size=64, lr=2e-3, seed=args.seed)
+    arch, search_s = searched(args, xtr, ttr, dim)
+    darts_cfg = ImageStudentConfig(kind="darts", image_size=size, out_dim=dim,
+                                   architecture=json.loads(arch.to_json()))
+    darts_params = sum(p.numel() for p in ImageStudent(darts_cfg).parameters())
+    widths = matched_widths(darts_params, size, dim)
+    hand_cfg = ImageStudentConfig(image_size=size, widths=widths, out_dim=dim)
+    hand_params = sum(p.numel() for p in ImageStudent(hand_cfg).parameters())
+    t_params = teacher.num_parameters()["image"]
+    print(f"\n{data}: {len(train)} train / {len(test)} test images, {classes} classes, "
+          f"{args.symbols} complex symbols per image; KDL-DARTS search {search_s:.0f}s -> "
+          f"{darts_params:,} parameters "
+          f"({darts_params / t_params:.2%} of the teacher's {t_params:,}); hand-designed CNN "
+          f"{hand_cfg.widths}: {hand_params:,}", flush=True)
+    results = []
+
+    clock = [time.perf_counter()]
+
+    def add(name: str, share: float, rows: list[dict], params: int) -> None:
+        results.extend({"method": name, "labels": share, "params": params, **r} for r in rows)
+        now = time.perf_counter()
+        print(f"  {name}, {share:g} of the labels: trained and scored in {now - clock[0]:.0f}s", flush=True)
+        clock[0] = now
+
+    for share in (float(v) for v in args.labels.split(",")):
+        lab = keep_labels(ytr, share, args.seed)
+        # the teacher: its stored embeddings through the same codec and head
+        r = train_receiver(ttr, ttr, lab, codec(dim, args, args.seed), num_classes=classes, **fit)
+        add("teacher", share, evaluate_features(tte, tte, yte, r.codec, r.head, **evaluate), t_params)
+        # stage 1 (feature mimicry from the store), shared by plain KD and the two-stage RKD student
+        for name, cfg, params in (("hand", hand_cfg, hand_params), ("searched", darts_cfg, darts_params)):
+            s1 = train_student(train, cfg, objective="kd", label_fraction=share, epochs=args.epochs,
+                               views=False, seed=args.seed).student
+            if name == "hand":  # plain KD: the stage-1 student frozen, the receiver trained behind it
+                ftr, fte = embed_store(s1, train, cfg), embed_store(s1, test, cfg)
+                r = train_receiver(ftr, ttr, lab, codec(dim, args, args.seed), num_classes=classes, **fit)
+                add("plain KD", share, evaluate_features(fte, tte, yte, r.codec, r.head, **evaluate), params)
+            r = train_robust(train, copy.deepcopy(s1), cfg, codec(dim, args, args.seed), label_fraction=share,
+                             **fit)
+            add(f"RKD two-stage ({name})", share,
+                evaluate_over_channel(test, r.student, cfg, r.codec, r.head, **evaluate), params)
+        # the same hand-designed student from scratch: labels only, no teacher anywhere
+        s0 = train_student(train, hand_cfg, objective="scratch", label_fraction=share, epochs=args.epochs,
+                           views=False, seed=args.seed).student
+        ftr, fte = embed_store(s0, train, hand_cfg), embed_store(s0, test, hand_cfg)
+        r = train_receiver(ftr, ftr, lab, codec(dim, args, args.seed), num_classes=classes, **fit)
+        add("scratch", share, evaluate_features(fte, fte, yte, r.codec, r.head, **evaluate), hand_params)
+        # DeepJSCC-style: end to end through the channel on the labels, the same CNN, the same symbols
+        jscc = DeepJSCC(DeepJSCCConfig(image_size=size, widths=hand_cfg.widths, n_symbols=args.symbols,
+                                       num_classes=classes, seed=args.seed))
+        train_deepjscc(jscc, xtr, lab, epochs=args.epochs, seed=args.seed)
+        add("DeepJSCC-style", share, evaluate_deepjscc(jscc, xte, yte, snrs=snrs, channels=channels,
+                                                       seed=args.seed + 100), jscc.num_parameters())
+        print_accuracy(results, share, snrs, channels)
+    print_goals(results, snrs, channels, data)
+
+
+def print_accuracy(results: list[dict], share: float, snrs, channels) -> None:
+    rows = []
+    for method in dict.fromkeys(r["method"] for r in results if r["labels"] == share):
+        for ch in channels:
+            acc = {r["snr_db"]: r["accuracy"] for r in results
+                   if r["method"] == method and r["labels"] == share and r["channel"] == ch}
+            params = next(r["params"] for r in results if r["method"] == method)
+            rows.append([method, f"{share:g}", f"{params:,}", ch] + [f"{acc[s]:.3f}" for s in snrs])
+    print(table(rows, ["method", "labels", "params", "channel"] + [f"{s:g} dB" for s in snrs]), flush=True)
+
+
+def print_goals(results: list[dict], snrs, channels, data: str) -> None:
+    """Each student's worst ratio to the teacher's accuracy at SNR >= 0 dB, per label share."""
+    rows = []
+    for share in dict.fromkeys(r["labels"] for r in results):
+        ref = {(r["channel"], r["snr_db"]): r["accuracy"] for r in results
+               if r["method"] == "teacher" and r["labels"] == share}
+        for method in dict.fromkeys(r["method"] for r in results if r["method"] != "teacher"):
+            ratios = [r["accuracy"] / ref[(r["channel"], r["snr_db"])] for r in results
+                      if r["method"] == method and r["labels"] == share and r["snr_db"] >= 0
+                      and ref[(r["channel"], r["snr_db"])] > 0]
+            rows.append([data, method, f"{share:g}", f"{min(ratios):.1%}", f"{np.mean(ratios):.1%}"])
+    print(f"\n{data}: accuracy relative to the teacher's, at SNR >= 0 dB on {', '.join(channels)} "
+          "(goal: >= 97 % everywhere)")
+    print(table(rows, ["data", "method", "labels", "worst", "mean"]), flush=True)
+
+
+def stored_vs_online(args) -> None:
+    """Part ``store``: an epoch of KD from the stored teacher outputs against one that runs the teacher
+    (online KD), the same student, batches and steps; and the time of 10 epochs with the caching."""
+    from ragsc.distill.losses import kd_loss
+
+    teacher = load_encoder("embedded")
+    recipe = DataRecipe(source="train", n=args.store_items, label_field="shape")
+    folder = Path(args.stores) / f"timing-{args.store_items}"
+    if folder.exists():
+        shutil.rmtree(folder)  # timed from nothing
+    t0 = time.perf_counter()
+    store = build_store(folder, teacher, recipe)
+    cache_s = time.perf_counter() - t0
+    cfg = ImageStudentConfig(image_size=args.image_size, widths=(16, 32, 64), out_dim=store.teacher["dim"])
+    x = _pixels(image_inputs(store, cfg.image_size, views=False)[0][:, 0])
+    stored = store.tensors()["image"]
+    images = [it.image for it in store.inputs()]
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed)).split(64)
+
+    def epoch(online: bool) -> tuple[float, ImageStudent, float]:
+        torch.manual_seed(args.seed)
+        net = ImageStudent(cfg)
+        opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+        gap, t = 0.0, time.perf_counter()
+        for idx in order:
+            if online:  # the teacher runs on this batch, as online KD does every epoch
+                target = teacher.encode_images([images[i] for i in idx.tolist()]).embeddings.float()
+                gap = max(gap, float((target - stored[idx]).abs().max()))
+            else:
+                target = stored[idx]
+            loss = kd_loss(net(x[idx])[0], target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t, net.eval(), gap
+
+    store_s, net_s, _ = epoch(False)
+    online_s, net_o, gap = epoch(True)
+    with torch.no_grad():
+        same = float(F.cosine_similarity(net_s(x)[0], net_o(x)[0], dim=-1).min())
+    n = len(x)
+    rows = [["online KD (teacher every epoch)", f"{online_s / n * 1e3:.2f}", "-", f"{10 * online_s:.1f}"],
+            ["stored teacher outputs", f"{store_s / n * 1e3:.2f}", f"{cache_s / n * 1e3:.1f}",
+             f"{cache_s + 10 * store_s:.1f}"]]
+    print(f"\nstored vs online KD: {n} easy-VQA training images, a {cfg.widths} CNN at {cfg.image_size}px, "
+          f"batch 64, one epoch each from the same initialisation")
+    print(table(rows, ["KD from", "ms / item / epoch", "caching ms / item", "10 epochs incl. caching (s)"]))
+    print(f"per epoch: stored is {online_s / store_s:.0f}x faster; 10 epochs incl. caching: "
+          f"{10 * online_s / (cache_s + 10 * store_s):.1f}x less time. The teacher's online outputs "
+          f"differ from the stored ones by at most {gap:.1e}, and the two students agree to a cosine of "
+          f"{same:.6f} or more after the epoch: the same training, so the same accuracy.", flush=True)
+
+
+def in_the_pipeline(args) -> None:
+    """Part ``pipeline``: the student as the multitask pipeline's transmitter, the teacher's KBs and
+    decoders unchanged behind it; each task's primary metric (and the image task's class accuracy, the
+    caption's) per channel and SNR, teacher and student on the same items and noise."""
+    from ragsc.config import load_pipeline_spec
+    from ragsc.eval import PRIMARY, run_eval
+    from ragsc.pipelines import Pipeline
+
+    spec = load_pipeline_spec(Path(__file__).resolve().parents[1] / "pipelines" / "multitask.yaml")
+    snrs = [float(v) for v in args.snr.split(",")]
+    channels = args.channels.split(",")
+    scores = {}
+    for name, encoder in (("teacher", "embedded"), ("student", args.student)):
+        pipe = Pipeline.from_config(spec.model_copy(update={"encoder": spec.encoder.model_copy(
+            update={"spec": encoder})}))
+        t0 = time.perf_counter()
+        rows = run_eval(pipe, channels, snrs, n=args.pipeline_n, seed=args.seed, methods=("semantic+rag",),
+                        progress=False)
+        print(f"{name} ({encoder}): swept in {time.perf_counter() - t0:.0f}s", flush=True)
+        for r in rows:
+            scores[(name, r["task"], r["metric"], r["channel"], r["snr_db"])] = r["value"]
+    metrics = [(t, m) for t, m in PRIMARY.items()] + [("image", "class_accuracy")]
+    out = []
+    for task, metric in metrics:
+        for ch in channels:
+            t = [scores.get(("teacher", task, metric, ch, s)) for s in snrs]
+            st = [scores.get(("student", task, metric, ch, s)) for s in snrs]
+            if any(v is None for v in t + st):
+                continue
+            out.append([f"{task}/{metric}", ch] + [f"{a:.3f} / {b:.3f}" for a, b in zip(t, st)]
+                       + [f"{min(b / a for a, b, s in zip(t, st, snrs) if a > 0 and s >= 0):.1%}"])
+    print(f"\nthe multitask pipeline, {args.pipeline_n} items per kind, semantic + RAG: teacher / student "
+          "transmitter (worst ratio at SNR >= 0 dB; goal >= 97 %)")
+    print(table(out, ["task/metric", "channel"] + [f"{s:g} dB" for s in snrs] + ["worst ratio"]), flush=True)
+
+
+def towers(args) -> None:
+    """Part ``towers``: the shipped students against the teacher, tower by tower."""
     teacher, student = load_encoder("embedded"), load_encoder(args.student)
     tp, sp = teacher.num_parameters(), student.num_parameters()
     rows = []
@@ -100,6 +363,46 @@ def main() -> None:
 HEADER = ["tower", "data", "items", "teacher params", "student params", "smaller", "teacher items/s",
           "student items/s", "faster", "cosine to teacher", "R@1 (own teacher emb.)",
           "caption R@1 teacher / student"]
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", default="towers", help="towers, channel, store (comma list)")
+    ap.add_argument("--student", default="student:embedded")
+    ap.add_argument("--n-text", type=int, default=500, help="held-out WordNet sentences")
+    ap.add_argument("--images", type=int, default=888, help="easy-VQA test images")
+    ap.add_argument("--towers", default="image,text", help="which towers to measure")
+    ap.add_argument("--data", default="easy-vqa,fashion-mnist", help="channel: datasets")
+    ap.add_argument("--stores", default="stores", help="channel / store: folder of the teacher stores "
+                                                       "(built there when missing)")
+    ap.add_argument("--fm-train", type=int, default=5000, help="Fashion-MNIST training items")
+    ap.add_argument("--fm-test", type=int, default=1000, help="Fashion-MNIST test items")
+    ap.add_argument("--labels", default="0.01,0.1,1", help="channel: shares of the labels")
+    ap.add_argument("--snr", default="-10,-5,0,5,10,15,20")
+    ap.add_argument("--channels", default="awgn,rayleigh,rician")
+    ap.add_argument("--symbols", type=int, default=16, help="complex channel symbols per image, every row")
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=15, help="stage 1 / scratch / DeepJSCC epochs")
+    ap.add_argument("--channel-epochs", type=int, default=8, help="epochs through the channel (stage 2, "
+                                                                  "receivers)")
+    ap.add_argument("--search-epochs", type=int, default=6)
+    ap.add_argument("--search-items", type=int, default=1000, help="items the search sees (80 %% train, "
+                                                                   "20 %% validation)")
+    ap.add_argument("--pipeline-n", type=int, default=24, help="pipeline: items per task kind")
+    ap.add_argument("--store-items", type=int, default=512, help="store: images timed")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    print("machine:", machine(), flush=True)
+    parts = args.part.split(",")
+    if "towers" in parts:
+        towers(args)
+    if "pipeline" in parts:
+        in_the_pipeline(args)
+    if "store" in parts:
+        stored_vs_online(args)
+    if "channel" in parts:
+        for data in args.data.split(","):
+            over_the_channel(args, data)
+
 
 if __name__ == "__main__":
     main()
