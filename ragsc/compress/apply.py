@@ -88,8 +88,6 @@ def compress(config: CompressionConfig, encoder=None, *, images: Sequence | None
     ConfigError
         The encoder cannot be compressed (its backend, a missing tower) or is not ``config.encoder``.
     """
-    from ragsc.compress.data import calibration_items, train_images
-
     if encoder is None:
         from ragsc.encoders import load_encoder
 
@@ -100,32 +98,53 @@ def compress(config: CompressionConfig, encoder=None, *, images: Sequence | None
     base = {"spec": encoder.spec, "fingerprint": encoder.fingerprint, "dim": encoder.dim}
     float_unit = tower.unit
     out = Compressed(config, base, tower, None, 0, _params(float_unit))  # type: ignore[arg-type]
+    if not config.pruned:
+        return _precision(out, config, tower, (copy.deepcopy(float_unit), None, {}, []), calibration)
+    if cache is None:
+        return _precision(out, config, tower, _pruned(tower, encoder, config, images, targets, progress),
+                          calibration)
     key = (config.prune_keep, config.prune_by, config.finetune, id(images))
-    if config.pruned and cache is not None and key in cache:
-        unit, out.architecture, out.pruning, out.history = copy.deepcopy(cache[key])
-    elif config.pruned:
-        unit = plain_convs(copy.deepcopy(float_unit))
-        ft = config.finetune
-        if ft.store is not None:
-            from ragsc.compress.finetune import store_data
+    if key not in cache:  # kept pristine: each config quantises its own copy
+        cache[key] = _pruned(tower, encoder, config, images, targets, progress)
+    return _precision(out, config, tower, copy.deepcopy(cache[key]), calibration)
 
-            images, targets = store_data(ft.store, encoder)
-        elif images is None:
-            images = train_images(ft.images)
-        example = tower.prepare(list(images[:1]))
-        out.pruning = prune(unit, example, keep=config.prune_keep, by=config.prune_by,
-                            fixed=tower.keep(unit), output_sum=tower.output_sum)
-        out.architecture = architecture(unit)
-        if ft.epochs:
-            from ragsc.compress.finetune import embeddings, finetune
 
-            if targets is None:
-                targets = embeddings(tower, float_unit, list(images))
-            out.history = finetune(tower, unit, list(images), targets, ft, progress=progress)
-        if cache is not None:
-            cache[key] = copy.deepcopy((unit, out.architecture, out.pruning, out.history))
-    else:
-        unit = copy.deepcopy(float_unit)
+def _pruned(tower: Tower, encoder, config: CompressionConfig, images: Sequence | None,
+            targets: torch.Tensor | None, progress: bool) -> tuple[nn.Module, dict, dict, list[dict]]:
+    """A pruned, fine-tuned copy of the tower's float unit, its architecture record, the pruning's
+    figures and the fine-tune's history."""
+    from ragsc.compress.data import train_images
+
+    float_unit = tower.unit
+    unit = plain_convs(copy.deepcopy(float_unit))
+    ft = config.finetune
+    if ft.store is not None:
+        from ragsc.compress.finetune import store_data
+
+        images, targets = store_data(ft.store, encoder)
+    elif images is None:
+        images = train_images(ft.images)
+    figures = prune(unit, tower.prepare(list(images[:1])), keep=config.prune_keep, by=config.prune_by,
+                    fixed=tower.keep(unit), output_sum=tower.output_sum)
+    record = architecture(unit)
+    history: list[dict] = []
+    if ft.epochs:
+        from ragsc.compress.finetune import embeddings, finetune
+
+        if targets is None:
+            targets = embeddings(tower, float_unit, list(images))
+        history = finetune(tower, unit, list(images), targets, ft, progress=progress)
+    return unit, record, figures, history
+
+
+def _precision(out: Compressed, config: CompressionConfig, tower: Tower, start: tuple,
+               calibration: Sequence | None) -> Compressed:
+    """Apply the config's precision method to a float (maybe pruned) unit and fill in ``out``.
+
+    ``start`` is ``(unit, architecture record, pruning figures, fine-tune history)``."""
+    from ragsc.compress.data import calibration_items
+
+    unit, out.architecture, out.pruning, out.history = start
     unit.eval().requires_grad_(False)
     out.params = _params(unit)  # before quantisation: packed int8 weights are no Parameters
     precision = config.precision

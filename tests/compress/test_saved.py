@@ -102,3 +102,18 @@ def test_broken_folders_are_load_errors(student, data, tmp_path):
     (folder / "compressed.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="not a valid compressed-encoder config"):
         load_encoder(f"compressed:{folder}")
+
+
+def test_a_teacher_store_is_the_fine_tune_data_when_given(student, tmp_path):
+    from ragsc.distill.store import DataRecipe, build_store
+
+    store = build_store(tmp_path / "store", FakeEncoder(dim=16, fingerprint=TEACHER_FP),
+                        DataRecipe(source="train", n=12))
+    config = CompressionConfig(encoder=student.spec, tower="image", methods=("prune",),
+                               finetune=FinetuneConfig(epochs=2, batch_size=4, store=str(store.path)))
+    c = compress(config, student)
+    assert len(c.history) == 2 and c.history[-1]["cosine"] > c.history[0]["cosine"]
+    other = build_store(tmp_path / "other", FakeEncoder(dim=16, fingerprint="someone-else"),
+                        DataRecipe(source="train", n=4))
+    with pytest.raises(InputError, match="a teacher .* does not serve"):
+        compress(config.model_copy(update={"finetune": FinetuneConfig(store=str(other.path))}), student)
