@@ -1,0 +1,163 @@
+"""Compressed towers against their float originals, measured in one run (issue #13, point 4).
+
+    python benchmarks/bench_compress.py [--part text,image] [--threads 1] [--sentences 1000] [--images 888]
+                                        [--repeats 7] [--train-images 3578] [--finetune-epochs 4]
+
+* ``text``: the embedded encoder's MiniLM text tower as float32, int8-dynamic, int8-static, fp16 and bf16
+  (:func:`ragsc.compress.front`): size of the saved weights, latency of one forward pass at batch 1 and 64
+  (median of ``--repeats``, ``--threads`` torch threads), and the ratios to float; sentence R@1 (a held-out
+  WordNet sentence's compressed embedding retrieves its own float embedding first among ``--sentences``)
+  and easy-VQA caption R@1 (float images -> captions by the compressed tower), in points against float.
+  Goals (#13): int8 >= 1.5x faster at batch 1 and 64, >= 3.5x smaller, both R@1 within 1 point.
+* ``image``: the shipped image student (``student:embedded``, a 64 px CNN) pruned to 50 % of its MACs
+  (torch-pruning, then a KD fine-tune on easy-VQA train against the teacher's stored embeddings), against
+  the unpruned student *over the channel*: for each, a CAT codec and a shape head are trained behind the
+  frozen student (:func:`ragsc.distill.robust.train_receiver`, same seed, epochs and symbols for both) to
+  put the teacher's embedding back at the receiver; scored on easy-VQA test at 0 and 10 dB (AWGN): cosine to
+  the teacher's clean embedding and shape accuracy. Goal: the pruned student within 1 point of the
+  unpruned one at both SNRs.
+
+The machine is described on the first line; run it on an idle machine for latency figures that mean
+something (a busy one makes every row slower, float32 included, and noisier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from _common import machine  # noqa: E402
+
+from ragsc.compress import CompressionConfig, EvalData, FinetuneConfig, compress, front  # noqa: E402
+from ragsc.compress.measure import latency_ms  # noqa: E402
+from ragsc.compress.prune import count  # noqa: E402
+from ragsc.compress.serialize import stored_bytes  # noqa: E402
+from ragsc.datasets import SHAPES, load_easy_vqa  # noqa: E402
+from ragsc.encoders import load_encoder  # noqa: E402
+from ragsc.encoders.cache import cached_embeddings  # noqa: E402
+from ragsc.report import table  # noqa: E402
+
+
+def pts(x: float | None, ref: float | None) -> str:
+    return "-" if x is None or ref is None else f"{100 * (x - ref):+.1f}"
+
+
+def text_part(teacher, args) -> None:
+    methods = ("none", "int8-dynamic", "int8-static", "fp16", "bf16")
+    configs = [CompressionConfig(encoder=teacher.spec, tower="text", methods=(m,)) for m in methods]
+    data = EvalData.default(args.sentences, args.images)
+    t0 = time.perf_counter()
+    points = front(teacher, configs, data=data, batches=(1, 64), repeats=args.repeats, n_threads=args.threads,
+                   progress=True)
+    f0 = points[0].figures
+    rows = []
+    for p in points:
+        f = p.figures
+        speed1, speed64, smaller = f0.ms[1] / f.ms[1], f0.ms[64] / f.ms[64], f0.size_bytes / f.size_bytes
+        goal = (speed1 >= 1.5 and speed64 >= 1.5 and smaller >= 3.5 and 100 * (f.r1 - f0.r1) >= -1
+                and 100 * (f.caption_r1 - f0.caption_r1) >= -1)
+        rows.append([p.name, f"{f.size_mb:.1f}", f"{smaller:.2f}x", f"{f.ms[1]:.1f}", f"{speed1:.2f}x",
+                     f"{f.ms[64]:.0f}", f"{speed64:.2f}x", f"{f.r1:.3f}", pts(f.r1, f0.r1),
+                     f"{f.caption_r1:.3f}", pts(f.caption_r1, f0.caption_r1), f"{f.cosine:.4f}",
+                     "-" if p.name == "none" else "yes" if goal else "no"])
+    print(f"\nMiniLM text tower of 'embedded': {len(data.texts)} held-out WordNet sentences, "
+          f"{len(data.images)} easy-VQA test images ({len(set(data.captions))} captions); "
+          f"{args.threads} thread(s), median of {args.repeats}; {time.perf_counter() - t0:.0f} s")
+    print(table(rows, ["method", "MB", "smaller", "ms @1", "faster @1", "ms @64", "faster @64",
+                       "sentence R@1", "pts", "caption R@1", "pts", "cosine", "goal"]))
+
+
+def image_part(teacher, args) -> None:
+    from ragsc.channel.cat import CATCodec, CATConfig
+    from ragsc.distill.robust import evaluate_features, train_receiver
+
+    student = load_encoder("student:embedded")
+    train = load_easy_vqa("train")[: args.train_images]
+    test = load_easy_vqa("test")[: args.images]
+    t0 = time.perf_counter()
+    # the teacher's embeddings: the KD targets of the fine-tune and what the receiver must put back
+    def embed(items):
+        return lambda: teacher.encode_images([x.path for x in items], progress=True).embeddings
+
+    t_train = cached_embeddings(teacher, f"easyvqa-train-{len(train)}", embed(train))
+    t_test = cached_embeddings(teacher, f"easyvqa-test-{len(test)}", embed(test))
+    print(f"\nteacher embeddings of {len(train)} + {len(test)} images: {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    config = CompressionConfig(encoder=student.spec, tower="image", methods=("prune",), prune_keep=0.5,
+                               finetune=FinetuneConfig(epochs=args.finetune_epochs, batch_size=64,
+                                                       lr=args.finetune_lr))
+    t0 = time.perf_counter()
+    pruned = compress(config, student, images=[x.path for x in train], targets=t_train, progress=True)
+    prune_s = time.perf_counter() - t0
+    y_train = torch.tensor([SHAPES.index(x.shape) for x in train])
+    y_test = torch.tensor([SHAPES.index(x.shape) for x in test])
+    tower = pruned.tower
+    example = tower.prepare([test[0].path])
+    rows, results = [], {}
+    for name, unit in (("unpruned", tower.unit), ("pruned 50% MACs", pruned.unit)):
+        with tower.swapped(unit):
+            f_train = student.encode_images([x.path for x in train]).embeddings
+            f_test = student.encode_images([x.path for x in test]).embeddings
+        clean = float(F.cosine_similarity(f_test, t_test, dim=-1).mean())
+        codec = CATCodec(CATConfig(token_dim=384, target_dim=384, model_dim=64, layers=1, heads=4,
+                                   max_tokens=1, max_symbols=args.symbols, levels=(args.symbols,),
+                                   snr_range_db=(-10.0, 20.0), seed=args.seed))
+        t0 = time.perf_counter()
+        r = train_receiver(f_train, t_train, y_train, codec, num_classes=len(SHAPES),
+                           epochs=args.channel_epochs, seed=args.seed)
+        rx = evaluate_features(f_test, t_test, y_test, r.codec, r.head, snrs=(0.0, 10.0),
+                               channels=("awgn",), seed=args.seed)
+        by_snr = {row["snr_db"]: row for row in rx}
+        macs, params = count(unit, example)
+        size = stored_bytes({k: v for k, v in unit.state_dict().items()})
+        ms = latency_ms(tower, unit, [x.path for x in test], 64, repeats=args.repeats, n_threads=args.threads)
+        results[name] = (clean, by_snr)
+        rows.append([name, f"{params:,}", f"{macs / 1e6:.1f}M", f"{size / 1e6:.2f}", f"{ms:.1f}",
+                     f"{clean:.4f}",
+                     *[f"{by_snr[s][k]:.4f}" for s in (0.0, 10.0) for k in ("cosine", "accuracy")],
+                     f"{time.perf_counter() - t0:.0f}"])
+    (c0, u), (c1, p) = results["unpruned"], results["pruned 50% MACs"]
+    rows.append(["pruned - unpruned (pts)", "", "", "", "", pts(c1, c0),
+                 *[pts(p[s][k], u[s][k]) for s in (0.0, 10.0) for k in ("cosine", "accuracy")], ""])
+    before, after = pruned.pruning["macs_before"] / 1e6, pruned.pruning["macs_after"] / 1e6
+    print(f"image student (student:embedded) on easy-VQA: pruned by torch-pruning "
+          f"({before:.1f}M -> {after:.1f}M MACs) and "
+          f"fine-tuned {args.finetune_epochs} epochs on {len(train)} train images against the teacher's "
+          f"embeddings ({prune_s:.0f} s; final train cosine "
+          f"{pruned.history[-1]['cosine'] if pruned.history else float('nan'):.4f}); receiver: CAT + shape "
+          f"head, {args.symbols} symbols, {args.channel_epochs} epochs, AWGN; {len(test)} test images")
+    print(table(rows, ["student", "parameters", "MACs", "MB", "ms @64", "clean cosine", "0 dB cosine",
+                       "0 dB shape acc", "10 dB cosine", "10 dB shape acc", "receiver s"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--part", default="text,image", help="text, image (comma list)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads while timing")
+    ap.add_argument("--repeats", type=int, default=7, help="timed runs per latency (median)")
+    ap.add_argument("--sentences", type=int, default=1000, help="held-out WordNet sentences (text R@1)")
+    ap.add_argument("--images", type=int, default=888, help="easy-VQA test images")
+    ap.add_argument("--train-images", type=int, default=3578,
+                    help="easy-VQA train images (fine-tune, receiver)")
+    ap.add_argument("--finetune-epochs", type=int, default=4)
+    ap.add_argument("--finetune-lr", type=float, default=1e-3)
+    ap.add_argument("--symbols", type=int, default=16, help="complex channel symbols per image")
+    ap.add_argument("--channel-epochs", type=int, default=5, help="receiver training epochs")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    parts = [p.strip() for p in args.part.split(",") if p.strip()]
+    print(machine(), f"; timing with {args.threads} thread(s)")
+    teacher = load_encoder("embedded")
+    if "text" in parts:
+        text_part(teacher, args)
+    if "image" in parts:
+        image_part(teacher, args)
+
+
+if __name__ == "__main__":
+    main()
