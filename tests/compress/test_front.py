@@ -9,11 +9,12 @@ from ragsc.compress.apply import Compressed
 from ragsc.errors import ConfigError
 
 
-def point(methods: str, mb: float, ms1: float, params: int, score: float, ms64: float = 100.0) -> FrontPoint:
+def point(methods: str, mb: float, ms1: float, params: int, score: float, ms64: float = 100.0,
+          cosine: float = 1.0) -> FrontPoint:
     """A front point with given figures (no timing involved: choose() is tested on known numbers)."""
     config = CompressionConfig(methods=tuple(methods.split("+")), tower="image")
     c = Compressed(config, {}, None, None, params, params)  # type: ignore[arg-type]
-    return FrontPoint(c, Measurement(int(mb * 1e6), params, {1: ms1, 64: ms64}, score, None, 1.0))
+    return FrontPoint(c, Measurement(int(mb * 1e6), params, {1: ms1, 64: ms64}, score, None, cosine))
 
 
 POINTS = [point("none", 20.0, 10.0, 1000, 1.00), point("int8-dynamic", 5.0, 4.0, 1000, 0.99),
@@ -31,6 +32,10 @@ def test_the_best_score_within_the_budget_is_picked():
     assert choose(POINTS[1:], Budget(max_ms=400, batch=64)).name == "fp16"
     tie = [point("none", 20.0, 10.0, 1000, 1.0), point("fp16", 10.0, 10.0, 1000, 1.0)]
     assert choose(tie, Budget()).name == "fp16"  # equal score and latency: the smaller
+    # equal (saturated) score: the one closer to float, however fast the other
+    tie = [point("int8-static", 5.0, 1.0, 1000, 1.0, cosine=0.89), point("int8-dynamic", 5.0, 3.0, 1000, 1.0,
+                                                                           cosine=0.98)]
+    assert choose(tie, Budget(max_ms=5)).name == "int8-dynamic"
 
 
 def test_an_impossible_budget_names_the_failing_constraint_and_the_closest_point():
