@@ -488,17 +488,18 @@ def federated_run(
     typer.echo(f"device parameters trained {summary['trainable_params']:,} of {summary['device_params']:,}; "
                f"uplink per round {summary['uplink_bytes_per_round'] / 1e3:,.1f} kB = "
                f"{summary['uplink_ratio']:.4f} of full-model FedAvg's")
-    runs = {f"federated ({result.engine})": result}
+    ref = None
     if centralised:
         ref = run_federated(centralised_spec(s), progress=True)
-        runs["centralised"] = ref
         typer.echo(f"centralised fine-tuning: accuracy {ref.accuracy:.3f}; federated / centralised "
                    f"{result.accuracy / ref.accuracy:.3f}")
     if out is not None:
         command = (f"ragsc federated run {spec}" + (f" --engine {engine}" if engine else "")
                    + (f" --rounds {rounds}" if rounds else "") + f" --out {out}")
         result.save(out, info={"command": command})
-        png = plot_runs(runs, out / "accuracy.png", title=f"{s.data.dataset}, {s.clients.n} clients")
+        png = plot_runs({f"federated ({result.engine})": result}, out / "accuracy.png",
+                        title=f"{s.data.dataset}, {s.clients.n} clients",
+                        reference=("centralised", ref) if ref is not None else None)
         typer.echo(f"wrote {out} (adapters, receiver, history) and {png}")
 
 

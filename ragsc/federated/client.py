@@ -102,6 +102,11 @@ class Client:
     def n_examples(self) -> int:
         return len(self.labels)
 
+    def _optimizer(self, round_: int) -> torch.optim.Optimizer:
+        t = self.spec.train
+        # a fresh Adam each round (its moments would be stale after FedAvg); plain SGD learnt slower here
+        return torch.optim.Adam(list(self.model.trainable().values()), lr=t.lr * t.lr_decay ** (round_ - 1))
+
     def n_batches(self) -> int:
         return self.spec.train.local_epochs * math.ceil(self.n_examples / self.spec.train.batch_size)
 
@@ -156,7 +161,7 @@ class Client:
         if self.cid == EVALUATOR:
             raise InputError("the held-out set's holder does not train")
         self.model.set_weights(msg.weights)
-        self.optimizer = torch.optim.Adam(list(self.model.trainable().values()), lr=self.spec.train.lr)
+        self.optimizer = self._optimizer(msg.round)
         self.round = msg.round
         return self._upload(0)
 
@@ -226,7 +231,7 @@ class Client:
         self.model.set_weights({k[2:]: v for k, v in state.items() if k.startswith("w.")})
         self.optimizer = None
         if self.round is not None:
-            self.optimizer = torch.optim.Adam(list(self.model.trainable().values()), lr=self.spec.train.lr)
+            self.optimizer = self._optimizer(self.round)
             saved = self.optimizer.state_dict()
             inner: dict[int, dict] = {}
             for k, v in state.items():

@@ -73,6 +73,15 @@ class TrainConfig(_Config):
                       "(adapters and transmitter)")
     server_lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="the server's Adam learning rate "
                              "(receiver and head)")
+    train_transmitter: bool = Field(False, description="also train (and average) the transmitter; by default "
+                                    "it is a fixed seeded projection, the same on every device, and only the "
+                                    "adapters in front of it train")
+    lr_decay: float = Field(1.0, gt=0, le=1, description="both learning rates are multiplied by this each "
+                            "round (round r trains at lr * lr_decay ** (r - 1))")
+    central_epochs: int | None = Field(None, ge=1, le=100_000, description="epochs of the centralised "
+                                       "reference (`--centralised`; null: as many as rounds)")
+    server_momentum: float = Field(0.0, ge=0, lt=1, description="FedAvgM: the global adapters move by a "
+                                   "momentum of the rounds' averaged updates (0: plain FedAvg)")
     center: bool = Field(True, description="centre the transmitter's input on the federation's mean "
                          "embedding (before round 1 each client sends the sum of its embeddings and its "
                          "count)")

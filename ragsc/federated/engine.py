@@ -211,6 +211,7 @@ class Coordinator:
                                   spec.train.server_lr, c.csi, c.equalizer, spec.seed)
         self.client_sizes: dict[int, int] = {}
         self.calibration_bytes = 0
+        self._velocity: dict[str, torch.Tensor] = {}
 
     def sample(self, round_: int) -> list[int]:
         """The round's participants: ``max(1, round(fraction * N))`` clients, seeded, sorted."""
@@ -240,6 +241,9 @@ class Coordinator:
     def run_round(self, round_: int) -> RoundReport:
         t0 = time.perf_counter()
         participants = self.sample(round_)
+        t = self.spec.train
+        for group in self.server.optimizer.param_groups:
+            group["lr"] = t.server_lr * t.lr_decay ** (round_ - 1)
         up = {"symbols": 0, "labels": 0, "csi": 0, "adapters": 0}
         down = {"gradients": 0, "adapters": 0}
         pending: dict[int, Message] = {c: Begin(round_, self.weights) for c in participants}
@@ -279,7 +283,14 @@ class Coordinator:
                 dropped.setdefault(cid, "no reply")
         skipped = None
         if updates:
-            self.weights = fedavg([(u.weights, u.n_examples) for _, u in sorted(updates.items())])
+            avg = fedavg([(u.weights, u.n_examples) for _, u in sorted(updates.items())])
+            beta = self.spec.train.server_momentum
+            if beta:  # FedAvgM (Hsu et al., 2019): the averaged update as a pseudo-gradient with momentum
+                for k, w in avg.items():
+                    v = self._velocity.get(k, torch.zeros_like(w))
+                    self._velocity[k] = beta * v + (w - self.weights[k])
+                avg = {k: self.weights[k] + v for k, v in self._velocity.items()}
+            self.weights = avg
         else:
             skipped = (f"all {len(participants)} participating clients dropped: the global adapters are "
                        "unchanged" if participants else "no participants")
@@ -327,7 +338,7 @@ class Coordinator:
 def build_model(spec: FederatedSpec, base: Base) -> ClientModel:
     """The device half every party builds identically from the spec and the seed."""
     return ClientModel(base, spec.lora.rank, spec.lora.alpha, spec.lora.targets, spec.channel.k_symbols,
-                       spec.seed)
+                       spec.seed, spec.train.train_transmitter)
 
 
 def image_size(spec: FederatedSpec, base: Base) -> int:
@@ -401,16 +412,26 @@ def run_federated(spec: FederatedSpec | dict | str | Path, engine: str | None = 
     return flower.run_grpc(spec, progress=progress, **kwargs)
 
 
-def centralised_spec(spec: FederatedSpec) -> FederatedSpec:
-    """The same model and training, one client holding all the training data (the reference)."""
+def centralised_spec(spec: FederatedSpec, epochs: int | None = None) -> FederatedSpec:
+    """The same model and training with one client holding all the training data (the reference), for
+    ``epochs`` (default: ``train.central_epochs``, else ``train.rounds``) epochs: a round of one client
+    is an epoch over everything."""
     d = spec.model_dump(mode="json")
     d["clients"] = {**d["clients"], "n": 1, "fraction": 1.0, "dropout": 0.0}
+    d["train"]["rounds"] = epochs or spec.train.central_epochs or spec.train.rounds
+    d["train"]["local_epochs"] = 1
     d["engine"] = "inprocess"
     return spec_from(d)
 
 
-def plot_runs(runs: dict[str, FederatedResult], path: str | Path, title: str = "") -> Path:
-    """Accuracy vs round and vs cumulative uplink bytes, one line per run (PNG)."""
+def plot_runs(runs: dict[str, FederatedResult], path: str | Path, title: str = "",
+              reference: tuple[str, FederatedResult] | None = None) -> Path:
+    """Accuracy vs round and vs cumulative uplink bytes, one line per run (PNG).
+
+    ``reference`` (a label and a run, e.g. centralised fine-tuning) is drawn against rounds and, as its
+    final accuracy and 95 % of it, as horizontal lines; its bytes are not plotted (nothing is federated).
+    Each federated run is also drawn at the uplink full-model FedAvg would have needed for its rounds.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -419,22 +440,25 @@ def plot_runs(runs: dict[str, FederatedResult], path: str | Path, title: str = "
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for label, res in runs.items():
         acc = [res.initial_accuracy] + [r.accuracy for r in res.rounds]
-        rounds = list(range(len(acc)))
-        mb = np.cumsum([0] + [r.uplink_bytes for r in res.rounds]) / 1e6
-        a.plot(rounds, acc, marker=".", label=label)
-        b.plot(mb, acc, marker=".", label=label)
-        if res.rounds and res.rounds[0].full_fedavg_uplink and "centralised" not in label:
-            full = np.cumsum([0] + [r.full_fedavg_uplink for r in res.rounds]) / 1e6
-            b.plot(full, acc, ls=":", color="grey",
-                   label=f"{label}: same curve at full-model FedAvg's uplink")
-    a.set_xlabel("round")
+        line = a.plot(range(len(acc)), acc, marker=".", label=label)[0]
+        mb = np.cumsum([r.uplink_bytes for r in res.rounds]) / 1e6  # after rounds 1..R
+        b.plot(mb, acc[1:], marker=".", color=line.get_color(), label=label)
+        full = np.cumsum([r.full_fedavg_uplink for r in res.rounds]) / 1e6
+        b.plot(full, acc[1:], ls=":", color=line.get_color(), label=f"{label}, at full-model FedAvg's uplink")
+    if reference is not None:
+        label, ref = reference
+        acc = [ref.initial_accuracy] + [r.accuracy for r in ref.rounds]
+        a.plot(range(len(acc)), acc, marker=".", color="black", label=label)
+        for ax in (a, b):
+            ax.axhline(ref.accuracy, color="black", lw=0.8, ls="--", label=f"{label}, final")
+            ax.axhline(0.95 * ref.accuracy, color="grey", lw=0.8, ls="--", label=f"95 % of {label}")
+    a.set_xlabel("round (centralised: epoch)" if reference is not None else "round")
     b.set_xlabel("cumulative uplink (MB)")
-    b.set_xscale("symlog", linthresh=0.1)
+    b.set_xscale("log")
     for ax in (a, b):
         ax.set_ylabel("test accuracy over the channel")
         ax.grid(alpha=0.3)
-    a.legend(fontsize=7)
-    b.legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)

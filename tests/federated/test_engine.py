@@ -10,7 +10,7 @@ import torch
 from ragsc.errors import InputError
 from ragsc.federated.client import Client
 from ragsc.federated.engine import centralised_spec, inprocess, run_federated
-from ragsc.federated.protocol import Received, Update
+from ragsc.federated.protocol import Begin, Received, Update
 from ragsc.federated.server import fedavg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,6 +78,41 @@ def test_global_adapters_are_the_size_weighted_average(tiny_spec):
     assert any(not torch.allclose(co.weights[k], plain[k]) for k in expected)
 
 
+def test_server_momentum_is_fedavgm(tiny_spec):
+    co = inprocess(tiny_spec(train={"server_momentum": 0.5}))
+    co.calibrate()
+    updates = {}
+    original = co.transport.exchange
+
+    def spy(messages):
+        replies = original(messages)
+        updates.update({c: r for c, r in replies.items() if isinstance(r, Update)})
+        return replies
+
+    co.transport.exchange = spy
+    w0 = {k: v.clone() for k, v in co.weights.items()}
+    deltas = []
+    for r in (1, 2):
+        start = {k: v.clone() for k, v in co.weights.items()}
+        updates.clear()
+        co.run_round(r)
+        avg = fedavg([(u.weights, u.n_examples) for _, u in sorted(updates.items())])
+        deltas.append({k: avg[k] - start[k] for k in avg})
+    for k in w0:
+        expected = w0[k] + deltas[0][k] + (0.5 * deltas[0][k] + deltas[1][k])
+        assert torch.allclose(co.weights[k], expected, atol=1e-6), k
+    assert any(d.abs().sum() > 0 for d in deltas[1].values())
+
+
+def test_learning_rates_decay_per_round(tiny_spec):
+    co = inprocess(tiny_spec(train={"lr": 0.01, "server_lr": 0.002, "lr_decay": 0.5}))
+    co.run_round(3)
+    assert co.server.optimizer.param_groups[0]["lr"] == pytest.approx(0.002 * 0.25)
+    client = co.transport.clients[0]
+    client.handle(Begin(3, co.weights))
+    assert client.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.25)
+
+
 class _DropsMidRound(Client):
     def drop_at(self, round_):
         return 2 if self.cid == 1 else None
@@ -99,6 +134,21 @@ def test_a_client_that_drops_mid_round_does_not_spoil_it(tiny_spec):
     assert rep.skipped is None and rep.uplink["adapters"] == 2 * (co.model.num_trainable() + 12) * 4
     full_items = sum(co.transport.clients[c].n_examples for c in (0, 2)) + 2 * 16
     assert rep.uplink["symbols"] == full_items * spec.channel.k_symbols * 8  # its 2 batches were sent
+
+
+class _OtherBase(Client):
+    def _gradient(self, msg):
+        reply = super()._gradient(msg)
+        if isinstance(reply, Update) and self.cid == 0:
+            reply.fingerprint = "feedfacefeedface"
+        return reply
+
+
+def test_an_update_from_another_base_is_refused_naming_both(tiny_spec):
+    co = inprocess(tiny_spec(clients={"n": 3}), client_factory=_OtherBase)
+    rep = co.run_round(1)
+    assert rep.completed == [1, 2] and "update refused" in rep.dropped[0]
+    assert "feedfacefeedface" in rep.dropped[0] and co.model.base_fingerprint in rep.dropped[0]
 
 
 def test_a_client_that_raises_is_dropped(tiny_spec):
@@ -155,5 +205,11 @@ def test_calibration_centres_the_transmitter_input(tiny_spec):
 
 
 def test_centralised_reference_is_one_client_with_everything(tiny_spec):
-    c = centralised_spec(tiny_spec(clients={"n": 5, "fraction": 0.4, "dropout": 0.2}))
+    spec = tiny_spec(clients={"n": 5, "fraction": 0.4, "dropout": 0.2},
+                     train={"rounds": 7, "local_epochs": 2})
+    c = centralised_spec(spec)
     assert (c.clients.n, c.clients.fraction, c.clients.dropout, c.engine) == (1, 1.0, 0.0, "inprocess")
+    assert c.train.rounds == 7 and c.train.local_epochs == 1  # a round of the one client: one epoch
+    assert c.lora == spec.lora and c.channel == spec.channel
+    assert centralised_spec(spec, 3).train.rounds == 3
+    assert centralised_spec(tiny_spec(train={"central_epochs": 4})).train.rounds == 4

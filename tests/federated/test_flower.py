@@ -102,7 +102,7 @@ def test_a_lost_connection_is_a_dropped_client():
 
 
 def test_simulation_engine_matches_in_process(tiny_spec):
-    spec = tiny_spec(clients={"n": 3, "dropout": 0.3}, train={"rounds": 2})
+    spec = tiny_spec(clients={"n": 3, "dropout": 0.3}, train={"rounds": 1})
     local = run_federated(spec, "inprocess")
     assert any(r.dropped for r in local.rounds)  # the comparison covers a dropout
     sim = flower.run_simulation(spec, num_cpus=2)

@@ -17,13 +17,14 @@ def _model(spec: str, targets=None, seed=0) -> ClientModel:
     return ClientModel(load_base(spec), rank=2, alpha=4.0, targets=targets, k_symbols=4, seed=seed)
 
 
-def test_only_adapters_and_transmitter_train(tiny_base):
+def test_only_the_adapters_train(tiny_base):
     m = _model(tiny_base)
     names = set(m.trainable())
     assert names == {"encoder.backbone.9.lora_A.default.weight", "encoder.backbone.9.lora_B.default.weight",
-                     "encoder.head.proj.lora_A.default.weight", "encoder.head.proj.lora_B.default.weight",
-                     "transmitter.weight"}
+                     "encoder.head.proj.lora_A.default.weight", "encoder.head.proj.lora_B.default.weight"}
     assert set(m.get_weights()) == names | {"center"}  # the centre travels with them, not trained
+    with_tx = ClientModel(load_base(tiny_base), 2, 4.0, None, 4, seed=0, train_transmitter=True)
+    assert set(with_tx.trainable()) == names | {"transmitter.weight"}
     assert type(m.encoder.backbone[9]).__module__.startswith("peft.")  # peft's Conv2d LoRA layer
     assert m.num_trainable() < m.num_parameters()
     assert m.cut == 9
@@ -33,7 +34,10 @@ def test_same_seed_same_initial_adapters(tiny_base):
     a, b, c = _model(tiny_base), _model(tiny_base), _model(tiny_base, seed=1)
     for k, v in a.get_weights().items():
         assert torch.equal(v, b.get_weights()[k])
-    assert not torch.equal(a.get_weights()["transmitter.weight"], c.get_weights()["transmitter.weight"])
+    assert torch.equal(a.transmitter.weight, b.transmitter.weight)
+    assert not torch.equal(a.transmitter.weight, c.transmitter.weight)
+    assert not torch.equal(a.get_weights()["encoder.head.proj.lora_A.default.weight"],
+                           c.get_weights()["encoder.head.proj.lora_A.default.weight"])
 
 
 def test_cached_prefix_gives_the_full_forward(tiny_base):
@@ -69,6 +73,7 @@ def test_adapters_round_trip(tiny_base, tmp_path):
         assert torch.equal(v, m2.get_weights()[k])
     for k, v in rx.state_dict().items():
         assert torch.equal(v, rx2.state_dict()[k])
+    assert torch.equal(m2.transmitter.weight, m.transmitter.weight)  # the fixed transmitter comes along
 
 
 def test_adapters_of_another_base_are_refused_naming_both(tiny_base, other_base, tmp_path):
