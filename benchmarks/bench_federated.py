@@ -13,7 +13,7 @@ the last 3 rounds / epochs, as single evaluations move by a point or two), feder
 >= 0.95) and the first round that reached 95 % of the centralised figure; the uplink per round (symbols,
 labels, adapters) against full-model FedAvg's (every device-side parameter, frozen encoder included, from
 each drawn client; goal <= 0.05); and the downlink. ``<out>/<dataset>.png``: accuracy vs round and vs
-cumulative uplink bytes; ``<out>/results.json``. 4 minutes on 2 cores (7 while other jobs ran).
+cumulative uplink bytes; ``<out>/results.json``. About 4 minutes on 2 cores (other jobs running).
 
 The Flower row runs the first dataset's spec for ``--flower-rounds`` rounds in Flower's simulation engine
 (Ray; ``--flower grpc``: a gRPC server and 8 client processes on localhost) and compares it with the

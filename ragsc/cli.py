@@ -477,7 +477,7 @@ def federated_run(
     s = _federated_spec(spec, engine, rounds)
     result = run_federated(s, progress=True)
     c = s.clients
-    typer.echo(f"{s.data.dataset}: {c.n} clients (Dirichlet alpha {c.alpha:g}, {c.fraction:g} per round, "
+    typer.echo(f"{s.data.dataset}: {c.n} clients (Dirichlet alpha {c.alpha:g}, {c.fraction:.0%} per round, "
                f"dropout {c.dropout:g}), {s.channel.channel} at {s.channel.snr_db:g} dB, "
                f"{s.channel.k_symbols} symbols per image, engine {result.engine}")
     typer.echo(_federated_table(result))
