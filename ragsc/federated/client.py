@@ -5,7 +5,7 @@ A :class:`Client` holds its items as the frozen prefix's features (see
 (:mod:`ragsc.federated.protocol`). Per round it loads the global adapters, makes ``local_epochs`` passes
 over its items in seeded batches and, per batch, sends the symbols its channel delivered
 (:class:`~ragsc.federated.protocol.Received`: symbols, CSI, noise variance, labels), waits for the
-gradient at the cut and takes an Adam step on its adapters and transmitter.
+gradient at the cut and takes an Adam step on its adapters (and its transmitter, if that trains).
 
 The channel is simulated on the client's side of the link: the client owns the autograd graph from its
 adapters to the received symbols ``y = h x + n``, the server returns d loss / d ``y``, and the client's
