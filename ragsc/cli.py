@@ -668,7 +668,9 @@ def main(argv: list[str] | None = None) -> None:
 
         # recent typer (0.29 here) vendors click as typer._click: its usage errors derive from
         # TyperException, not click's
-        usage = (click.ClickException, getattr(typer.exceptions, "TyperException", click.ClickException))
+        # older typer (0.20, which Flower's extra pins) has no typer.exceptions: click's classes then
+        usage = (click.ClickException,
+                 getattr(getattr(typer, "exceptions", None), "TyperException", click.ClickException))
         if isinstance(exc, usage) and hasattr(exc, "show"):
             exc.show()
             sys.exit(getattr(exc, "exit_code", 2))
