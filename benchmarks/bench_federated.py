@@ -15,6 +15,13 @@ labels, adapters) against full-model FedAvg's (every device-side parameter, froz
 each drawn client; goal <= 0.05); and the downlink. ``<out>/<dataset>.png``: accuracy vs round and vs
 cumulative uplink bytes; ``<out>/results.json``. About 4 minutes on 2 cores (other jobs running).
 
+Settings are chosen on a validation split, never on the test items: ``--n-val`` training items are held
+back from the clients (``data.n_val``; the clients' items are the same in every run), and for each dataset
+the federated runs of a small grid (``FED_GRID``: local epochs, whether the transmitter trains, the
+clients' learning rate) and the centralised runs of ``CENTRAL_GRID`` (transmitter, learning rate, epochs)
+are scored on them (mean of the last 3 rounds); the best of each is then run once and scored on the test
+items. ``--no-select`` runs the spec's own settings. The selection adds about 15 minutes per dataset.
+
 The Flower row runs the first dataset's spec for ``--flower-rounds`` rounds in Flower's simulation engine
 (Ray; ``--flower grpc``: a gRPC server and 8 client processes on localhost) and compares it with the
 in-process run after the same rounds (same seeds: same clients drawn, same dropouts, same channel).
@@ -51,6 +58,41 @@ def _spec(dataset: str, args) -> object:
     return spec_from(d)
 
 
+FED_GRID = {"train.local_epochs": (1, 2), "train.train_transmitter": (False, True),
+            "train.lr": (0.001, 0.003)}
+CENTRAL_GRID = {"train.train_transmitter": (False, True), "train.lr": (0.001, 0.003),
+                "train.central_epochs": (30, 60)}
+
+
+def _with(spec, **dotted) -> object:
+    """``spec`` with ``section.field`` values replaced (``data.n_val=1000``)."""
+    d = spec.model_dump(mode="json")
+    for key, value in dotted.items():
+        section, field = key.split(".")
+        d[section][field] = value
+    return spec_from(d)
+
+
+def _last3(run) -> float:
+    return sum(r.accuracy for r in run.rounds[-3:]) / len(run.rounds[-3:])
+
+
+def _select(spec, grid: dict, central: bool) -> tuple[dict, list]:
+    """The grid point with the best validation accuracy (mean of the last 3 rounds), and every score."""
+    import itertools
+
+    scored = []
+    for values in itertools.product(*grid.values()):
+        combo = dict(zip(grid, values))
+        s = _with(spec, **{"data.evaluate_on": "validation"}, **combo)
+        run = run_federated(centralised_spec(s) if central else s, "inprocess")
+        scored.append((_last3(run), combo))
+        settings = ", ".join(f"{k.partition('.')[2]}={v}" for k, v in combo.items())
+        print(f"  {'centralised' if central else 'federated'} {settings}: validation "
+              f"{scored[-1][0]:.3f} ({run.seconds:.0f} s)", flush=True)
+    return max(scored, key=lambda t: t[0])[1], scored
+
+
 def _row(dataset: str, fed, cen) -> dict:
     s = fed.summary()
     n = len(fed.rounds)
@@ -82,7 +124,10 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=None, help="override data.n_train")
     ap.add_argument("--n-test", type=int, default=None, help="override data.n_test")
     ap.add_argument("--central-epochs", type=int, default=None, help="epochs of the centralised reference "
-                    "(default: the spec's train.central_epochs)")
+                    "(default: the spec's train.central_epochs; with selection, chosen on validation)")
+    ap.add_argument("--n-val", type=int, default=1000, help="training items held back from the clients to "
+                    "choose settings on (at most a fifth of an easy-VQA split)")
+    ap.add_argument("--no-select", action="store_true", help="run the specs' own settings, choose nothing")
     ap.add_argument("--flower", default="sim", help="sim, grpc, sim,grpc or none: the engine comparison row")
     ap.add_argument("--flower-rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="default: RAGSC_HOME/bench/federated")
@@ -103,10 +148,28 @@ def main() -> None:
               f"{c.dropout:g}; {t.rounds} rounds of {t.local_epochs} local epoch(s); {d.n_train or 'all'} "
               f"train / {d.n_test or 'all'} test items at {d.image_size or 64} px; {ch.channel} "
               f"{ch.snr_db:g} dB, {ch.k_symbols} symbols", flush=True)
+        central = centralised_spec(spec, args.central_epochs)
+        chosen = {}
+        if not args.no_select:
+            n_train = spec.data.n_train or len(load_easy_vqa("train"))
+            n_val = min(args.n_val, n_train // 5) if spec.data.n_train is None else args.n_val
+            spec = _with(spec, **{"data.n_val": n_val})
+            print(f"choosing settings on {n_val} held-back training items (validation):", flush=True)
+            best_fed, fed_scores = _select(spec, FED_GRID, central=False)
+            grid = dict(CENTRAL_GRID)
+            if args.central_epochs:
+                grid["train.central_epochs"] = (args.central_epochs,)
+            best_cen, cen_scores = _select(spec, grid, central=True)
+            chosen = {"federated": best_fed, "centralised": best_cen, "n_val": n_val,
+                      "federated_scores": fed_scores, "centralised_scores": cen_scores}
+            print(f"chosen: federated {best_fed}; centralised {best_cen}", flush=True)
+            central = centralised_spec(_with(spec, **best_cen))
+            spec = _with(spec, **best_fed)
         fed = run_federated(spec, "inprocess", progress=True)
-        cen = run_federated(centralised_spec(spec, args.central_epochs), progress=True)
+        cen = run_federated(central, progress=True)
         first = first or (spec, fed)
-        results[dataset] = {"spec": spec.model_dump(mode="json"), **_row(dataset, fed, cen)}
+        results[dataset] = {"spec": spec.model_dump(mode="json"), "selection": chosen,
+                            "central_spec": central.model_dump(mode="json"), **_row(dataset, fed, cen)}
         rows.append(results[dataset])
         png = plot_runs({f"federated ({c.n} clients, alpha {c.alpha:g})": fed}, out / f"{dataset}.png",
                         reference=("centralised", cen),

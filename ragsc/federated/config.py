@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ragsc.config import ChannelConfig, load_yaml, validate
 from ragsc.errors import ConfigError
@@ -33,7 +33,20 @@ class DataConfig(_Config):
         "as the teacher stores label it) or easy-vqa:color (8 classes)")
     n_train: int | None = Field(6000, ge=1, description="the first n items of the train split (null: all)")
     n_test: int | None = Field(2000, ge=1, description="the first n items of the test split (null: all)")
+    n_val: int | None = Field(None, ge=1, description="validation items held back from the clients: the "
+                              "n_val train-split items after the first n_train (with n_train null: the "
+                              "last n_val, the clients share the rest); null: none held back")
+    evaluate_on: Literal["test", "validation"] = Field(
+        "test", description="what the accuracy after every round is measured on: choose settings on "
+        "'validation' (needs n_val), report on 'test'")
     image_size: int | None = Field(None, ge=8, le=512, description="input size (null: the base model's)")
+
+    @model_validator(mode="after")
+    def _validation_needs_items(self) -> DataConfig:
+        if self.evaluate_on == "validation" and self.n_val is None:
+            raise ValueError("data.evaluate_on is 'validation' but data.n_val is not set: hold back n_val "
+                             "train-split items to validate on")
+        return self
 
 
 class LoraConfig(_Config):

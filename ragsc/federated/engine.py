@@ -345,17 +345,42 @@ def image_size(spec: FederatedSpec, base: Base) -> int:
     return spec.data.image_size or base.image_size
 
 
+def train_items(spec: FederatedSpec, base: Base, part: str = "clients") -> tuple[torch.Tensor, torch.Tensor]:
+    """The train split's items the clients share (``part="clients"``) or the validation items held back
+    from them (``part="validation"``; :class:`InputError` when the spec holds none back)."""
+    d = spec.data
+    size = image_size(spec, base)
+    if d.n_val is None:
+        if part == "validation":
+            raise InputError("the spec holds back no validation items: set data.n_val")
+        return load_images(d.dataset, "train", d.n_train, size)
+    if d.n_train is not None:
+        images, labels = load_images(d.dataset, "train", d.n_train + d.n_val, size)
+        cut = d.n_train  # load_images refuses more items than the split holds
+    else:
+        images, labels = load_images(d.dataset, "train", None, size)
+        cut = len(labels) - d.n_val
+        if cut < 1:
+            raise InputError(f"data.n_val = {d.n_val} leaves none of the {len(labels)} items of "
+                             f"{d.dataset}'s train split to the clients")
+    keep = slice(cut, None) if part == "validation" else slice(None, cut)
+    return images[keep], labels[keep]
+
+
 def partition(spec: FederatedSpec, base: Base) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
-    """The train split's images, labels and each client's indices (seeded Dirichlet split)."""
-    images, labels = load_images(spec.data.dataset, "train", spec.data.n_train, image_size(spec, base))
+    """The clients' share of the train split, its labels and each client's indices (seeded Dirichlet
+    split); validation items (``data.n_val``) are never dealt."""
+    images, labels = train_items(spec, base)
     c = spec.clients
     parts = dirichlet_partition(labels, c.n, c.alpha, spec.seed, c.min_examples)
     return images, labels, parts
 
 
 def client_items(spec: FederatedSpec, base: Base, cid: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Client ``cid``'s own images and labels (EVALUATOR: the held-out set)."""
+    """Client ``cid``'s own images and labels (EVALUATOR: the held-out set, ``data.evaluate_on``)."""
     if cid == EVALUATOR:
+        if spec.data.evaluate_on == "validation":
+            return train_items(spec, base, "validation")
         return load_images(spec.data.dataset, "test", spec.data.n_test, image_size(spec, base))
     if not 0 <= cid < spec.clients.n:
         raise InputError(f"client {cid} is not one of the spec's {spec.clients.n} clients "

@@ -10,6 +10,7 @@ import torch
 from ragsc.errors import InputError
 from ragsc.federated.client import Client
 from ragsc.federated.engine import centralised_spec, inprocess, run_federated
+from ragsc.federated.model import load_base
 from ragsc.federated.protocol import Begin, Received, Update
 from ragsc.federated.server import fedavg
 
@@ -213,3 +214,44 @@ def test_centralised_reference_is_one_client_with_everything(tiny_spec):
     assert c.lora == spec.lora and c.channel == spec.channel
     assert centralised_spec(spec, 3).train.rounds == 3
     assert centralised_spec(tiny_spec(train={"central_epochs": 4})).train.rounds == 4
+
+
+def test_validation_items_are_held_back_from_the_clients(tiny_spec):
+    from ragsc.federated.data import load_images
+    from ragsc.federated.engine import EVALUATOR, client_items, image_size, partition, train_items
+
+    spec = tiny_spec(data={"n_val": 50, "evaluate_on": "validation"})
+    co = inprocess(spec)
+    base = load_base(spec.base)
+    images, labels, parts = partition(spec, base)
+    assert len(labels) == 300 and sum(len(p) for p in parts) == 300
+    val_x, val_y = client_items(spec, base, EVALUATOR)
+    every_x, _ = load_images("fashion-mnist", "train", 350, image_size(spec, base))
+    assert torch.equal(val_x, every_x[300:]) and torch.equal(images, every_x[:300])  # disjoint, in order
+    assert co.transport.evaluator.n_examples == 50
+    # evaluate_on test: the same clients' items (validation still held back), the test split evaluated
+    test_spec = tiny_spec(data={"n_val": 50})
+    assert torch.equal(partition(test_spec, base)[0], images)
+    assert len(client_items(test_spec, base, EVALUATOR)[1]) == 200
+    with pytest.raises(InputError, match="data.n_val"):
+        train_items(tiny_spec(), base, "validation")
+
+
+def test_validation_without_n_train_takes_the_last_items(tiny_spec):
+    from ragsc.federated.engine import EVALUATOR, client_items, partition
+
+    spec = tiny_spec(data={"dataset": "easy-vqa", "n_train": None, "n_test": 50, "n_val": 100,
+                           "evaluate_on": "validation"})
+    base = load_base(spec.base)
+    n_clients = sum(len(p) for p in partition(spec, base)[2])
+    assert len(client_items(spec, base, EVALUATOR)[1]) == 100 and n_clients > 0
+    from ragsc.datasets import load_easy_vqa
+
+    assert n_clients + 100 == len(load_easy_vqa("train"))
+
+
+def test_validating_without_held_back_items_is_a_config_error(tiny_spec):
+    from ragsc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="n_val"):
+        tiny_spec(data={"evaluate_on": "validation"})
