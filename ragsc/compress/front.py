@@ -136,7 +136,8 @@ def choose(points: Sequence[FrontPoint], budget: Budget) -> FrontPoint:
         points[0].ms(budget.batch)  # latency measured at the budget's batch, or a clear error
     within = [p for p in points if not violations(p, budget)]
     if within:
-        # R@1 saturates on easy data (every row 1.000 on MiniLM): the cosine to float breaks such ties
+        # equal scores (the R@1 against float saturates, every MiniLM row 1.000; tiny data): the cosine to
+        # float breaks such ties
         return max(within, key=lambda p: (round(p.figures.score, 6), round(p.figures.cosine, 4),
                                           -p.ms(budget.batch), -p.figures.size_bytes))
     failing = []
@@ -176,8 +177,9 @@ def front_table(points: Sequence[FrontPoint], budget: Budget | None = None,
         rows.append([("* " if p is chosen else "  ") + p.name, f"{f.size_mb:.1f}", f"{f.params:,}",
                      _count(f.macs),
                      *[f"{f.ms[b]:.1f}" for b in batches], f"{f.r1:.3f}",
+                     f"{f.pair_r1:.3f}" if f.pair_r1 is not None else "-",
                      f"{f.caption_r1:.3f}" if f.caption_r1 is not None else "-", f"{f.cosine:.4f}",
                      f"{f.score:.3f}", within])
     header = ["method", "size MB", "parameters", "MACs", *[f"ms @{b}" for b in batches], "R@1 vs float",
-              "caption R@1", "cosine", "score", "within budget"]
+              "gloss R@1", "caption R@1", "cosine", "score", "within budget"]
     return table(rows, header)

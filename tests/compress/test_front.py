@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from ragsc.compress import Budget, CompressionConfig, FrontPoint, Measurement, choose, front, front_table
+from ragsc.compress import (
+    Budget,
+    CompressionConfig,
+    EvalData,
+    FrontPoint,
+    Measurement,
+    choose,
+    front,
+    front_table,
+)
 from ragsc.compress.apply import Compressed
 from ragsc.errors import ConfigError
 
@@ -73,6 +83,7 @@ def test_a_front_measures_each_candidate(student, data, train_images):
     f = {p.name: p.figures for p in points}
     assert f["none"].r1 == 1.0 and f["none"].cosine == pytest.approx(1.0)
     assert f["none"].caption_r1 is not None and 0 <= f["none"].score <= 1
+    assert f["none"].pair_r1 is None and f["none"].score == pytest.approx((1.0 + f["none"].caption_r1) / 2)
     # int8 weights take a quarter, half precision half of the float bytes (the embedding dominates)
     assert f["int8-dynamic"].size_bytes < 0.4 * f["none"].size_bytes
     assert 0.45 < f["fp16"].size_bytes / f["none"].size_bytes < 0.55
@@ -80,3 +91,31 @@ def test_a_front_measures_each_candidate(student, data, train_images):
     assert {x.params for x in f.values()} == {student.num_parameters()["text"]}
     with pytest.raises(ConfigError, match="one tower"):
         front(student, [configs[0], CompressionConfig(encoder=student.spec, tower="image")], data=data)
+
+
+PAIRS = [("a small domesticated feline", "the cat slept on the warm mat"),
+         ("a vessel for travel on water", "the boat left the harbour at noon"),
+         ("the colour of blood", "she wore a bright red dress"),
+         ("a greeting between people", "hello, how are you today")]
+
+
+def test_with_pairs_the_text_score_is_their_retrieval_by_the_compressed_tower(student, data):
+    import torch.nn.functional as F
+
+    gloss = EvalData(data.texts, data.images, data.captions, PAIRS)
+    configs = [CompressionConfig(encoder=student.spec, tower="text", methods=(m,)) for m in
+               ("none", "int8-dynamic")]
+    points = front(student, configs, data=gloss, batches=(1,), repeats=1, n_threads=1)
+    # the float tower's R@1, by hand: definition i -> example i among the four, both sides float
+    q = F.normalize(student.encode_texts([a for a, _ in PAIRS]).embeddings.float(), dim=-1)
+    k = F.normalize(student.encode_texts([b for _, b in PAIRS]).embeddings.float(), dim=-1)
+    by_hand = float((q @ k.T).argmax(1).eq(torch.arange(4)).float().mean())
+    f = {p.name: p.figures for p in points}
+    assert f["none"].pair_r1 == pytest.approx(by_hand) and f["none"].r1 == 1.0
+    for x in f.values():
+        assert x.pair_r1 in {0.0, 0.25, 0.5, 0.75, 1.0}
+        assert x.score == pytest.approx((x.pair_r1 + x.caption_r1) / 2)  # r1 (vs float) no longer counts
+        assert x.as_dict()["pair_r1"] == x.pair_r1
+    assert "gloss R@1" in front_table(points)
+    # without captions the pairs' R@1 is the score alone
+    assert Measurement(1, 1, {1: 1.0}, 1.0, None, 1.0, pair_r1=0.4).score == pytest.approx(0.4)
