@@ -35,6 +35,7 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import copy  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -112,8 +113,21 @@ def codec(dim: int, args, seed: int) -> CATCodec:
                               seed=seed))
 
 
-def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int) -> tuple[ArchitectureConfig, float]:
-    """KDL-DARTS on (a share of) the training split: the derived architecture and the search seconds."""
+def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int, data: str) -> tuple[ArchitectureConfig, float]:
+    """KDL-DARTS on (a share of) the training split: the derived architecture and the search seconds.
+
+    The result is kept beside the stores (``<stores>/<data>-kdl-darts-<settings hash>.json``) and reused
+    by a later run with the same data and search settings: a search takes about half an hour here."""
+    settings = {"data": data, "items": len(x), "search_items": args.search_items,
+                "epochs": args.search_epochs, "image_size": args.image_size, "channels": 6, "layers": 5,
+                "lam": 0.1, "seed": args.seed, "dim": dim,
+                "teacher": hashlib.sha256(t[:64].numpy().tobytes()).hexdigest()[:16]}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    kept = Path(args.stores) / f"{data}-kdl-darts-{key}.json"
+    if kept.exists():
+        saved = json.loads(kept.read_text())
+        print(f"reusing the KDL-DARTS search kept in {kept}", flush=True)
+        return ArchitectureConfig.from_json(saved["architecture"]), saved["search_seconds"]
     n = min(len(x), args.search_items)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:n]
     cut = int(0.8 * n)
@@ -127,6 +141,9 @@ def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int) -> tuple[Architec
     seconds = time.perf_counter() - t0
     arch = ArchitectureConfig(genotype, in_channels=3, image_size=args.image_size, channels=6, layers=5,
                               reductions=2, out_dim=dim, seed=args.seed)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps({"architecture": arch.to_json(), "search_seconds": seconds,
+                                "settings": settings}, indent=1))
     return arch, seconds
 
 
@@ -154,7 +171,7 @@ def over_the_channel(args, data: str) -> None:
     channels = tuple(args.channels.split(","))
     evaluate = dict(snrs=snrs, channels=channels, n_symbols=args.symbols, seed=args.seed + 100)
     fit = dict(epochs=args.channel_epochs, batch_size=64, lr=2e-3, seed=args.seed)
-    arch, search_s = searched(args, xtr, ttr, dim)
+    arch, search_s = searched(args, xtr, ttr, dim, data)
     darts_cfg = ImageStudentConfig(kind="darts", image_size=size, out_dim=dim,
                                    architecture=json.loads(arch.to_json()))
     darts_params = sum(p.numel() for p in ImageStudent(darts_cfg).parameters())

@@ -17,10 +17,10 @@ cumulative uplink bytes; ``<out>/results.json``. About 4 minutes on 2 cores (oth
 
 Settings are chosen on a validation split, never on the test items: ``--n-val`` training items are held
 back from the clients (``data.n_val``; the clients' items are the same in every run), and for each dataset
-the federated runs of a small grid (``FED_GRID``: local epochs, whether the transmitter trains, the
-clients' learning rate) and the centralised runs of ``CENTRAL_GRID`` (transmitter, learning rate, epochs)
+the federated runs of a small grid (``FED_GRID``: local epochs, whether the transmitter trains) and the
+centralised runs of ``CENTRAL_GRID`` (whether the transmitter trains, epochs)
 are scored on them (mean of the last 3 rounds); the best of each is then run once and scored on the test
-items. ``--no-select`` runs the spec's own settings. The selection adds about 15 minutes per dataset.
+items. ``--no-select`` runs the spec's own settings. The selection adds about 10 minutes per dataset.
 
 The Flower row runs the first dataset's spec for ``--flower-rounds`` rounds in Flower's simulation engine
 (Ray; ``--flower grpc``: a gRPC server and 8 client processes on localhost) and compares it with the
@@ -58,10 +58,10 @@ def _spec(dataset: str, args) -> object:
     return spec_from(d)
 
 
-FED_GRID = {"train.local_epochs": (1, 2), "train.train_transmitter": (False, True),
-            "train.lr": (0.001, 0.003)}
-CENTRAL_GRID = {"train.train_transmitter": (False, True), "train.lr": (0.001, 0.003),
-                "train.central_epochs": (30, 60)}
+# the clients' learning rate stays the spec's (0.003): 0.001 scored 0.598 vs 0.699 on Fashion-MNIST's
+# validation items (1 local epoch, fixed transmitter) in a first, larger grid
+FED_GRID = {"train.local_epochs": (1, 2), "train.train_transmitter": (False, True)}
+CENTRAL_GRID = {"train.train_transmitter": (False, True), "train.central_epochs": (30, 60)}
 
 
 def _with(spec, **dotted) -> object:

@@ -63,9 +63,12 @@ def train_robust(store: TeacherStore, student: nn.Module, config: ImageStudentCo
     ``student`` is a stage-1 tower of ``config``; ``codec`` a CAT whose ``token_dim`` and
     ``target_dim`` are the teacher's dimension. Each batch draws a prefix length from the codec's
     levels, a channel kind and one SNR per item (uniform over the codec's range). The fresh codec and
-    head learn at ``lr``, the already distilled student at ``student_lr`` (default ``lr / 4``): at the
+    head learn at ``lr``, the already distilled student at ``student_lr`` (default ``lr / 20``): at the
     codec's rate it forgets the teacher's space (on easy-VQA at 2e-3 its cosine to the teacher fell
-    from 0.85 to 0.10 and the accuracy through the channel to 0.62; at a quarter of it, 0.99).
+    from 0.85 to 0.10 and the accuracy through the channel to 0.62). The default was chosen on the
+    validation items of easy-VQA's training split (a (20, 40, 80) CNN, 8 epochs at lr 2e-3, 16
+    symbols, mean accuracy over AWGN / Rayleigh / Rician at -10..20 dB): lr / 4 0.892, lr / 20 0.965,
+    lr / 100 0.963; the student frozen (plain KD, :func:`train_receiver`) 0.967.
     """
     d = store.teacher["dim"]
     _check_codec(codec, d, d)
@@ -76,7 +79,7 @@ def train_robust(store: TeacherStore, student: nn.Module, config: ImageStudentCo
     return _through_channel(lambda idx: _embed(student, x, idx, image), student, codec, head, targets, labels,
                             epochs=epochs, batch_size=batch_size, lr=lr, task_weight=task_weight,
                             val_fraction=val_fraction, seed=seed, progress=progress,
-                            student_lr=lr / 4 if student_lr is None else student_lr)
+                            student_lr=lr / 20 if student_lr is None else student_lr)
 
 
 def train_receiver(features: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None,
