@@ -479,7 +479,9 @@ def federated_run(
     c = s.clients
     typer.echo(f"{s.data.dataset}: {c.n} clients (Dirichlet alpha {c.alpha:g}, {c.fraction:.0%} per round, "
                f"dropout {c.dropout:g}), {s.channel.channel} at {s.channel.snr_db:g} dB, "
-               f"{s.channel.k_symbols} symbols per image, engine {result.engine}")
+               f"{s.channel.k_symbols} symbols per image, engine {result.engine}; accuracy on the "
+               + (f"{s.data.n_val} validation items held back from the clients" if s.data.evaluate_on ==
+                  "validation" else f"{s.data.n_test or 'all'} test items"))
     typer.echo(_federated_table(result))
     summary = result.summary()
     skipped = [r for r in result.rounds if r.skipped]

@@ -57,6 +57,17 @@ def test_run_prints_rounds_and_writes_adapters(capsys, tmp_path, tiny_base):
     assert meta["info"]["command"].startswith("ragsc federated run")
 
 
+def test_run_says_what_the_accuracy_is_measured_on(capsys, tmp_path, tiny_base):
+    spec = _spec_file(tmp_path, tiny_base, data={"dataset": "fashion-mnist", "n_train": 200, "n_test": 100,
+                                                 "n_val": 50, "evaluate_on": "validation"})
+    code, stdout, err = _run(capsys, "run", str(spec), "--rounds", "1")
+    assert code == 0, err
+    assert "accuracy on the 50 validation items held back from the clients" in stdout
+    code, stdout, err = _run(capsys, "run", str(_spec_file(tmp_path, tiny_base)), "--rounds", "1")
+    assert code == 0, err
+    assert "accuracy on the 100 test items" in stdout
+
+
 def test_bad_spec_is_one_error_line(capsys, tmp_path, tiny_base):
     f = _spec_file(tmp_path, tiny_base, clients={"n": 2, "alpha": -1})
     code, _, err = _run(capsys, "run", str(f))
