@@ -29,12 +29,12 @@ $(STAMP): pyproject.toml Makefile
 	test -d /usr/share/wordnet || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1))) || \
-		echo "note: Debian's 'wordnet-base' not installed; benchmarks/bench_text.py needs it"
+		echo "note: Debian's 'wordnet-base' not installed; benchmarks/bench_text.py, bench_compress.py and the deployment notebook need it"
 	# Fashion-MNIST for the distillation benchmarks; optional like the others
 	test -d /usr/share/datasets/fashion-mnist || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1))) || \
-		echo "note: Debian's 'dataset-fashion-mnist' not installed; benchmarks/bench_distill.py needs it"
+		echo "note: Debian's 'dataset-fashion-mnist' not installed; bench_distill.py, bench_federated.py and the deployment notebook need it"
 	touch $(STAMP)
 
 demo: setup

@@ -56,6 +56,8 @@ def pts(x: float | None, ref: float | None) -> str:
 def text_part(teacher, args) -> None:
     methods = ("none", "int8-dynamic", "int8-static", "fp16", "bf16")
     configs = [CompressionConfig(encoder=teacher.spec, tower="text", methods=(m,)) for m in methods]
+    if args.pairs < 1:
+        raise SystemExit(f"--pairs must be >= 1 (the gloss R@1 is the text tower's score), got {args.pairs}")
     data = EvalData.default(args.sentences, args.images, pairs=args.pairs)
     timed = not args.no_latency
     batches, repeats = ((1, 64), args.repeats) if timed else ((1,), 1)
@@ -161,7 +163,7 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=1000,
                     help="held-out WordNet sentences (text R@1 vs float)")
     ap.add_argument("--pairs", type=int, default=1000,
-                    help="WordNet definition -> example pairs (text gloss R@1)")
+                    help="WordNet definition -> example pairs (text gloss R@1; >= 1)")
     ap.add_argument("--no-latency", action="store_true",
                     help="text: skip the latency columns (time batch 1 once only)")
     ap.add_argument("--images", type=int, default=888, help="easy-VQA test images")

@@ -67,6 +67,7 @@ from ragsc.distill.store import DataRecipe, TeacherStore, build_store  # noqa: E
 from ragsc.distill.students import ImageStudent, ImageStudentConfig  # noqa: E402
 from ragsc.distill.train import _pixels, embed_store, image_inputs, keep_labels, train_student  # noqa: E402
 from ragsc.encoders import load_encoder  # noqa: E402
+from ragsc.errors import RagscError  # noqa: E402
 from ragsc.report import table  # noqa: E402
 
 
@@ -113,23 +114,36 @@ def codec(dim: int, args, seed: int) -> CATCodec:
                               seed=seed))
 
 
-def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int, data: str) -> tuple[ArchitectureConfig, float]:
-    """KDL-DARTS on (a share of) the training split: the derived architecture and the search seconds.
+def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int, data: str,
+             teacher: str) -> tuple[ArchitectureConfig, float, bool]:
+    """KDL-DARTS on (a share of) the training split: the derived architecture, the search seconds and
+    whether they were kept from an earlier run.
 
-    The result is kept beside the stores (``<stores>/<data>-kdl-darts-<settings hash>.json``) and reused
-    by a later run with the same data and search settings: a search takes about half an hour here."""
-    settings = {"data": data, "items": len(x), "search_items": args.search_items,
+    The result is kept beside the stores (``<stores>/<data>-kdl-darts-<key>.json``) and reused by a
+    later run only when everything the search depends on is the same: the settings, the teacher's
+    fingerprint (``teacher``), the images and embeddings searched on, and the search code
+    (``ragsc/distill/darts.py``). A search takes about half an hour here."""
+    import ragsc.distill.darts as darts_module
+
+    n = min(len(x), args.search_items)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:n]
+    content = hashlib.sha256(x[order].numpy().tobytes() + t[order].numpy().tobytes()).hexdigest()[:16]
+    code = hashlib.sha256(Path(darts_module.__file__).read_bytes()).hexdigest()[:16]
+    settings = {"data": data, "teacher": teacher, "searched": content, "code": code, "items": n,
                 "epochs": args.search_epochs, "image_size": args.image_size, "channels": 6, "layers": 5,
-                "lam": 0.1, "seed": args.seed, "dim": dim,
-                "teacher": hashlib.sha256(t[:64].numpy().tobytes()).hexdigest()[:16]}
+                "lam": 0.1, "seed": args.seed, "dim": dim}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     kept = Path(args.stores) / f"{data}-kdl-darts-{key}.json"
     if kept.exists():
-        saved = json.loads(kept.read_text())
-        print(f"reusing the KDL-DARTS search kept in {kept}", flush=True)
-        return ArchitectureConfig.from_json(saved["architecture"]), saved["search_seconds"]
-    n = min(len(x), args.search_items)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:n]
+        try:
+            saved = json.loads(kept.read_text())
+            if saved["settings"] != settings:
+                raise ValueError("its settings differ")
+            arch = ArchitectureConfig.from_json(saved["architecture"])
+            print(f"reusing the KDL-DARTS search kept in {kept}", flush=True)
+            return arch, float(saved["search_seconds"]), True
+        except (ValueError, KeyError, TypeError, RagscError) as err:  # JSONDecodeError is a ValueError
+            print(f"not reusing {kept} ({err}): searching again", flush=True)
     cut = int(0.8 * n)
     tr, va = order[:cut], order[cut:]
     space = SearchSpaceConfig(image_size=args.image_size, channels=6, layers=5, out_dim=dim, seed=args.seed)
@@ -142,9 +156,11 @@ def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int, data: str) -> tup
     arch = ArchitectureConfig(genotype, in_channels=3, image_size=args.image_size, channels=6, layers=5,
                               reductions=2, out_dim=dim, seed=args.seed)
     kept.parent.mkdir(parents=True, exist_ok=True)
-    kept.write_text(json.dumps({"architecture": arch.to_json(), "search_seconds": seconds,
-                                "settings": settings}, indent=1))
-    return arch, seconds
+    tmp = kept.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"architecture": arch.to_json(), "search_seconds": seconds,
+                               "settings": settings}, indent=1))
+    os.replace(tmp, kept)  # a run killed while writing leaves no half-written file behind
+    return arch, seconds, False
 
 
 def matched_widths(params: int, size: int, dim: int) -> tuple[int, ...]:
@@ -171,7 +187,7 @@ def over_the_channel(args, data: str) -> None:
     channels = tuple(args.channels.split(","))
     evaluate = dict(snrs=snrs, channels=channels, n_symbols=args.symbols, seed=args.seed + 100)
     fit = dict(epochs=args.channel_epochs, batch_size=64, lr=2e-3, seed=args.seed)
-    arch, search_s = searched(args, xtr, ttr, dim, data)
+    arch, search_s, kept = searched(args, xtr, ttr, dim, data, train.teacher["fingerprint"])
     darts_cfg = ImageStudentConfig(kind="darts", image_size=size, out_dim=dim,
                                    architecture=json.loads(arch.to_json()))
     darts_params = sum(p.numel() for p in ImageStudent(darts_cfg).parameters())
@@ -180,7 +196,8 @@ def over_the_channel(args, data: str) -> None:
     hand_params = sum(p.numel() for p in ImageStudent(hand_cfg).parameters())
     t_params = teacher.num_parameters()["image"]
     print(f"\n{data}: {len(train)} train / {len(test)} test images, {classes} classes, "
-          f"{args.symbols} complex symbols per image; KDL-DARTS search {search_s:.0f}s -> "
+          f"{args.symbols} complex symbols per image; KDL-DARTS search {search_s:.0f}s"
+          f"{' (kept from an earlier run)' if kept else ''} -> "
           f"{darts_params:,} parameters "
           f"({darts_params / t_params:.2%} of the teacher's {t_params:,}); hand-designed CNN "
           f"{hand_cfg.widths}: {hand_params:,}", flush=True)

@@ -1,8 +1,8 @@
 """Federated split fine-tuning (#13, points 2-4): 8 non-IID clients against centralised fine-tuning.
 
     python benchmarks/bench_federated.py [--data fashion-mnist,easy-vqa] [--rounds R] [--n-train N]
-                                         [--n-test N] [--central-epochs E] [--flower sim] [--flower-rounds 3]
-                                         [--threads 1] [--out DIR]
+                                         [--n-test N] [--n-val 1000] [--no-select] [--central-epochs E]
+                                         [--flower sim] [--flower-rounds 3] [--threads 1] [--out DIR]
 
 For each dataset, the spec ``pipelines/federated/<dataset>.yaml`` (8 clients, Dirichlet alpha 0.5, 10 %
 dropout per round, AWGN at 5 dB, 8 complex symbols per image; the shipped image student frozen, LoRA
@@ -13,7 +13,7 @@ the last 3 rounds / epochs, as single evaluations move by a point or two), feder
 >= 0.95) and the first round that reached 95 % of the centralised figure; the uplink per round (symbols,
 labels, adapters) against full-model FedAvg's (every device-side parameter, frozen encoder included, from
 each drawn client; goal <= 0.05); and the downlink. ``<out>/<dataset>.png``: accuracy vs round and vs
-cumulative uplink bytes; ``<out>/results.json``. About 4 minutes on 2 cores (other jobs running).
+cumulative uplink bytes; ``<out>/results.json``. About 4 minutes on 2 cores without the selection.
 
 Settings are chosen on a validation split, never on the test items: ``--n-val`` training items are held
 back from the clients (``data.n_val``; the clients' items are the same in every run), and for each dataset
@@ -64,6 +64,15 @@ def _spec(dataset: str, args) -> object:
 # validation items (1 local epoch, fixed transmitter) in a first, larger grid
 FED_GRID = {"train.local_epochs": (1, 2), "train.train_transmitter": (False, True)}
 CENTRAL_GRID = {"train.train_transmitter": (False, True), "train.central_epochs": (30, 60)}
+
+
+def _split_size(dataset: str) -> int:
+    """Items in the dataset's train split."""
+    if dataset.startswith("easy-vqa"):
+        return len(load_easy_vqa("train"))
+    from ragsc.datasets.fashion_mnist import load_fashion_mnist
+
+    return len(load_fashion_mnist("train")[1])
 
 
 def _with(spec, **dotted) -> object:
@@ -153,8 +162,12 @@ def main() -> None:
         central = centralised_spec(spec, args.central_epochs)
         chosen = {}
         if not args.no_select:
-            n_train = spec.data.n_train or len(load_easy_vqa("train"))
-            n_val = min(args.n_val, n_train // 5) if spec.data.n_train is None else args.n_val
+            split = _split_size(dataset)
+            # beside n_train items when the spec takes the first n_train, else a fifth of the split at most
+            n_val = min(args.n_val, split - spec.data.n_train if spec.data.n_train else split // 5)
+            if n_val < 1:
+                raise SystemExit(f"{dataset}: n_train = {spec.data.n_train} leaves no training items to "
+                                 "validate on: lower --n-train or use --no-select")
             spec = _with(spec, **{"data.n_val": n_val})
             print(f"choosing settings on {n_val} held-back training items (validation):", flush=True)
             best_fed, fed_scores = _select(spec, FED_GRID, central=False)

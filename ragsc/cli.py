@@ -561,7 +561,8 @@ def compress_encoder(
     finetune_images: int = typer.Option(512, min=1, help="prune: easy-VQA train images to fine-tune on."),
     store: Path | None = typer.Option(None, help="prune: fine-tune on a teacher store's images and stored "
                                                  "teacher embeddings instead."),
-    sentences: int = typer.Option(500, min=2, help="Held-out WordNet sentences that score a text tower."),
+    sentences: int = typer.Option(500, min=2, help="Held-out WordNet sentences (R@1 against float) and as "
+                                  "many definition -> example pairs (gloss R@1: a text tower's score)."),
     images: int = typer.Option(200, min=2, help="easy-VQA test images that score a tower (caption R@1)."),
     repeats: int = typer.Option(5, min=1, help="Timed runs per latency (the median is reported)."),
     threads: int | None = typer.Option(None, min=1, help="Torch threads while timing (default: torch's)."),

@@ -55,7 +55,7 @@ class EvalData:
         from ragsc.datasets.heldout import wordnet_examples, wordnet_gloss_pairs
 
         texts = wordnet_examples(sentences, seed=seed)
-        n_pairs = sentences if pairs is None else pairs
+        n_pairs = (len(texts) if sentences is None else sentences) if pairs is None else pairs
         glosses = [(p.gloss, p.example) for p in wordnet_gloss_pairs(n_pairs, seed=seed)] if n_pairs else []
         test = load_easy_vqa("test")[:images]
         return cls(texts, [x.path for x in test], [x.caption for x in test], glosses)

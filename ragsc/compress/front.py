@@ -136,7 +136,7 @@ def choose(points: Sequence[FrontPoint], budget: Budget) -> FrontPoint:
         points[0].ms(budget.batch)  # latency measured at the budget's batch, or a clear error
     within = [p for p in points if not violations(p, budget)]
     if within:
-        # equal scores (the R@1 against float saturates, every MiniLM row 1.000; tiny data): the cosine to
+        # equal scores (tiny scoring data; an image tower's R@1 against float saturates): the cosine to
         # float breaks such ties
         return max(within, key=lambda p: (round(p.figures.score, 6), round(p.figures.cosine, 4),
                                           -p.ms(budget.batch), -p.figures.size_bytes))

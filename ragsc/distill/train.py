@@ -142,6 +142,12 @@ def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentC
     if not 0 < data_fraction <= 1:
         raise ConfigError(f"data_fraction must be in (0, 1], got {data_fraction}")
     train_idx = train_idx[: max(1, int(round(len(train_idx) * data_fraction)))]
+    if objective == "scratch":
+        # no teacher: an unlabelled item teaches nothing, and a batch of only those has no gradient
+        train_idx = train_idx[(labels[train_idx] >= 0).numpy()]
+        if not len(train_idx):
+            raise InputError(f"none of the training items kept a label (label_fraction={label_fraction}): "
+                             "training from scratch needs some")
     params = list(net.parameters()) + (list(classifier.parameters()) if classifier else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     steps = epochs * max(1, -(-len(train_idx) // batch_size))

@@ -31,7 +31,8 @@ class DataConfig(_Config):
     dataset: Literal["fashion-mnist", "easy-vqa", "easy-vqa:color"] = Field(
         "fashion-mnist", description="fashion-mnist (10 classes), easy-vqa (labelled by shape, 3 classes, "
         "as the teacher stores label it) or easy-vqa:color (8 classes)")
-    n_train: int | None = Field(6000, ge=1, description="the first n items of the train split (null: all)")
+    n_train: int | None = Field(6000, ge=1, description="the first n items of the train split, dealt to the "
+                                "clients (null: all of them less the n_val validation items)")
     n_test: int | None = Field(2000, ge=1, description="the first n items of the test split (null: all)")
     n_val: int | None = Field(None, ge=1, description="validation items held back from the clients: the "
                               "n_val train-split items after the first n_train (with n_train null: the "

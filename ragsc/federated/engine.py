@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -345,9 +345,12 @@ def image_size(spec: FederatedSpec, base: Base) -> int:
     return spec.data.image_size or base.image_size
 
 
-def train_items(spec: FederatedSpec, base: Base, part: str = "clients") -> tuple[torch.Tensor, torch.Tensor]:
+def train_items(spec: FederatedSpec, base: Base,
+                part: Literal["clients", "validation"] = "clients") -> tuple[torch.Tensor, torch.Tensor]:
     """The train split's items the clients share (``part="clients"``) or the validation items held back
     from them (``part="validation"``; :class:`InputError` when the spec holds none back)."""
+    if part not in ("clients", "validation"):
+        raise InputError(f"part must be 'clients' or 'validation', got {part!r}")
     d = spec.data
     size = image_size(spec, base)
     if d.n_val is None:
@@ -355,8 +358,12 @@ def train_items(spec: FederatedSpec, base: Base, part: str = "clients") -> tuple
             raise InputError("the spec holds back no validation items: set data.n_val")
         return load_images(d.dataset, "train", d.n_train, size)
     if d.n_train is not None:
-        images, labels = load_images(d.dataset, "train", d.n_train + d.n_val, size)
-        cut = d.n_train  # load_images refuses more items than the split holds
+        try:
+            images, labels = load_images(d.dataset, "train", d.n_train + d.n_val, size)
+        except InputError as err:  # the split is smaller than asked
+            raise InputError(f"data.n_train + data.n_val = {d.n_train} + {d.n_val} is more than "
+                             f"{d.dataset}'s train split holds ({err}): lower one of them") from err
+        cut = d.n_train
     else:
         images, labels = load_images(d.dataset, "train", None, size)
         cut = len(labels) - d.n_val

@@ -242,12 +242,24 @@ def test_validation_without_n_train_takes_the_last_items(tiny_spec):
 
     spec = tiny_spec(data={"dataset": "easy-vqa", "n_train": None, "n_test": 50, "n_val": 100,
                            "evaluate_on": "validation"})
-    base = load_base(spec.base)
-    n_clients = sum(len(p) for p in partition(spec, base)[2])
-    assert len(client_items(spec, base, EVALUATOR)[1]) == 100 and n_clients > 0
-    from ragsc.datasets import load_easy_vqa
+    from ragsc.federated.data import load_images
+    from ragsc.federated.engine import image_size
 
-    assert n_clients + 100 == len(load_easy_vqa("train"))
+    base = load_base(spec.base)
+    every, _ = load_images("easy-vqa", "train", None, image_size(spec, base))
+    images, _, parts = partition(spec, base)
+    assert torch.equal(client_items(spec, base, EVALUATOR)[0], every[-100:])  # the last 100
+    assert torch.equal(images, every[:-100]) and sum(len(p) for p in parts) == len(every) - 100
+
+
+def test_more_items_than_the_split_holds_names_the_fields(tiny_spec):
+    from ragsc.federated.engine import train_items
+
+    spec = tiny_spec(data={"dataset": "easy-vqa", "n_train": 3500, "n_test": 50, "n_val": 500})
+    with pytest.raises(InputError, match=r"data.n_train \+ data.n_val = 3500 \+ 500"):
+        train_items(spec, load_base(spec.base))
+    with pytest.raises(InputError, match="'clients' or 'validation'"):
+        train_items(spec, load_base(spec.base), "bogus")
 
 
 def test_validating_without_held_back_items_is_a_config_error(tiny_spec):
