@@ -57,9 +57,8 @@ def test_the_server_only_ever_receives_symbols(tiny_spec, monkeypatch):
     assert all(r.labels.ndim == 1 and (r.h is None or r.h.is_complex()) for r in seen)
 
 
-def test_global_adapters_are_the_size_weighted_average(tiny_spec):
-    spec = tiny_spec(clients={"n": 3, "alpha": 0.3})
-    co = inprocess(spec)
+def _record_updates(co) -> dict:
+    """The clients' Update replies of ``co``'s rounds, by client id (filled as rounds run)."""
     updates = {}
     original = co.transport.exchange
 
@@ -69,6 +68,13 @@ def test_global_adapters_are_the_size_weighted_average(tiny_spec):
         return replies
 
     co.transport.exchange = spy
+    return updates
+
+
+def test_global_adapters_are_the_size_weighted_average(tiny_spec):
+    spec = tiny_spec(clients={"n": 3, "alpha": 0.3})
+    co = inprocess(spec)
+    updates = _record_updates(co)
     co.run_round(1)
     sizes = [updates[c].n_examples for c in sorted(updates)]
     assert len(set(sizes)) > 1  # unequal clients, so the weighting matters
@@ -82,15 +88,7 @@ def test_global_adapters_are_the_size_weighted_average(tiny_spec):
 def test_server_momentum_is_fedavgm(tiny_spec):
     co = inprocess(tiny_spec(train={"server_momentum": 0.5}))
     co.calibrate()
-    updates = {}
-    original = co.transport.exchange
-
-    def spy(messages):
-        replies = original(messages)
-        updates.update({c: r for c, r in replies.items() if isinstance(r, Update)})
-        return replies
-
-    co.transport.exchange = spy
+    updates = _record_updates(co)
     w0 = {k: v.clone() for k, v in co.weights.items()}
     deltas = []
     for r in (1, 2):
