@@ -107,8 +107,7 @@ def _select(spec, grid: dict, central: bool) -> tuple[dict, list]:
 def _row(dataset: str, fed, cen) -> dict:
     s = fed.summary()
     n = len(fed.rounds)
-    fed_acc = sum(r.accuracy for r in fed.rounds[-3:]) / len(fed.rounds[-3:])
-    cen_acc = sum(r.accuracy for r in cen.rounds[-3:]) / len(cen.rounds[-3:])
+    fed_acc, cen_acc = _last3(fed), _last3(cen)
     at_goal = next((r.round for r in fed.rounds if r.accuracy >= 0.95 * cen_acc), None)
     return {"dataset": dataset, "federated_accuracy": fed_acc, "centralised_accuracy": cen_acc,
             "accuracy_ratio": fed_acc / cen_acc, "first_round_at_goal": at_goal,
