@@ -123,10 +123,12 @@ def reference(encoder, tower: Tower, data: EvalData) -> Reference:
     return Reference(own, side, labels, distinct)
 
 
-def _first_is_own(queries: torch.Tensor, keys: torch.Tensor) -> float:
-    """R@1 of row i of ``queries`` retrieving row i of ``keys`` (cosine)."""
+def _r1(queries: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor | None = None) -> float:
+    """R@1 of each row of ``queries`` retrieving its key (``labels``, default row i of ``keys``; cosine)."""
+    from ragsc.encoders.evaluate import recall_at_1
+
     q, k = F.normalize(queries.float(), dim=-1), F.normalize(keys.float(), dim=-1)
-    return float((q @ k.T).argmax(1).eq(torch.arange(len(q))).float().mean())
+    return recall_at_1(q, k, torch.arange(len(q)) if labels is None else labels)["image_to_caption_r1"]
 
 
 def scores(encoder, tower: Tower, unit: nn.Module, data: EvalData, ref: Reference) -> dict[str, float | None]:
@@ -141,12 +143,12 @@ def scores(encoder, tower: Tower, unit: nn.Module, data: EvalData, ref: Referenc
                              _encode(encoder, "text", [a for _, a in data.pairs]))
                             if text and data.pairs else (None, None))
     emb = F.normalize(emb.float(), dim=-1)
-    out: dict[str, float | None] = {"r1": _first_is_own(emb, ref.own),
+    out: dict[str, float | None] = {"r1": _r1(emb, ref.own),
                                     "cosine": float((emb * ref.own).sum(-1).mean()), "caption_r1": None,
-                                    "pair_r1": None if queries is None else _first_is_own(queries, answers)}
+                                    "pair_r1": None if queries is None else _r1(queries, answers)}
     if ref.other is not None:
         images, caps = (ref.other, captions) if tower.modality == "text" else (emb, ref.other)
-        out["caption_r1"] = float((images @ caps.T).argmax(1).eq(ref.labels).float().mean())
+        out["caption_r1"] = _r1(images, caps, ref.labels)
     return out
 
 
