@@ -1,8 +1,8 @@
 """Compressed towers against their float originals, measured in one run (issue #13, point 4).
 
-    python benchmarks/bench_compress.py [--part text,image] [--threads 1] [--sentences 1000] [--pairs 1000]
+    python benchmarks/bench_compress.py [--part text,image,lm] [--threads 1] [--sentences 1000] [--pairs 1000]
                                         [--images 888] [--repeats 7] [--no-latency] [--train-images 3578]
-                                        [--finetune-epochs 4]
+                                        [--finetune-epochs 4] [--lm-sentences 100] [--lm-snr 5,10,20]
 
 * ``text``: the embedded encoder's MiniLM text tower as float32, int8-dynamic, int8-static, fp16 and bf16
   (:func:`ragsc.compress.front`): size of the saved weights, latency of one forward pass at batch 1 and 64
@@ -22,6 +22,13 @@
   put the teacher's embedding back at the receiver; scored on easy-VQA test at 0 and 10 dB (AWGN): cosine to
   the teacher's clean embedding and shape accuracy. Goal: the pruned student within 1 point of the
   unpruned one at both SNRs.
+* ``lm``: the decoder side, the token link's LM (SmolLM2-135M) as float32, int8-dynamic, fp16 and bf16
+  (:func:`ragsc.compress.lm_front`): size, one cached next-token step at 1 and 32 rows (the beam search's
+  call; 32 = 8 sentences x 4 beams), BLEU-1 of ``--lm-sentences`` held-out WordNet sentences sent over the
+  token link (4 symbols per token, AWGN) at each of ``--lm-snr`` and decoded with that LM (every method
+  decodes the same received symbols), the share decoded exactly as float decodes them, and sentences per
+  second of the whole decode. Our goal (the issue sets none for decoders): int8 >= 1.5x faster per step at
+  1 and 32 rows, >= 3x smaller, BLEU-1 within 1 point of float at every SNR.
 
 The machine is described on the first line; run it on an idle machine for latency figures that mean
 something (a busy one makes every row slower, float32 included, and noisier).
@@ -39,7 +46,17 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from _common import machine  # noqa: E402
 
-from ragsc.compress import CompressionConfig, EvalData, FinetuneConfig, compress, front  # noqa: E402
+from ragsc.compress import (  # noqa: E402
+    LM_METHODS,
+    CompressionConfig,
+    EvalData,
+    FinetuneConfig,
+    LinkData,
+    LMCompressionConfig,
+    compress,
+    front,
+    lm_front,
+)
 from ragsc.compress.measure import latency_ms  # noqa: E402
 from ragsc.compress.prune import count  # noqa: E402
 from ragsc.compress.serialize import stored_bytes  # noqa: E402
@@ -155,9 +172,36 @@ def image_part(teacher, args) -> None:
                        "0 dB shape acc", "10 dB cosine", "10 dB shape acc", "receiver s"]))
 
 
+def lm_part(args) -> None:
+    configs = [LMCompressionConfig(lm="smollm2", method=m) for m in LM_METHODS]
+    data = LinkData.default(args.lm_sentences, snrs=tuple(float(x) for x in args.lm_snr.split(",")))
+    t0 = time.perf_counter()
+    points = lm_front(configs, data=data, batches=(1, 32), repeats=args.repeats, n_threads=args.threads,
+                      progress=True)
+    f0 = points[0].figures
+    rows = []
+    for p in points:
+        f = p.figures
+        smaller, s1, s32 = f0.size_bytes / f.size_bytes, f0.ms[1] / f.ms[1], f0.ms[32] / f.ms[32]
+        kept = all(round(100 * (f.bleu[s] - f0.bleu[s]), 6) >= -1 for s in data.snrs)
+        goal = s1 >= 1.5 and s32 >= 1.5 and smaller >= 3 and kept
+        rows.append([p.name, f"{f.size_mb:.1f}", f"{smaller:.2f}x", f"{f.ms[1]:.1f}", f"{s1:.2f}x",
+                     f"{f.ms[32]:.1f}", f"{s32:.2f}x",
+                     *[f"{f.bleu[s]:.3f} ({pts(f.bleu[s], f0.bleu[s])})" for s in data.snrs],
+                     f"{f.agreement:.3f}", f"{f.sentences_per_s:.2f}",
+                     f"{f.sentences_per_s / f0.sentences_per_s:.2f}x",
+                     "-" if p.name == "none" else "yes" if goal else "no"])
+    print(f"\nSmolLM2-135M in the token link's decoder: {len(data.sentences)} held-out WordNet sentences, "
+          f"{data.symbols_per_token} symbols per token, {data.channel.upper()}, beam 4; {args.threads} "
+          f"thread(s), step latency the median of {args.repeats}; {time.perf_counter() - t0:.0f} s")
+    print(table(rows, ["method", "MB", "smaller", "ms/step @1", "faster", "ms/step @32", "faster",
+                       *[f"BLEU-1 {s:g} dB (pts)" for s in data.snrs], "same as float", "sentences/s",
+                       "decode faster", "goal"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", default="text,image", help="text, image (comma list)")
+    ap.add_argument("--part", default="text,image,lm", help="text, image, lm (comma list)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads while timing")
     ap.add_argument("--repeats", type=int, default=7, help="timed runs per latency (median)")
     ap.add_argument("--sentences", type=int, default=1000,
@@ -174,14 +218,19 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=16, help="complex channel symbols per image")
     ap.add_argument("--channel-epochs", type=int, default=5, help="receiver training epochs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lm-sentences", type=int, default=100, help="lm: held-out WordNet sentences")
+    ap.add_argument("--lm-snr", default="5,10,20", help="lm: AWGN SNRs in dB (comma list)")
     args = ap.parse_args()
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
     print(machine(), f"; timing with {args.threads} thread(s)")
-    teacher = load_encoder("embedded")
+    if "text" in parts or "image" in parts:
+        teacher = load_encoder("embedded")
     if "text" in parts:
         text_part(teacher, args)
     if "image" in parts:
         image_part(teacher, args)
+    if "lm" in parts:
+        lm_part(args)
 
 
 if __name__ == "__main__":

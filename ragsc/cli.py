@@ -246,8 +246,8 @@ def decoders_train(
     vqa_steps: int = typer.Option(2500, min=1, help="Training steps of the VQA answer head."),
     seed: int = typer.Option(0, help="Random seed."),
     only: str | None = typer.Option(None, help="Comma list of text,image,vqa: retrain only these (the "
-                                               "others and their PCA basis are kept from the existing "
-                                               "file)."),
+                                               "others and their PCA basis are kept from --out, or from "
+                                               "the shipped decoders when --out does not exist yet)."),
 ) -> None:
     """Train the text, image and VQA decoders behind an encoder (about 13 minutes on 2 CPU cores)."""
     from ragsc.decoders.bundle import default_path
@@ -258,7 +258,7 @@ def decoders_train(
                                          "seed": seed}, "decoders train")
     target = out or default_path()
     parts = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ("text", "image", "vqa")
-    info = train_decoders(target, cfg, parts=parts)
+    info = train_decoders(target, cfg, parts=parts, base=target if target.exists() else default_path())
     typer.echo(f"wrote {target}\n" + json.dumps({k: v for k, v in info.items() if k != "config"}, indent=2))
 
 
@@ -542,7 +542,10 @@ DEFAULT_METHODS = {"text": "none,int8-dynamic,int8-static,fp16,bf16",
 def compress_encoder(
     encoder: str = typer.Option("embedded", help="The base encoder's spec (embedded, student:<dir>)."),
     out: Path = typer.Option(..., help="A new folder for the compression the budget picks; load it with "
-                                       "load_encoder('compressed:<out>')."),
+                                       "load_encoder('compressed:<out>'), or load_lm for --lm."),
+    lm: str | None = typer.Option(None, "--lm", help="Compress a decoder's causal LM instead of an encoder "
+                                                     "(smollm2, hf:<dir>): methods none, int8-dynamic, fp16, "
+                                                     "bf16; scored by BLEU-1 over the token link."),
     tower: str = typer.Option("text", help="text or image: the tower to compress."),
     methods: str | None = typer.Option(None, help="Comma list of candidates: none, prune, int8-dynamic, "
                                                   "int8-static, fp16, bf16, or prune+<precision> (default: "
@@ -561,18 +564,25 @@ def compress_encoder(
     finetune_images: int = typer.Option(512, min=1, help="prune: easy-VQA train images to fine-tune on."),
     store: Path | None = typer.Option(None, help="prune: fine-tune on a teacher store's images and stored "
                                                  "teacher embeddings instead."),
-    sentences: int = typer.Option(500, min=2, help="Held-out WordNet sentences (R@1 against float) and as "
-                                  "many definition -> example pairs (gloss R@1: a text tower's score)."),
+    sentences: int | None = typer.Option(None, min=2, help="Held-out WordNet sentences: R@1 against float "
+                                         "and as many definition -> example pairs (gloss R@1) for a text "
+                                         "tower (default 500); sent over the token link for --lm (default "
+                                         "50)."),
+    snr: str = typer.Option("5,10,20", help="--lm: SNRs (dB, AWGN) the held-out sentences are sent at."),
     images: int = typer.Option(200, min=2, help="easy-VQA test images that score a tower (caption R@1)."),
     repeats: int = typer.Option(5, min=1, help="Timed runs per latency (the median is reported)."),
     threads: int | None = typer.Option(None, min=1, help="Torch threads while timing (default: torch's)."),
 ) -> None:
-    """Compress a tower to a device budget: measure the size / latency / score front, save the pick."""
+    """Compress a tower (or a decoder's LM) to a device budget: measure the size / latency / score front,
+    save the pick."""
     from ragsc.compress import Budget, CompressionConfig, EvalData, choose, front, front_table, parse_methods
     from ragsc.compress.saved import save_compressed
     from ragsc.encoders import load_encoder
 
     # every user mistake is refused before the encoder is loaded or anything is measured
+    if lm is not None:
+        return _compress_lm(lm, out, methods, budget_mb, budget_ms, budget_params, batch, sentences, snr,
+                            repeats, threads)
     if tower not in DEFAULT_METHODS:
         raise ConfigError(f"--tower must be text or image, got {tower!r}")
     candidates = parse_methods(methods if methods is not None else DEFAULT_METHODS[tower])
@@ -587,8 +597,8 @@ def compress_encoder(
         raise ConfigError(f"--out {out} exists and is not empty; give a new folder")
     enc = load_encoder(encoder)
     configs = [c.model_copy(update={"encoder": enc.spec}) for c in configs]
-    points = front(enc, configs, data=EvalData.default(sentences, images), batches=sorted({1, 64, batch}),
-                   repeats=repeats, n_threads=threads, progress=True)
+    points = front(enc, configs, data=EvalData.default(sentences or 500, images),
+                   batches=sorted({1, 64, batch}), repeats=repeats, n_threads=threads, progress=True)
     try:
         chosen = choose(points, budget)
     except ConfigError:
@@ -602,6 +612,40 @@ def compress_encoder(
                     info={"command": command, "budget": budget.model_dump(), "front": front_rows,
                           "threads": threads})
     typer.echo(f"wrote {out}; load it with load_encoder('compressed:{out}')")
+
+
+def _compress_lm(spec: str, out: Path, methods: str | None, budget_mb: float | None, budget_ms: float | None,
+                 budget_params: int | None, batch: int, sentences: int | None, snr: str, repeats: int,
+                 threads: int | None) -> None:
+    """``ragsc compress --lm SPEC``: the LM front, the budget's pick saved (see :mod:`ragsc.compress.lm`)."""
+    from ragsc.channel.sweep import parse_snr_range
+    from ragsc.compress import Budget, LinkData, LMCompressionConfig, choose, lm_front, lm_front_table
+    from ragsc.compress.config import parse_lm_methods
+    from ragsc.compress.lm import save_compressed_lm
+
+    candidates = parse_lm_methods(methods if methods is not None else "none,int8-dynamic,fp16,bf16")
+    budget = validate(Budget, {"max_mb": budget_mb, "max_ms": budget_ms, "max_params": budget_params,
+                               "batch": batch}, "compress")
+    configs = [validate(LMCompressionConfig, {"lm": spec, "method": m}, "compress") for m in candidates]
+    snrs = parse_snr_range(snr)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not empty; give a new folder")
+    data = LinkData.default(sentences or 50, snrs=tuple(snrs))
+    points = lm_front(configs, data=data, batches=sorted({1, 32, batch}), repeats=repeats, n_threads=threads,
+                      progress=True)
+    try:
+        chosen = choose(points, budget)
+    except ConfigError:
+        typer.echo(lm_front_table(points, budget))
+        raise
+    typer.echo(lm_front_table(points, budget, chosen))
+    typer.echo(f"budget: {budget.describe()} (ms: one next-token step at {batch} rows)\n"
+               f"picked: {chosen.describe()}")
+    command = " ".join(["ragsc", *sys.argv[1:]]) if sys.argv and "ragsc" in sys.argv[0] else "ragsc compress"
+    save_compressed_lm(out, chosen.compressed, figures=chosen.figures.as_dict(),
+                       info={"command": command, "budget": budget.model_dump(), "threads": threads,
+                             "front": [{"method": p.name, **p.figures.as_dict()} for p in points]})
+    typer.echo(f"wrote {out}; use it as decoder.lm: compressed:{out} (or load_lm('compressed:{out}'))")
 
 
 @app.command("eval")

@@ -173,7 +173,8 @@ class DecoderConfig(_Config):
     image_copy_threshold: float | None = Field(0.7, ge=-1.0, le=1.0, description="show the best retrieved "
                                                "image when its cosine is at least this (retrieve or "
                                                "generate); null: always generate")
-    lm: str = Field("smollm2", description="'smollm2' (embedded) or 'hf:<dir|id>' of a causal LM")
+    lm: str = Field("smollm2", description="'smollm2' (embedded), 'hf:<dir|id>' of a causal LM, "
+                     "or 'compressed:<dir>' (ragsc compress --lm)")
     weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
 
 

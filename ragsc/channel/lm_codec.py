@@ -240,7 +240,7 @@ class LMTextCodec:
             raise ConfigError(f"max_tokens must be >= 1, got {max_tokens}")
         self.lm, self.prompt, self.max_tokens = lm, prompt, max_tokens
         tok = lm.tokenizer
-        self.vocab = min(lm.model.get_output_embeddings().weight.shape[0], len(tok))
+        self.vocab = min(lm.n_logits, len(tok))
         if not (self.vocab + 1).bit_length() < precision <= 48:
             raise ConfigError(f"precision must be in ({(self.vocab + 1).bit_length()}, 48] bits for a "
                               f"vocabulary of {self.vocab} tokens, got {precision}")

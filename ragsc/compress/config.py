@@ -3,6 +3,8 @@
 * :class:`CompressionConfig`: the base encoder (its spec), the tower (``text`` or ``image``), the methods
   applied in order (``prune`` first, then at most one precision method), the pruning target and the
   fine-tune after pruning (:class:`FinetuneConfig`);
+* :class:`LMCompressionConfig`: a generative decoder's causal LM (its spec) and one method of
+  :data:`LM_METHODS` (:mod:`ragsc.compress.lm`);
 * :class:`Budget`: the most megabytes, milliseconds (at one batch size) and parameters a device allows;
   ``None`` leaves a figure free.
 
@@ -34,6 +36,8 @@ Method = Literal["none", "prune", "int8-dynamic", "int8-static", "fp16", "bf16"]
 METHODS: tuple[str, ...] = ("none", "prune", "int8-dynamic", "int8-static", "fp16", "bf16")
 PRECISIONS: tuple[str, ...] = ("int8-dynamic", "int8-static", "fp16", "bf16")
 Tower = Literal["text", "image"]
+LMMethod = Literal["none", "int8-dynamic", "fp16", "bf16"]
+LM_METHODS: tuple[str, ...] = ("none", "int8-dynamic", "fp16", "bf16")
 
 
 class _Config(BaseModel):
@@ -121,6 +125,29 @@ def parse_methods(text: str) -> list[tuple[str, ...]]:
         out.append(methods)
     if not out:
         raise ConfigError(f"no compression method given; known: {', '.join(METHODS)}")
+    return out
+
+
+class LMCompressionConfig(_Config):
+    """One compression of a decoder's causal LM: the whole model by one method of :data:`LM_METHODS`
+    (``int8-dynamic``: int8 Linear layers and uint8 embedding rows; ``fp16`` / ``bf16``: the model cast)."""
+
+    lm: str = Field("smollm2", description="the base LM's spec (load_lm: smollm2, hf:<dir>)")
+    method: LMMethod = "int8-dynamic"
+
+    @property
+    def name(self) -> str:
+        return self.method
+
+
+def parse_lm_methods(text: str) -> list[str]:
+    """``"none,int8-dynamic,bf16"`` -> the LM methods; :class:`ConfigError` naming an unknown one."""
+    out = [m.strip() for m in str(text).split(",") if m.strip()]
+    unknown = [m for m in out if m not in LM_METHODS]
+    if unknown or not out:
+        what = f"unknown LM compression method {unknown[0]!r}" if unknown else "no LM compression method"
+        raise ConfigError(f"{what}; an LM compresses by {', '.join(LM_METHODS)} (prune and int8-static "
+                          "apply to encoder towers)")
     return out
 
 

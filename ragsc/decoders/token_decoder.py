@@ -86,7 +86,7 @@ class ChannelLMDecoder:
             raise ConfigError(f"rag_prior must be in (0, 1), got {rag_prior}")
         if lm_weight < 0:
             raise ConfigError(f"lm_weight must be >= 0, got {lm_weight}")
-        n_logits = lm.model.get_output_embeddings().weight.shape[0]
+        n_logits = lm.n_logits
         if len(codebook) > n_logits:
             raise ConfigError(f"the codebook has {len(codebook)} tokens but the LM {lm.name!r} "
                               f"scores {n_logits}")

@@ -81,3 +81,28 @@ def test_the_shipped_student_image_tower_prunes_to_half_its_macs(capsys, tmp_pat
     enc = load_encoder(f"compressed:{out}")
     assert enc.num_parameters()["image"] <= 400_000 and enc.serves(enc.base.fingerprint)
     assert enc.encode_images([torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()]).embeddings.shape == (1, 384)
+
+
+def test_compress_lm_writes_what_a_pipeline_loads(capsys, tmp_path):
+    """``ragsc compress --lm``: the LM front (BLEU-1 over the token link), the pick, a folder that
+    ``load_lm("compressed:<dir>")`` reloads; a method that only encoders have is refused before any work."""
+    from ragsc.decoders.lm import load_lm
+
+    from ..decoders._tiny_lm import tiny_lm
+
+    lm = tiny_lm(tie=True)
+    lm.model.save_pretrained(tmp_path / "lm")
+    lm.tokenizer.save_pretrained(tmp_path / "lm")
+    spec, out = f"hf:{tmp_path / 'lm'}", tmp_path / "c"
+    code, stdout, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "none,int8-dynamic",
+                                    "--sentences", "3", "--snr", "10", "--repeats", "1", "--threads", "1",
+                                    "--budget-ms", "1000", "--out", str(out))
+    assert code == 0, stderr
+    assert "BLEU-1 10 dB" in stdout and "picked:" in stdout and f"compressed:{out}" in stdout
+    record = json.loads((out / "compressed_lm.json").read_text())
+    assert record["config"]["lm"] == spec and len(record["info"]["front"]) == 2
+    assert load_lm(f"compressed:{out}")(["the cat"], max_new_tokens=2)
+    code, _, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "prune", "--out",
+                               str(tmp_path / "d"))
+    assert code == 2 and "unknown LM compression method 'prune'" in stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "d").exists()

@@ -57,6 +57,10 @@ def test_int8_dynamic_quantises_linears_and_embeddings():
     assert type(q[0]).__module__.startswith("torch.ao.nn.quantized.modules")  # uint8 rows
     assert type(q[1]).__module__.startswith("torch.ao.nn.quantized.dynamic")  # int8, dynamic activations
     assert F.cosine_similarity(q(x).flatten(1), ref.flatten(1)).min() > 0.99
+    # strided ids (a beam search's reordered rows are views): the uint8 lookup takes them too
+    strided = torch.randint(0, 100, (6, 4)).t()
+    assert not strided.is_contiguous()
+    assert torch.equal(q(strided), q(strided.contiguous()))
 
 
 def test_transformer_feed_forwards_stay_float():

@@ -10,8 +10,9 @@ CORPUS = [
 ] * 20
 
 
-def tiny_lm(seed: int = 0, vocab_size: int = 400):
-    """A :class:`~ragsc.decoders.lm.CausalLM` around a 2-layer Llama with random weights."""
+def tiny_lm(seed: int = 0, vocab_size: int = 400, tie: bool = False):
+    """A :class:`~ragsc.decoders.lm.CausalLM` around a 2-layer Llama with random weights (``tie``: the
+    output head shares the token embedding, as SmolLM2's does)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -27,5 +28,5 @@ def tiny_lm(seed: int = 0, vocab_size: int = 400):
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=tie)
     return CausalLM(LlamaForCausalLM(cfg), tok, "tiny-llama")
