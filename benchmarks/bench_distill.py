@@ -23,7 +23,10 @@ and mean ratio to the teacher's accuracy at SNR >= 0 dB.
 batch), the same student, batches and steps, and 10 epochs including the caching.
 
 ``pipeline``: the student (``--student``) as the multitask pipeline's transmitter with the teacher's
-KBs and decoders, each task's primary metric against the teacher's on the same items and noise.
+KBs and decoders, each task's primary metric against the teacher's on the same items and noise; with
+``--student-decoders FILE`` also the student with decoders trained behind it (``ragsc decoders train
+--encoder student:embedded --only image,vqa --out FILE``: the image generator and the VQA head learn the
+student's embeddings; the text decoders, the PCA basis and the KBs stay the teacher's).
 """
 
 from __future__ import annotations
@@ -326,8 +329,9 @@ def stored_vs_online(args) -> None:
 
 def in_the_pipeline(args) -> None:
     """Part ``pipeline``: the student as the multitask pipeline's transmitter, the teacher's KBs and
-    decoders unchanged behind it; each task's primary metric (and the image task's class accuracy, the
-    caption's) per channel and SNR, teacher and student on the same items and noise."""
+    decoders unchanged behind it (and, with ``--student-decoders``, decoders trained behind the student);
+    each task's primary metric (and the image task's class accuracy, the caption's) per channel and SNR,
+    every row on the same items and noise."""
     from ragsc.config import load_pipeline_spec
     from ragsc.eval import PRIMARY, run_eval
     from ragsc.pipelines import Pipeline
@@ -335,10 +339,14 @@ def in_the_pipeline(args) -> None:
     spec = load_pipeline_spec(Path(__file__).resolve().parents[1] / "pipelines" / "multitask.yaml")
     snrs = [float(v) for v in args.snr.split(",")]
     channels = args.channels.split(",")
+    runs = [("teacher", "embedded", None), ("student", args.student, None)]
+    if args.student_decoders:
+        runs.append(("student + its decoders", args.student, args.student_decoders))
     scores = {}
-    for name, encoder in (("teacher", "embedded"), ("student", args.student)):
-        pipe = Pipeline.from_config(spec.model_copy(update={"encoder": spec.encoder.model_copy(
-            update={"spec": encoder})}))
+    for name, encoder, weights in runs:
+        decoder = spec.decoder if weights is None else spec.decoder.model_copy(update={"weights": weights})
+        pipe = Pipeline.from_config(spec.model_copy(update={
+            "encoder": spec.encoder.model_copy(update={"spec": encoder}), "decoder": decoder}))
         t0 = time.perf_counter()
         rows = run_eval(pipe, channels, snrs, n=args.pipeline_n, seed=args.seed, methods=("semantic+rag",),
                         progress=False)
@@ -346,18 +354,22 @@ def in_the_pipeline(args) -> None:
         for r in rows:
             scores[(name, r["task"], r["metric"], r["channel"], r["snr_db"])] = r["value"]
     metrics = [(t, m) for t, m in PRIMARY.items()] + [("image", "class_accuracy")]
+    names = [name for name, _, _ in runs]
     out = []
     for task, metric in metrics:
         for ch in channels:
-            t = [scores.get(("teacher", task, metric, ch, s)) for s in snrs]
-            st = [scores.get(("student", task, metric, ch, s)) for s in snrs]
-            if any(v is None for v in t + st):
+            got = {n: [scores.get((n, task, metric, ch, s)) for s in snrs] for n in names}
+            if any(v is None for vs in got.values() for v in vs):
                 continue
-            out.append([f"{task}/{metric}", ch] + [f"{a:.3f} / {b:.3f}" for a, b in zip(t, st)]
-                       + [f"{min(b / a for a, b, s in zip(t, st, snrs) if a > 0 and s >= 0):.1%}"])
-    print(f"\nthe multitask pipeline, {args.pipeline_n} items per kind, semantic + RAG: teacher / student "
-          "transmitter (worst ratio at SNR >= 0 dB; goal >= 97 %)")
-    print(table(out, ["task/metric", "channel"] + [f"{s:g} dB" for s in snrs] + ["worst ratio"]), flush=True)
+            t = got["teacher"]
+            worst = [f"{min(b / a for a, b, s in zip(t, got[n], snrs) if a > 0 and s >= 0):.1%}"
+                     for n in names[1:]]
+            out.append([f"{task}/{metric}", ch] + [" / ".join(f"{got[n][i]:.3f}" for n in names)
+                                                   for i in range(len(snrs))] + worst)
+    print(f"\nthe multitask pipeline, {args.pipeline_n} items per kind, semantic + RAG: {' / '.join(names)} "
+          "(worst ratio to the teacher at SNR >= 0 dB; goal >= 97 %)")
+    print(table(out, ["task/metric", "channel"] + [f"{s:g} dB" for s in snrs]
+                + [f"worst ratio: {n}" for n in names[1:]]), flush=True)
 
 
 def towers(args) -> None:
@@ -422,6 +434,9 @@ def main() -> None:
     ap.add_argument("--search-items", type=int, default=1000, help="items the search sees (80 %% train, "
                                                                    "20 %% validation)")
     ap.add_argument("--pipeline-n", type=int, default=24, help="pipeline: items per task kind")
+    ap.add_argument("--student-decoders", default=None,
+                    help="pipeline: decoders trained behind the student (ragsc decoders train --encoder "
+                         "student:embedded --only image,vqa --out FILE): one more row")
     ap.add_argument("--store-items", type=int, default=512, help="store: images timed")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

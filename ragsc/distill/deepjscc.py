@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,7 +99,9 @@ def train_deepjscc(model: DeepJSCC, images: torch.Tensor, labels: torch.Tensor, 
         raise InputError("DeepJSCC learns from labels only, and none of these items has one")
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    images, labels = images[keep], labels[keep]
+    # the labelled items cycled to the whole set's length: every label share trains for as many steps
+    cycled = torch.from_numpy(np.resize(keep.nonzero().flatten().numpy(), len(keep)))
+    images, labels = images[cycled], labels[cycled]
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(seed)
     sims = {k: Channel(k, "block", c.rician_k, seed + 1 + i) for i, k in enumerate(c.channels)}

@@ -148,6 +148,10 @@ def _through_channel(embed, student: nn.Module | None, codec: CATCodec, head: nn
     g = torch.Generator().manual_seed(seed)
     sims = {k: Channel(k, c.fading, c.rician_k, seed + 1 + i) for i, k in enumerate(c.channels)}
     result = RobustResult(student, codec, head)
+    # with some labels missing, the task term reads its own batch of labelled items at every step (drawn
+    # from the labelled training items), so the head trains for as many steps at any label share
+    known_train = torch.from_numpy(train_idx)[labels[torch.from_numpy(train_idx)] >= 0]
+    partial = head is not None and 0 < len(known_train) < len(train_idx)
     for epoch in range(epochs):
         for m in modules:
             m.train()
@@ -160,8 +164,13 @@ def _through_channel(embed, student: nn.Module | None, codec: CATCodec, head: nn
             snr = lo + (hi - lo) * torch.rand(len(idx), generator=g)
             rx = codec(embed(idx), snr, kind, level, sim=sims[kind])
             loss = 1 - F.cosine_similarity(rx, targets[idx], dim=-1).mean()
-            known = labels[idx] >= 0
-            if head is not None and bool(known.any()):
+            if partial:
+                lab = known_train[torch.randint(len(known_train), (min(batch_size, len(known_train)),),
+                                                generator=g)]
+                rx_lab = codec(embed(lab), lo + (hi - lo) * torch.rand(len(lab), generator=g), kind, level,
+                               sim=sims[kind])
+                loss = loss + task_weight * F.cross_entropy(head(rx_lab * 10), labels[lab])
+            elif head is not None and bool((known := labels[idx] >= 0).any()):
                 loss = loss + task_weight * F.cross_entropy(head(rx[known] * 10), labels[idx][known])
             opt.zero_grad()
             loss.backward()

@@ -143,11 +143,14 @@ def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentC
         raise ConfigError(f"data_fraction must be in (0, 1], got {data_fraction}")
     train_idx = train_idx[: max(1, int(round(len(train_idx) * data_fraction)))]
     if objective == "scratch":
-        # no teacher: an unlabelled item teaches nothing, and a batch of only those has no gradient
-        train_idx = train_idx[(labels[train_idx] >= 0).numpy()]
-        if not len(train_idx):
+        # no teacher: an unlabelled item teaches nothing, and a batch of only those has no gradient. The
+        # labelled items are cycled to the training split's length, so every label share gets as many
+        # steps as the distilled students (a few labels seen for a few steps would measure the schedule)
+        labelled = train_idx[(labels[train_idx] >= 0).numpy()]
+        if not len(labelled):
             raise InputError(f"none of the training items kept a label (label_fraction={label_fraction}): "
                              "training from scratch needs some")
+        train_idx = np.resize(labelled, len(train_idx))
     params = list(net.parameters()) + (list(classifier.parameters()) if classifier else [])
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     steps = epochs * max(1, -(-len(train_idx) // batch_size))

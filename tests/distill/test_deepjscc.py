@@ -43,6 +43,22 @@ def test_symbols_have_unit_power_and_the_chain_learns_the_task(one_thread):
     assert not torch.allclose(model(_pixels(x[:4]), -10.0, sim), model(_pixels(x[:4]), 20.0, sim))
 
 
+def test_few_labels_train_for_as_many_steps(one_thread):
+    """A quarter of the labels: the labelled items are cycled, so the model takes as many steps."""
+    x, y = two_classes(64)
+    steps = []
+    for share in (1.0, 0.25):
+        labels = y.clone()
+        if share < 1:
+            labels[torch.arange(64) % 4 != 0] = -1
+        model = DeepJSCC(CFG)
+        calls: list[int] = []
+        model.register_forward_hook(lambda m, *_, calls=calls: calls.append(1) if m.training else None)
+        train_deepjscc(model, x, labels, epochs=2, batch_size=16)
+        steps.append(len(calls))
+    assert steps[0] == steps[1] == 2 * 4
+
+
 def test_bad_input_is_refused():
     x, y = two_classes(8)
     with pytest.raises(InputError, match=r"\[N, 3, 16, 16\]"):

@@ -66,6 +66,24 @@ def test_the_receiver_of_a_frozen_transmitter_learns_through_the_channel(one_thr
                              snrs=(20.0,), channels=("awgn",))
     assert rows[0]["cosine"] > before[0]["cosine"] + 0.1 and rows[0]["accuracy"] > 0.8
     assert "accuracy" not in before[0]  # no head, no accuracy
+    # 4 labels in 96: the head still trains at every step, on a batch of labelled items
+    few = torch.full((96,), -1)
+    few[:4] = labels[:4].clamp_min(0)
+    head_calls = []
+    import ragsc.distill.robust as robust
+
+    make_head = robust._head
+
+    def counted_head(*args):
+        head = make_head(*args)
+        head.register_forward_hook(lambda m, x, _: head_calls.append(len(x[0])) if m.training else None)
+        return head
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(robust, "_head", counted_head)
+        train_receiver(features, centres[labels.clamp_min(0)], few, cat(), num_classes=3, epochs=2,
+                       batch_size=16, val_fraction=0.0)
+    assert len(head_calls) == 2 * 6 and set(head_calls) <= {4}
     with pytest.raises(ConfigError, match="labels go up to 2"):
         train_receiver(features, features, labels, cat(), num_classes=2)
     with pytest.raises(InputError, match="differ in length"):

@@ -142,15 +142,22 @@ def test_fashion_mnist_students_at_equal_labels(tmp_path):
     assert 0.0 <= r.best["val_accuracy"] <= 1.0
 
 
-def test_scratch_trains_on_the_labelled_items_only(stores):
+def test_scratch_trains_on_the_labelled_items_only_for_as_many_steps(stores, monkeypatch):
     images, _ = stores
-    # 10 % of 96 labels: most batches of 16 would hold none, and a batch without labels has no gradient
-    r = train_student(images, IMAGE, objective="scratch", epochs=2, batch_size=16, label_fraction=0.1)
+    # 10 % of 96 labels: most batches of 16 would hold none, and a batch without labels has no gradient;
+    # the labelled items are cycled to the split's length (as many steps as with every label)
+    import ragsc.distill.train as train
     from ragsc.distill.train import split
 
+    seen = []
+    loss = train._loss
+    monkeypatch.setattr(train, "_loss", lambda objective, emb, bott, cls, target, labels, *a:
+                        seen.append(labels.clone()) or loss(objective, emb, bott, cls, target, labels, *a))
+    r = train_student(images, IMAGE, objective="scratch", epochs=2, batch_size=16, label_fraction=0.1)
     train_idx, _ = split(len(images), 0.1, 0)  # train_student's own split (val_fraction 0.1, seed 0)
     labelled = int((keep_labels(images.tensors()["label"], 0.1, 0)[train_idx] >= 0).sum())
-    assert r.history[0]["train_items"] == labelled and 0 < labelled < 16
+    assert 0 < labelled < 16 and r.history[0]["train_items"] == len(train_idx)
+    assert len(seen) == 2 * -(-len(train_idx) // 16) and all(bool((b >= 0).all()) for b in seen)
 
 
 def test_a_searched_architecture_is_a_student_tower(stores, tmp_path):
