@@ -6,7 +6,9 @@ each item from the store. Stage 2 (:func:`train_robust`): the student, the chann
 simulated channel, over the codec's SNR range and channel kinds, one model for all of them. The target
 is still the teacher's clean embedding (read from the store), so what the receiver reconstructs stays
 in the teacher's space, where the KBs and decoders live; the task head adds the cross-entropy of the
-labelled items. :func:`evaluate_over_channel` scores the chain on a test store, per channel and SNR.
+labelled items (when only some items are labelled, of a batch drawn from them at every step, so that the
+head trains for as many steps at any label share). :func:`evaluate_over_channel` scores the chain on a
+test store, per channel and SNR.
 """
 
 from __future__ import annotations
