@@ -27,8 +27,10 @@
   call; 32 = 8 sentences x 4 beams), BLEU-1 of ``--lm-sentences`` held-out WordNet sentences sent over the
   token link (4 symbols per token, AWGN) at each of ``--lm-snr`` and decoded with that LM (every method
   decodes the same received symbols), the share decoded exactly as float decodes them, and sentences per
-  second of the whole decode. Our goal (the issue sets none for decoders): int8 >= 1.5x faster per step at
-  1 and 32 rows, >= 3x smaller, BLEU-1 within 1 point of float at every SNR.
+  second of the whole decode; and int8 with the MLP's down projections and the output head kept float
+  (``keep_float``, chosen on validation sentences apart from the test ones). Our goal (the issue sets none
+  for decoders): int8 >= 1.5x faster per step at 1 and 32 rows, >= 3x smaller, BLEU-1 within 1 point of
+  float at every SNR.
 
 The machine is described on the first line; run it on an idle machine for latency figures that mean
 something (a busy one makes every row slower, float32 included, and noisier).
@@ -174,6 +176,11 @@ def image_part(teacher, args) -> None:
 
 def lm_part(args) -> None:
     configs = [LMCompressionConfig(lm="smollm2", method=m) for m in LM_METHODS]
+    # chosen on 100 validation sentences (WordNet examples drawn apart from the test ones): plain int8 lost
+    # 9.3 / 2.1 BLEU-1 points at 5 / 10 dB there, with the head or the embedding float as much; the MLP's
+    # down projections float as well brought it to -2.4 / -0.4
+    configs.append(LMCompressionConfig(lm="smollm2", method="int8-dynamic",
+                                       keep_float=("down_proj", "lm_head")))
     data = LinkData.default(args.lm_sentences, snrs=tuple(float(x) for x in args.lm_snr.split(",")))
     t0 = time.perf_counter()
     points = lm_front(configs, data=data, batches=(1, 32), repeats=args.repeats, n_threads=args.threads,

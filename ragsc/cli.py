@@ -569,6 +569,9 @@ def compress_encoder(
                                          "tower (default 500); sent over the token link for --lm (default "
                                          "50)."),
     snr: str = typer.Option("5,10,20", help="--lm: SNRs (dB, AWGN) the held-out sentences are sent at."),
+    keep_float: str | None = typer.Option(None, "--keep-float", help="--lm: layers int8-dynamic leaves in "
+                                                                     "float32 (comma list, e.g. "
+                                                                     "down_proj,lm_head)."),
     images: int = typer.Option(200, min=2, help="easy-VQA test images that score a tower (caption R@1)."),
     repeats: int = typer.Option(5, min=1, help="Timed runs per latency (the median is reported)."),
     threads: int | None = typer.Option(None, min=1, help="Torch threads while timing (default: torch's)."),
@@ -582,7 +585,7 @@ def compress_encoder(
     # every user mistake is refused before the encoder is loaded or anything is measured
     if lm is not None:
         return _compress_lm(lm, out, methods, budget_mb, budget_ms, budget_params, batch, sentences, snr,
-                            repeats, threads)
+                            repeats, threads, keep_float)
     if tower not in DEFAULT_METHODS:
         raise ConfigError(f"--tower must be text or image, got {tower!r}")
     candidates = parse_methods(methods if methods is not None else DEFAULT_METHODS[tower])
@@ -616,7 +619,7 @@ def compress_encoder(
 
 def _compress_lm(spec: str, out: Path, methods: str | None, budget_mb: float | None, budget_ms: float | None,
                  budget_params: int | None, batch: int, sentences: int | None, snr: str, repeats: int,
-                 threads: int | None) -> None:
+                 threads: int | None, keep_float: str | None) -> None:
     """``ragsc compress --lm SPEC``: the LM front, the budget's pick saved (see :mod:`ragsc.compress.lm`)."""
     from ragsc.channel.sweep import parse_snr_range
     from ragsc.compress import Budget, LinkData, LMCompressionConfig, choose, lm_front, lm_front_table
@@ -626,7 +629,12 @@ def _compress_lm(spec: str, out: Path, methods: str | None, budget_mb: float | N
     candidates = parse_lm_methods(methods if methods is not None else "none,int8-dynamic,fp16,bf16")
     budget = validate(Budget, {"max_mb": budget_mb, "max_ms": budget_ms, "max_params": budget_params,
                                "batch": batch}, "compress")
-    configs = [validate(LMCompressionConfig, {"lm": spec, "method": m}, "compress") for m in candidates]
+    keep = tuple(k.strip() for k in (keep_float or "").split(",") if k.strip())
+    if keep and "int8-dynamic" not in candidates:
+        raise ConfigError("--keep-float applies to int8-dynamic, which --methods does not list")
+    configs = [validate(LMCompressionConfig, {"lm": spec, "method": m,
+                                              "keep_float": keep if m == "int8-dynamic" else ()}, "compress")
+               for m in candidates]
     snrs = parse_snr_range(snr)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"--out {out} exists and is not empty; give a new folder")

@@ -134,10 +134,20 @@ class LMCompressionConfig(_Config):
 
     lm: str = Field("smollm2", description="the base LM's spec (load_lm: smollm2, hf:<dir>)")
     method: LMMethod = "int8-dynamic"
+    keep_float: tuple[str, ...] = Field((), description="int8-dynamic: layers left in float32, by the last "
+                                        "part of their name (down_proj, lm_head, embed_tokens) or their "
+                                        "full name (model.layers.0.mlp.down_proj)")
+
+    @model_validator(mode="after")
+    def _keep_float(self) -> LMCompressionConfig:
+        if self.keep_float and self.method != "int8-dynamic":
+            raise ValueError(f"keep_float applies to int8-dynamic, not {self.method}")
+        return self
 
     @property
     def name(self) -> str:
-        return self.method
+        """``int8-dynamic`` or ``int8-dynamic[float:down_proj,lm_head]``."""
+        return f"{self.method}[float:{','.join(self.keep_float)}]" if self.keep_float else self.method
 
 
 def parse_lm_methods(text: str) -> list[str]:

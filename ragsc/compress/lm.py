@@ -10,6 +10,9 @@ in float32). Methods (:data:`~ragsc.compress.config.LM_METHODS`), each on the wh
 * ``fp16`` / ``bf16``: the model cast (the decoder reads the logits in float32);
 * ``none``: the float model, the reference point.
 
+``keep_float`` leaves named layers of an int8 model in float32 (``("down_proj", "lm_head")``: SmolLM2's
+MLP output projections, whose inputs carry the outliers int8 handles worst, and the output head).
+
 How a candidate is judged (:func:`lm_front`, all on this machine):
 
 * **size**: bytes of the safetensors file it is saved as (a tied weight stored once);
@@ -56,11 +59,26 @@ ALIASES = "#aliases"  # the state description's entry of tied weights stored onc
 
 
 # ------------------------------------------------------------------------------------------ compress
-def _apply(model: torch.nn.Module, method: str) -> torch.nn.Module:
-    """``method`` applied to ``model`` in place (eval mode, no gradients)."""
+def kept_layers(model: torch.nn.Module, keep_float: Sequence[str]) -> list[str]:
+    """Full names of the Linear / Embedding layers that ``keep_float`` names (by their last part or their
+    full name); :class:`ConfigError` for an entry that names none."""
+    layers = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))]
+    out = []
+    for entry in keep_float:
+        hits = [n for n in layers if n == entry or n.rsplit(".", 1)[-1] == entry]
+        if not hits:
+            raise ConfigError(f"keep_float: {entry!r} names no Linear or Embedding layer of the LM (e.g. "
+                              f"{', '.join(sorted({n.rsplit('.', 1)[-1] for n in layers})[:6])})")
+        out += hits
+    return out
+
+
+def _apply(model: torch.nn.Module, config: LMCompressionConfig) -> torch.nn.Module:
+    """``config.method`` applied to ``model`` in place (eval mode, no gradients)."""
     model.eval().requires_grad_(False)
+    method = config.method
     if method == "int8-dynamic":
-        int8_dynamic(model)
+        int8_dynamic(model, kept_layers(model, config.keep_float))
     elif method in _HALF:
         model.to(_HALF[method])
     elif method != "none":
@@ -107,8 +125,9 @@ class CompressedLM(CausalLM):
 
     @property
     def fingerprint(self) -> str:  # type: ignore[override]
-        """The base's fingerprint and the method: equal iff the same compression of the same weights."""
-        return hashlib.sha256(f"{self.base['fingerprint']}|{self.config.method}".encode()).hexdigest()[:32]
+        """The base's fingerprint and the config: equal iff the same compression of the same weights."""
+        how = f"{self.base['fingerprint']}|{self.config.model_dump_json(exclude={'lm'})}"
+        return hashlib.sha256(how.encode()).hexdigest()[:32]
 
 
 def compress_lm(config: LMCompressionConfig, lm: CausalLM | None = None) -> CompressedLM:
@@ -119,14 +138,14 @@ def compress_lm(config: LMCompressionConfig, lm: CausalLM | None = None) -> Comp
     if lm is None:
         lm = as_lm(config.lm)
     if isinstance(lm, CompressedLM):
-        raise ConfigError(f"{lm.name} is compressed already ({lm.config.method}); compress its base, "
+        raise ConfigError(f"{lm.name} is compressed already ({lm.config.name}); compress its base, "
                           f"{lm.base['spec']!r}")
     if lm.name != config.lm:
         raise ConfigError(f"the config compresses the LM {config.lm!r}, the LM given is {lm.name!r}")
     params = sum(p.numel() for p in lm.model.parameters())
     base = {"spec": lm.name, "fingerprint": lm.fingerprint}
-    model = _apply(copy.deepcopy(lm.model), config.method)
-    return CompressedLM(model, lm.tokenizer, f"{lm.name} ({config.method})", config, base, params)
+    model = _apply(copy.deepcopy(lm.model), config)
+    return CompressedLM(model, lm.tokenizer, f"{lm.name} ({config.name})", config, base, params)
 
 
 # ------------------------------------------------------------------------------------------ on disk
@@ -206,7 +225,7 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
                              "it again")
     meta = dict(record.state)
     aliases = meta.pop(ALIASES, {}).get("aliases", {})
-    model = _apply(base.model, record.config.method)
+    model = _apply(base.model, record.config)
     try:
         with quiet():  # quantised modules' load warns of torch.ao's deprecation
             missing, unexpected = model.load_state_dict(decode_state(tensors, meta), strict=False)
@@ -215,7 +234,7 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
                                f"{sorted(unexpected)[:3]}")
     except (RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"{folder}: the stored state does not fit {record.config.lm!r} "
-                             f"({record.config.method}): {exc}") from None
+                             f"({record.config.name}): {exc}") from None
     return CompressedLM(model.eval(), base.tokenizer, f"compressed:{folder}", record.config,
                         {"spec": record.config.lm, "fingerprint": record.base_fingerprint}, record.params)
 

@@ -23,7 +23,7 @@ structure is the same and the stored scales overwrite the placeholders.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 
 import torch
@@ -62,14 +62,15 @@ def _lookup_any_ids(unit: nn.Module) -> nn.Module:
     return unit
 
 
-def int8_dynamic(unit: nn.Module) -> nn.Module:
-    """Linear layers with int8 weights and dynamic activations, Embeddings with uint8 rows (in place)."""
+def int8_dynamic(unit: nn.Module, keep: Iterable[str] = ()) -> nn.Module:
+    """Linear layers with int8 weights and dynamic activations, Embeddings with uint8 rows (in place);
+    the layers named in ``keep`` (full module names) stay float."""
     import torch.ao.quantization as tq
 
     with quiet():
         spec: dict = {nn.Linear: tq.per_channel_dynamic_qconfig,
                       nn.Embedding: tq.float_qparams_weight_only_qconfig}
-        spec.update(dict.fromkeys(kept_float(unit)))  # a name mapped to None is left float
+        spec.update(dict.fromkeys([*kept_float(unit), *keep]))  # a name mapped to None is left float
         return _lookup_any_ids(tq.quantize_dynamic(unit.eval(), spec, inplace=True))
 
 

@@ -95,14 +95,18 @@ def test_compress_lm_writes_what_a_pipeline_loads(capsys, tmp_path):
     lm.tokenizer.save_pretrained(tmp_path / "lm")
     spec, out = f"hf:{tmp_path / 'lm'}", tmp_path / "c"
     code, stdout, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "none,int8-dynamic",
-                                    "--sentences", "3", "--snr", "10", "--repeats", "1", "--threads", "1",
+                                    "--keep-float", "lm_head", "--sentences", "3", "--snr", "10", "--repeats", "1", "--threads", "1",
                                     "--budget-ms", "1000", "--out", str(out))
     assert code == 0, stderr
     assert "BLEU-1 10 dB" in stdout and "picked:" in stdout and f"compressed:{out}" in stdout
     record = json.loads((out / "compressed_lm.json").read_text())
     assert record["config"]["lm"] == spec and len(record["info"]["front"]) == 2
+    assert {r["method"] for r in record["info"]["front"]} == {"none", "int8-dynamic[float:lm_head]"}
     assert load_lm(f"compressed:{out}")(["the cat"], max_new_tokens=2)
     code, _, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "prune", "--out",
                                str(tmp_path / "d"))
     assert code == 2 and "unknown LM compression method 'prune'" in stderr.strip().splitlines()[-1]
+    code, _, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "none,bf16", "--keep-float",
+                               "lm_head", "--out", str(tmp_path / "d"))
+    assert code == 2 and "--keep-float applies to int8-dynamic" in stderr.strip().splitlines()[-1]
     assert not (tmp_path / "d").exists()

@@ -69,6 +69,23 @@ def test_int8_quantises_every_linear_and_the_embedding_and_leaves_the_base_float
     assert not torch.equal(a, b)
 
 
+def test_keep_float_leaves_the_named_layers_float_and_reloads(base, tmp_path):
+    spec, lm = base
+    config = LMCompressionConfig(lm=spec, method="int8-dynamic", keep_float=("down_proj", "lm_head"))
+    c = compress_lm(config, lm)
+    floats = {n for n, m in c.model.named_modules() if type(m) is torch.nn.Linear}
+    assert floats == {"lm_head", "model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"}
+    assert config.name == "int8-dynamic[float:down_proj,lm_head]"
+    assert c.fingerprint != compress_lm(LMCompressionConfig(lm=spec), lm).fingerprint
+    back = load_lm(f"compressed:{save_compressed_lm(tmp_path / 'c', c)}")
+    assert {n for n, m in back.model.named_modules() if type(m) is torch.nn.Linear} == floats
+    assert torch.equal(logits(back), logits(c))
+    with pytest.raises(ConfigError, match=r"keep_float: 'mlp\.nothing' names no Linear.*down_proj"):
+        compress_lm(LMCompressionConfig(lm=spec, keep_float=("mlp.nothing",)), lm)
+    with pytest.raises(ValueError, match="keep_float applies to int8-dynamic, not bf16"):
+        LMCompressionConfig(lm=spec, method="bf16", keep_float=("lm_head",))
+
+
 def test_half_precision_stores_a_tied_weight_once(base):
     spec, lm = base
     for method, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
@@ -86,7 +103,7 @@ def test_save_and_reload_gives_the_same_model(base, tmp_path, method):
     c = compress_lm(LMCompressionConfig(lm=spec, method=method), lm)
     folder = save_compressed_lm(tmp_path / "c", c, figures={"score": 1.0})
     record = json.loads((folder / "compressed_lm.json").read_text())
-    assert record["config"] == {"lm": spec, "method": method} and record["base_fingerprint"] == lm.fingerprint
+    assert record["config"] == {"lm": spec, "method": method, "keep_float": []} and record["base_fingerprint"] == lm.fingerprint
     back = load_lm(f"compressed:{folder}")
     assert isinstance(back, CompressedLM) and back.fingerprint == c.fingerprint != lm.fingerprint
     assert torch.equal(logits(back), logits(c))  # bit-identical: integers and scales as stored
