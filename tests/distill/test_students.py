@@ -160,6 +160,33 @@ def test_scratch_trains_on_the_labelled_items_only_for_as_many_steps(stores, mon
     assert len(seen) == 2 * -(-len(train_idx) // 16) and all(bool((b >= 0).all()) for b in seen)
 
 
+def test_kd_with_few_labels_reads_a_labelled_batch_every_step(stores, monkeypatch):
+    """10 % of the labels: the task term is the cross-entropy of a batch of labelled items drawn at every
+    step (one or two labelled items per training batch would be noise as large as the KD gradient)."""
+    import types
+
+    import torch.nn.functional as F
+
+    import ragsc.distill.train as train
+    from ragsc.distill.train import split
+
+    images, _ = stores
+    seen = []
+
+    def cross_entropy(logits, target, *a, **k):
+        seen.append(target.clone())
+        return F.cross_entropy(logits, target, *a, **k)
+
+    spy = types.SimpleNamespace(**{n: getattr(F, n) for n in dir(F) if not n.startswith("__")})
+    spy.cross_entropy = cross_entropy
+    monkeypatch.setattr(train, "F", spy)
+    train_student(images, IMAGE, objective="kd", epochs=2, batch_size=16, label_fraction=0.1)
+    train_idx, _ = split(len(images), 0.1, 0)
+    labelled = int((keep_labels(images.tensors()["label"], 0.1, 0)[train_idx] >= 0).sum())
+    assert len(seen) == 2 * -(-len(train_idx) // 16)  # one task term per step
+    assert all(len(t) == labelled and bool((t >= 0).all()) for t in seen)
+
+
 def test_a_searched_architecture_is_a_student_tower(stores, tmp_path):
     from ragsc.distill.darts import ArchitectureConfig, Genotype
 
