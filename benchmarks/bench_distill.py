@@ -26,7 +26,9 @@ batch), the same student, batches and steps, and 10 epochs including the caching
 KBs and decoders, each task's primary metric against the teacher's on the same items and noise; with
 ``--student-decoders FILE`` also the student with decoders trained behind it (``ragsc decoders train
 --encoder student:embedded --only image,vqa --out FILE``: the image generator and the VQA head learn the
-student's embeddings; the text decoders, the PCA basis and the KBs stay the teacher's).
+student's embeddings; the text decoders and the PCA basis stay the teacher's), and with ``--student-kbs
+DIR`` that row's KBs are the multitask spec's KBs built by the student under ``DIR`` (built on first use):
+the student then retrieves its own embeddings of the KB's images.
 """
 
 from __future__ import annotations
@@ -341,12 +343,18 @@ def in_the_pipeline(args) -> None:
     channels = args.channels.split(",")
     runs = [("teacher", "embedded", None), ("student", args.student, None)]
     if args.student_decoders:
-        runs.append(("student + its decoders", args.student, args.student_decoders))
+        runs.append(("student + its decoders" + (" and KBs" if args.student_kbs else ""), args.student,
+                     args.student_decoders))
     scores = {}
     for name, encoder, weights in runs:
         decoder = spec.decoder if weights is None else spec.decoder.model_copy(update={"weights": weights})
+        kbs = spec.knowledge_bases
+        if weights is not None and args.student_kbs:
+            kbs = [kb.model_copy(update={"path": str(Path(args.student_kbs).resolve() / Path(kb.path).name)})
+                   for kb in kbs]
         pipe = Pipeline.from_config(spec.model_copy(update={
-            "encoder": spec.encoder.model_copy(update={"spec": encoder}), "decoder": decoder}))
+            "encoder": spec.encoder.model_copy(update={"spec": encoder}), "decoder": decoder,
+            "knowledge_bases": kbs}))
         t0 = time.perf_counter()
         rows = run_eval(pipe, channels, snrs, n=args.pipeline_n, seed=args.seed, methods=("semantic+rag",),
                         progress=False)
@@ -437,6 +445,9 @@ def main() -> None:
     ap.add_argument("--student-decoders", default=None,
                     help="pipeline: decoders trained behind the student (ragsc decoders train --encoder "
                          "student:embedded --only image,vqa --out FILE): one more row")
+    ap.add_argument("--student-kbs", default=None,
+                    help="pipeline: with --student-decoders, that row's KBs built by the student in this "
+                         "folder")
     ap.add_argument("--store-items", type=int, default=512, help="store: images timed")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
