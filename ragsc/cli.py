@@ -578,7 +578,7 @@ def compress_encoder(
 ) -> None:
     """Compress a tower (or a decoder's LM) to a device budget: measure the size / latency / score front,
     save the pick."""
-    from ragsc.compress import Budget, CompressionConfig, EvalData, choose, front, front_table, parse_methods
+    from ragsc.compress import Budget, CompressionConfig, EvalData, front, front_table, parse_methods
     from ragsc.compress.saved import save_compressed
     from ragsc.encoders import load_encoder
 
@@ -602,12 +602,7 @@ def compress_encoder(
     configs = [c.model_copy(update={"encoder": enc.spec}) for c in configs]
     points = front(enc, configs, data=EvalData.default(sentences or 500, images),
                    batches=sorted({1, 64, batch}), repeats=repeats, n_threads=threads, progress=True)
-    try:
-        chosen = choose(points, budget)
-    except ConfigError:
-        typer.echo(front_table(points, budget))
-        raise
-    typer.echo(front_table(points, budget, chosen))
+    chosen = _pick(points, budget, front_table)
     typer.echo(f"budget: {budget.describe()}\npicked: {chosen.describe()}")
     command = " ".join(["ragsc", *sys.argv[1:]]) if sys.argv and "ragsc" in sys.argv[0] else "ragsc compress"
     front_rows = [{"methods": p.name, **p.figures.as_dict()} for p in points]
@@ -617,12 +612,26 @@ def compress_encoder(
     typer.echo(f"wrote {out}; load it with load_encoder('compressed:{out}')")
 
 
+def _pick(points, budget, front_table):
+    """The point ``budget`` picks, the front printed with it marked; an impossible budget prints the
+    front, then raises (:func:`ragsc.compress.choose`)."""
+    from ragsc.compress import choose
+
+    try:
+        chosen = choose(points, budget)
+    except ConfigError:
+        typer.echo(front_table(points, budget))
+        raise
+    typer.echo(front_table(points, budget, chosen))
+    return chosen
+
+
 def _compress_lm(spec: str, out: Path, methods: str | None, budget_mb: float | None, budget_ms: float | None,
                  budget_params: int | None, batch: int, sentences: int | None, snr: str, repeats: int,
                  threads: int | None, keep_float: str | None) -> None:
     """``ragsc compress --lm SPEC``: the LM front, the budget's pick saved (see :mod:`ragsc.compress.lm`)."""
     from ragsc.channel.sweep import parse_snr_range
-    from ragsc.compress import Budget, LinkData, LMCompressionConfig, choose, lm_front, lm_front_table
+    from ragsc.compress import Budget, LinkData, LMCompressionConfig, lm_front, lm_front_table
     from ragsc.compress.config import parse_lm_methods
     from ragsc.compress.lm import save_compressed_lm
 
@@ -641,12 +650,7 @@ def _compress_lm(spec: str, out: Path, methods: str | None, budget_mb: float | N
     data = LinkData.default(sentences or 50, snrs=tuple(snrs))
     points = lm_front(configs, data=data, batches=sorted({1, 32, batch}), repeats=repeats, n_threads=threads,
                       progress=True)
-    try:
-        chosen = choose(points, budget)
-    except ConfigError:
-        typer.echo(lm_front_table(points, budget))
-        raise
-    typer.echo(lm_front_table(points, budget, chosen))
+    chosen = _pick(points, budget, lm_front_table)
     typer.echo(f"budget: {budget.describe()} (ms: one next-token step at {batch} rows)\n"
                f"picked: {chosen.describe()}")
     command = " ".join(["ragsc", *sys.argv[1:]]) if sys.argv and "ragsc" in sys.argv[0] else "ragsc compress"

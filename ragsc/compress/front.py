@@ -160,6 +160,14 @@ def choose(points: Sequence[FrontPoint], budget: Budget) -> FrontPoint:
                       f"(fails {', '.join(violations(closest, budget))})")
 
 
+def within_cell(point, budget: Budget | None) -> str:
+    """A front table's "within budget" cell: ``-`` (no budget), ``yes`` or ``no: size, latency``."""
+    if budget is None:
+        return "-"
+    fails = violations(point, budget)
+    return "yes" if not fails else "no: " + ", ".join(v.split(" ")[0] for v in fails)
+
+
 def _count(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:.0f}M" if n >= 1e7 else f"{n:,}"
 
@@ -171,15 +179,12 @@ def front_table(points: Sequence[FrontPoint], budget: Budget | None = None,
     rows = []
     for p in points:
         f = p.figures
-        fails = violations(p, budget) if budget is not None else []
-        within = "-" if budget is None else "yes" if not fails else "no: " + ", ".join(
-            v.split(" ")[0] for v in fails)
         rows.append([("* " if p is chosen else "  ") + p.name, f"{f.size_mb:.1f}", f"{f.params:,}",
                      _count(f.macs),
                      *[f"{f.ms[b]:.1f}" for b in batches], f"{f.r1:.3f}",
                      f"{f.pair_r1:.3f}" if f.pair_r1 is not None else "-",
                      f"{f.caption_r1:.3f}" if f.caption_r1 is not None else "-", f"{f.cosine:.4f}",
-                     f"{f.score:.3f}", within])
+                     f"{f.score:.3f}", within_cell(p, budget)])
     header = ["method", "size MB", "parameters", "MACs", *[f"ms @{b}" for b in batches], "R@1 vs float",
               "gloss R@1", "caption R@1", "cosine", "score", "within budget"]
     return table(rows, header)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -48,9 +47,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ragsc.compress.config import LMCompressionConfig
 from ragsc.compress.measure import threads
 from ragsc.compress.quantize import int8_dynamic, quiet
+from ragsc.compress.saved import check_folder, read_record, write_saved
 from ragsc.compress.serialize import decode_state, encode_state, stored_bytes
 from ragsc.decoders.lm import CausalLM, as_lm
-from ragsc.errors import ConfigError, InputError, ModelLoadError
+from ragsc.errors import ConfigError, ModelLoadError
 
 FORMAT = "ragsc-compressed-lm/1"
 CONFIG_FILE, WEIGHTS_FILE = "compressed_lm.json", "lm.safetensors"
@@ -166,38 +166,18 @@ class SavedLM(BaseModel):
 def save_compressed_lm(folder: str | Path, lm: CompressedLM, figures: dict | None = None,
                        info: dict | None = None) -> Path:
     """Write ``lm`` into ``folder`` (created; refused when it holds other files); returns the folder."""
-    from safetensors.torch import save_file
-
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(p.name not in (CONFIG_FILE, WEIGHTS_FILE)
-                                                       for p in folder.iterdir())):
-        raise InputError(f"{folder} exists and holds other files; write a compressed LM into a new folder")
+    check_folder(folder, (CONFIG_FILE, WEIGHTS_FILE), "compressed LM")
     tensors, meta = lm.state()
     record = SavedLM(config=lm.config, base_fingerprint=lm.base["fingerprint"], state=meta, params=lm.params,
                      figures=figures or {}, info=info or {})
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, write in ((WEIGHTS_FILE, lambda f: save_file(tensors, str(f))),
-                        (CONFIG_FILE, lambda f: f.write_text(json.dumps(record.model_dump(mode="json"),
-                                                                        indent=1)))):
-        tmp = folder / (name + ".tmp")
-        write(tmp)
-        tmp.replace(folder / name)
-    return folder
+    return write_saved(folder, WEIGHTS_FILE, tensors, CONFIG_FILE, record)
 
 
 def read_saved_lm(folder: str | Path) -> SavedLM:
     """``compressed_lm.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
-    f = Path(folder) / CONFIG_FILE
-    if not f.is_file():
-        raise ModelLoadError(f"no compressed LM at {folder} (no {CONFIG_FILE}); make one with "
-                             "`ragsc compress --lm SPEC`")
-    try:
-        record = SavedLM.model_validate_json(f.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{f}: not a valid compressed-LM config: {exc}") from None
-    if record.format != FORMAT:
-        raise ModelLoadError(f"{f}: format {record.format!r}, this ragsc reads {FORMAT!r}")
-    return record
+    return read_record(folder, CONFIG_FILE, SavedLM, FORMAT, "compressed LM",
+                       "make one with `ragsc compress --lm SPEC`")
 
 
 def load_compressed_lm(folder: str | Path) -> CompressedLM:
@@ -389,7 +369,7 @@ def lm_front(configs: Sequence[LMCompressionConfig], *, lm: CausalLM | None = No
 def lm_front_table(points: Sequence, budget=None, chosen=None) -> str:
     """The LM front as a table: method, size, step latency per row count, BLEU-1 per SNR, agreement,
     sentences per second, within budget."""
-    from ragsc.compress.front import violations
+    from ragsc.compress.front import within_cell
     from ragsc.report import table
 
     batches = sorted({b for p in points for b in p.figures.ms})
@@ -397,12 +377,10 @@ def lm_front_table(points: Sequence, budget=None, chosen=None) -> str:
     rows = []
     for p in points:
         f = p.figures
-        fails = violations(p, budget) if budget is not None else []
-        within = "-" if budget is None else "yes" if not fails else "no: " + ", ".join(
-            v.split(" ")[0] for v in fails)
         rows.append([("* " if p is chosen else "  ") + p.name, f"{f.size_mb:.1f}", f"{f.params:,}",
                      *[f"{f.ms[b]:.1f}" for b in batches], *[f"{f.bleu[s]:.3f}" for s in snrs],
-                     f"{f.agreement:.3f}", f"{f.sentences_per_s:.2f}", f"{f.score:.3f}", within])
+                     f"{f.agreement:.3f}", f"{f.sentences_per_s:.2f}", f"{f.score:.3f}",
+                     within_cell(p, budget)])
     header = ["method", "size MB", "parameters", *[f"ms/step @{b}" for b in batches],
               *[f"BLEU-1 {s:g} dB" for s in snrs], "same as float", "sentences/s", "score",
               "within budget"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,7 @@ from ragsc.compress.towers import tower_of
 from ragsc.encoders.base import Encoded, MultimodalEncoder, serves
 from ragsc.errors import ConfigError, InputError, ModelLoadError
 
+M = TypeVar("M", bound=BaseModel)
 FORMAT = "ragsc-compressed/1"
 CONFIG_FILE, WEIGHTS_FILE = "compressed.json", "tower.safetensors"
 
@@ -59,48 +61,64 @@ class SavedCompression(BaseModel):
     info: dict = Field(default_factory=dict)
 
 
+def check_folder(folder: Path, names: tuple[str, ...], what: str) -> None:
+    """:class:`InputError` unless ``folder`` is new or holds only ``names`` (a compression written before)."""
+    if folder.exists() and (not folder.is_dir() or any(p.name not in names for p in folder.iterdir())):
+        raise InputError(f"{folder} exists and holds other files; write a {what} into a new folder")
+
+
+def write_saved(folder: Path, weights: str, tensors: dict[str, torch.Tensor], config: str,
+                record: BaseModel) -> Path:
+    """``tensors`` as ``folder/weights`` (safetensors), then ``record`` as ``folder/config`` (JSON), each
+    through a temporary file (a killed write leaves no half-written file)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (weights + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / weights)
+    tmp = folder / (config + ".tmp")
+    tmp.write_text(json.dumps(record.model_dump(mode="json"), indent=1))
+    tmp.replace(folder / config)
+    return folder
+
+
+def read_record(folder: str | Path, config: str, model: type[M], fmt: str, what: str, hint: str) -> M:
+    """``folder/config`` validated as ``model`` of format ``fmt``; :class:`ModelLoadError` when missing
+    (with ``hint``: how to make one) or invalid."""
+    f = Path(folder) / config
+    if not f.is_file():
+        raise ModelLoadError(f"no {what} at {folder} (no {config}); {hint}")
+    try:
+        record = model.model_validate_json(f.read_text())
+    except ValueError as exc:
+        raise ModelLoadError(f"{f}: not a valid {what} config: {exc}") from None
+    if record.format != fmt:  # type: ignore[attr-defined]
+        raise ModelLoadError(f"{f}: format {record.format!r}, this ragsc reads {fmt!r}")  # type: ignore[attr-defined]
+    return record
+
+
 def save_compressed(folder: str | Path, compressed: Compressed, figures: dict | None = None,
                     info: dict | None = None) -> Path:
     """Write ``compressed`` into ``folder`` (created); returns the folder.
 
     Raises :class:`InputError` when ``folder`` is a file or holds files of something else.
     """
-    from safetensors.torch import save_file
-
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(p.name not in (CONFIG_FILE, WEIGHTS_FILE)
-                                                       for p in folder.iterdir())):
-        raise InputError(f"{folder} exists and holds other files; write a compressed encoder into a new "
-                         "folder")
+    check_folder(folder, (CONFIG_FILE, WEIGHTS_FILE), "compressed encoder")
     tensors, meta = compressed.state()
     record = SavedCompression(base=BaseRef(**compressed.base), config=compressed.config,
                               architecture=compressed.architecture, state=meta, params=compressed.params,
                               base_params=compressed.base_params, figures=figures or {},
                               info={**(info or {}), "pruning": compressed.pruning,
                                     "finetune": compressed.history})
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(folder / WEIGHTS_FILE)
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(record.model_dump(mode="json"), indent=1))
-    tmp.replace(folder / CONFIG_FILE)
-    return folder
+    return write_saved(folder, WEIGHTS_FILE, tensors, CONFIG_FILE, record)
 
 
 def read_saved(folder: str | Path) -> SavedCompression:
     """``compressed.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
-    f = Path(folder) / CONFIG_FILE
-    if not f.is_file():
-        raise ModelLoadError(f"no compressed encoder at {folder} (no {CONFIG_FILE}); make one with "
-                             "`ragsc compress`")
-    try:
-        record = SavedCompression.model_validate_json(f.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{f}: not a valid compressed-encoder config: {exc}") from None
-    if record.format != FORMAT:
-        raise ModelLoadError(f"{f}: format {record.format!r}, this ragsc reads {FORMAT!r}")
-    return record
+    return read_record(folder, CONFIG_FILE, SavedCompression, FORMAT, "compressed encoder",
+                       "make one with `ragsc compress`")
 
 
 class CompressedEncoder(MultimodalEncoder):

@@ -173,7 +173,7 @@ def test_bad_input(base, tmp_path):
     with pytest.raises(ModelLoadError, match="missing or corrupt"):
         load_compressed_lm(folder)
     (folder / "compressed_lm.json").write_text("{}")
-    with pytest.raises(ModelLoadError, match="not a valid compressed-LM config"):
+    with pytest.raises(ModelLoadError, match="not a valid compressed LM config"):
         load_compressed_lm(folder)
 
 

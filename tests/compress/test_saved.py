@@ -100,7 +100,7 @@ def test_broken_folders_are_load_errors(student, data, tmp_path):
     with pytest.raises(ModelLoadError, match="compress it again"):
         load_encoder(f"compressed:{folder}")
     (folder / "compressed.json").write_text("{not json")
-    with pytest.raises(ModelLoadError, match="not a valid compressed-encoder config"):
+    with pytest.raises(ModelLoadError, match="not a valid compressed encoder config"):
         load_encoder(f"compressed:{folder}")
 
 
