@@ -278,7 +278,6 @@ class LMMeasurement:
     bleu: dict[float, float]  # SNR (dB) -> BLEU-1 of the decoded held-out sentences
     agreement: float  # share of decodes equal to the float LM's
     sentences_per_s: float  # the whole decode (beam search, channel likelihood and LM), all SNRs
-    macs: int | None = None
 
     @property
     def score(self) -> float:
