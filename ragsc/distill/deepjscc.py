@@ -89,8 +89,9 @@ def train_deepjscc(model: DeepJSCC, images: torch.Tensor, labels: torch.Tensor, 
                    batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
                    progress: bool = False) -> DeepJSCCResult:
     """Train ``model`` in place on uint8 ``images [N, 3, S, S]`` and ``labels [N]`` (``-1``: unlabelled,
-    skipped), each batch through one channel kind drawn from the config's, one SNR per item drawn
-    uniformly over its range."""
+    skipped; the labelled items are cycled to ``N`` per epoch, so a small label share trains for as many
+    steps), each batch through one channel kind drawn from the config's, one SNR per item drawn uniformly
+    over its range."""
     c = model.config
     if images.ndim != 4 or images.shape[1:] != (3, c.image_size, c.image_size):
         raise InputError(f"images must be [N, 3, {c.image_size}, {c.image_size}], got {tuple(images.shape)}")
