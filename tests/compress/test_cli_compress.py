@@ -95,8 +95,8 @@ def test_compress_lm_writes_what_a_pipeline_loads(capsys, tmp_path):
     lm.tokenizer.save_pretrained(tmp_path / "lm")
     spec, out = f"hf:{tmp_path / 'lm'}", tmp_path / "c"
     code, stdout, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "none,int8-dynamic",
-                                    "--keep-float", "lm_head", "--sentences", "3", "--snr", "10", "--repeats", "1", "--threads", "1",
-                                    "--budget-ms", "1000", "--out", str(out))
+                                    "--keep-float", "lm_head", "--sentences", "3", "--snr", "10", "--repeats",
+                                    "1", "--threads", "1", "--budget-ms", "1000", "--out", str(out))
     assert code == 0, stderr
     assert "BLEU-1 10 dB" in stdout and "picked:" in stdout and f"compressed:{out}" in stdout
     record = json.loads((out / "compressed_lm.json").read_text())

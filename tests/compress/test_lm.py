@@ -103,7 +103,8 @@ def test_save_and_reload_gives_the_same_model(base, tmp_path, method):
     c = compress_lm(LMCompressionConfig(lm=spec, method=method), lm)
     folder = save_compressed_lm(tmp_path / "c", c, figures={"score": 1.0})
     record = json.loads((folder / "compressed_lm.json").read_text())
-    assert record["config"] == {"lm": spec, "method": method, "keep_float": []} and record["base_fingerprint"] == lm.fingerprint
+    assert record["config"] == {"lm": spec, "method": method, "keep_float": []}
+    assert record["base_fingerprint"] == lm.fingerprint
     back = load_lm(f"compressed:{folder}")
     assert isinstance(back, CompressedLM) and back.fingerprint == c.fingerprint != lm.fingerprint
     assert torch.equal(logits(back), logits(c))  # bit-identical: integers and scales as stored
@@ -141,7 +142,8 @@ def test_the_front_measures_each_candidate_and_the_budget_picks(base):
     smallest = min(points, key=lambda p: p.figures.size_bytes)
     assert choose(points, Budget(max_mb=smallest.figures.size_mb * 1.001)) is smallest
     assert choose(points, Budget()).figures.score == max(p.figures.score for p in points)
-    with pytest.raises(ConfigError, match=rf"impossible budget: no compression meets size <= .*{smallest.name}"):
+    impossible = rf"impossible budget: no compression meets size <= .*{smallest.name}"
+    with pytest.raises(ConfigError, match=impossible):
         choose(points, Budget(max_mb=smallest.figures.size_mb / 2))
 
 
