@@ -586,6 +586,8 @@ def compress_encoder(
     if lm is not None:
         return _compress_lm(lm, out, methods, budget_mb, budget_ms, budget_params, batch, sentences, snr,
                             repeats, threads, keep_float)
+    if keep_float is not None:
+        raise ConfigError("--keep-float applies to an LM's int8-dynamic (--lm SPEC)")
     if tower not in DEFAULT_METHODS:
         raise ConfigError(f"--tower must be text or image, got {tower!r}")
     candidates = parse_methods(methods if methods is not None else DEFAULT_METHODS[tower])

@@ -50,6 +50,7 @@ def test_bad_input_is_one_error_line_and_writes_nothing(capsys, student_dir, tmp
              ("--encoder", spec, "--budget-mb", "-3"): "max_mb",
              ("--encoder", "nonsense:abc"): "unknown encoder spec 'nonsense:abc'",
              ("--encoder", spec, "--methods", "prune"): "prune applies to image towers",
+             ("--encoder", spec, "--keep-float", "lm_head"): "--keep-float applies to an LM's int8-dynamic",
              # measured, then refused: the constraint that fails and the closest point's figures
              ("--encoder", spec, "--methods", "none,int8-dynamic", "--budget-mb", "0.01"):
                  "impossible budget: no compression meets size <= 0.01 MB (the smallest point, int8-dynamic"}
