@@ -178,7 +178,7 @@ def lm_part(args) -> None:
     configs = [LMCompressionConfig(lm="smollm2", method=m) for m in LM_METHODS]
     # chosen on 100 validation sentences (WordNet examples drawn apart from the test ones): plain int8 lost
     # 9.3 / 2.1 BLEU-1 points at 5 / 10 dB there, with the head or the embedding float as much; the MLP's
-    # down projections float as well brought it to -2.4 / -0.4
+    # down projections and the head float: -2.4 / -0.4
     configs.append(LMCompressionConfig(lm="smollm2", method="int8-dynamic",
                                        keep_float=("down_proj", "lm_head")))
     data = LinkData.default(args.lm_sentences, snrs=tuple(float(x) for x in args.lm_snr.split(",")))
