@@ -25,7 +25,7 @@ from ragsc.channel.cat import CATCodec
 from ragsc.channel.models import Channel
 from ragsc.distill.store import TeacherStore
 from ragsc.distill.students import ImageStudentConfig, TextStudentConfig
-from ragsc.distill.train import _pixels, image_inputs, keep_labels, split
+from ragsc.distill.train import LabelledBatches, _pixels, image_inputs, keep_labels, split
 from ragsc.errors import ConfigError, InputError
 
 
@@ -150,10 +150,10 @@ def _through_channel(embed, student: nn.Module | None, codec: CATCodec, head: nn
     g = torch.Generator().manual_seed(seed)
     sims = {k: Channel(k, c.fading, c.rician_k, seed + 1 + i) for i, k in enumerate(c.channels)}
     result = RobustResult(student, codec, head)
-    # with some labels missing, the task term reads its own batch of labelled items at every step (drawn
-    # from the labelled training items), so the head trains for as many steps at any label share
-    known_train = torch.from_numpy(train_idx)[labels[torch.from_numpy(train_idx)] >= 0]
-    partial = head is not None and 0 < len(known_train) < len(train_idx)
+    # with some labels missing, the task term reads its own batch of labelled items at every step, so the
+    # head trains for as many steps at any label share
+    labelled = LabelledBatches(train_idx, labels, batch_size)
+    partial = head is not None and labelled.partial
     for epoch in range(epochs):
         for m in modules:
             m.train()
@@ -167,8 +167,7 @@ def _through_channel(embed, student: nn.Module | None, codec: CATCodec, head: nn
             rx = codec(embed(idx), snr, kind, level, sim=sims[kind])
             loss = 1 - F.cosine_similarity(rx, targets[idx], dim=-1).mean()
             if partial:
-                lab = known_train[torch.randint(len(known_train), (min(batch_size, len(known_train)),),
-                                                generator=g)]
+                lab = labelled.draw(g)
                 rx_lab = codec(embed(lab), lo + (hi - lo) * torch.rand(len(lab), generator=g), kind, level,
                                sim=sims[kind])
                 loss = loss + task_weight * F.cross_entropy(head(rx_lab * 10), labels[lab])
