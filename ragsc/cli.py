@@ -583,6 +583,8 @@ def compress_encoder(
     from ragsc.encoders import load_encoder
 
     # every user mistake is refused before the encoder is loaded or anything is measured
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} exists and is not empty; give a new folder")
     if lm is not None:
         return _compress_lm(lm, out, methods, budget_mb, budget_ms, budget_params, batch, sentences, snr,
                             repeats, threads, keep_float)
@@ -598,8 +600,6 @@ def compress_encoder(
     configs = [validate(CompressionConfig, {"encoder": encoder, "tower": tower, "methods": m,
                                             "prune_keep": prune_keep, "prune_by": prune_by,
                                             "finetune": finetune}, "compress") for m in candidates]
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} exists and is not empty; give a new folder")
     enc = load_encoder(encoder)
     configs = [c.model_copy(update={"encoder": enc.spec}) for c in configs]
     points = front(enc, configs, data=EvalData.default(sentences or 500, images),
@@ -647,8 +647,6 @@ def _compress_lm(spec: str, out: Path, methods: str | None, budget_mb: float | N
                                               "keep_float": keep if m == "int8-dynamic" else ()}, "compress")
                for m in candidates]
     snrs = parse_snr_range(snr)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} exists and is not empty; give a new folder")
     data = LinkData.default(sentences or 50, snrs=tuple(snrs))
     points = lm_front(configs, data=data, batches=sorted({1, 32, batch}), repeats=repeats, n_threads=threads,
                       progress=True)

@@ -45,7 +45,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ragsc.compress.config import LMCompressionConfig
-from ragsc.compress.measure import threads
+from ragsc.compress.measure import median_ms, threads
 from ragsc.compress.quantize import int8_dynamic, quiet
 from ragsc.compress.saved import check_folder, read_record, write_saved
 from ragsc.compress.serialize import decode_state, encode_state, stored_bytes
@@ -230,16 +230,11 @@ def step_ms(lm: CausalLM, batch: int, *, context: int = 24, repeats: int = 5,
     vocab = min(lm.n_logits, len(lm.tokenizer))
     ids = torch.randint(0, vocab, (batch, context + 1), generator=g)
     kw = "cache" if "cache" in inspect.signature(lm.model.forward).parameters else "past_key_values"
-    times = []
     with threads(n_threads), torch.inference_mode():
         out = lm.model(input_ids=ids[:, :context], use_cache=True)
         cache = out.get("cache") or out.past_key_values
-        for _ in range(repeats + 1):  # the first is a warm-up
-            c = copy.deepcopy(cache)
-            t0 = time.perf_counter()
-            lm.model(input_ids=ids[:, context:], use_cache=True, **{kw: c})
-            times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times[1:])
+    return median_ms(lambda c: lm.model(input_ids=ids[:, context:], use_cache=True, **{kw: c}),
+                     repeats=repeats, n_threads=n_threads, setup=lambda: copy.deepcopy(cache))
 
 
 @dataclass
@@ -354,14 +349,12 @@ def lm_front(configs: Sequence[LMCompressionConfig], *, lm: CausalLM | None = No
         with threads(n_threads):
             decodes = reference if config.method == "none" else _decode(c, data, received)
         same = [a == b for s in received for a, b in zip(decodes.texts[s], reference.texts[s])]
-        tensors, _ = c.state()
         figures = LMMeasurement(
-            stored_bytes(tensors), c.params,
+            stored_bytes(c.state()[0]), c.params,
             {int(b): step_ms(c, int(b), repeats=repeats, n_threads=n_threads) for b in batches},
             {s: float(bleu(decodes.texts[s], data.sentences, 1).mean()) for s in received},
             sum(same) / len(same), len(same) / max(decodes.seconds, 1e-9))
         points.append(FrontPoint(c, figures))
-        del tensors
     return points
 
 

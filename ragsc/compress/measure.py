@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,18 +83,27 @@ def threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def median_ms(run: Callable[[Any], object], *, repeats: int = 5, n_threads: int | None = None,
+              setup: Callable[[], Any] = lambda: None) -> float:
+    """Median milliseconds of ``run(setup())`` over ``repeats`` runs after a warm-up (lazy packing,
+    allocator, kernel choice), with ``n_threads`` torch threads, in inference mode; ``setup`` (untimed)
+    makes each run's fresh argument."""
+    times = []
+    with threads(n_threads), torch.inference_mode():
+        run(setup())
+        for _ in range(repeats):
+            arg = setup()
+            t0 = time.perf_counter()
+            run(arg)
+            times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
 def latency_ms(tower: Tower, unit: nn.Module, items: Sequence, batch: int, *, repeats: int = 5,
                n_threads: int | None = None) -> float:
     """Median milliseconds of one forward pass of ``unit`` over ``batch`` prepared items."""
     inputs = tower.prepare(batch_of(items, batch))
-    times = []
-    with threads(n_threads), torch.inference_mode():
-        inputs.call(unit)  # warm-up: lazy packing, allocator, kernel choice
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            inputs.call(unit)
-            times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    return median_ms(lambda _: inputs.call(unit), repeats=repeats, n_threads=n_threads)
 
 
 @dataclass
