@@ -168,9 +168,9 @@ def encoders_list() -> None:
     from safetensors import safe_open
 
     from ragsc._assets import asset_dir
-    from ragsc.encoders import BACKENDS
+    from ragsc.encoders import backends
 
-    typer.echo(table([[k, v] for k, v in BACKENDS.items()], ["backend", "spec / what"]))
+    typer.echo(table([[k, v] for k, v in backends().items()], ["backend", "spec / what"]))
     heads = asset_dir("encoders") / "embedded" / "heads.safetensors"
     if heads.is_file():
         with safe_open(str(heads), framework="pt") as f:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ragsc.errors import ConfigError, InputError
+from ragsc.registry import ENCODERS
 
 SNR_RANGE_DB = (-30.0, 60.0)  # the SNRs (Es/N0, dB) every path accepts
 Fusion = Literal["rrf", "weighted"]
@@ -39,11 +40,53 @@ def check_snr_db(snr_db: float) -> float:
     return snr
 
 
-class _Config(BaseModel):
+class FieldErrors(ConfigError):
+    """A config's bad fields: ``problems`` holds ``(dotted field, what is wrong)`` pairs, so a config nested
+    in another reports ``encoder.batch_size`` rather than a message inside a message."""
+
+    def __init__(self, model: str, problems: list[tuple[str, str]]) -> None:
+        self.model, self.problems = model, problems
+        super().__init__(f"invalid {model}: {join(problems)}")
+
+
+def join(problems: list[tuple[str, str]]) -> str:
+    """``"field: what; field: what"``."""
+    return "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems)
+
+
+def problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Each bad field of a validation error and what is wrong with it, as ``(dotted field, message)``; a
+    nested config's own :class:`FieldErrors` are lifted under the field that holds it."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, FieldErrors):
+            out += [(".".join(x for x in (loc, sub) if x), msg) for sub, msg in inner.problems]
+            continue
+        msg = str(inner) if isinstance(inner, ConfigError) else err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        if not isinstance(inner, ConfigError) and loc and not isinstance(got, dict | BaseModel):
+            msg += f" (got {got!r})"
+        out.append((loc, msg))
+    return out
+
+
+class Config(BaseModel):
+    """The base of every ragsc config: unknown fields are refused, a built config is frozen, and a bad
+    value raises :class:`~ragsc.errors.ConfigError` naming each bad field (from the constructor as from
+    :func:`validate`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def __init__(self, **data) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise FieldErrors(type(self).__name__, problems(exc)) from None
 
-class EncoderConfig(_Config):
+
+class EncoderConfig(Config):
     """Which encoder and how to run it."""
 
     spec: str = Field("embedded", description="'embedded', 'open_clip:<model>/<tag|ckpt>', "
@@ -54,14 +97,12 @@ class EncoderConfig(_Config):
     @field_validator("spec")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        from ragsc.encoders import BACKENDS
-
-        if v.strip().partition(":")[0] not in BACKENDS:
-            raise ValueError(f"unknown encoder backend in {v!r}; allowed prefixes: {', '.join(BACKENDS)}")
+        if v.strip().partition(":")[0] not in ENCODERS:
+            raise ValueError(f"unknown encoder backend in {v!r}; allowed prefixes: {', '.join(ENCODERS)}")
         return v.strip()
 
 
-class ChannelConfig(_Config):
+class ChannelConfig(Config):
     """The wireless channel every transmission path crosses (see :mod:`ragsc.channel` for the units).
 
     One config for every path: the analog :class:`~ragsc.channel.Link`, the CAT link, the digital
@@ -147,7 +188,7 @@ class PipelineChannelConfig(ChannelConfig):
         return self
 
 
-class KBRef(_Config):
+class KBRef(Config):
     """A knowledge base the receiver reads: a bare name lives in ``RAGSC_HOME/kb/NAME``, else a path.
 
     ``build: default`` builds the embedded default's KB of that scope when it is missing and keeps
@@ -160,7 +201,7 @@ class KBRef(_Config):
     build: Literal["default"] | None = None
 
 
-class DecoderConfig(_Config):
+class DecoderConfig(Config):
     """The receiver's decoders and retrieval."""
 
     rag: bool = True
@@ -174,11 +215,11 @@ class DecoderConfig(_Config):
                                                "image when its cosine is at least this (retrieve or "
                                                "generate); null: always generate")
     lm: str = Field("smollm2", description="'smollm2' (embedded), 'hf:<dir|id>' of a causal LM, "
-                     "or 'compressed:<dir>' (ragsc compress --lm)")
+                     "or 'compressed:<dir>' (ragsc compress lm)")
     weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
 
 
-class TextLinkConfig(_Config):
+class TextLinkConfig(Config):
     """How a pipeline sends sentences (:mod:`ragsc.channel.token_link`, :mod:`ragsc.decoders.token_decoder`).
 
     ``token`` (the default): each sentence as a variable-length sequence of ``symbols_per_token``
@@ -208,7 +249,7 @@ class TextLinkConfig(_Config):
                                "(both ends rebuild them)")
 
 
-class PipelineSpec(_Config):
+class PipelineSpec(Config):
     """A pipeline as declared in ``pipelines/<task>.yaml``."""
 
     name: str
@@ -260,12 +301,7 @@ def validate(model: type[M], data: dict, source: str = "config") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            + (f" (got {err['input']!r})" if not isinstance(err.get("input"), dict) else "")
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: invalid {model.__name__}: {problems}") from None
+        raise ConfigError(f"{source}: invalid {model.__name__}: {join(problems(exc))}") from None
 
 
 def load_yaml(path: str | Path, model: type[M], what: str) -> M:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ragsc.channel.codecs import (
     ImageCodec,
@@ -48,15 +48,13 @@ from ragsc.channel.codecs import (
 )
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath, as_tokens, path_configs
-from ragsc.config import ChannelConfig
+from ragsc.config import ChannelConfig, Config
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
 
 
-class CodingConfig(BaseModel):
+class CodingConfig(Config):
     """Modulation and coding of the digital paths (the channel itself is a :class:`ChannelConfig`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     modulation: int = Field(4, description="QAM order M: 4, 16 or 64")
     code_rate: float = Field(0.5, gt=0.0, lt=1.0)

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ragsc.config import Config
 from ragsc.errors import ConfigError
 
 Method = Literal["none", "prune", "int8-dynamic", "int8-static", "fp16", "bf16"]
@@ -40,11 +41,7 @@ LMMethod = Literal["none", "int8-dynamic", "fp16", "bf16"]
 LM_METHODS: tuple[str, ...] = ("none", "int8-dynamic", "fp16", "bf16")
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FinetuneConfig(_Config):
+class FinetuneConfig(Config):
     """The KD fine-tune after pruning: the pruned tower learns the unpruned one's embeddings again (or the
     teacher's, from a teacher store)."""
 
@@ -57,7 +54,7 @@ class FinetuneConfig(_Config):
     seed: int = 0
 
 
-class CompressionConfig(_Config):
+class CompressionConfig(Config):
     """One compression of one tower of an encoder.
 
     ``methods`` run in order: ``("prune", "int8-static")`` prunes, fine-tunes, then quantises. A front
@@ -128,7 +125,7 @@ def parse_methods(text: str) -> list[tuple[str, ...]]:
     return out
 
 
-class LMCompressionConfig(_Config):
+class LMCompressionConfig(Config):
     """One compression of a decoder's causal LM: the whole model by one method of :data:`LM_METHODS`
     (``int8-dynamic``: int8 Linear layers and uint8 embedding rows; ``fp16`` / ``bf16``: the model cast)."""
 
@@ -161,7 +158,7 @@ def parse_lm_methods(text: str) -> list[str]:
     return out
 
 
-class Budget(_Config):
+class Budget(Config):
     """What a device allows: at most ``max_mb`` megabytes of weights (10^6 bytes), ``max_ms`` milliseconds
     per forward pass at ``batch`` items, ``max_params`` parameters of the tower. ``None``: unconstrained."""
 

@@ -42,15 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ragsc.compress.config import LMCompressionConfig
 from ragsc.compress.measure import median_ms, threads
 from ragsc.compress.quantize import int8_dynamic, quiet
 from ragsc.compress.saved import check_folder, read_record, write_saved
 from ragsc.compress.serialize import decode_state, encode_state, stored_bytes
+from ragsc.config import Config
 from ragsc.decoders.lm import CausalLM, as_lm
-from ragsc.errors import ConfigError, ModelLoadError
+from ragsc.errors import ConfigError, InputError, ModelLoadError
 
 FORMAT = "ragsc-compressed-lm/1"
 CONFIG_FILE, WEIGHTS_FILE = "compressed_lm.json", "lm.safetensors"
@@ -149,10 +150,8 @@ def compress_lm(config: LMCompressionConfig, lm: CausalLM | None = None) -> Comp
 
 
 # ------------------------------------------------------------------------------------------ on disk
-class SavedLM(BaseModel):
+class SavedLM(Config):
     """What ``compressed_lm.json`` holds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: str = FORMAT
     config: LMCompressionConfig
@@ -177,7 +176,7 @@ def save_compressed_lm(folder: str | Path, lm: CompressedLM, figures: dict | Non
 def read_saved_lm(folder: str | Path) -> SavedLM:
     """``compressed_lm.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
     return read_record(folder, CONFIG_FILE, SavedLM, FORMAT, "compressed LM",
-                       "make one with `ragsc compress --lm SPEC`")
+                       "make one with `ragsc compress lm SPEC`")
 
 
 def load_compressed_lm(folder: str | Path) -> CompressedLM:
@@ -198,7 +197,7 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
         tensors = load_file(str(weights))
     except (OSError, SafetensorError) as exc:
         raise ModelLoadError(f"{weights}: missing or corrupt compressed weights: {exc}") from None
-    base = load_lm.__wrapped__(record.config.lm)  # a fresh copy: the cached one stays float
+    base = load_lm(record.config.lm)  # a new object: the base LM of any other holder stays float
     if base.fingerprint != record.base_fingerprint:
         raise ModelLoadError(f"{folder} compressed the LM {record.config.lm!r} with fingerprint "
                              f"{record.base_fingerprint}; that spec now loads {base.fingerprint}: compress "
@@ -220,6 +219,13 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
 
 
 # ------------------------------------------------------------------------------------------ measure
+def load(folder: str) -> CompressedLM:
+    """The registry's loader for ``compressed:<dir>`` (:data:`ragsc.registry.LMS`)."""
+    if not folder:
+        raise InputError("a compressed LM spec names its folder: compressed:<dir>")
+    return load_compressed_lm(folder)
+
+
 def step_ms(lm: CausalLM, batch: int, *, context: int = 24, repeats: int = 5,
             n_threads: int | None = None, seed: int = 0) -> float:
     """Median milliseconds of one cached next-token step of ``lm`` at ``batch`` rows after ``context``

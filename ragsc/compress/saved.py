@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ragsc.compress.apply import Compressed, rebuild
 from ragsc.compress.config import CompressionConfig
 from ragsc.compress.towers import tower_of
+from ragsc.config import Config
 from ragsc.encoders.base import Encoded, MultimodalEncoder, serves
 from ragsc.errors import ConfigError, InputError, ModelLoadError
 
@@ -37,18 +38,14 @@ FORMAT = "ragsc-compressed/1"
 CONFIG_FILE, WEIGHTS_FILE = "compressed.json", "tower.safetensors"
 
 
-class BaseRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class BaseRef(Config):
     spec: str
     fingerprint: str
     dim: int
 
 
-class SavedCompression(BaseModel):
+class SavedCompression(Config):
     """What ``compressed.json`` holds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: str = FORMAT
     base: BaseRef
@@ -118,7 +115,7 @@ def save_compressed(folder: str | Path, compressed: Compressed, figures: dict | 
 def read_saved(folder: str | Path) -> SavedCompression:
     """``compressed.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
     return read_record(folder, CONFIG_FILE, SavedCompression, FORMAT, "compressed encoder",
-                       "make one with `ragsc compress`")
+                       "make one with `ragsc compress encoder`")
 
 
 class CompressedEncoder(MultimodalEncoder):
@@ -180,3 +177,10 @@ class CompressedEncoder(MultimodalEncoder):
                           "architecture": self.record.architecture, "state": self.record.state},
                          sort_keys=True)
         return f"CompressedEncoder<{self.record.base.fingerprint}|{hashlib.sha256(how.encode()).hexdigest()}>"
+
+
+def load(folder: str, *, spec: str = "", device: str = "cpu", batch_size: int = 64) -> CompressedEncoder:
+    """The registry's loader for ``compressed:<dir>``."""
+    if not folder:
+        raise ConfigError("a compressed spec names its folder: compressed:<dir>")
+    return CompressedEncoder(folder, batch_size=batch_size, device=device)

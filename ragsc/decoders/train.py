@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ragsc.channel import Link, PCAOrdering
+from ragsc.config import Config
 from ragsc.decoders.bundle import PARTS, Decoders, save_decoders
 from ragsc.decoders.context import rank_weights
 from ragsc.decoders.image import ImageDecoderConfig, ImageDecoderNet
@@ -35,8 +36,8 @@ from ragsc.encoders.cache import cached_embeddings, corpus_key
 from ragsc.errors import ConfigError
 
 
-class TrainDecodersConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TrainDecodersConfig(Config):
+    model_config = ConfigDict(frozen=False)
 
     encoder: str = "embedded"
     seed: int = 0

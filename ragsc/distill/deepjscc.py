@@ -19,20 +19,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from ragsc.channel.cat import normalize_power
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
+from ragsc.config import Config
 from ragsc.distill.students import cnn
 from ragsc.distill.train import _pixels
 from ragsc.errors import ConfigError, InputError
 
 
-class DeepJSCCConfig(BaseModel):
+class DeepJSCCConfig(Config):
     """What a :class:`DeepJSCC` is built from (its encoder: the students' plain CNN of these widths)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     image_size: int = Field(32, ge=8, le=512)
     widths: tuple[int, ...] = Field((24, 48, 96), min_length=1)

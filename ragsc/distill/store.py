@@ -32,18 +32,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ragsc.config import Config
 from ragsc.errors import InputError
 
 STORE_FORMAT = "ragsc-teacher-store/1"
 MANIFEST = "manifest.json"
 
 
-class DataRecipe(BaseModel):
+class DataRecipe(Config):
     """What a store was computed from: a store is reused only for the same recipe and teacher."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: str = Field(description="a KB ingestion source, fashion-mnist:train|test, or corpus")
     format: str | None = Field(None, description="KB source format (None: detected)")

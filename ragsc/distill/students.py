@@ -20,25 +20,24 @@ Towers (``ImageStudentConfig.kind`` / ``TextStudentConfig.kind``):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
+from ragsc.config import Config
 from ragsc.distill.losses import BottleneckConfig, BottleneckHead
 from ragsc.encoders.base import Encoded, MultimodalEncoder
+from ragsc.encoders.towers import Inputs, Tower, load_images
 from ragsc.errors import ConfigError, ModelLoadError
 
 STUDENT_FILE = "student.json"
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ImageStudentConfig(_Config):
+class ImageStudentConfig(Config):
     kind: Literal["cnn", "darts"] = "cnn"
     image_size: int = Field(64, ge=16, le=512)
     widths: tuple[int, ...] = Field((24, 48, 96, 192), min_length=1, description="cnn: channels per stage")
@@ -48,7 +47,7 @@ class ImageStudentConfig(_Config):
     num_classes: int = Field(0, ge=0, description="task classes of the bottleneck head (0: none)")
 
 
-class TextStudentConfig(_Config):
+class TextStudentConfig(Config):
     kind: Literal["transformer"] = "transformer"
     tokenizer: str = Field("minilm", description="'minilm' (the embedded teacher's) or a local tokenizer dir")
     width: int = Field(128, ge=8)
@@ -60,13 +59,13 @@ class TextStudentConfig(_Config):
     num_classes: int = Field(0, ge=0)
 
 
-class TeacherRef(_Config):
+class TeacherRef(Config):
     spec: str
     fingerprint: str
     dim: int
 
 
-class StudentConfig(_Config):
+class StudentConfig(Config):
     """What ``student.json`` holds: the teacher served and each tower's config (None: no such tower)."""
 
     teacher: TeacherRef
@@ -214,6 +213,15 @@ class StudentEncoder(MultimodalEncoder):
         """A student serves its own fingerprint and its teacher's (the KBs and decoders built for it)."""
         return fingerprint in (self.fingerprint, self.config.teacher.fingerprint)
 
+    def towers(self) -> dict[str, Tower]:
+        """The towers this student has (a text-only student has no image tower)."""
+        out: dict[str, Tower] = {}
+        if self.text_net is not None:
+            out["text"] = StudentTextTower(self)
+        if self.image_net is not None:
+            out["image"] = StudentImageTower(self)
+        return out
+
     def _modality_weights(self) -> dict[str, list[torch.Tensor]]:
         return {"image": list(self.image_net.parameters()) if self.image_net is not None else [],
                 "text": list(self.text_net.parameters()) if self.text_net is not None else []}
@@ -290,3 +298,64 @@ def save_student(folder: str | Path, config: StudentConfig, image: ImageStudent 
             tmp.replace(folder / f"{name}.safetensors")
     (folder / STUDENT_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=1))
     return folder
+
+
+
+class StudentTextTower(Tower):
+    """A student's :class:`TextStudent`, heads included."""
+
+    modality = "text"
+
+    @property
+    def unit(self) -> nn.Module:
+        return self.encoder.text_net
+
+    def set_unit(self, unit: nn.Module) -> None:
+        self.encoder.text_net = unit
+
+    def prepare(self, items: Sequence) -> Inputs:
+        from ragsc.encoders.inputs import check_texts
+
+        ids, mask, _ = tokenize(self.encoder.tokenizer, check_texts(list(items)),
+                                self.encoder.config.text.max_tokens)
+        return Inputs(args=(ids, mask), size=len(items))
+
+
+class StudentImageTower(Tower):
+    """A student's :class:`ImageStudent`, heads included."""
+
+    modality = "image"
+    prunable = True
+
+    @property
+    def unit(self) -> nn.Module:
+        return self.encoder.image_net
+
+    def set_unit(self, unit: nn.Module) -> None:
+        self.encoder.image_net = unit
+
+    def prepare(self, items: Sequence) -> Inputs:
+        pixels = torch.stack([self.encoder.transform(im) for im in load_images(items)])
+        return Inputs(args=(pixels,), size=len(items))
+
+    def keep(self, unit: nn.Module) -> list[nn.Module]:
+        # what projects onto the teacher's space (a cnn's head, a searched net's own projection) keeps
+        # its size
+        out_dim = self.encoder.config.image.out_dim
+        head = list(unit.head.modules())
+        return head + [m for m in unit.modules() if isinstance(m, nn.Linear) and m.out_features == out_dim]
+
+    def output_sum(self, out) -> torch.Tensor:
+        return out[0].sum()
+
+    def embed(self, unit: nn.Module, inputs: Inputs) -> torch.Tensor:
+        return inputs.call(unit)[0]
+
+def load(folder: str, *, spec: str = "", device: str = "cpu", batch_size: int = 64) -> StudentEncoder:
+    """The registry's loader for ``student:<dir>`` and ``student:embedded`` (the shipped students)."""
+    from ragsc._assets import asset_dir
+
+    if not folder:
+        raise ConfigError("a student spec names its folder: student:<dir> or student:embedded")
+    path = asset_dir("encoders") / "student-embedded" if folder == "embedded" else folder
+    return StudentEncoder(path, batch_size=batch_size, device=device)

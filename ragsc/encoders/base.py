@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ragsc.encoders.inputs import ImageLike, as_batch, check_texts, load_image
+from ragsc.encoders.towers import Tower
 from ragsc.types import Modality, SemanticTokens
 
 
@@ -119,6 +120,11 @@ class MultimodalEncoder(ABC):
         """``{"image": int, "text": int}``: the parameters used to encode each modality (weights shared
         by both count in both)."""
         return {m: sum(t.numel() for t in tensors) for m, tensors in self._modality_weights().items()}
+
+    def towers(self) -> dict[str, Tower]:
+        """The towers that tower-level tools (compression) may work on, by modality (``"text"``,
+        ``"image"``); none by default: a backend lists only what it can swap and feed."""
+        return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(spec={self.spec!r}, dim={self.dim})"

@@ -22,6 +22,7 @@ the 7x7 feature-map cells; word tokens are the text head applied to MiniLM's tok
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from ragsc._assets import asset_dir
 from ragsc.encoders.base import Encoded, MultimodalEncoder
+from ragsc.encoders.towers import Inputs, Tower, load_images
 from ragsc.errors import ModelLoadError
 
 HEADS_FILE = "heads.safetensors"
@@ -214,6 +216,9 @@ class EmbeddedEncoder(MultimodalEncoder):
         # sentence-transformers >= 6 renamed tokenize() to preprocess()
         self._preprocess = getattr(self.text_tower, "preprocess", self.text_tower.tokenize)
 
+    def towers(self) -> dict[str, Tower]:
+        return {"text": EmbeddedTextTower(self), "image": EmbeddedImageTower(self)}
+
     def _encode_image_batch(self, images: list, return_tokens: bool) -> Encoded:
         pixels = torch.stack([self.transform(im) for im in images]).to(self.device)
         pooled, logits, fmap = self.image_tower(pixels)
@@ -250,3 +255,61 @@ class EmbeddedEncoder(MultimodalEncoder):
         weights.update({f"image.{k}": v for k, v in self.image_tower.state_dict().items()})
         weights.update({f"text.{k}": v for k, v in self.text_tower.state_dict().items()})
         return weights
+
+
+
+class EmbeddedTextTower(Tower):
+    """MiniLM, the embedded encoder's text unit (its alignment head stays float and is not counted)."""
+
+    modality = "text"
+
+    # The unit is the sentence-transformer's Transformer module (features dict in, token embeddings
+    # out), not the BertModel inside it: that one is called through ``.forward`` and so runs no hooks.
+    @property
+    def unit(self) -> nn.Module:
+        return self.encoder.text_tower[0]
+
+    def set_unit(self, unit: nn.Module) -> None:
+        self.encoder.text_tower[0] = unit
+
+    def prepare(self, items: Sequence) -> Inputs:
+        from ragsc.encoders.inputs import check_texts
+
+        return Inputs(args=(self.encoder._preprocess(check_texts(list(items))),), size=len(items))
+
+
+class EmbeddedImageTower(Tower):
+    """EfficientNet-Lite0 (:class:`ImageTower`), the embedded encoder's image unit."""
+
+    modality = "image"
+    prunable = True
+
+    @property
+    def unit(self) -> nn.Module:
+        return self.encoder.image_tower
+
+    def set_unit(self, unit: nn.Module) -> None:
+        self.encoder.image_tower = unit
+
+    def prepare(self, items: Sequence) -> Inputs:
+        pixels = torch.stack([self.encoder.transform(im) for im in load_images(items)])
+        return Inputs(args=(pixels,), size=len(items))
+
+    def entries(self, unit: nn.Module) -> list[nn.Module]:
+        return [unit, unit.net._fc]  # the classifier also reads the feature-map cells (patch tokens)
+
+    def keep(self, unit: nn.Module) -> list[nn.Module]:
+        # the heads read the 1280 pooled features and the 1000 ImageNet logits
+        head = [m for m in unit.net._conv_head.modules() if isinstance(m, nn.Conv2d)]
+        return [unit.net._fc, *head]
+
+    def output_sum(self, out) -> torch.Tensor:
+        return out[0].sum() + out[1].sum()
+
+    def embed(self, unit: nn.Module, inputs: Inputs) -> torch.Tensor:
+        pooled, logits, _ = inputs.call(unit)
+        return self.encoder.heads.image(pooled, logits)
+
+def load(heads: str, *, spec: str = "embedded", device: str = "cpu", batch_size: int = 64) -> EmbeddedEncoder:
+    """The registry's loader: ``embedded`` (the shipped heads) or ``embedded:<heads.safetensors>``."""
+    return EmbeddedEncoder(heads_path=heads or None, batch_size=batch_size, device=device)

@@ -91,3 +91,8 @@ class HFEncoder(MultimodalEncoder):
 
     def _fingerprint_name(self) -> str:
         return f"hf:{type(self.model).__name__}"
+
+
+def load(target: str, *, spec: str, device: str = "cpu", batch_size: int = 64) -> HFEncoder:
+    """The registry's loader (:data:`ragsc.registry.ENCODERS`): ``spec`` whole, ``target`` its rest."""
+    return HFEncoder(spec, target, batch_size=batch_size, device=device)

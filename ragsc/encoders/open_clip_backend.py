@@ -82,3 +82,8 @@ class OpenClipEncoder(MultimodalEncoder):
 
     def _fingerprint_name(self) -> str:
         return f"open_clip:{type(self.model).__name__}"
+
+
+def load(target: str, *, spec: str, device: str = "cpu", batch_size: int = 64) -> OpenClipEncoder:
+    """The registry's loader (:data:`ragsc.registry.ENCODERS`): ``spec`` whole, ``target`` its rest."""
+    return OpenClipEncoder(spec, target, batch_size=batch_size, device=device)

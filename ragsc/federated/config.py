@@ -12,20 +12,16 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ragsc.config import ChannelConfig, load_yaml, validate
+from ragsc.config import ChannelConfig, Config, load_yaml, validate
 from ragsc.errors import ConfigError
 
 DATASETS = ("fashion-mnist", "easy-vqa", "easy-vqa:color")
 ENGINES = ("inprocess", "flower-sim", "flower-grpc")
 
 
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Config):
+class DataConfig(Config):
     """Where the clients' local data come from (every client holds a Dirichlet share of the train split)."""
 
     dataset: Literal["fashion-mnist", "easy-vqa", "easy-vqa:color"] = Field(
@@ -50,7 +46,7 @@ class DataConfig(_Config):
         return self
 
 
-class LoraConfig(_Config):
+class LoraConfig(Config):
     """The low-rank adapters on the frozen base (peft's LoRA on its Conv2d / Linear layers)."""
 
     rank: int = Field(4, ge=1, le=256)
@@ -60,13 +56,13 @@ class LoraConfig(_Config):
         "convolution and the projection")
 
 
-class ReceiverConfig(_Config):
+class ReceiverConfig(Config):
     """The server's half: an MLP on the equalised symbols and a linear task head."""
 
     hidden: int = Field(256, ge=1, le=65536)
 
 
-class ClientsConfig(_Config):
+class ClientsConfig(Config):
     """The federation: how many clients, how non-IID, who takes part, who fails."""
 
     n: int = Field(8, ge=1, le=100_000, description="number of clients")
@@ -79,7 +75,7 @@ class ClientsConfig(_Config):
                               "at least this many items")
 
 
-class TrainConfig(_Config):
+class TrainConfig(Config):
     rounds: int = Field(20, ge=1, le=100_000)
     local_epochs: int = Field(1, ge=1, le=1000, description="passes over its data a client makes per round")
     batch_size: int = Field(64, ge=1, le=65536)
@@ -101,7 +97,7 @@ class TrainConfig(_Config):
                          "count)")
 
 
-class FederatedSpec(_Config):
+class FederatedSpec(Config):
     """A federated split fine-tuning run (see :mod:`ragsc.federated`)."""
 
     base: str = Field("student:embedded", description="the frozen pretrained image encoder: student:embedded "

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ragsc.decoders import CausalLM, load_lm
-from ragsc.decoders.lm import SMOLLM2_PACKAGE, smollm2_gguf
+from ragsc.decoders.lm import SMOLLM2_PACKAGE, SharedLM, as_lm, smollm2_gguf
 from ragsc.decoders.text import FEW_SHOT_RAG
 from ragsc.errors import InputError, ModelLoadError
 
@@ -64,7 +64,9 @@ def test_load_tiny_local_lm_offline(tmp_path, no_network):
     lm = load_lm(f"hf:{path}")
     assert isinstance(lm, CausalLM) and repr(lm) == f"CausalLM('hf:{path}')"
     assert lm.tokenizer.padding_side == "left" and lm.tokenizer.pad_token == "</s>"
-    assert load_lm(f"hf:{path}") is lm  # cached per spec
+    assert load_lm(f"hf:{path}") is not lm  # a new object each call: no hidden cache
+    shared = SharedLM(f"hf:{path}")  # one object for several holders, loaded once, on first use
+    assert shared._lm is None and shared.get() is shared.get() and as_lm(shared) is shared.get()
     prompts = ["memory : a red circle | a red triangle message :", "what shape is this ?"]
     out = lm(prompts, max_new_tokens=6)
     assert isinstance(out, list) and len(out) == 2 and all(isinstance(s, str) for s in out)

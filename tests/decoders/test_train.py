@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from pydantic import ValidationError
 
 from ragsc.channel import PCAOrdering
 from ragsc.decoders import (
@@ -81,15 +80,15 @@ def pca(data) -> PCAOrdering:
 def test_config_defaults_and_validation():
     cfg = TrainDecodersConfig()
     assert cfg.encoder == "embedded" and cfg.context_k == 4 and cfg.context_dropout == 0.5
-    with pytest.raises(ValidationError, match="text_stpes"):
+    with pytest.raises(ConfigError, match="text_stpes"):
         TrainDecodersConfig(text_stpes=5)
-    with pytest.raises(ValidationError, match="text_steps"):
+    with pytest.raises(ConfigError, match="text_steps"):
         TrainDecodersConfig(text_steps=0)
-    with pytest.raises(ValidationError, match="batch_size"):
+    with pytest.raises(ConfigError, match="batch_size"):
         TrainDecodersConfig(batch_size=1)
-    with pytest.raises(ValidationError, match="context_dropout"):
+    with pytest.raises(ConfigError, match="context_dropout"):
         TrainDecodersConfig(context_dropout=1.5)
-    with pytest.raises(ValidationError, match="held_fraction"):
+    with pytest.raises(ConfigError, match="held_fraction"):
         TrainDecodersConfig(held_fraction=-0.1)
 
 
