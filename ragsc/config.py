@@ -116,7 +116,9 @@ class ChannelConfig(Config):
     k_symbols: int | None = Field(48, gt=0, le=1_000_000, description="complex symbols per item, in every "
                                   "path compared; null: as many as the source has (analog link only)")
     csi: Literal["perfect", "none"] = "perfect"
-    equalizer: Literal["mmse", "zf"] = "mmse"
+    equalizer: Literal["mmse", "zf"] = Field("mmse", description="analog paths: the estimate they output; "
+                                             "detectors (digital, token link) de-bias it, which with one "
+                                             "antenna makes both the same (equalize_for_detection)")
     fading: Literal["block", "fast"] = "block"
     rician_k: float = Field(4.0, ge=0.0, allow_inf_nan=False)
     seed: int | None = Field(0, description="seed of the channel's generator; null: nondeterministic")
@@ -207,8 +209,9 @@ class DecoderConfig(Config):
     rag: bool = True
     k: int = Field(4, ge=1, le=64, description="neighbours retrieved per received item")
     fusion: Fusion = FUSION_DEFAULT
-    text: Literal["fast", "lm"] = Field("fast", description="fast: GRU / re-ranked retrieval; "
-                                        "lm: a causal LM writes")
+    text: Literal["fast", "lm"] = Field("fast", description="sentences sent as embeddings (text.link: "
+                                        "embedding): fast: GRU / re-ranked retrieval; lm: a causal LM writes "
+                                        "(the token link decodes by beam search with decoder.lm instead)")
     vqa: Literal["head", "lm"] = Field("head", description="head: trained closed-vocabulary answers; "
                                        "lm: open answers")
     image_copy_threshold: float | None = Field(0.7, ge=-1.0, le=1.0, description="show the best retrieved "
@@ -277,6 +280,17 @@ class PipelineSpec(Config):
         if "seed" in self.channel.model_fields_set and self.channel.seed != self.seed:
             raise ValueError(f"channel.seed ({self.channel.seed}) differs from the pipeline's seed "
                              f"({self.seed}): a pipeline has one seed, set it at the top level (`seed:`)")
+        return self
+
+    @model_validator(mode="after")
+    def _text_decoder_used(self) -> PipelineSpec:
+        # decoder.text decodes sentences sent as embeddings; the token link's beam search never reads it,
+        # so asking for the LM there would be silently ignored (the default, printed by resolved(), passes)
+        if self.text.link == "token" and self.decoder.text != "fast":
+            raise ValueError(f"decoder.text: {self.decoder.text!r} chooses how sentences sent as embeddings "
+                             "are decoded (text: {link: embedding}); on the token link (the default) they "
+                             "are decoded by beam search with decoder.lm: remove decoder.text or set "
+                             "text.link: embedding")
         return self
 
     def resolved(self) -> dict:

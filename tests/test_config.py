@@ -164,3 +164,26 @@ def test_pipeline_channel_chooses_analog_or_cat():
 def test_pipeline_channel_cat_settings_are_checked(channel, match):
     with pytest.raises(ConfigError, match=match):
         validate(PipelineSpec, {"name": "n", "task": "image", "channel": channel}, "pipeline spec")
+
+
+def test_decoder_text_is_refused_where_nothing_reads_it():
+    """decoder.text decodes sentences sent as embeddings; on the token link it would be silently ignored."""
+    from ragsc.config import PipelineSpec, validate
+
+    with pytest.raises(ConfigError, match=r"decoder\.text.*text\.link: embedding"):
+        validate(PipelineSpec, {"name": "t", "task": "text", "decoder": {"text": "lm"}})
+    spec = validate(PipelineSpec, {"name": "t", "task": "text", "decoder": {"text": "lm"},
+                                   "text": {"link": "embedding"}})
+    assert spec.decoder.text == "lm"
+    assert validate(PipelineSpec, {"name": "t", "task": "text"}).decoder.text == "fast"  # the default passes
+
+
+def test_config_constructors_name_nested_fields():
+    from ragsc.config import ChannelConfig, EncoderConfig, PipelineSpec
+
+    with pytest.raises(ConfigError, match=r"invalid EncoderConfig: batch_size: .*greater than or equal to 1"):
+        EncoderConfig(batch_size=0)
+    with pytest.raises(ConfigError, match=r"invalid PipelineSpec: channel\.snr_db: .*less than or equal"):
+        PipelineSpec(name="x", task="text", channel={"snr_db": 99})
+    with pytest.raises(ConfigError, match="snr: Extra inputs are not permitted"):
+        ChannelConfig(snr=3)

@@ -46,7 +46,7 @@ from ragsc.channel.codecs import (
     features_that_fit,
     quantize,
 )
-from ragsc.channel.models import Channel, equalize, snr_db_to_no
+from ragsc.channel.models import Channel, equalize_for_detection, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath, as_tokens, path_configs
 from ragsc.config import ChannelConfig, Config
 from ragsc.errors import ConfigError, InputError
@@ -132,7 +132,7 @@ class CodedPHY:
         coded = self.encoder(bits) if self.coding.coded else bits
         x = self.mapper(coded)
         y, h = self.channel(x, no)
-        x_eq, no_eff = equalize(y, h, no, self.config.csi, "zf")
+        x_eq, no_eff = equalize_for_detection(y, h, no, self.config.csi, self.config.equalizer)
         llr = self.demapper(x_eq, no_eff)
         if self.coding.coded:
             decided, crc = self.decoder(llr)

@@ -138,6 +138,21 @@ def equalize(y: torch.Tensor, h: torch.Tensor | None, no: float | torch.Tensor, 
     return h.conj() * y / (gain + no_t), no_eff
 
 
+def equalize_for_detection(y: torch.Tensor, h: torch.Tensor | None, no: float | torch.Tensor,
+                           csi: str = "perfect", method: str = "mmse") -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`equalize` for a detector (a QAM demapper, a codeword likelihood), which expects ``x + noise``.
+
+    The MMSE estimate ``conj(h) y / (|h|^2 + N0)`` is biased towards 0 by ``|h|^2 / (|h|^2 + N0)``; a
+    detector must be handed it de-biased, with ``no_eff = N0 / |h|^2``. With one antenna, de-biased MMSE *is*
+    zero forcing, ``y / h``: both methods give a detector the same input, computed here by the shorter
+    formula (``tests/channel/test_models.py`` checks the identity). The choice matters where the estimate
+    itself is the output (the analog paths, :func:`equalize`). Returns ``(x_hat, no_eff)``.
+    """
+    if method not in ("mmse", "zf"):
+        raise ConfigError(f"equalizer must be 'mmse' or 'zf', got {method!r}")
+    return equalize(y, h, no, csi, "zf")
+
+
 def estimate_snr_db(channel: Channel, n_items: int, n_pilots: int,
                     snr_db: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Send ``n_pilots`` known unit-power symbols per item; return per-item (SNR estimate in dB, h estimate).

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ragsc.channel.models import Channel, equalize, snr_db_to_no
+from ragsc.channel.models import Channel, equalize_for_detection, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath, path_configs
 from ragsc.config import ChannelConfig
 from ragsc.errors import ConfigError, InputError
@@ -266,7 +266,7 @@ class TokenLink(TransmissionPath):
         else:
             no = snr_db_to_no(snr)
             y, hh = self.channel(x, no)
-            y_eq, no_eff = equalize(y, hh, no, self.config.csi, "zf")
+            y_eq, no_eff = equalize_for_detection(y, hh, no, self.config.csi, self.config.equalizer)
             no_eff = no_eff.expand(y_eq.shape)
         length_ll = self._length_loglik(y_eq[:, :h], no_eff[:, :h])
         decided = length_ll.argmax(dim=1).tolist()

@@ -459,3 +459,21 @@ def test_phy_rejects_bits_of_the_wrong_shape():
     for bad in (torch.zeros(2, phy.info_bits + 1), torch.zeros(phy.info_bits)):
         with pytest.raises(InputError):
             phy(bad, 10.0)
+
+
+def test_the_phy_reads_the_configured_equalizer(monkeypatch):
+    """channel.equalizer reaches the detector (it was hard-coded 'zf'); both give the same decisions."""
+    from ragsc.channel import digital
+
+    seen = []
+    real = digital.equalize_for_detection
+    monkeypatch.setattr(digital, "equalize_for_detection",
+                        lambda y, h, no, csi, method: seen.append(method) or real(y, h, no, csi, method))
+    out = {}
+    for eq in ("mmse", "zf"):
+        phy = CodedPHY(ChannelConfig(channel="rayleigh", k_symbols=96, seed=3, equalizer=eq),
+                       CodingConfig(coded=False, modulation=16))
+        torch.manual_seed(0)
+        out[eq] = phy(_bits(8, phy.info_bits), 5.0).bits
+    assert seen == ["mmse", "zf"]
+    assert torch.equal(out["mmse"], out["zf"])

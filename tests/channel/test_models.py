@@ -306,3 +306,24 @@ def test_repr_names_the_channel():
     text = repr(Channel("rician", rician_k=3.0))
     assert "rician" in text and "K=3.0" in text
     assert "awgn" in repr(Channel())
+
+
+@pytest.mark.parametrize("h_kind", ["awgn", "rayleigh"])
+def test_debiased_mmse_is_zero_forcing_for_a_detector(h_kind):
+    """What equalize_for_detection relies on: MMSE divided by its bias equals ZF (one antenna)."""
+    from ragsc.channel.models import equalize_for_detection
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(64, 8, dtype=torch.complex64, generator=g)
+    h = None if h_kind == "awgn" else torch.randn(64, 8, dtype=torch.complex64, generator=g)
+    no = torch.rand(64, generator=g) + 0.05
+    mmse, _ = equalize(y, h, no, "perfect", "mmse")
+    gain = torch.ones(()) if h is None else h.abs() ** 2
+    debiased = mmse / (gain / (gain + no[:, None]))
+    zf, no_zf = equalize(y, h, no, "perfect", "zf")
+    torch.testing.assert_close(debiased, zf, rtol=1e-5, atol=1e-5)
+    for method in ("mmse", "zf"):
+        x, n = equalize_for_detection(y, h, no, "perfect", method)
+        torch.testing.assert_close(x, zf) and torch.testing.assert_close(n, no_zf)
+    with pytest.raises(ConfigError, match="equalizer"):
+        equalize_for_detection(y, h, no, "perfect", "lmmse")
