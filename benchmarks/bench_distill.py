@@ -127,13 +127,14 @@ def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int, data: str,
     The result is kept beside the stores (``<stores>/<data>-kdl-darts-<key>.json``) and reused by a
     later run only when everything the search depends on is the same: the settings, the teacher's
     fingerprint (``teacher``), the images and embeddings searched on, and the search code
-    (``ragsc/distill/darts.py``). A search takes about half an hour here."""
+    (``ragsc/distill/darts/``). A search takes about half an hour here."""
     import ragsc.distill.darts as darts_module
 
     n = min(len(x), args.search_items)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:n]
     content = hashlib.sha256(x[order].numpy().tobytes() + t[order].numpy().tobytes()).hexdigest()[:16]
-    code = hashlib.sha256(Path(darts_module.__file__).read_bytes()).hexdigest()[:16]
+    sources = sorted(Path(darts_module.__file__).parent.glob("*.py"))  # the package's modules
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     settings = {"data": data, "teacher": teacher, "searched": content, "code": code, "items": n,
                 "epochs": args.search_epochs, "image_size": args.image_size, "channels": 6, "layers": 5,
                 "lam": 0.1, "seed": args.seed, "dim": dim}
