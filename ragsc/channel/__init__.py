@@ -23,7 +23,7 @@ Every transmission path is configured with one :class:`~ragsc.config.ChannelConf
 * :class:`Link` (``analog.py``): JSCC-style analog transmission of :class:`~ragsc.types.SemanticTokens`.
 * :class:`PCAOrdering` (``adaptive.py``): importance ordering of embeddings (principal axes), a
   ``transform`` for the analog link.
-* :class:`CATLink` (``cat.py``): the trained channel-adaptive path, a channel-aware transformer codec
+* :class:`CATLink` (``cat/``): the trained channel-adaptive path, a channel-aware transformer codec
   (:class:`CATCodec`, :class:`CATConfig`) conditioned on the SNR and the channel kind, whose calibrated
   rate policy sends fewer symbols where the channel is good; trained by :mod:`ragsc.distill.cat`.
 * :func:`estimate_snr_db` (``models.py``): the SNR from known pilots (they cost channel uses).

@@ -8,8 +8,8 @@
 * :func:`calibrate` — the rate table: mean cosine to the target per channel, SNR and level on a validation
   split, through the real channel; stored in the codec's config, so :meth:`CATCodec.save` keeps it.
 
-The codec's architecture lives in the runtime package (:mod:`ragsc.channel.cat`, which pipelines may use);
-its names are re-exported here for the trainer's users.
+The codec's architecture, config and rate policy live in the runtime package (:mod:`ragsc.channel.cat`,
+which pipelines may use); import them from there.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ragsc.channel.cat import CATCalibration, CATCodec, CATConfig, CATLink
+from ragsc.channel.cat import CATCalibration, CATCodec, CATConfig
 from ragsc.channel.models import Channel
 from ragsc.config import check_snr_db
 from ragsc.errors import ConfigError, InputError
 
-__all__ = ["CATCalibration", "CATCodec", "CATConfig", "CATLink", "calibrate", "train_cat"]
+__all__ = ["calibrate", "train_cat"]
 
 
 def train_cat(codec: CATCodec, tokens: torch.Tensor, targets: torch.Tensor, *, epochs: int = 10,

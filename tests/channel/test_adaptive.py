@@ -1,6 +1,6 @@
 """Importance ordering (ragsc/channel/adaptive.py): PCAOrdering fit, round trip, variance order, files.
 
-(Pilot SNR estimation is tested in test_models.py; the trained adaptive path, CAT, in test_cat.py.)"""
+(Pilot SNR estimation is tested in test_models.py; the trained adaptive path, CAT, in tests/channel/cat/.)"""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from ragsc.channel import ChannelConfig
-from ragsc.distill.cat import CATCodec, CATConfig, CATLink, calibrate, train_cat
+from ragsc.channel.cat import CATCodec, CATConfig, CATLink
+from ragsc.distill.cat import calibrate, train_cat
 from ragsc.errors import ConfigError, InputError
 
 TINY = dict(token_dim=8, target_dim=8, model_dim=16, layers=1, heads=2, max_symbols=8, levels=(2, 4, 8))

@@ -1,0 +1,57 @@
+"""A CAT codec's folder (ragsc/channel/cat/files.py): save / load round trip, load errors naming the file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ragsc.channel import CATCodec, Channel
+from ragsc.errors import ModelLoadError
+
+from .._util import unit_symbols
+from ._util import TABLE, tokens
+
+
+def test_save_load_round_trip(calibrated, tmp_path):
+    calibrated.save(tmp_path / "cat")
+    assert sorted(p.name for p in (tmp_path / "cat").iterdir()) == ["config.json", "weights.safetensors"]
+    back = CATCodec.load(tmp_path / "cat")
+    assert back.config == calibrated.config and back.config.calibration == TABLE and not back.training
+    x, y = tokens(7), unit_symbols(7, 4, seed=9)
+    assert torch.equal(back.encode(x, 3.0, "rayleigh", 8), calibrated.encode(x, 3.0, "rayleigh", 8))
+    assert torch.equal(back.decode(y, 0.2, 3.0, "awgn"), calibrated.decode(y, 0.2, 3.0, "awgn"))
+    with torch.no_grad():
+        a = back(x, 3.0, "rayleigh", 4, sim=Channel("rayleigh", seed=1))
+        b = calibrated(x, 3.0, "rayleigh", 4, sim=Channel("rayleigh", seed=1))
+    assert torch.equal(a, b)
+    assert back.choose_length(15.0, "awgn", 0.89) == calibrated.choose_length(15.0, "awgn", 0.89) == 4
+
+
+def test_load_errors_name_the_file(codec, tmp_path):
+    folder = codec.save(tmp_path / "cat")
+    cfg, weights = folder / "config.json", folder / "weights.safetensors"
+    good_cfg, good_weights = cfg.read_text(), weights.read_bytes()
+
+    def fails(match: str) -> None:
+        with pytest.raises(ModelLoadError, match=match):
+            CATCodec.load(folder)
+        cfg.write_text(good_cfg)
+        weights.write_bytes(good_weights)
+
+    with pytest.raises(ModelLoadError, match="not found"):
+        CATCodec.load(tmp_path / "nowhere")
+    weights.unlink()
+    fails("weights.safetensors not found")
+    cfg.unlink()
+    fails("config.json not found")
+    cfg.write_text("{not json")
+    fails("config.json")
+    cfg.write_text(json.dumps({**json.loads(good_cfg), "heads": 3}))
+    fails("config.json.*divisible")
+    cfg.write_text(json.dumps({**json.loads(good_cfg), "model_dim": 32}))
+    fails("weights.safetensors does not match")
+    weights.write_bytes(b"garbage")
+    fails("weights.safetensors")
+    assert torch.equal(CATCodec.load(folder).tx_slots, codec.tx_slots)  # restored: loads again
