@@ -25,7 +25,7 @@ def tower_of(encoder, tower: str) -> Tower:
     """
     if tower not in ("text", "image"):
         raise ConfigError(f"tower must be 'text' or 'image', got {tower!r}")
-    towers = encoder.towers()
+    towers = encoder.towers() if callable(getattr(encoder, "towers", None)) else {}
     name = getattr(encoder, "spec", type(encoder).__name__)
     if not towers:
         raise ConfigError(f"cannot compress {name}: compression knows the embedded encoder ('embedded') and "

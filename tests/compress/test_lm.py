@@ -184,7 +184,7 @@ def test_a_changed_base_is_refused(tmp_path):
     base_dir = save_base(tmp_path / "base", seed=0)
     spec = f"hf:{base_dir}"
     folder = save_compressed_lm(tmp_path / "c", compress_lm(LMCompressionConfig(lm=spec),
-                                                            load_lm.__wrapped__(spec)))
+                                                            load_lm(spec)))
     save_base(base_dir, seed=1)
     with pytest.raises(ModelLoadError, match="compress it again"):
         load_compressed_lm(folder)
