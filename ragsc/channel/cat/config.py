@@ -12,38 +12,17 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from ragsc.channel.models import CHANNELS
-from ragsc.config import SNR_RANGE_DB
+from ragsc.config import SNR_RANGE_DB, Config
 from ragsc.errors import ConfigError
 
 Size = Annotated[int, Field(strict=True, ge=1)]  # strict: a JSON 8.0 must not build another architecture
 ChannelName = Literal["awgn", "rayleigh", "rician"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigError(f"invalid {type(self).__name__}: {_problems(exc)}") from None
-
-
-def _problems(exc: ValidationError) -> str:
-    """Each bad field and what is wrong with it (a nested config's own ConfigError as it is)."""
-    out = []
-    for err in exc.errors():
-        inner = (err.get("ctx") or {}).get("error")
-        msg = str(inner) if isinstance(inner, ConfigError) else err["msg"].removeprefix("Value error, ")
-        loc = ".".join(str(p) for p in err["loc"])
-        out.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(out)
-
-
-class CATCalibration(_Frozen):
+class CATCalibration(Config):
     """The rate table: mean cosine to the target per channel, SNR and level, measured on validation data.
 
     ``quality[channel][i][j]`` is the quality at ``snrs_db[i]`` with ``levels[j]`` symbols (the codec's
@@ -80,7 +59,7 @@ class CATCalibration(_Frozen):
         return tuple((1 - w) * a + w * b for a, b in zip(rows[i], rows[i + 1]))
 
 
-class CATConfig(_Frozen):
+class CATConfig(Config):
     """What a :class:`~ragsc.channel.cat.CATCodec` is built from, and what it was trained and calibrated for.
 
     Attributes
