@@ -1,8 +1,8 @@
 """CAT: a channel-aware transformer codec between semantic tokens and the channel (after RKD-SC).
 
 * :class:`CATConfig` (``config.py``) — the architecture, the channels and SNRs it is trained for, and (after
-  calibration) its rate table :class:`CATCalibration`; stored as ``config.json`` beside
-  ``weights.safetensors`` (``files.py``: :meth:`CATCodec.save` / :meth:`CATCodec.load`).
+  calibration) its rate table :class:`CATCalibration`; saved as every model is (:mod:`ragsc.saved`, kind
+  ``cat-codec``: :meth:`CATCodec.save` / :meth:`CATCodec.load`).
 * :class:`CATCodec` (``codec.py``) — the network: a transformer transmitter that writes an *ordered* code
   (the first ``n`` symbols of one codeword are a code of their own for each ``n`` in ``levels``) and a
   transformer receiver that reads the target embedding out of the equalised prefix; both ends are told the

@@ -16,7 +16,7 @@ clamped to the trained ``snr_range_db`` (an SNR beyond it is told as the nearest
 [-30, 60] dB are an input error, as in every path.
 
 The codec is built from a :class:`~ragsc.channel.cat.CATConfig`; its rate policy is
-:mod:`ragsc.channel.cat.policy`, its folder :mod:`ragsc.channel.cat.files`, its training
+:mod:`ragsc.channel.cat.policy`, its folder :mod:`ragsc.saved` (kind ``cat-codec``), its training
 :mod:`ragsc.distill.cat`.
 """
 
@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ragsc.channel.cat import files
 from ragsc.channel.cat.config import CATConfig, channel_index, check_level
 from ragsc.channel.cat.policy import choose_length
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
 from ragsc.config import check_snr_db
-from ragsc.errors import ConfigError, InputError
+from ragsc.errors import ConfigError, InputError, ModelLoadError
+from ragsc.saved import Saved, load, load_state, save
 
 
 class _Conditioning(nn.Module):
@@ -214,23 +214,37 @@ class CATCodec(nn.Module):
         """
         return choose_length(self.config, snr_db, channel, quality)
 
-    # --------------------------------------------------------------------------- files
-    def save(self, folder: str | Path) -> Path:
-        """Write ``config.json`` (the config with its rate table) and ``weights.safetensors`` into
-        ``folder`` (:func:`ragsc.channel.cat.files.save`)."""
-        return files.save(self, folder)
+    # --------------------------------------------------------------------------- saved folder
+    kind, format_version = "cat-codec", 1
+
+    def to_saved(self) -> Saved:
+        """The codec as :mod:`ragsc.saved` writes it: its config (rate table included) and its weights."""
+        return Saved(self.kind, self.format_version, self.config.model_dump(mode="json"), self.state_dict())
+
+    @classmethod
+    def from_saved(cls, saved: Saved, device: str = "cpu") -> CATCodec:
+        """Rebuild a codec from its :class:`~ragsc.saved.Saved` folder, on ``device``, in eval mode."""
+        try:
+            codec = cls(CATConfig(**saved.config))
+        except ConfigError as exc:
+            raise ModelLoadError(f"{saved.folder}: invalid CAT codec config: {exc}") from None
+        return load_state(codec, saved.tensors, str(saved.folder)).to(device).eval()
+
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """:func:`ragsc.saved.save` of this codec (``config.json`` + ``model.safetensors``)."""
+        return save(self, folder, overwrite=overwrite)
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> CATCodec:
-        """Rebuild a codec from :meth:`save`'s folder (in eval mode; :func:`ragsc.channel.cat.files.load`).
+        """:func:`ragsc.saved.load` of a CAT codec folder, on ``device``, in eval mode.
 
         Raises
         ------
         ModelLoadError
-            A file is missing or corrupt, the config is invalid, or the weights do not match it (each
-            names the file).
+            The folder is not a CAT codec's, a file is missing or corrupt, the config is invalid, or a tensor
+            does not match it (each named).
         """
-        return files.load(cls, folder, device)
+        return load(folder, kind=cls.kind, device=device)
 
     # --------------------------------------------------------------------------- checks
     def _check_tokens(self, tokens: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor | None]:

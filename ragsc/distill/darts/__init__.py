@@ -12,9 +12,9 @@ order the flow uses them:
 * :mod:`~ragsc.distill.darts.layout`: the skeleton both networks share (cell sizes, edges, stem).
 * :mod:`~ragsc.distill.darts.supernet`: :class:`SearchNetwork`, every edge a softmax(alpha)-weighted mix
   of all operations, and its expected complexity.
-* :mod:`~ragsc.distill.darts.network`: :class:`DerivedNetwork`, the discrete student a genotype builds.
-* :mod:`~ragsc.distill.darts.checkpoint`: on disk, the derived network's folder (``config.json`` +
-  ``weights.safetensors``) and the search's per-epoch checkpoint (safetensors + JSON, no pickle).
+* :mod:`~ragsc.distill.darts.network`: :class:`DerivedNetwork`, the discrete student a genotype builds
+  (saved as every model is, :mod:`ragsc.saved`).
+* :mod:`~ragsc.distill.darts.checkpoint`: the search's per-epoch checkpoint (safetensors + JSON, no pickle).
 * :mod:`~ragsc.distill.darts.derivation`: :func:`derive` (the genotype of a searched supernet, the skip
   cap held) and the complexity budget (:func:`architecture_cost`, :func:`cheapest_architecture`,
   :func:`check_budget`).
@@ -31,8 +31,6 @@ order the flow uses them:
 from ragsc.distill.darts.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_MANIFEST,
-    CONFIG_FILE,
-    WEIGHTS_FILE,
     EpochStats,
 )
 from ragsc.distill.darts.config import ArchitectureConfig, Genotype, SearchSpaceConfig
@@ -46,8 +44,8 @@ from ragsc.distill.darts.supernet import SearchNetwork
 from ragsc.distill.darts.train import kd_score, retrain
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "CHECKPOINT_MANIFEST", "COMPLEXITIES", "CONFIG_FILE", "OPS", "PRIMITIVES",
-    "STEM_MULTIPLIER", "WEIGHTS_FILE", "ArchitectureConfig", "DerivedNetwork", "EpochStats", "FrontPoint",
+    "CHECKPOINT_FORMAT", "CHECKPOINT_MANIFEST", "COMPLEXITIES", "OPS", "PRIMITIVES",
+    "STEM_MULTIPLIER", "ArchitectureConfig", "DerivedNetwork", "EpochStats", "FrontPoint",
     "Genotype", "SearchNetwork", "SearchResult", "SearchSpaceConfig", "SkipGuard", "architecture_cost",
     "cheapest_architecture", "check_budget", "derive", "kd_score", "lambda_front", "op_cost", "plot_front",
     "retrain", "search",

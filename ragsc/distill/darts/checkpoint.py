@@ -1,9 +1,6 @@
-"""KDL-DARTS on disk: the derived network's folder and the search's checkpoint (safetensors and JSON,
-never a pickle; every file written atomically).
+"""The KDL-DARTS search's checkpoint on disk (safetensors and JSON, never a pickle; every file written
+atomically). A derived network is a model like any other and is saved by :mod:`ragsc.saved`.
 
-* A :class:`~ragsc.distill.darts.network.DerivedNetwork` is a folder of ``config.json`` (its
-  :class:`~ragsc.distill.darts.config.ArchitectureConfig`) and ``weights.safetensors`` (weights and BN
-  statistics): :func:`save_network`, :func:`load_network`.
 * A search run with ``checkpoint=FOLDER`` rewrites its whole state there after every epoch
   (:func:`save_checkpoint`, the layout below); a rerun with the same settings
   (:func:`search_settings`, :func:`check_same_search`) restores it (:func:`restore_checkpoint`) and goes
@@ -23,16 +20,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ragsc.distill.darts.config import ArchitectureConfig, SearchSpaceConfig
+from ragsc.distill.darts.config import SearchSpaceConfig
 from ragsc.errors import ConfigError, ModelLoadError
 
 if TYPE_CHECKING:
-    from ragsc.distill.darts.network import DerivedNetwork
     from ragsc.distill.darts.supernet import SearchNetwork
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
-
 
 def _write_atomic(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -41,53 +33,6 @@ def _write_atomic(path: Path, write) -> None:
         os.replace(tmp, path)  # a failed write never leaves a half file under the real name
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def save_network(network: DerivedNetwork, directory: str | Path) -> Path:
-    """Write ``network``'s ``config.json`` and ``weights.safetensors`` into ``directory`` (created), as
-    :meth:`DerivedNetwork.save <ragsc.distill.darts.network.DerivedNetwork.save>` does. Returns the
-    directory."""
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    _write_atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
-    _write_atomic(directory / CONFIG_FILE, lambda tmp: tmp.write_text(network.config.to_json()))
-    return directory
-
-
-def load_network(network_class: type[DerivedNetwork], directory: str | Path) -> DerivedNetwork:
-    """Rebuild a ``network_class`` written by :func:`save_network`, in eval mode.
-
-    Raises
-    ------
-    ModelLoadError
-        A file is missing or corrupt, or the config does not match the weights (the file is named).
-    """
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ModelLoadError(f"no {path.name} in {directory}: not a saved DerivedNetwork "
-                                 f"(DerivedNetwork.save writes {CONFIG_FILE} and {WEIGHTS_FILE})")
-    try:
-        arch = ArchitectureConfig.from_json(config_path.read_text())
-    except (OSError, UnicodeDecodeError, ConfigError) as exc:
-        raise ModelLoadError(f"cannot read the architecture config {config_path}: {exc}") from exc
-    try:
-        state = load_file(str(weights_path))
-    except Exception as exc:  # not safetensors, truncated header: say which file
-        raise ModelLoadError(f"cannot read the weights {weights_path}: {exc}") from exc
-    net = network_class(arch)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:  # missing / unexpected keys or shapes: the files do not belong together
-        raise ModelLoadError(f"{config_path} does not match the weights in {weights_path}: "
-                             f"{exc}") from exc
-    return net.eval()
 
 
 # The search's checkpoint keeps its history, one EpochStats per epoch done, beside its state.

@@ -2,23 +2,24 @@
 
 :class:`DerivedNetwork` is built from an :class:`~ragsc.distill.darts.config.ArchitectureConfig` (the
 genotype and the sizes, which may differ from the search's for retraining) on the skeleton it shares with
-the supernet (:mod:`~ragsc.distill.darts.layout`), with affine BN. It is saved as ``config.json`` +
-``weights.safetensors`` (the folder format is in :mod:`~ragsc.distill.darts.checkpoint`).
+the supernet (:mod:`~ragsc.distill.darts.layout`), with affine BN. It is saved as every model is
+(:mod:`ragsc.saved`, kind ``darts-network``).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ragsc.distill.darts.checkpoint import load_network, save_network
 from ragsc.distill.darts.config import ArchitectureConfig
 from ragsc.distill.darts.layout import CellSpec, cell_specs, check_images, edge_shape, make_stem, preprocess
 from ragsc.distill.darts.ops import OPS
-from ragsc.errors import ConfigError
+from ragsc.errors import ConfigError, ModelLoadError
+from ragsc.saved import Saved, load, load_state, save
 
 
 class _DerivedCell(nn.Module):
@@ -68,19 +69,35 @@ class DerivedNetwork(nn.Module):
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters())
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``config.json`` (the :class:`ArchitectureConfig`) and ``weights.safetensors`` (weights and
-        BN statistics) into ``directory`` (created); each file is replaced only once its new version is
-        complete. Returns the directory."""
-        return save_network(self, directory)
+    # --------------------------------------------------------------------------- saved folder
+    kind, format_version = "darts-network", 1
+
+    def to_saved(self) -> Saved:
+        """The network as :mod:`ragsc.saved` writes it: the :class:`ArchitectureConfig` and the weights (BN
+        statistics included)."""
+        return Saved(self.kind, self.format_version, json.loads(self.config.to_json()), self.state_dict())
+
+    @classmethod
+    def from_saved(cls, saved: Saved) -> DerivedNetwork:
+        """Rebuild the network from its :class:`~ragsc.saved.Saved` folder, in eval mode."""
+        try:
+            arch = ArchitectureConfig.from_json(json.dumps(saved.config))
+        except ConfigError as exc:
+            raise ModelLoadError(f"{saved.folder}: invalid architecture config: {exc}") from None
+        return load_state(cls(arch), saved.tensors, str(saved.folder)).eval()
+
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """:func:`ragsc.saved.save` of this network (``config.json`` + ``model.safetensors``)."""
+        return save(self, directory, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | Path) -> DerivedNetwork:
-        """Rebuild a network written by :meth:`save`, in eval mode.
+        """:func:`ragsc.saved.load` of a derived network's folder, in eval mode.
 
         Raises
         ------
         ModelLoadError
-            A file is missing or corrupt, or the config does not match the weights (the file is named).
+            Not a derived network's folder, a file missing or corrupt, or a tensor that does not fit the
+            config (named).
         """
-        return load_network(cls, directory)
+        return load(directory, kind=cls.kind)

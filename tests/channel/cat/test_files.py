@@ -1,4 +1,4 @@
-"""A CAT codec's folder (ragsc/channel/cat/files.py): save / load round trip, load errors naming the file."""
+"""A CAT codec's folder (ragsc.saved, kind cat-codec): save / load round trip, load errors naming the file."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ._util import TABLE, tokens
 
 def test_save_load_round_trip(calibrated, tmp_path):
     calibrated.save(tmp_path / "cat")
-    assert sorted(p.name for p in (tmp_path / "cat").iterdir()) == ["config.json", "weights.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "cat").iterdir()) == ["config.json", "model.safetensors"]
     back = CATCodec.load(tmp_path / "cat")
     assert back.config == calibrated.config and back.config.calibration == TABLE and not back.training
     x, y = tokens(7), unit_symbols(7, 4, seed=9)
@@ -31,7 +31,7 @@ def test_save_load_round_trip(calibrated, tmp_path):
 
 def test_load_errors_name_the_file(codec, tmp_path):
     folder = codec.save(tmp_path / "cat")
-    cfg, weights = folder / "config.json", folder / "weights.safetensors"
+    cfg, weights = folder / "config.json", folder / "model.safetensors"
     good_cfg, good_weights = cfg.read_text(), weights.read_bytes()
 
     def fails(match: str) -> None:
@@ -40,18 +40,26 @@ def test_load_errors_name_the_file(codec, tmp_path):
         cfg.write_text(good_cfg)
         weights.write_bytes(good_weights)
 
-    with pytest.raises(ModelLoadError, match="not found"):
+    header = json.loads(good_cfg)
+    assert header["kind"] == "cat-codec" and header["format_version"] == 1
+
+    def with_config(**changes):
+        return json.dumps({**header, "config": {**header["config"], **changes}})
+
+    with pytest.raises(ModelLoadError, match="no config.json"):
         CATCodec.load(tmp_path / "nowhere")
     weights.unlink()
-    fails("weights.safetensors not found")
+    fails("model.safetensors: missing")
     cfg.unlink()
-    fails("config.json not found")
+    fails("no config.json")
     cfg.write_text("{not json")
-    fails("config.json")
-    cfg.write_text(json.dumps({**json.loads(good_cfg), "heads": 3}))
-    fails("config.json.*divisible")
-    cfg.write_text(json.dumps({**json.loads(good_cfg), "model_dim": 32}))
-    fails("weights.safetensors does not match")
+    fails("config.json: not valid JSON")
+    cfg.write_text(with_config(heads=3))
+    fails("invalid CAT codec config.*divisible")
+    cfg.write_text(with_config(model_dim=32))
+    fails("has shape")
     weights.write_bytes(b"garbage")
-    fails("weights.safetensors")
+    fails("model.safetensors: missing or corrupt")
+    cfg.write_text(json.dumps({**header, "kind": "darts-network"}))
+    fails("holds a 'darts-network', not a 'cat-codec'")
     assert torch.equal(CATCodec.load(folder).tx_slots, codec.tx_slots)  # restored: loads again

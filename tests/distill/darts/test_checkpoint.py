@@ -37,7 +37,9 @@ def test_derive_save_load_round_trips_exactly(data, tmp_path):
     losses = retrain(net, x_train, t_train, epochs=1, batch_size=16)  # moves the BN statistics too
     assert len(losses) == 1
     net.save(tmp_path / "student")
-    stored = json.loads((tmp_path / "student" / "config.json").read_text())
+    header = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert header["kind"] == "darts-network" and header["format_version"] == 1
+    stored = header["config"]
     assert stored["channels"] == 6 and stored["layers"] == 3
     assert Genotype.from_json(json.dumps(stored["genotype"])) == genotype
     loaded = DerivedNetwork.load(tmp_path / "student")
@@ -57,15 +59,15 @@ def test_load_names_a_missing_file(tmp_path):
     with pytest.raises(ModelLoadError, match="config.json"):
         DerivedNetwork.load(tmp_path / "nowhere")
     path = _saved(tmp_path)
-    (path / "weights.safetensors").unlink()
-    with pytest.raises(ModelLoadError, match="weights.safetensors"):
+    (path / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="model.safetensors"):
         DerivedNetwork.load(path)
 
 
 def test_load_names_a_corrupt_file(tmp_path):
     path = _saved(tmp_path)
-    (path / "weights.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(ModelLoadError, match="weights.safetensors"):
+    (path / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="model.safetensors"):
         DerivedNetwork.load(path)
     (path / "config.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="config.json"):
@@ -75,10 +77,10 @@ def test_load_names_a_corrupt_file(tmp_path):
 def test_load_refuses_a_config_that_does_not_match_the_weights(tmp_path):
     path = _saved(tmp_path)
     stored = json.loads((path / "config.json").read_text())
-    (path / "config.json").write_text(json.dumps({**stored, "channels": 6}))
-    with pytest.raises(ModelLoadError, match="does not match the weights"):
+    (path / "config.json").write_text(json.dumps({**stored, "config": {**stored["config"], "channels": 6}}))
+    with pytest.raises(ModelLoadError, match="has shape"):
         DerivedNetwork.load(path)
-    (path / "config.json").write_text(json.dumps({**stored, "width": 6}))
+    (path / "config.json").write_text(json.dumps({**stored, "config": {**stored["config"], "width": 6}}))
     with pytest.raises(ModelLoadError, match="unknown fields"):
         DerivedNetwork.load(path)
 
