@@ -2,9 +2,9 @@
 
 * :func:`search_student`: the store's images, split into train / validation by a seed, go through
   :func:`~ragsc.distill.darts.lambda_front` (search, derive, stage-1 KD retraining, validation score) for
-  one ``lam`` or several; each result is saved as a student folder (``student.json`` holding an
+  one ``lam`` or several; each result is saved as a student folder (its config holding an
   :class:`~ragsc.distill.students.ImageStudentConfig` of kind ``darts`` with the searched
-  :class:`~ragsc.distill.darts.ArchitectureConfig`, beside ``image.safetensors``), which
+  :class:`~ragsc.distill.darts.ArchitectureConfig`, the weights beside it), which
   ``load_encoder("student:<dir>")`` loads. Each search checkpoints into ``<out>/checkpoint/lam-<lam>``,
   so a killed run resumes after its last complete epoch when rerun with the same settings.
 * :func:`score_student`: a student against its teacher on a held-out store (mean cosine, r@1,
@@ -35,12 +35,12 @@ from ragsc.distill.darts import (
 )
 from ragsc.distill.store import TeacherStore
 from ragsc.distill.students import (
-    STUDENT_FILE,
     ImageStudent,
     ImageStudentConfig,
     StudentConfig,
     StudentEncoder,
     TeacherRef,
+    is_student,
     read_config,
     save_student,
 )
@@ -69,7 +69,7 @@ def _check_lams(lams) -> list[float]:
 def _check_student_folder(folder: Path, teacher: dict) -> None:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is a file; the student goes into a folder")
-    if (folder / STUDENT_FILE).is_file():
+    if is_student(folder):
         existing = read_config(folder)
         if existing.teacher.fingerprint != teacher["fingerprint"]:
             raise InputError(f"{folder} holds a student of another teacher ({existing.teacher.spec}, "
@@ -112,7 +112,7 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
         The seeded validation share of the store's items (scores the students); the seed also seeds the
         networks and the search.
     info
-        Extra entries for each student's ``student.json`` (e.g. the command).
+        Extra entries for each student's ``info`` (e.g. the command).
     progress
         tqdm bars (lambdas, search epochs, retraining epochs).
 
@@ -201,7 +201,7 @@ def _save_point(folder: Path, point: FrontPoint, store: TeacherStore, image_size
     tower = ImageStudent(config)
     tower.backbone.load_state_dict(point.network.state_dict())  # the head adds nothing: no second projection
     tower.eval()
-    existing = read_config(folder) if (folder / STUDENT_FILE).is_file() else None
+    existing = read_config(folder) if is_student(folder) else None
     text_config = existing.text if existing is not None else None
     text_net = StudentEncoder(folder).text_net if text_config is not None else None
     all_info = {**(existing.info if existing is not None else {}), "image": figures}

@@ -1,7 +1,8 @@
 """Compact students: small image and text towers that map into a teacher's embedding space.
 
-A student is described by a small config stored beside its weights (``student.json`` +
-``image.safetensors`` / ``text.safetensors`` in one folder) and loads as an ordinary encoder,
+A student is saved as every model is (:mod:`ragsc.saved`, kind ``student``: its :class:`StudentConfig` in
+``config.json``, both towers' weights in ``model.safetensors`` under ``image.`` / ``text.``) and loads as an
+ordinary encoder,
 ``load_encoder("student:<dir>")`` (:class:`StudentEncoder`). It *declares the teacher it serves*
 (spec and fingerprint): KBs and decoders built for that teacher accept it
 (:meth:`StudentEncoder.serves`), since it was trained to put its outputs where the teacher puts them.
@@ -32,9 +33,8 @@ from ragsc.config import Config
 from ragsc.distill.losses import BottleneckConfig, BottleneckHead
 from ragsc.encoders.base import Encoded, MultimodalEncoder
 from ragsc.encoders.towers import Inputs, Tower, load_images
-from ragsc.errors import ConfigError, ModelLoadError
-
-STUDENT_FILE = "student.json"
+from ragsc.errors import ConfigError, InputError, ModelLoadError
+from ragsc.saved import Saved, load_state, read, read_header, save
 
 
 class ImageStudentConfig(Config):
@@ -66,7 +66,8 @@ class TeacherRef(Config):
 
 
 class StudentConfig(Config):
-    """What ``student.json`` holds: the teacher served and each tower's config (None: no such tower)."""
+    """A student: the teacher served and each tower's config (None: no such tower); ``info`` is stored as
+    the saved folder's ``info``."""
 
     teacher: TeacherRef
     image: ImageStudentConfig | None = None
@@ -189,21 +190,35 @@ def image_transform(size: int):
 class StudentEncoder(MultimodalEncoder):
     """``load_encoder("student:<dir>")``: a distilled student, in its teacher's embedding space."""
 
-    def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "cpu") -> None:
+    kind, format_version = "student", 1
+
+    def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "cpu", *,
+                 saved: Saved | None = None) -> None:
         self.folder = Path(folder)
-        self.config = read_config(self.folder)
+        saved = saved if saved is not None else _read(self.folder)
+        self.config = _config(saved)
         super().__init__(f"student:{folder}", self.config.teacher.dim, batch_size, device)
         self.image_net = self.text_net = None
+        where = str(self.folder)
         if self.config.image is not None:
-            self.image_net = _load_tower(ImageStudent(self.config.image), self.folder / "image.safetensors")
+            net = ImageStudent(self.config.image)
+            self.image_net = _frozen(load_state(net, saved.tensors, where, "image."))
             self.transform = image_transform(self.config.image.image_size)
         if self.config.text is not None:
             self.tokenizer = load_tokenizer(self.config.text.tokenizer)
             net = TextStudent(self.config.text, len(self.tokenizer))
-            self.text_net = _load_tower(net, self.folder / "text.safetensors")
+            self.text_net = _frozen(load_state(net, saved.tensors, where, "text."))
         for net in (self.image_net, self.text_net):
             if net is not None:
                 net.to(self.device)
+
+    @classmethod
+    def from_saved(cls, saved: Saved, batch_size: int = 64, device: str = "cpu") -> StudentEncoder:
+        """The student of a :class:`~ragsc.saved.Saved` folder (what ``ragsc.saved.load`` calls)."""
+        return cls(saved.folder, batch_size, device, saved=saved)
+
+    def to_saved(self) -> Saved:
+        return _saved(self.config, self.image_net, self.text_net)
 
     @property
     def teacher(self) -> TeacherRef:
@@ -257,47 +272,74 @@ def tokenize(tokenizer, texts: list[str], max_tokens: int) -> tuple[torch.Tensor
     return enc["input_ids"], enc["attention_mask"].bool(), cut
 
 
-def read_config(folder: Path) -> StudentConfig:
-    f = Path(folder) / STUDENT_FILE
-    if not f.is_file():
-        raise ModelLoadError(f"no student at {folder} (no {STUDENT_FILE}); distil one with "
-                             "`ragsc distill train`")
+def is_student(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a saved student (to add a tower to, or to refuse)."""
     try:
-        return StudentConfig.model_validate_json(f.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{f}: not a valid student config: {exc}") from None
+        return read_header(folder)["kind"] == StudentEncoder.kind
+    except ModelLoadError:
+        return False
 
 
-def _load_tower(net: nn.Module, path: Path) -> nn.Module:
-    from safetensors.torch import load_file
+def read_config(folder: str | Path) -> StudentConfig:
+    """The :class:`StudentConfig` of a saved student (its ``info`` included), weights not read.
 
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: the student's weights are missing")
+    Raises :class:`ModelLoadError` when ``folder`` holds no student or an invalid one."""
+    header = _header(folder)
+    return _config(Saved(header["kind"], header["format_version"], header["config"], {}, header["info"]))
+
+
+def _header(folder: str | Path) -> dict:
     try:
-        net.load_state_dict(load_file(str(path)))
-    except Exception as exc:  # corrupt file, wrong keys or shapes: one clear message
-        raise ModelLoadError(f"cannot load {path} into the architecture of student.json: {exc}") from None
+        header = read_header(folder)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"no student at {folder} ({exc}); distil one with `ragsc distill train`"
+                             ) from None
+    if header["kind"] != StudentEncoder.kind:
+        raise ModelLoadError(f"{folder} holds a {header['kind']!r}, not a student")
+    return header
+
+
+def _read(folder: Path) -> Saved:
+    _header(folder)
+    return read(folder)
+
+
+def _config(saved: Saved) -> StudentConfig:
+    try:
+        return StudentConfig(**saved.config, info=saved.info)
+    except ConfigError as exc:
+        raise ModelLoadError(f"{saved.folder}: not a valid student config: {exc}") from None
+
+
+def _frozen(net: nn.Module) -> nn.Module:
     return net.eval().requires_grad_(False)
+
+
+def _saved(config: StudentConfig, image: nn.Module | None, text: nn.Module | None) -> Saved:
+    tensors = {f"{name}.{k}": v for name, net in (("image", image), ("text", text)) if net is not None
+               for k, v in net.state_dict().items()}
+    return Saved(StudentEncoder.kind, StudentEncoder.format_version,
+                 config.model_dump(mode="json", exclude={"info"}), tensors, info=config.info)
 
 
 def save_student(folder: str | Path, config: StudentConfig, image: ImageStudent | None = None,
                  text: TextStudent | None = None) -> Path:
-    """Write ``student.json`` and the towers' safetensors into ``folder`` (the towers given must match
-    the config's)."""
-    from safetensors.torch import save_file
+    """Save a student into ``folder`` (:mod:`ragsc.saved`; a student already there is replaced whole, e.g. by
+    itself with one more tower); the towers given must match the config's.
 
-    folder = Path(folder)
+    Raises
+    ------
+    ConfigError
+        The towers given are not those the config declares.
+    InputError
+        ``folder`` is a file, or holds something other than a student.
+    """
     if (config.image is None) != (image is None) or (config.text is None) != (text is None):
         raise ConfigError("the towers given must be those the student config declares")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, net in (("image", image), ("text", text)):
-        if net is not None:
-            state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-            tmp = folder / f"{name}.safetensors.tmp"
-            save_file(state, str(tmp))
-            tmp.replace(folder / f"{name}.safetensors")
-    (folder / STUDENT_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=1))
-    return folder
+    folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not is_student(folder):
+        raise InputError(f"{folder} holds something other than a student: save it into a new folder")
+    return save(_saved(config, image, text), folder, overwrite=True)
 
 
 

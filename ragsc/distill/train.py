@@ -308,14 +308,14 @@ def distill_to_folder(store: TeacherStore, folder, config: ImageStudentConfig | 
                       info: dict | None = None, **train_kw) -> tuple[TrainResult, dict]:
     """Train a tower (:func:`train_student`) and write it into the student folder ``folder`` (created,
     or added to a student of the same teacher: the other tower is kept). Returns the result and the
-    test-free figures written into ``student.json``'s ``info``."""
+    test-free figures written into the student's ``info``."""
     from pathlib import Path
 
-    from ragsc.distill.students import StudentConfig, TeacherRef, read_config, save_student
+    from ragsc.distill.students import StudentConfig, TeacherRef, is_student, read_config, save_student
 
     folder = Path(folder)
     teacher = TeacherRef(**store.teacher)
-    existing = read_config(folder) if (folder / "student.json").is_file() else None
+    existing = read_config(folder) if is_student(folder) else None
     if existing is not None and existing.teacher.fingerprint != teacher.fingerprint:
         raise InputError(f"{folder} holds a student of another teacher ({existing.teacher.spec}); "
                          "use another folder")

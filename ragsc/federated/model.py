@@ -76,9 +76,8 @@ def base_folder(spec: str) -> Path:
 
 def load_base(spec: str) -> Base:
     """The image tower of a student folder (``student:embedded`` or ``student:<dir>``), frozen."""
-    from safetensors.torch import load_file
-
     from ragsc.distill.students import read_config
+    from ragsc.saved import read
 
     folder = base_folder(spec)
     config = read_config(folder).image
@@ -88,11 +87,7 @@ def load_base(spec: str) -> Base:
         raise ConfigError(f"{folder}: federated fine-tuning takes a plain cnn image student (kind cnn, no "
                           f"bottleneck head), this one is kind {config.kind!r} with code_dim "
                           f"{config.code_dim}")
-    path = folder / "image.safetensors"
-    try:
-        state = load_file(str(path))
-    except Exception as exc:  # missing or corrupt: one clear message
-        raise ModelLoadError(f"cannot read the base model's weights {path}: {exc}") from None
+    state = {k.removeprefix("image."): v for k, v in read(folder).tensors.items() if k.startswith("image.")}
     return Base(spec, config, state, fingerprint(state))
 
 
@@ -103,7 +98,7 @@ def _image_student(base: Base) -> nn.Module:
     try:
         net.load_state_dict(base.state)
     except RuntimeError as exc:
-        raise ModelLoadError(f"{base.spec}: the weights do not fit the architecture of student.json: "
+        raise ModelLoadError(f"{base.spec}: the weights do not fit the student's image architecture: "
                              f"{exc}") from None
     return net.eval().requires_grad_(False)
 

@@ -87,8 +87,10 @@ def test_a_student_loads_as_an_encoder_that_serves_its_teacher(stores, tmp_path)
     assert enc.encode_texts(["a sentence nobody trained on, with €12 and 🚲"]).embeddings.shape == (1, 16)
     assert enc.serves(FakeEncoder().fingerprint) and enc.serves(enc.fingerprint)
     assert not enc.serves("another") and enc.fingerprint != FakeEncoder().fingerprint
-    card = json.loads((folder / "student.json").read_text())
-    assert set(card["info"]) == {"image", "text"} and card["teacher"]["fingerprint"] == "fake-fp-1"
+    card = json.loads((folder / "config.json").read_text())
+    assert card["kind"] == "student" and sorted(p.name for p in folder.iterdir()) == ["config.json",
+                                                                                      "model.safetensors"]
+    assert set(card["info"]) == {"image", "text"} and card["config"]["teacher"]["fingerprint"] == "fake-fp-1"
     with pytest.raises(InputError, match="another teacher"):
         other = build_store(tmp_path / "o", FakeEncoder(fingerprint="fp-2"), DataRecipe(source="train", n=8))
         distill_to_folder(other, folder, IMAGE, epochs=1)
@@ -110,9 +112,9 @@ def test_kbs_of_the_teacher_accept_its_student_and_no_other(tmp_path, new_kb):
         check_encoder(kb.path, kb.manifest, load_encoder(f"student:{tmp_path / 's2'}"))
     # a student of another dimension than the KB's: refused when it loads (its towers must map into the
     # teacher's space) and by the KB (an encoder that claims the teacher but makes other vectors)
-    cfg = json.loads((tmp_path / "s" / "student.json").read_text())
-    cfg["teacher"]["dim"] = 32
-    (tmp_path / "s" / "student.json").write_text(json.dumps(cfg))
+    cfg = json.loads((tmp_path / "s" / "config.json").read_text())
+    cfg["config"]["teacher"]["dim"] = 32
+    (tmp_path / "s" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelLoadError, match=r"maps into 8-d, but the teacher it serves .* is 32-d"):
         load_encoder(f"student:{tmp_path / 's'}")
     with pytest.raises(KBError, match="holds 8-d vectors.*makes 16-d"):
@@ -126,12 +128,22 @@ def test_bad_student_folders_are_named(stores, tmp_path):
         load_encoder("student:")
     images, _ = stores
     distill_to_folder(images, tmp_path / "s", IMAGE, epochs=1)
-    (tmp_path / "s" / "image.safetensors").write_bytes(b"junk")
-    with pytest.raises(ModelLoadError, match="cannot load"):
+    good = (tmp_path / "s" / "model.safetensors").read_bytes()
+    (tmp_path / "s" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(ModelLoadError, match="model.safetensors: missing or corrupt"):
         load_encoder(f"student:{tmp_path / 's'}")
-    (tmp_path / "s" / "student.json").write_text("{}")
+    (tmp_path / "s" / "model.safetensors").write_bytes(good)
+    header = json.loads((tmp_path / "s" / "config.json").read_text())
+    (tmp_path / "s" / "config.json").write_text(json.dumps({**header, "config": {}}))
     with pytest.raises(ModelLoadError, match="not a valid student config"):
         load_encoder(f"student:{tmp_path / 's'}")
+    (tmp_path / "s" / "config.json").write_text(json.dumps({**header, "kind": "cat-codec"}))
+    with pytest.raises(ModelLoadError, match="holds a 'cat-codec', not a student"):
+        load_encoder(f"student:{tmp_path / 's'}")
+    with pytest.raises(InputError, match="holds something other than a student"):
+        (tmp_path / "busy").mkdir()
+        (tmp_path / "busy" / "notes.txt").write_text("mine")
+        distill_to_folder(images, tmp_path / "busy", IMAGE, epochs=1)
 
 
 @needs_fmnist
