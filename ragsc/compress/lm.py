@@ -25,7 +25,7 @@ How a candidate is judged (:func:`lm_front`, all on this machine):
 
 :func:`~ragsc.compress.front.choose` picks the best-scoring point within a
 :class:`~ragsc.compress.config.Budget` (``max_ms`` counts one step at ``budget.batch`` rows).
-:func:`save_compressed_lm` writes ``compressed_lm.json`` + ``lm.safetensors`` (nothing pickled);
+:func:`save_compressed_lm` saves it as every model is (:mod:`ragsc.saved`, kind ``compressed-lm``);
 :func:`load_compressed_lm`, i.e. ``load_lm("compressed:<dir>")`` or a pipeline spec's
 ``decoder.lm: compressed:<dir>``, loads the base LM by its spec, checks its fingerprint, replays the method
 and loads the stored state.
@@ -47,14 +47,14 @@ from pydantic import Field
 from ragsc.compress.config import LMCompressionConfig
 from ragsc.compress.measure import median_ms, threads
 from ragsc.compress.quantize import int8_dynamic, quiet
-from ragsc.compress.saved import check_folder, read_record, write_saved
+from ragsc.compress.saved import check_kind, parse
 from ragsc.compress.serialize import decode_state, encode_state, stored_bytes
 from ragsc.config import Config
 from ragsc.decoders.lm import CausalLM, as_lm
 from ragsc.errors import ConfigError, InputError, ModelLoadError
+from ragsc.saved import Saved, read, save
 
-FORMAT = "ragsc-compressed-lm/1"
-CONFIG_FILE, WEIGHTS_FILE = "compressed_lm.json", "lm.safetensors"
+KIND = "compressed-lm"
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 ALIASES = "#aliases"  # the state description's entry of tied weights stored once
 
@@ -100,10 +100,27 @@ class CompressedLM(CausalLM):
         Parameters of the model (int8 weights counted like float ones: quantisation does not remove any).
     """
 
+    kind, format_version = KIND, 1
+
     def __init__(self, model, tokenizer, name: str, config: LMCompressionConfig, base: dict,
-                 params: int) -> None:
+                 params: int, info: dict | None = None) -> None:
         super().__init__(model, tokenizer, name)
-        self.config, self.base, self.params = config, base, params
+        self.config, self.base, self.params, self.info = config, base, params, info or {}
+
+    def to_saved(self, figures: dict | None = None, info: dict | None = None) -> Saved:
+        """The LM as :mod:`ragsc.saved` writes it (the front's ``figures`` and ``info`` in its ``info``)."""
+        tensors, meta = self.state()
+        record = SavedLM(config=self.config, base_fingerprint=self.base["fingerprint"], state=meta,
+                         params=self.params)
+        all_info = {**self.info, **(info or {})}
+        if figures is not None or "figures" not in all_info:
+            all_info["figures"] = figures or {}
+        return Saved(self.kind, self.format_version, record.model_dump(mode="json"), tensors, all_info)
+
+    @classmethod
+    def from_saved(cls, saved: Saved) -> CompressedLM:
+        """Load the base LM by its spec, check its fingerprint, replay the method, load the stored state."""
+        return _from_saved(saved)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
         """The model's state as plain tensors and their description; a weight tied to an earlier one
@@ -151,32 +168,19 @@ def compress_lm(config: LMCompressionConfig, lm: CausalLM | None = None) -> Comp
 
 # ------------------------------------------------------------------------------------------ on disk
 class SavedLM(Config):
-    """What ``compressed_lm.json`` holds."""
+    """What a compressed LM's ``config.json`` holds as its ``config`` (figures go in its ``info``)."""
 
-    format: str = FORMAT
     config: LMCompressionConfig
     base_fingerprint: str
     state: dict[str, dict] = Field(default_factory=dict, description="encode_state's description")
     params: int = Field(ge=0)
-    figures: dict = Field(default_factory=dict, description="the front's measurement of this point")
-    info: dict = Field(default_factory=dict)
 
 
 def save_compressed_lm(folder: str | Path, lm: CompressedLM, figures: dict | None = None,
-                       info: dict | None = None) -> Path:
-    """Write ``lm`` into ``folder`` (created; refused when it holds other files); returns the folder."""
-    folder = Path(folder)
-    check_folder(folder, (CONFIG_FILE, WEIGHTS_FILE), "compressed LM")
-    tensors, meta = lm.state()
-    record = SavedLM(config=lm.config, base_fingerprint=lm.base["fingerprint"], state=meta, params=lm.params,
-                     figures=figures or {}, info=info or {})
-    return write_saved(folder, WEIGHTS_FILE, tensors, CONFIG_FILE, record)
-
-
-def read_saved_lm(folder: str | Path) -> SavedLM:
-    """``compressed_lm.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
-    return read_record(folder, CONFIG_FILE, SavedLM, FORMAT, "compressed LM",
-                       "make one with `ragsc compress lm SPEC`")
+                       info: dict | None = None, *, overwrite: bool = False) -> Path:
+    """Save ``lm`` into ``folder`` (:func:`ragsc.saved.save`; refused when it holds other files); returns the
+    folder."""
+    return save(lm.to_saved(figures, info), folder, overwrite=overwrite)
 
 
 def load_compressed_lm(folder: str | Path) -> CompressedLM:
@@ -185,18 +189,15 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
     Raises :class:`ModelLoadError` when the folder is not a compressed LM, its weights are missing or do
     not fit, or the base spec now loads other weights than the ones compressed.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    check_kind(folder, KIND, "compressed LM", "make one with `ragsc compress lm SPEC`")
+    return CompressedLM.from_saved(read(folder))
 
+
+def _from_saved(saved: Saved) -> CompressedLM:
     from ragsc.decoders.lm import load_lm
 
-    folder = Path(folder)
-    record = read_saved_lm(folder)
-    weights = folder / WEIGHTS_FILE
-    try:
-        tensors = load_file(str(weights))
-    except (OSError, SafetensorError) as exc:
-        raise ModelLoadError(f"{weights}: missing or corrupt compressed weights: {exc}") from None
+    folder, tensors = saved.folder, saved.tensors
+    record = parse(SavedLM, saved, "compressed LM")
     base = load_lm(record.config.lm)  # a new object: the base LM of any other holder stays float
     if base.fingerprint != record.base_fingerprint:
         raise ModelLoadError(f"{folder} compressed the LM {record.config.lm!r} with fingerprint "
@@ -215,7 +216,8 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
         raise ModelLoadError(f"{folder}: the stored state does not fit {record.config.lm!r} "
                              f"({record.config.name}): {exc}") from None
     return CompressedLM(model.eval(), base.tokenizer, f"compressed:{folder}", record.config,
-                        {"spec": record.config.lm, "fingerprint": record.base_fingerprint}, record.params)
+                        {"spec": record.config.lm, "fingerprint": record.base_fingerprint}, record.params,
+                        info=saved.info)
 
 
 # ------------------------------------------------------------------------------------------ measure

@@ -1,13 +1,13 @@
 """A compressed encoder on disk, and the encoder that ``load_encoder("compressed:<dir>")`` rebuilds from it.
 
-The folder holds two files, nothing pickled::
+It is saved as every model is (:mod:`ragsc.saved`, kind ``compressed-encoder``), nothing pickled:
 
-    <dir>/compressed.json      format, the base encoder (spec, fingerprint, dim), the CompressionConfig,
-                               the pruned architecture (sizes of every layer and tensor; null if not
-                               pruned), the description of the stored state (quantised tensors' schemes,
-                               tuples, dtypes), parameter counts and the front's figures
-    <dir>/tower.safetensors    the compressed unit's state: int8 / uint8 integers with their scales and
-                               zero points, half or float tensors
+* ``config.json``'s ``config`` (:class:`SavedCompression`): the base encoder (spec, fingerprint, dim), the
+  :class:`~ragsc.compress.config.CompressionConfig`, the pruned architecture (sizes of every layer and tensor;
+  null if not pruned), the description of the stored state (quantised tensors' schemes, tuples, dtypes) and
+  parameter counts; its ``info``: the front's figures, the pruning and fine-tune records;
+* ``model.safetensors``: the compressed unit's state: int8 / uint8 integers with their scales and zero points,
+  half or float tensors.
 
 :class:`CompressedEncoder` loads the base encoder by its spec, checks that it is the very model the
 compression started from (fingerprint), replays the compression on its float unit
@@ -21,21 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TypeVar
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ragsc.compress.apply import Compressed, rebuild
 from ragsc.compress.config import CompressionConfig
 from ragsc.compress.towers import tower_of
 from ragsc.config import Config
 from ragsc.encoders.base import Encoded, MultimodalEncoder, serves
-from ragsc.errors import ConfigError, InputError, ModelLoadError
+from ragsc.errors import ConfigError, ModelLoadError
+from ragsc.saved import Saved, read, read_header, save
 
-M = TypeVar("M", bound=BaseModel)
-FORMAT = "ragsc-compressed/1"
-CONFIG_FILE, WEIGHTS_FILE = "compressed.json", "tower.safetensors"
+KIND = "compressed-encoder"
 
 
 class BaseRef(Config):
@@ -45,77 +43,50 @@ class BaseRef(Config):
 
 
 class SavedCompression(Config):
-    """What ``compressed.json`` holds."""
+    """What a compressed encoder's ``config.json`` holds as its ``config``."""
 
-    format: str = FORMAT
     base: BaseRef
     config: CompressionConfig
     architecture: dict | None = None
     state: dict[str, dict] = Field(default_factory=dict, description="encode_state's description")
     params: int = Field(ge=0, description="parameters of the compressed unit")
     base_params: int = Field(ge=0, description="parameters of the float unit it replaces")
-    figures: dict = Field(default_factory=dict, description="the front's measurement of this point")
-    info: dict = Field(default_factory=dict)
 
 
-def check_folder(folder: Path, names: tuple[str, ...], what: str) -> None:
-    """:class:`InputError` unless ``folder`` is new or holds only ``names`` (a compression written before)."""
-    if folder.exists() and (not folder.is_dir() or any(p.name not in names for p in folder.iterdir())):
-        raise InputError(f"{folder} exists and holds other files; write a {what} into a new folder")
-
-
-def write_saved(folder: Path, weights: str, tensors: dict[str, torch.Tensor], config: str,
-                record: BaseModel) -> Path:
-    """``tensors`` as ``folder/weights`` (safetensors), then ``record`` as ``folder/config`` (JSON), each
-    through a temporary file (a killed write leaves no half-written file)."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (weights + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(folder / weights)
-    tmp = folder / (config + ".tmp")
-    tmp.write_text(json.dumps(record.model_dump(mode="json"), indent=1))
-    tmp.replace(folder / config)
-    return folder
-
-
-def read_record(folder: str | Path, config: str, model: type[M], fmt: str, what: str, hint: str) -> M:
-    """``folder/config`` validated as ``model`` of format ``fmt``; :class:`ModelLoadError` when missing
-    (with ``hint``: how to make one) or invalid."""
-    f = Path(folder) / config
-    if not f.is_file():
-        raise ModelLoadError(f"no {what} at {folder} (no {config}); {hint}")
+def check_kind(folder: str | Path, kind: str, what: str, hint: str) -> dict:
+    """The header of ``folder`` when it holds a ``kind``; :class:`ModelLoadError` naming ``what`` and
+    ``hint`` (how to make one) otherwise."""
     try:
-        record = model.model_validate_json(f.read_text())
-    except ValueError as exc:
-        raise ModelLoadError(f"{f}: not a valid {what} config: {exc}") from None
-    if record.format != fmt:  # type: ignore[attr-defined]
-        raise ModelLoadError(f"{f}: format {record.format!r}, this ragsc reads {fmt!r}")  # type: ignore[attr-defined]
-    return record
+        header = read_header(folder)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"no {what} at {folder} ({exc}); {hint}") from None
+    if header["kind"] != kind:
+        raise ModelLoadError(f"{folder} holds a {header['kind']!r}, not a {what}")
+    return header
+
+
+def parse(model: type[Config], saved: Saved, what: str):
+    """``saved.config`` validated as ``model``; :class:`ModelLoadError` when invalid."""
+    try:
+        return model(**saved.config)
+    except ConfigError as exc:
+        raise ModelLoadError(f"{saved.folder}: not a valid {what} config: {exc}") from None
 
 
 def save_compressed(folder: str | Path, compressed: Compressed, figures: dict | None = None,
-                    info: dict | None = None) -> Path:
-    """Write ``compressed`` into ``folder`` (created); returns the folder.
+                    info: dict | None = None, *, overwrite: bool = False) -> Path:
+    """Save ``compressed`` into ``folder`` (:func:`ragsc.saved.save`); returns the folder.
 
     Raises :class:`InputError` when ``folder`` is a file or holds files of something else.
     """
-    folder = Path(folder)
-    check_folder(folder, (CONFIG_FILE, WEIGHTS_FILE), "compressed encoder")
     tensors, meta = compressed.state()
     record = SavedCompression(base=BaseRef(**compressed.base), config=compressed.config,
                               architecture=compressed.architecture, state=meta, params=compressed.params,
-                              base_params=compressed.base_params, figures=figures or {},
-                              info={**(info or {}), "pruning": compressed.pruning,
-                                    "finetune": compressed.history})
-    return write_saved(folder, WEIGHTS_FILE, tensors, CONFIG_FILE, record)
-
-
-def read_saved(folder: str | Path) -> SavedCompression:
-    """``compressed.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
-    return read_record(folder, CONFIG_FILE, SavedCompression, FORMAT, "compressed encoder",
-                       "make one with `ragsc compress encoder`")
+                              base_params=compressed.base_params)
+    info = {"figures": figures or {}, **(info or {}), "pruning": compressed.pruning,
+            "finetune": compressed.history}
+    return save(Saved(KIND, CompressedEncoder.format_version, record.model_dump(mode="json"), tensors, info),
+                folder, overwrite=overwrite)
 
 
 class CompressedEncoder(MultimodalEncoder):
@@ -129,22 +100,22 @@ class CompressedEncoder(MultimodalEncoder):
         The folder's :class:`SavedCompression`.
     """
 
-    def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "cpu") -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+    kind, format_version = KIND, 1
 
+    def __init__(self, folder: str | Path, batch_size: int = 64, device: str = "cpu", *,
+                 saved: Saved | None = None) -> None:
         from ragsc.encoders import load_encoder
 
         self.folder = Path(folder)
-        self.record = read_saved(self.folder)
+        if saved is None:
+            check_kind(self.folder, KIND, "compressed encoder", "make one with `ragsc compress encoder`")
+            saved = read(self.folder)
+        self.record = parse(SavedCompression, saved, "compressed encoder")
+        self.info = saved.info
         cfg = self.record.config
         if torch.device(device).type != "cpu" and cfg.precision in ("int8-dynamic", "int8-static"):
             raise ConfigError(f"{self.folder}: int8 towers run on the CPU, not on {device}")
-        weights = self.folder / WEIGHTS_FILE
-        try:
-            self._tensors = load_file(str(weights))
-        except (OSError, SafetensorError) as exc:
-            raise ModelLoadError(f"{weights}: missing or corrupt compressed weights: {exc}") from None
+        self._tensors = saved.tensors
         self.base = load_encoder(self.record.base.spec, device=device, batch_size=batch_size)
         if self.base.fingerprint != self.record.base.fingerprint:
             raise ModelLoadError(f"{self.folder} compressed {self.record.base.spec} with fingerprint "
@@ -155,6 +126,15 @@ class CompressedEncoder(MultimodalEncoder):
         self.tower = tower_of(self.base, cfg.tower)
         rebuild(self.tower, cfg, self.record.architecture, self._tensors, self.record.state)
         self._counts[cfg.tower] += self.record.params - self.record.base_params
+
+    @classmethod
+    def from_saved(cls, saved: Saved, batch_size: int = 64, device: str = "cpu") -> CompressedEncoder:
+        """The encoder of a :class:`~ragsc.saved.Saved` folder (what ``ragsc.saved.load`` calls)."""
+        return cls(saved.folder, batch_size, device, saved=saved)
+
+    def to_saved(self) -> Saved:
+        return Saved(self.kind, self.format_version, self.record.model_dump(mode="json"), self._tensors,
+                     self.info)
 
     def serves(self, fingerprint: str) -> bool:
         """Its own fingerprint and whatever its base serves (the base's KBs and decoders)."""

@@ -102,7 +102,9 @@ def test_save_and_reload_gives_the_same_model(base, tmp_path, method):
     spec, lm = base
     c = compress_lm(LMCompressionConfig(lm=spec, method=method), lm)
     folder = save_compressed_lm(tmp_path / "c", c, figures={"score": 1.0})
-    record = json.loads((folder / "compressed_lm.json").read_text())
+    header = json.loads((folder / "config.json").read_text())
+    assert header["kind"] == "compressed-lm" and header["info"]["figures"] == {"score": 1.0}
+    record = header["config"]
     assert record["config"] == {"lm": spec, "method": method, "keep_float": []}
     assert record["base_fingerprint"] == lm.fingerprint
     back = load_lm(f"compressed:{folder}")
@@ -171,11 +173,16 @@ def test_bad_input(base, tmp_path):
         load_lm(f"compressed:{other}")
     # corrupt weights, an invalid config
     folder = save_compressed_lm(tmp_path / "c", c)
-    (folder / "lm.safetensors").write_bytes(b"not safetensors")
+    header, weights = (folder / "config.json").read_text(), (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ModelLoadError, match="missing or corrupt"):
         load_compressed_lm(folder)
-    (folder / "compressed_lm.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(weights)
+    (folder / "config.json").write_text(json.dumps({**json.loads(header), "config": {}}))
     with pytest.raises(ModelLoadError, match="not a valid compressed LM config"):
+        load_compressed_lm(folder)
+    (folder / "config.json").write_text(json.dumps({**json.loads(header), "kind": "student"}))
+    with pytest.raises(ModelLoadError, match="holds a 'student', not a compressed LM"):
         load_compressed_lm(folder)
 
 

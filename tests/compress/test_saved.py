@@ -38,7 +38,8 @@ def test_a_saved_compression_reloads_with_equal_outputs(student, data, train_ima
         expected = _encode(student, tower, data)
     assert not torch.equal(expected, float_emb)  # the compression changed something
     folder = save_compressed(tmp_path / "c", c, figures={"score": 1.0})
-    assert sorted(p.name for p in folder.iterdir()) == ["compressed.json", "tower.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert json.loads((folder / "config.json").read_text())["info"]["figures"] == {"score": 1.0}
     loaded = load_encoder(f"compressed:{folder}")
     assert torch.equal(_encode(loaded, tower, data), expected)
     other = "image" if tower == "text" else "text"
@@ -94,13 +95,17 @@ def test_broken_folders_are_load_errors(student, data, tmp_path):
         load_encoder("compressed:")
     with pytest.raises(ConfigError, match="run on the CPU"):
         load_encoder(f"compressed:{folder}", device="cuda")
-    record = json.loads((folder / "compressed.json").read_text())
-    record["base"]["fingerprint"] = "0" * 32  # the base spec now loads another model
-    (folder / "compressed.json").write_text(json.dumps(record))
+    header = json.loads((folder / "config.json").read_text())
+    changed = json.loads(json.dumps(header))
+    changed["config"]["base"]["fingerprint"] = "0" * 32  # the base spec now loads another model
+    (folder / "config.json").write_text(json.dumps(changed))
     with pytest.raises(ModelLoadError, match="compress it again"):
         load_encoder(f"compressed:{folder}")
-    (folder / "compressed.json").write_text("{not json")
+    (folder / "config.json").write_text(json.dumps({**header, "config": {"base": 3}}))
     with pytest.raises(ModelLoadError, match="not a valid compressed encoder config"):
+        load_encoder(f"compressed:{folder}")
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="no compressed encoder.*not valid JSON"):
         load_encoder(f"compressed:{folder}")
 
 
