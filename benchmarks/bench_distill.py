@@ -24,8 +24,8 @@ batch), the same student, batches and steps, and 10 epochs including the caching
 
 ``pipeline``: the student (``--student``) as the multitask pipeline's transmitter with the teacher's
 KBs and decoders, each task's primary metric against the teacher's on the same items and noise; with
-``--student-decoders FILE`` also the student with decoders trained behind it (``ragsc decoders train
---encoder student:embedded --only image,vqa --out FILE``: the image generator and the VQA head learn the
+``--student-decoders DIR`` also the student with decoders trained behind it (``ragsc decoders train
+--encoder student:embedded --only image,vqa --out DIR``: the image generator and the VQA head learn the
 student's embeddings; the text decoders and the PCA basis stay the teacher's), and with ``--student-kbs
 DIR`` that row's KBs are the multitask spec's KBs built by the student under ``DIR`` (built on first use):
 the student then retrieves its own embeddings of the KB's images.
@@ -445,7 +445,7 @@ def main() -> None:
     ap.add_argument("--pipeline-n", type=int, default=24, help="pipeline: items per task kind")
     ap.add_argument("--student-decoders", default=None,
                     help="pipeline: decoders trained behind the student (ragsc decoders train --encoder "
-                         "student:embedded --only image,vqa --out FILE): one more row")
+                         "student:embedded --only image,vqa --out DIR): one more row")
     ap.add_argument("--student-kbs", default=None,
                     help="pipeline: with --student-decoders, that row's KBs built by the student in this "
                          "folder")

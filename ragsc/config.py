@@ -219,7 +219,8 @@ class DecoderConfig(Config):
                                                "generate); null: always generate")
     lm: str = Field("smollm2", description="'smollm2' (embedded), 'hf:<dir|id>' of a causal LM, "
                      "or 'compressed:<dir>' (ragsc compress lm)")
-    weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
+    weights: str | None = Field(None, description="a decoders folder, `ragsc decoders train --out DIR` "
+                                "(default: the shipped one)")
 
 
 class TextLinkConfig(Config):

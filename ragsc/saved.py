@@ -47,6 +47,8 @@ KINDS.register("student", "ragsc.distill.students:StudentEncoder", "a distilled 
 KINDS.register("compressed-encoder", "ragsc.compress.saved:CompressedEncoder",
                "an encoder with a pruned / quantised tower")
 KINDS.register("compressed-lm", "ragsc.compress.lm:CompressedLM", "a quantised / half-precision causal LM")
+KINDS.register("decoders", "ragsc.decoders.bundle:Decoders",
+               "the receiver's trained decoders (text GRU, image generator, VQA head, PCA basis)")
 
 
 @dataclass
@@ -258,14 +260,14 @@ def load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], where:
     missing = sorted(set(want) - set(own))
     unexpected = sorted(set(own) - set(want))
     if missing:
-        raise ModelLoadError(f"{where}: tensor {prefix}{missing[0]!r} is missing"
+        raise ModelLoadError(f"{where}: tensor {prefix + missing[0]!r} is missing"
                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     if unexpected:
-        raise ModelLoadError(f"{where}: unexpected tensor {prefix}{unexpected[0]!r} (the config builds no "
+        raise ModelLoadError(f"{where}: unexpected tensor {prefix + unexpected[0]!r} (the config builds no "
                              "such parameter)")
     for name, t in own.items():
         if tuple(t.shape) != tuple(want[name].shape):
-            raise ModelLoadError(f"{where}: tensor {prefix}{name!r} has shape {tuple(t.shape)}, the config "
+            raise ModelLoadError(f"{where}: tensor {prefix + name!r} has shape {tuple(t.shape)}, the config "
                                  f"builds {tuple(want[name].shape)}")
     module.load_state_dict(own, strict=True)
     return module

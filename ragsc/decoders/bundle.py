@@ -1,20 +1,21 @@
-"""The trained decoders as one shipped file: ``encoders/embedded/decoders.safetensors``.
+"""The trained decoders as one saved model: ``encoders/embedded/decoders/`` (:mod:`ragsc.saved`, kind
+``decoders``).
 
-One safetensors file holds the text GRU (``text.*``), the image generator (``image.*``), the VQA
-answer head (``vqa.*``) and the PCA ordering the link sends coefficients in (``pca.*``). Its metadata
-(JSON strings) holds what the networks are rebuilt from — one architecture config per part
-(``config.text``, ``config.image``, ``config.vqa``; the answer list is in ``config.vqa``) and the
-text vocabulary (``vocab``) — plus the fingerprint of the encoder the decoders were trained behind
-(``encoder_fingerprint``) and the training figures (``info``). Loading behind another encoder is
-refused: the decoders read that encoder's embedding space. ``ragsc decoders train`` rewrites the file.
+``model.safetensors`` holds the text GRU (``text.*``), the image generator (``image.*``), the VQA answer head
+(``vqa.*``) and the PCA ordering the link sends coefficients in (``pca.*``). ``config.json``'s ``config``
+holds what the networks are rebuilt from — one architecture config per part (``text``, ``image``, ``vqa``;
+the answer list is in ``vqa``) and the text vocabulary (``vocab``) — plus the fingerprint of the encoder the
+decoders were trained behind (``encoder_fingerprint``); its ``info`` the training figures. Loading behind
+another encoder is refused: the decoders read that encoder's embedding space. ``ragsc decoders train`` writes
+a new folder.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ragsc._assets import asset_dir
 from ragsc.channel.adaptive import PCAOrdering
@@ -22,9 +23,10 @@ from ragsc.decoders.arch import config_from_json, config_to_json
 from ragsc.decoders.image import ImageDecoderConfig, ImageDecoderNet
 from ragsc.decoders.text import SPECIALS, TextGRU, TextGRUConfig, Vocab
 from ragsc.decoders.vqa import AnswerHead, AnswerHeadConfig
-from ragsc.errors import ConfigError, ModelLoadError
+from ragsc.errors import ConfigError, InputError, ModelLoadError
+from ragsc.saved import Saved, load_state, read, read_header, save
 
-DECODERS_FILE = "decoders.safetensors"
+DECODERS_DIR = "decoders"
 PARTS = ("text", "image", "vqa")
 # part -> (metadata key of its config, config class, network class)
 ARCHS = {"text": ("config.text", TextGRUConfig, TextGRU),
@@ -33,8 +35,8 @@ ARCHS = {"text": ("config.text", TextGRUConfig, TextGRU),
 
 
 def default_path() -> Path:
-    """The shipped decoders file of the ``embedded`` encoder."""
-    return asset_dir("encoders") / "embedded" / DECODERS_FILE
+    """The shipped decoders folder of the ``embedded`` encoder."""
+    return asset_dir("encoders") / "embedded" / DECODERS_DIR
 
 
 @dataclass
@@ -72,6 +74,55 @@ class Decoders:
                 raise ConfigError(f"the {part} decoder reads {net.config.dim}-d embeddings, the PCA basis is "
                                   f"{dim}-d: they were not trained behind the same encoder")
 
+    # --------------------------------------------------------------------------- saved folder
+    kind: ClassVar[str] = "decoders"
+    format_version: ClassVar[int] = 1
+
+    def to_saved(self) -> Saved:
+        """The bundle as :mod:`ragsc.saved` writes it: each part's config, the vocabulary and the encoder's
+        fingerprint in ``config``; every network's weights and the PCA basis in the tensors."""
+        missing = [p for p in PARTS if getattr(self, p) is None]
+        if missing:
+            raise ConfigError(f"cannot save decoders without the {', '.join(missing)} part(s)")
+        try:
+            info = json.loads(json.dumps(self.info))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"the decoders' info must be JSON-serialisable: {exc}") from exc
+        tensors = {f"{part}.{k}": v for part in PARTS for k, v in getattr(self, part).state_dict().items()}
+        tensors.update({"pca.mean": self.pca.mean, "pca.components": self.pca.components,
+                        "pca.variances": self.pca.variances})
+        config = {part: json.loads(config_to_json(getattr(self, part).config)) for part in PARTS}
+        config.update({"vocab": self.vocab.words[len(SPECIALS):],
+                       "encoder_fingerprint": self.encoder_fingerprint})
+        return Saved(self.kind, self.format_version, config, tensors, info)
+
+    @classmethod
+    def from_saved(cls, saved: Saved, skip: tuple[str, ...] = ()) -> Decoders:
+        """Rebuild the bundle (parts in ``skip`` left ``None``), networks frozen and in eval mode."""
+        where, config = str(saved.folder), saved.config
+
+        def parse(key: str, build):
+            if key not in config:
+                raise ModelLoadError(f"{where}: the decoders' config has no {key!r}")
+            try:
+                return build(config[key])
+            except (ConfigError, TypeError, ValueError) as exc:  # a missing / unknown field, a bad value
+                raise ModelLoadError(f"{where}: the decoders' {key!r} config: {exc}") from None
+
+        nets: dict = dict.fromkeys(PARTS)
+        for part in (p for p in PARTS if p not in skip):
+            _, config_cls, net_cls = ARCHS[part]
+            net = net_cls(parse(part, lambda c, k=config_cls: config_from_json(k, json.dumps(c))))
+            nets[part] = load_state(net, saved.tensors, where, f"{part}.").eval().requires_grad_(False)
+        vocab = parse("vocab", _vocab) if nets["text"] is not None else None
+        fingerprint = parse("encoder_fingerprint", _string)
+        try:
+            pca = PCAOrdering(saved.tensors["pca.mean"], saved.tensors["pca.components"],
+                              saved.tensors["pca.variances"])
+            return cls(nets["text"], vocab, nets["image"], nets["vqa"], pca, fingerprint, dict(saved.info))
+        except (KeyError, ConfigError, InputError) as exc:  # a missing basis, parts that do not fit together
+            raise ModelLoadError(f"cannot load decoders from {where}: {exc}") from None
+
     def check_encoder(self, encoder) -> None:
         """Raise :class:`ConfigError` unless ``encoder`` is the one the decoders were trained behind."""
         from ragsc.encoders.base import serves
@@ -82,78 +133,30 @@ class Decoders:
                               f"retrain them with `ragsc decoders train --encoder {encoder.spec}`")
 
 
-def save_decoders(dec: Decoders, path: str | Path) -> None:
-    """Write ``dec`` to one safetensors file at ``path`` (its folder is created; an existing file is replaced
-    only once the new one is complete).
+def save_decoders(dec: Decoders, folder: str | Path, *, overwrite: bool = False) -> Path:
+    """Save ``dec`` into ``folder`` (:func:`ragsc.saved.save`); returns the folder.
 
     Raises
     ------
     ConfigError
         A part is missing (a bundle loaded with ``skip``) or ``dec.info`` is not JSON-serialisable;
         nothing is written.
+    InputError
+        ``folder`` may not be written (a file, a folder of other files, a saved model without
+        ``overwrite``).
     """
-    from safetensors.torch import save_file
-
-    missing = [p for p in PARTS if getattr(dec, p) is None]
-    if missing:
-        raise ConfigError(f"cannot save decoders without the {', '.join(missing)} part(s)")
-    try:
-        info = json.dumps(dec.info)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"the decoders' info must be JSON-serialisable: {exc}") from exc
-    state = {}
-    for part in PARTS:
-        weights = getattr(dec, part).state_dict()
-        state.update({f"{part}.{k}": v.detach().contiguous() for k, v in weights.items()})
-    state.update({"pca.mean": dec.pca.mean, "pca.components": dec.pca.components.contiguous(),
-                  "pca.variances": dec.pca.variances})
-    meta = {key: config_to_json(getattr(dec, part).config) for part, (key, _, _) in ARCHS.items()}
-    meta.update({"vocab": json.dumps(dec.vocab.words[len(SPECIALS):]),
-                 "encoder_fingerprint": dec.encoder_fingerprint, "info": info})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        save_file(state, str(tmp), metadata=meta)
-        os.replace(tmp, path)  # a failed write never leaves a half file under the real name
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _metadata(path: Path, needed: list[str]) -> dict[str, str]:
-    """The file's metadata, with every key in ``needed`` present."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:  # not safetensors, truncated header: say which file
-        raise ModelLoadError(f"cannot load decoders from {path}: {exc}") from exc
-    missing = [k for k in needed if k not in meta]
-    if missing:
-        hint = (" (a file from before the decoders stored their architecture configs; retrain it with "
-                "`ragsc decoders train`)" if "sizes" in meta else "")
-        raise ModelLoadError(f"cannot load decoders from {path}: metadata key(s) {', '.join(missing)} "
-                             f"missing{hint}")
-    return meta
-
-
-def _vocab(text: str) -> Vocab:
-    words = json.loads(text)
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise ConfigError("the vocabulary must be a JSON list of words")
-    return Vocab(words)
+    return save(dec, folder, overwrite=overwrite)
 
 
 def load_decoders(path: str | Path | None = None, skip: tuple[str, ...] = ()) -> Decoders:
-    """Read a decoders file: rebuild each network from its stored config, then load its weights.
+    """Read a decoders folder: rebuild each network from its stored config, then load its weights.
 
     Parameters
     ----------
     path
-        The safetensors file (default: the shipped one, :func:`default_path`).
+        The saved folder (default: the shipped one, :func:`default_path`).
     skip
-        Parts (``"text"``, ``"image"``, ``"vqa"``) not to read at all: they are ``None`` in the result
+        Parts (``"text"``, ``"image"``, ``"vqa"``) not to build at all: they are ``None`` in the result
         (with ``vocab`` for ``"text"``). The trainer retrains them, possibly in another architecture.
 
     Returns
@@ -164,46 +167,31 @@ def load_decoders(path: str | Path | None = None, skip: tuple[str, ...] = ()) ->
     Raises
     ------
     ModelLoadError
-        The file is missing, corrupt, or lacks a metadata key (named), or a config or a weight does
-        not fit.
+        The folder is missing, not a decoders folder, corrupt, or a config or a tensor does not fit (named).
     ConfigError
         ``skip`` names an unknown part.
     """
-    from safetensors.torch import load_file
-
     unknown = [p for p in skip if p not in PARTS]
     if unknown:
         raise ConfigError(f"skip names parts among {', '.join(PARTS)}, got {unknown}")
     path = Path(path) if path is not None else default_path()
-    if not path.is_file():
-        raise ModelLoadError(f"trained decoders not found at {path}; train them with `ragsc decoders train`")
-    parts = [p for p in PARTS if p not in skip]
-    needed = [ARCHS[p][0] for p in parts] + (["vocab"] if "text" in parts else []) + ["encoder_fingerprint"]
-    meta = _metadata(path, needed)
-
-    def parse(key: str, read, *args):
-        try:
-            return read(*args, meta[key])
-        except Exception as exc:  # bad JSON, a missing or unknown config field, an invalid value
-            raise ModelLoadError(f"cannot load decoders from {path}: metadata {key!r}: {exc}") from exc
-
-    nets: dict = dict.fromkeys(PARTS)
-    for part in parts:
-        key, config_cls, net_cls = ARCHS[part]
-        nets[part] = net_cls(parse(key, config_from_json, config_cls))
-    vocab = parse("vocab", _vocab) if "text" in parts else None
-    info = parse("info", json.loads) if "info" in meta else {}
     try:
-        state = load_file(str(path))
-        for part in parts:
-            prefix = part + "."
-            nets[part].load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        pca = PCAOrdering(state["pca.mean"], state["pca.components"], state["pca.variances"])
-        dec = Decoders(nets["text"], vocab, nets["image"], nets["vqa"], pca, meta["encoder_fingerprint"],
-                       info)
-    except Exception as exc:  # wrong shapes, missing tensors, parts that do not fit together: one message
-        raise ModelLoadError(f"cannot load decoders from {path}: {exc}") from exc
-    for net in nets.values():
-        if net is not None:
-            net.eval().requires_grad_(False)
-    return dec
+        header = read_header(path)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"trained decoders not found at {path} ({exc}); train them with "
+                             "`ragsc decoders train`") from None
+    if header["kind"] != Decoders.kind:
+        raise ModelLoadError(f"{path} holds a {header['kind']!r}, not decoders")
+    return Decoders.from_saved(read(path), skip=skip)
+
+
+def _vocab(words) -> Vocab:
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise ConfigError("the vocabulary must be a JSON list of words")
+    return Vocab(words)
+
+
+def _string(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"expected a non-empty string, got {value!r}")
+    return value

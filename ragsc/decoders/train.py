@@ -33,7 +33,7 @@ from ragsc.decoders.image import ImageDecoderConfig, ImageDecoderNet
 from ragsc.decoders.text import TextGRU, TextGRUConfig, Vocab
 from ragsc.decoders.vqa import AnswerHead, AnswerHeadConfig
 from ragsc.encoders.cache import cached_embeddings, corpus_key
-from ragsc.errors import ConfigError
+from ragsc.errors import ConfigError, InputError
 
 
 class TrainDecodersConfig(Config):
@@ -276,19 +276,26 @@ def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersC
 
 def train_decoders(out: str | Path, cfg: TrainDecodersConfig | None = None, progress: bool = True,
                    parts: tuple[str, ...] = PARTS, base: str | Path | None = None) -> dict:
-    """Train the decoders and the PCA basis, write them to ``out``; returns the training figures.
+    """Train the decoders and the PCA basis, save them into the folder ``out``; returns the training figures.
 
     ``cfg`` defaults to ``TrainDecodersConfig()``. ``parts`` retrains only some decoders: the others (and
     the PCA basis they were trained in) are taken from the bundle at ``base`` (default: ``out``), so they
-    stay consistent.
+    stay consistent. ``out`` may be new, empty, or a decoders folder (replaced whole when the new bundle is
+    complete); anything else is refused before any training.
     """
     from ragsc.decoders.bundle import load_decoders
     from ragsc.encoders import load_encoder
+    from ragsc.saved import check_target, read_header
 
     cfg = cfg if cfg is not None else TrainDecodersConfig()
     bad = [p for p in parts if p not in PARTS]
     if bad or not parts:
         raise ConfigError(f"parts must be some of {', '.join(PARTS)}, got {list(parts)}")
+    replace = Path(out, "config.json").is_file()
+    if replace and read_header(out)["kind"] != Decoders.kind:
+        raise InputError(f"{out} holds a {read_header(out)['kind']!r}, not decoders: write them into a new "
+                         "folder")
+    check_target(out, overwrite=replace)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     encoder = load_encoder(cfg.encoder)
@@ -318,5 +325,5 @@ def train_decoders(out: str | Path, cfg: TrainDecodersConfig | None = None, prog
     info.update({"config": cfg.model_dump(), f"seconds_{'+'.join(parts)}": round(time.perf_counter() - t0, 1),
                  "train_images": len(data["train"]), "train_sentences": len(data["sentences"]),
                  "train_questions": len(data["qa"])})
-    save_decoders(Decoders(text, vocab, image, vqa, pca, encoder.fingerprint, info), out)
+    save_decoders(Decoders(text, vocab, image, vqa, pca, encoder.fingerprint, info), out, overwrite=replace)
     return info

@@ -1,5 +1,5 @@
-"""The decoders bundle: one safetensors file round trip, configs in its metadata, load errors, the encoder
-check."""
+"""The decoders bundle: a saved model folder (ragsc.saved, kind decoders) round trip, configs in its
+config.json, load errors, the encoder check."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ragsc.decoders import (
     load_decoders,
     save_decoders,
 )
-from ragsc.decoders.bundle import DECODERS_FILE, default_path
+from ragsc.decoders.bundle import default_path
 from ragsc.errors import ConfigError, ModelLoadError
 
 DIM = 16
@@ -49,7 +49,7 @@ def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 def test_round_trip(small, tmp_path):
-    path = tmp_path / "sub" / DECODERS_FILE  # the folder is created
+    path = tmp_path / "sub" / "decoders"  # the parent folder is created
     save_decoders(small, path)
     back = load_decoders(path)
     _same_state(small.text, back.text)
@@ -79,70 +79,59 @@ def test_round_trip(small, tmp_path):
     assert torch.equal(back.vqa(z, q, ctx, has), small.vqa.eval()(z, q, ctx, has))
 
 
-def test_file_is_plain_safetensors_with_json_metadata(small, tmp_path):
+def test_folder_is_a_saved_model_with_the_configs_in_config_json(small, tmp_path):
     from safetensors import safe_open
 
-    path = tmp_path / DECODERS_FILE
-    save_decoders(small, path)
-    with safe_open(str(path), framework="pt") as f:
-        keys, meta = set(f.keys()), f.metadata()
+    folder = save_decoders(small, tmp_path / "d")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        keys = set(f.keys())
     assert {"pca.mean", "pca.components", "pca.variances"} <= keys
     assert all(k.split(".")[0] in ("text", "image", "vqa", "pca") for k in keys)
-    assert set(meta) == {"config.text", "config.image", "config.vqa", "vocab", "encoder_fingerprint", "info"}
-    assert json.loads(meta["vocab"]) == small.vocab.words[4:]
-    assert json.loads(meta["config.vqa"]) == {"answers": small.vqa.answers, "dim": DIM, "hidden": 10}
-    assert json.loads(meta["config.text"]) == {"vocab_size": len(small.vocab), "dim": DIM, "emb": 8,
-                                               "hidden": 12, "max_len": 7}
-    assert json.loads(meta["config.image"]) == {"dim": DIM, "size": 64, "width": 4}
+    header = json.loads((folder / "config.json").read_text())
+    assert header["kind"] == "decoders" and header["format_version"] == 1 and header["info"] == small.info
+    config = header["config"]
+    assert set(config) == {"text", "image", "vqa", "vocab", "encoder_fingerprint"}
+    assert config["vocab"] == small.vocab.words[4:]
+    assert config["vqa"] == {"answers": small.vqa.answers, "dim": DIM, "hidden": 10}
+    assert config["text"] == {"vocab_size": len(small.vocab), "dim": DIM, "emb": 8, "hidden": 12,
+                              "max_len": 7}
+    assert config["image"] == {"dim": DIM, "size": 64, "width": 4}
 
 
-def test_missing_file(tmp_path):
-    missing = tmp_path / "nope.safetensors"
-    with pytest.raises(ModelLoadError, match="nope.safetensors") as err:
+def test_missing_folder(tmp_path):
+    missing = tmp_path / "nope"
+    with pytest.raises(ModelLoadError, match="nope") as err:
         load_decoders(missing)
     assert "ragsc decoders train" in str(err.value)
     with pytest.raises(ModelLoadError, match=str(tmp_path)):
-        load_decoders(tmp_path)  # a folder is not a decoders file
+        load_decoders(tmp_path)  # a folder of something else is not a decoders folder
 
 
-def test_corrupt_file(tmp_path):
-    bad = tmp_path / "bad.safetensors"
-    bad.write_bytes(b"\x00\x01 this is not safetensors" * 10)
-    with pytest.raises(ModelLoadError, match="bad.safetensors"):
-        load_decoders(bad)
+def test_corrupt_or_truncated_weights(small, tmp_path):
+    folder = save_decoders(small, tmp_path / "d")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="model.safetensors: missing or corrupt"):
+        load_decoders(folder)
+    weights.write_bytes(b"\x00\x01 this is not safetensors" * 10)
+    with pytest.raises(ModelLoadError, match="model.safetensors: missing or corrupt"):
+        load_decoders(folder)
 
 
-def test_truncated_file(small, tmp_path):
-    path = tmp_path / "cut.safetensors"
-    save_decoders(small, path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match="cut.safetensors"):
-        load_decoders(path)
-
-
-def test_file_without_decoder_metadata(tmp_path):
-    from safetensors.torch import save_file
-
-    path = tmp_path / "pca-only.safetensors"
-    save_file({"pca.mean": torch.zeros(DIM)}, str(path), metadata={"note": "not a decoders file"})
-    with pytest.raises(ModelLoadError, match="pca-only.safetensors"):
-        load_decoders(path)
+def test_another_kind_is_not_decoders(small, tmp_path):
+    folder = save_decoders(small, tmp_path / "d")
+    _edit(folder, lambda h: h.update(kind="student"))
+    with pytest.raises(ModelLoadError, match="holds a 'student', not decoders"):
+        load_decoders(folder)
 
 
 def test_wrong_shapes_are_a_load_error(small, tmp_path):
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    path = tmp_path / "shapes.safetensors"
-    save_decoders(small, path)
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    state = load_file(str(path))
-    meta["config.text"] = json.dumps({**json.loads(meta["config.text"]), "hidden": 99})
-    save_file(state, str(path), metadata=meta)
-    with pytest.raises(ModelLoadError, match="shapes.safetensors"):
-        load_decoders(path)
+    folder = save_decoders(small, tmp_path / "d")
+    _edit(folder, lambda h: h["config"]["text"].update(hidden=99))
+    with pytest.raises(ModelLoadError, match="tensor 'text.gru.[a-z_0-9]+' has shape"):
+        load_decoders(folder)
 
 
 def test_check_encoder(small):
@@ -154,7 +143,7 @@ def test_check_encoder(small):
 
 
 def test_shipped_decoders_match_the_embedded_encoder(decoders, embedded):
-    assert default_path().name == DECODERS_FILE and default_path().parent.name == "embedded"
+    assert default_path().name == "decoders" and default_path().parent.name == "embedded"
     decoders.check_encoder(embedded)
     assert decoders.text.config.dim == embedded.dim == decoders.pca.mean.shape[0]
     assert len(decoders.vqa.answers) == 13 and "yes" in decoders.vqa.answers
@@ -164,94 +153,50 @@ def test_shipped_decoders_match_the_embedded_encoder(decoders, embedded):
     assert decoders.vqa.config == AnswerHeadConfig(decoders.vqa.answers)
 
 
-@pytest.mark.parametrize("key, value", [("encoder_fingerprint", None), ("info", "{not json"),
-                                        ("vocab", "[1, 2")])
-def test_bad_metadata_is_a_load_error(small, tmp_path, key, value):
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    path = tmp_path / "meta.safetensors"
-    save_decoders(small, path)
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    if value is None:
-        del meta[key]
-    else:
-        meta[key] = value
-    save_file(load_file(str(path)), str(path), metadata=meta)
-    with pytest.raises(ModelLoadError, match="meta.safetensors"):
-        load_decoders(path)
+def _edit(folder, change) -> None:
+    """Rewrite a saved folder's config.json with ``change(header)``, same tensors."""
+    header = json.loads((folder / "config.json").read_text())
+    change(header)
+    (folder / "config.json").write_text(json.dumps(header))
 
 
-def _rewrite_meta(path, change) -> None:
-    """Rewrite a saved file's metadata with ``change(meta)``, same tensors."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    change(meta)
-    save_file(load_file(str(path)), str(path), metadata=meta)
-
-
-def test_file_without_configs_names_the_missing_key(small, tmp_path):
-    """The format before configs ("sizes" + "answers") is refused with the missing key named."""
-    path = tmp_path / "old.safetensors"
-    save_decoders(small, path)
-
-    def to_old_format(meta):
-        vqa = json.loads(meta.pop("config.vqa"))
-        for key in ("config.text", "config.image"):
-            del meta[key]
-        meta["answers"] = json.dumps(vqa["answers"])
-        meta["sizes"] = json.dumps({"dim": DIM, "text_hidden": 12, "text_emb": 8, "max_len": 7,
-                                    "image_width": 4, "vqa_hidden": 10})
-
-    _rewrite_meta(path, to_old_format)
-    with pytest.raises(ModelLoadError, match="old.safetensors") as err:
-        load_decoders(path)
-    msg = str(err.value)
-    assert "config.text, config.image, config.vqa" in msg and "ragsc decoders train" in msg
-
-
-@pytest.mark.parametrize("key", ["config.text", "config.image", "config.vqa", "vocab", "encoder_fingerprint"])
+@pytest.mark.parametrize("key", ["text", "image", "vqa", "vocab", "encoder_fingerprint"])
 def test_each_missing_key_is_named(small, tmp_path, key):
-    path = tmp_path / "d.safetensors"
-    save_decoders(small, path)
-    _rewrite_meta(path, lambda meta: meta.pop(key))
-    with pytest.raises(ModelLoadError, match=f"metadata key\\(s\\) {key} missing"):
-        load_decoders(path)
+    folder = save_decoders(small, tmp_path / "d")
+    _edit(folder, lambda h: h["config"].pop(key))
+    with pytest.raises(ModelLoadError, match=f"the decoders' config has no '{key}'"):
+        load_decoders(folder)
+
+
+@pytest.mark.parametrize("key, value", [("encoder_fingerprint", None), ("vocab", [1, 2]), ("vocab", "a b")])
+def test_bad_values_are_a_load_error(small, tmp_path, key, value):
+    folder = save_decoders(small, tmp_path / "d")
+    _edit(folder, lambda h: h["config"].update({key: value}))
+    with pytest.raises(ModelLoadError, match=f"decoders' '{key}' config"):
+        load_decoders(folder)
 
 
 @pytest.mark.parametrize("key, change, problem", [
-    ("config.text", lambda c: c.pop("hidden"), "missing fields \\['hidden'\\]"),
-    ("config.image", lambda c: c.update(depth=5), "unknown fields \\['depth'\\]"),
-    ("config.image", lambda c: c.update(width=6), "multiple of 4"),
-    ("config.vqa", lambda c: c.update(hidden=0), "AnswerHeadConfig.hidden must be an integer >= 1"),
-    ("config.vqa", lambda c: c.update(answers=["yes", "yes"]), "distinct"),
-    ("config.text", lambda c: c.update(emb=8.0), "TextGRUConfig.emb must be an integer"),
+    ("text", lambda c: c.pop("hidden"), "missing fields \\['hidden'\\]"),
+    ("image", lambda c: c.update(depth=5), "unknown fields \\['depth'\\]"),
+    ("image", lambda c: c.update(width=6), "multiple of 4"),
+    ("vqa", lambda c: c.update(hidden=0), "AnswerHeadConfig.hidden must be an integer >= 1"),
+    ("vqa", lambda c: c.update(answers=["yes", "yes"]), "distinct"),
+    ("text", lambda c: c.update(emb=8.0), "TextGRUConfig.emb must be an integer"),
 ])
 def test_bad_config_is_a_load_error_naming_the_key(small, tmp_path, key, change, problem):
-    path = tmp_path / "d.safetensors"
-    save_decoders(small, path)
-
-    def edit(meta):
-        config = json.loads(meta[key])
-        change(config)
-        meta[key] = json.dumps(config)
-
-    _rewrite_meta(path, edit)
-    with pytest.raises(ModelLoadError, match=f"d.safetensors: metadata '{key}': .*{problem}"):
-        load_decoders(path)
+    folder = save_decoders(small, tmp_path / "d")
+    _edit(folder, lambda h: change(h["config"][key]))
+    with pytest.raises(ModelLoadError, match=f"d: the decoders' '{key}' config: .*{problem}"):
+        load_decoders(folder)
 
 
 def test_config_and_vocabulary_must_agree(small, tmp_path):
-    path = tmp_path / "d.safetensors"
-    save_decoders(small, path)
-    _rewrite_meta(path, lambda meta: meta.update(vocab=json.dumps(small.vocab.words[4:] + ["extra"])))
+    folder = save_decoders(small, tmp_path / "d")
+    _edit(folder, lambda h: h["config"].update(vocab=small.vocab.words[4:] + ["extra"]))
     n = len(small.vocab)
     with pytest.raises(ModelLoadError, match=f"{n} word ids, its vocabulary {n + 1}"):
-        load_decoders(path)
+        load_decoders(folder)
 
 
 def test_decoders_parts_must_fit_together(small):
@@ -268,10 +213,9 @@ def test_decoders_parts_must_fit_together(small):
 
 def test_skip_leaves_parts_unread(small, tmp_path):
     """``skip`` parts are not read at all: a part whose stored config no longer parses can be retrained."""
-    path = tmp_path / "d.safetensors"
-    save_decoders(small, path)
-    _rewrite_meta(path, lambda meta: meta.update({"config.image": "{\"an\": \"older architecture\"}"}))
-    with pytest.raises(ModelLoadError, match="config.image"):
+    path = save_decoders(small, tmp_path / "d")
+    _edit(path, lambda h: h["config"].update(image={"an": "older architecture"}))
+    with pytest.raises(ModelLoadError, match="'image' config"):
         load_decoders(path)
     kept = load_decoders(path, skip=("image",))
     assert kept.image is None and kept.text is not None and kept.vqa is not None
@@ -281,25 +225,22 @@ def test_skip_leaves_parts_unread(small, tmp_path):
     with pytest.raises(ConfigError, match="audio"):
         load_decoders(path, skip=("audio",))
     with pytest.raises(ConfigError, match="without the image part"):
-        save_decoders(kept, tmp_path / "new.safetensors")
-    assert not (tmp_path / "new.safetensors").exists()
+        save_decoders(kept, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
 
 
 def test_bad_save_changes_nothing_on_disk(small, tmp_path):
-    path = tmp_path / "d.safetensors"
-    save_decoders(small, path)
-    before = path.read_bytes()
+    path = save_decoders(small, tmp_path / "d")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
     small.info["when"] = object()  # not JSON
     with pytest.raises(ConfigError, match="JSON"):
-        save_decoders(small, path)
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.safetensors"]  # no temporary file left
+        save_decoders(small, path, overwrite=True)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no temporary folder left
 
 
-def test_shipped_file_is_in_the_config_format():
-    from safetensors import safe_open
-
-    with safe_open(str(default_path()), framework="pt") as f:
-        meta = f.metadata()
-    assert set(meta) == {"config.text", "config.image", "config.vqa", "vocab", "encoder_fingerprint", "info"}
-    assert json.loads(meta["config.image"]) == {"dim": 384, "size": 64, "width": 16}
+def test_shipped_folder_is_in_the_config_format():
+    header = json.loads((default_path() / "config.json").read_text())
+    assert header["kind"] == "decoders" and set(header["config"]) == {"text", "image", "vqa", "vocab",
+                                                                      "encoder_fingerprint"}
+    assert header["config"]["image"] == {"dim": 384, "size": 64, "width": 16}
