@@ -3,7 +3,8 @@
 Imports follow the flow: decoders read :mod:`ragsc.kb` hits and :mod:`ragsc.channel`'s PCA basis; the
 pipelines compose them. Each trained network is built from a small dataclass config (``TextGRUConfig``,
 ``ImageDecoderConfig``, ``AnswerHeadConfig``); the networks and their configs ship in
-``encoders/embedded/decoders/`` (a saved model, :func:`load_decoders`); ``ragsc decoders train`` retrains them.
+``encoders/embedded/decoders/`` (a saved model, :func:`load_decoders`); ``ragsc decoders train`` retrains
+them.
 """
 
 from ragsc.decoders.bundle import Decoders, load_decoders, save_decoders
