@@ -104,7 +104,7 @@ class Registry:
 ENCODERS = Registry("encoder", "embedded")
 ENCODERS.register("embedded", "ragsc.encoders.embedded:load",
                   "EfficientNet-Lite0 + all-MiniLM-L6-v2 aligned by shipped heads (384-d, offline); "
-                  "embedded:<heads.safetensors> for retrained heads")
+                  "embedded:<heads folder> for retrained heads")
 ENCODERS.register("open_clip", "ragsc.encoders.open_clip_backend:load",
                   "open_clip models: open_clip:<model>/<pretrained tag or checkpoint> "
                   "or open_clip:local-dir:<dir>")

