@@ -207,6 +207,8 @@ class CATCodec(nn.Module):
     config
         A :class:`CATConfig` or a dict of its fields.
 
+    Notes
+    -----
     The three calls share their last arguments: ``snr_db`` (a float, or ``[B]`` one per item, dB),
     ``channel`` (a kind in ``config.channels``) and ``n_symbols`` (a level in ``config.levels``).
     """
@@ -496,6 +498,8 @@ class CATLink(TransmissionPath):
         ``"embeddings"`` sends the pooled embedding ``[N, D]`` (one token); ``"tokens"`` the patch / word
         tokens ``[N, T, d]`` with their mask.
 
+    Notes
+    -----
     Call ``rx = link(tokens, snr_db=None, noiseless=False)`` -> :class:`Received`: ``rx.tokens`` holds the
     decoded (normalised) target embeddings, ``rx.features`` / ``rx.sent`` the equalised / sent symbols as
     reals ``[N, 2 n_max]`` (zeros beyond an item's length), ``rx.channel_uses`` the most any item used, and
