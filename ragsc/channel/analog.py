@@ -62,6 +62,8 @@ class Link(TransmissionPath):
         ``"embeddings"`` sends the pooled embedding ``[N, D]``; ``"tokens"`` the patch / word tokens
         ``[N, T, d]`` (encode with ``return_tokens=True``).
 
+    Notes
+    -----
     Call ``rx = link(tokens, snr_db=None, noiseless=False)``: ``tokens`` are :class:`SemanticTokens` (or
     a float tensor ``[N, D]``); returns a :class:`Received`. ``snr_db`` overrides the configured SNR for
     this call; ``noiseless=True`` delivers the same ``k_symbols`` exactly (no channel, no noise, so

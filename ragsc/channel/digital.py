@@ -248,6 +248,8 @@ class SeparateCoding(TransmissionPath):
         :class:`~ragsc.channel.codecs.TextCodec` (UTF-8 + deflate) by default, or e.g.
         :class:`~ragsc.channel.lm_codec.LMTextCodec` (a language model's arithmetic code).
 
+    Notes
+    -----
     ``channel_uses`` (one int per item) overrides ``k_symbols`` item by item; items are grouped by
     budget, one PHY per distinct budget (built once, cached). An item whose budget no 5G transport block
     fits is not delivered (fallback, ``ok`` False, budget 0 bits). ``rx.channel_uses`` is then the

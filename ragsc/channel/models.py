@@ -55,6 +55,8 @@ class Channel:
     seed
         Seed of this channel's generator (``None``: nondeterministic).
 
+    Notes
+    -----
     Call: ``y, h = channel(x, no)`` with ``x`` complex ``[N, k]`` and ``no`` a float or ``[N]``
     tensor of complex noise variances; ``h`` broadcasts against ``x`` (``[N, 1]`` for block fading,
     ``[N, k]`` for fast fading) and is ``None`` for AWGN (no multiplication by ones on the hot path).

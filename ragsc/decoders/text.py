@@ -196,6 +196,8 @@ class TextDecoder:
         Weight of the GRU log-likelihood against the log rank prior when re-ranking (0, the default:
         retrieval top-1; see the module docstring).
 
+    Notes
+    -----
     Call ``decoder(received [N, D], context=None) -> list[str]``.
     """
 

@@ -104,6 +104,8 @@ class VQADecoder:
     lm
         A :class:`~ragsc.decoders.lm.CausalLM`, or an LM spec loaded on first use (default SmolLM2).
 
+    Notes
+    -----
     Call ``decoder(received [N, D], questions, context=None) -> list[list[str]]`` where
     ``questions[i]`` are the questions asked about item ``i``.
     """

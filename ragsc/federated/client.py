@@ -68,7 +68,10 @@ class Client:
     features, labels
         Its items as :meth:`ClientModel.features` output ``[N, ...]`` and int64 labels ``[N]``.
 
-    Raises :class:`InputError` for a client without items: it could neither train nor be weighted.
+    Raises
+    ------
+    InputError
+        A client without items: it could neither train nor be weighted.
     """
 
     def __init__(self, cid: int, spec: FederatedSpec, model: ClientModel, features: torch.Tensor,

@@ -72,6 +72,8 @@ class CATCodec(nn.Module):
     config
         A :class:`CATConfig` or a dict of its fields.
 
+    Notes
+    -----
     The three calls share their last arguments: ``snr_db`` (a float, or ``[B]`` one per item, dB),
     ``channel`` (a kind in ``config.channels``) and ``n_symbols`` (a level in ``config.levels``).
     """

@@ -44,6 +44,8 @@ class CATLink(TransmissionPath):
         ``"embeddings"`` sends the pooled embedding ``[N, D]`` (one token); ``"tokens"`` the patch / word
         tokens ``[N, T, d]`` with their mask.
 
+    Notes
+    -----
     Call ``rx = link(tokens, snr_db=None, noiseless=False)`` -> :class:`Received`: ``rx.tokens`` holds the
     decoded (normalised) target embeddings, ``rx.features`` / ``rx.sent`` the equalised / sent symbols as
     reals ``[N, 2 n_max]`` (zeros beyond an item's length), ``rx.channel_uses`` the most any item used, and
