@@ -174,7 +174,7 @@ class DecoderConfig(_Config):
                                                "image when its cosine is at least this (retrieve or "
                                                "generate); null: always generate")
     lm: str = Field("smollm2", description="'smollm2' (embedded), 'hf:<dir|id>' of a causal LM, "
-                     "or 'compressed:<dir>' (ragsc compress --lm)")
+                     "or 'compressed:<dir>' (ragsc compress lm)")
     weights: str | None = Field(None, description="decoders safetensors (default: the shipped ones)")
 
 

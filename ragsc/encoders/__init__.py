@@ -10,7 +10,7 @@ Backends are chosen by a spec string (clip-retrieval's convention):
 ``hf:/path/to/dir`` or ``hf:org/model``     transformers CLIP / SigLIP (local folder or cache)
 ``student:/path/to/dir``                    a distilled student (``ragsc distill train``)
 ``student:embedded``                        the students of the embedded default, shipped
-``compressed:/path/to/dir``                 an encoder with a pruned / quantised tower (``ragsc compress``)
+``compressed:/path/to/dir``                 a pruned / quantised tower (``ragsc compress encoder``)
 ==========================================  ==================================================
 """
 
@@ -25,7 +25,7 @@ BACKENDS = {
                  "or open_clip:local-dir:<dir>",
     "hf": "transformers CLIP / SigLIP: hf:<local dir or hub id>",
     "student": "a distilled student in its teacher's space: student:<dir> or student:embedded (shipped)",
-    "compressed": "an encoder with a pruned / quantised tower: compressed:<dir> (ragsc compress)",
+    "compressed": "an encoder with a pruned / quantised tower: compressed:<dir> (ragsc compress encoder)",
 }
 
 
