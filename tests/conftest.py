@@ -1,6 +1,7 @@
 """Shared test set-up: never reach a model hub, keep artefacts in a temporary RAGSC_HOME."""
 
 import os
+from typing import NamedTuple
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -93,3 +94,29 @@ def new_kb(tmp_path):
         return KnowledgeBase.create(tmp_path / name, encoder if encoder is not None else dict(FAKE), **kw)
 
     return make
+
+
+class CliResult(NamedTuple):
+    """What ``ragsc ARGS`` did: its exit status and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args) -> CliResult(code, out, err)``: ``ragsc ARGS`` run in this process through the console
+    entry (``ragsc.cli.main``), much faster than a fresh interpreter per call. Arguments may be paths."""
+    from ragsc.cli import main
+
+    def run(*args) -> CliResult:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

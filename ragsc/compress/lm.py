@@ -189,7 +189,7 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
     Raises :class:`ModelLoadError` when the folder is not a compressed LM, its weights are missing or do
     not fit, or the base spec now loads other weights than the ones compressed.
     """
-    check_kind(folder, KIND, "compressed LM", "make one with `ragsc compress lm SPEC`")
+    check_kind(folder, KIND, "compressed LM", "make one with `ragsc compress lm --lm SPEC`")
     return CompressedLM.from_saved(read(folder))
 
 

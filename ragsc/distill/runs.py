@@ -5,7 +5,8 @@
   one ``lam`` or several; each result is saved as a student folder (its config holding an
   :class:`~ragsc.distill.students.ImageStudentConfig` of kind ``darts`` with the searched
   :class:`~ragsc.distill.darts.ArchitectureConfig`, the weights beside it), which
-  ``load_encoder("student:<dir>")`` loads. Each search checkpoints into ``<out>/checkpoint/lam-<lam>``,
+  ``load_encoder("student:<dir>")`` loads. Each search checkpoints into ``lam-<lam>`` under
+  :func:`checkpoint_folder`,
   so a killed run resumes after its last complete epoch when rerun with the same settings.
 * :func:`score_student`: a student against its teacher on a held-out store (mean cosine, r@1,
   caption r@1, parameters of student and teacher).
@@ -66,9 +67,17 @@ def _check_lams(lams) -> list[float]:
     return [float(x) for x in lams]
 
 
+def checkpoint_folder(out: Path, front: bool) -> Path:
+    """Where the searches checkpoint: ``out/checkpoint`` on a front (``out`` is a run folder); beside the
+    student's folder for one ``lam`` (``<out>.checkpoint``: a saved model's folder holds the model alone)."""
+    return out / "checkpoint" if front else out.with_name(out.name + ".checkpoint")
+
+
 def _check_student_folder(folder: Path, teacher: dict) -> None:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is a file; the student goes into a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not is_student(folder):
+        raise InputError(f"{folder} holds something other than a student: name a new folder")
     if is_student(folder):
         existing = read_config(folder)
         if existing.teacher.fingerprint != teacher["fingerprint"]:
@@ -91,8 +100,9 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
     store
         A store of images (``ragsc distill cache``); its teacher embeddings are the targets.
     out
-        One ``lam``: the student's folder. Several: ``out/lam-<lam>`` per student, and
-        ``front.png`` / ``front.json`` / ``front.csv`` in ``out``. Checkpoints go to ``out/checkpoint``.
+        One ``lam``: the student's folder (its checkpoint beside it, ``<out>.checkpoint``). Several:
+        ``out/lam-<lam>`` per student, ``front.png`` / ``front.json`` / ``front.csv`` and the checkpoints
+        (``out/checkpoint``) in ``out``.
         A student of the same teacher already there keeps its text tower.
     lams
         The complexity weights (see :func:`~ragsc.distill.darts.search`).
@@ -171,7 +181,7 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
     points = lambda_front(x[tr], target[tr], x[va], target[va], lams, space, epochs=epochs,
                           retrain_epochs=retrain_epochs, batch_size=batch_size, lr_w=lr_w, lr_alpha=lr_alpha,
                           seed=seed, complexity=complexity, skip_guard=skip_guard, budget=budget,
-                          checkpoint=out / "checkpoint", progress=progress)
+                          checkpoint=checkpoint_folder(out, front), progress=progress)
     rows = []
     for point in points:
         folder = point_folder(out, point.lam, front)

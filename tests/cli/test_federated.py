@@ -1,30 +1,17 @@
-"""``ragsc federated run``: the happy path (a table, files in --out) and user mistakes as one error line."""
+"""``ragsc federated run`` (ragsc/cli/federated.py): the happy path (a table, files in --out) and user
+mistakes as one error line."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli._process import ragsc
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _run(capsys, *args) -> tuple[int, str, str]:
-    from ragsc.cli import main
-
-    try:
-        main(["federated", *args])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _spec_file(tmp_path, tiny_base, **extra) -> Path:
@@ -35,13 +22,13 @@ def _spec_file(tmp_path, tiny_base, **extra) -> Path:
     return f
 
 
-def test_run_prints_rounds_and_writes_adapters(capsys, tmp_path, tiny_base):
+def test_run_prints_rounds_and_writes_adapters(cli, tmp_path, tiny_base):
     from ragsc.federated.engine import build_model
     from ragsc.federated.model import load_adapters, load_base
 
     out = tmp_path / "out"
     spec_file = _spec_file(tmp_path, tiny_base)
-    code, stdout, err = _run(capsys, "run", str(spec_file), "--out", str(out), "--centralised")
+    code, stdout, err = cli("federated", "run", str(spec_file), "--out", str(out), "--centralised")
     assert code == 0, err
     assert "uplink / full FedAvg" in stdout and "federated / centralised" in stdout
     assert len([ln for ln in stdout.splitlines() if ln.lstrip("| ").startswith(("1 ", "2 "))]) >= 2
@@ -57,24 +44,24 @@ def test_run_prints_rounds_and_writes_adapters(capsys, tmp_path, tiny_base):
     assert meta["info"]["command"].startswith("ragsc federated run")
 
 
-def test_run_says_what_the_accuracy_is_measured_on(capsys, tmp_path, tiny_base):
+def test_run_says_what_the_accuracy_is_measured_on(cli, tmp_path, tiny_base):
     spec = _spec_file(tmp_path, tiny_base, data={"dataset": "fashion-mnist", "n_train": 200, "n_test": 100,
                                                  "n_val": 50, "evaluate_on": "validation"})
-    code, stdout, err = _run(capsys, "run", str(spec), "--rounds", "1")
+    code, stdout, err = cli("federated", "run", str(spec), "--rounds", "1")
     assert code == 0, err
     assert "accuracy on the 50 validation items held back from the clients" in stdout
-    code, stdout, err = _run(capsys, "run", str(_spec_file(tmp_path, tiny_base)), "--rounds", "1")
+    code, stdout, err = cli("federated", "run", str(_spec_file(tmp_path, tiny_base)), "--rounds", "1")
     assert code == 0, err
     assert "accuracy on the 100 test items" in stdout
 
 
-def test_bad_spec_is_one_error_line(capsys, tmp_path, tiny_base):
+def test_bad_spec_is_one_error_line(cli, tmp_path, tiny_base):
     f = _spec_file(tmp_path, tiny_base, clients={"n": 2, "alpha": -1})
-    code, _, err = _run(capsys, "run", str(f))
+    code, _, err = cli("federated", "run", str(f))
     assert code == 2 and err.startswith("error:") and "clients.alpha" in err
-    code, _, err = _run(capsys, "run", str(_spec_file(tmp_path, tiny_base)), "--engine", "spark")
+    code, _, err = cli("federated", "run", str(_spec_file(tmp_path, tiny_base)), "--engine", "spark")
     assert code == 2 and "engine" in err and "flower-sim" in err
-    code, _, err = _run(capsys, "run", str(tmp_path / "missing.yaml"))
+    code, _, err = cli("federated", "run", str(tmp_path / "missing.yaml"))
     assert code == 2 and "federated spec not found" in err
 
 
@@ -82,7 +69,6 @@ def test_run_error_in_a_fresh_process(tmp_path):
     """The console entry: a base that is not a student is one error line, no traceback."""
     f = tmp_path / "fed.yaml"
     f.write_text("base: embedded\n")
-    out = subprocess.run([sys.executable, "-m", "ragsc.cli", "federated", "run", str(f)], capture_output=True,
-                         text=True, cwd=ROOT, timeout=300)
+    out = ragsc("federated", "run", f)
     assert out.returncode == 2 and out.stderr.startswith("error:") and "student:embedded" in out.stderr
     assert "Traceback" not in out.stderr

@@ -1,5 +1,5 @@
-"""``ragsc compress`` (ragsc/cli.py): the front table, the pick, a loadable folder; bad input is one error
-line and writes nothing. In-process through ``ragsc.cli.main`` on the tiny student."""
+"""``ragsc compress encoder | lm`` (ragsc/cli/compress.py): the front table, the pick, a loadable folder;
+bad input is one error line and writes nothing. In process, on the tiny student of tests/compress."""
 
 from __future__ import annotations
 
@@ -10,38 +10,33 @@ import torch
 
 from ragsc.encoders import load_encoder
 
-
-def run_main(capsys, *argv):
-    """(exit status, stdout, stderr) of ``ragsc ARGV`` run in this process."""
-    from ragsc.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FAST = ("--sentences", "4", "--images", "4", "--repeats", "1", "--threads", "1")
 
 
-def test_compress_prints_the_front_and_writes_the_pick(capsys, student_dir, tmp_path):
+def test_compress_prints_the_front_and_writes_the_pick(cli, student_dir, tmp_path):
     out = tmp_path / "c"
     # the float text tower is about 2 MB, int8 under 1 MB: a 1 MB budget picks int8
-    code, stdout, stderr = run_main(capsys, "compress", "--encoder", f"student:{student_dir}", "--tower",
+    code, stdout, stderr = cli("compress", "encoder", "--encoder", f"student:{student_dir}", "--tower",
                                     "text", "--methods", "none,int8-dynamic", "--budget-mb", "1", "--out",
                                     str(out), *FAST)
     assert code == 0, stderr
     assert "* int8-dynamic" in stdout and "no: size" in stdout and "ms @64" in stdout
     assert "picked: int8-dynamic:" in stdout and f"compressed:{out}" in stdout
-    record = json.loads((out / "compressed.json").read_text())
-    assert record["config"]["methods"] == ["int8-dynamic"] and len(record["info"]["front"]) == 2
-    assert record["figures"]["size_bytes"] < 1e6
+    header = json.loads((out / "config.json").read_text())
+    record, info = header["config"], header["info"]
+    assert header["kind"] == "compressed-encoder"
+    assert record["config"]["methods"] == ["int8-dynamic"] and len(info["front"]) == 2
+    assert info["command"].startswith(f"ragsc compress encoder --encoder student:{student_dir} "
+                                      f"--out {out} --tower text --methods none,int8-dynamic ")
+    assert info["figures"]["size_bytes"] < 1e6
     enc = load_encoder(f"compressed:{out}")
     assert enc.encode_texts(["a red circle"]).embeddings.shape == (1, 16)
 
 
-def test_bad_input_is_one_error_line_and_writes_nothing(capsys, student_dir, tmp_path):
+def test_bad_input_is_one_error_line_and_writes_nothing(cli, student_dir, tmp_path):
     out = tmp_path / "c"
     spec = f"student:{student_dir}"
     cases = {("--encoder", spec, "--methods", "none,int4"): "unknown compression method 'int4'",
@@ -50,64 +45,69 @@ def test_bad_input_is_one_error_line_and_writes_nothing(capsys, student_dir, tmp
              ("--encoder", spec, "--budget-mb", "-3"): "max_mb",
              ("--encoder", "nonsense:abc"): "unknown encoder spec 'nonsense:abc'",
              ("--encoder", spec, "--methods", "prune"): "prune applies to image towers",
-             ("--encoder", spec, "--keep-float", "lm_head"): "--keep-float applies to an LM's int8-dynamic",
              # measured, then refused: the constraint that fails and the closest point's figures
              ("--encoder", spec, "--methods", "none,int8-dynamic", "--budget-mb", "0.01"):
                  "impossible budget: no compression meets size <= 0.01 MB (the smallest point, int8-dynamic"}
     for args, message in cases.items():
-        code, _, stderr = run_main(capsys, "compress", *args, "--out", str(out), *FAST)
+        code, _, stderr = cli("compress", "encoder", *args, "--out", str(out), *FAST)
         assert code == 2, args
         last = stderr.strip().splitlines()[-1]  # after the progress bars of a measured front
         assert last.startswith("error:") and message in last, (args, stderr)
         assert "Traceback" not in stderr and stderr.count("error:") == 1
         assert not out.exists()
+    # an LM's option is not one of the encoder command's
+    code, _, stderr = cli("compress", "encoder", "--encoder", spec, "--keep-float", "lm_head",
+                               "--out", str(out), *FAST)
+    assert code == 2 and "No such option" in stderr and "--keep-float" in stderr and "Traceback" not in stderr
+    assert not out.exists()
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "x").write_text("x")
-    code, _, stderr = run_main(capsys, "compress", "--encoder", spec, "--out", str(busy), *FAST)
+    code, _, stderr = cli("compress", "encoder", "--encoder", spec, "--out", str(busy), *FAST)
     assert code == 2 and "not empty" in stderr and sorted(p.name for p in busy.iterdir()) == ["x"]
 
 
-def test_the_shipped_student_image_tower_prunes_to_half_its_macs(capsys, tmp_path):
+def test_the_shipped_student_image_tower_prunes_to_half_its_macs(cli, tmp_path):
     out = tmp_path / "c"
-    code, stdout, stderr = run_main(capsys, "compress", "--encoder", "student:embedded", "--tower", "image",
+    code, stdout, stderr = cli("compress", "encoder", "--encoder", "student:embedded", "--tower", "image",
                                     "--methods", "none,prune", "--budget-params", "400000",
                                     "--finetune-images", "32", "--finetune-epochs", "1", "--out", str(out),
                                     *FAST)
     assert code == 0, stderr
     assert "* prune50%" in stdout
-    record = json.loads((out / "compressed.json").read_text())
-    pruning = record["info"]["pruning"]
+    pruning = json.loads((out / "config.json").read_text())["info"]["pruning"]
     assert pruning["macs_after"] <= 0.5 * pruning["macs_before"]
     enc = load_encoder(f"compressed:{out}")
     assert enc.num_parameters()["image"] <= 400_000 and enc.serves(enc.base.fingerprint)
     assert enc.encode_images([torch.zeros(64, 64, 3, dtype=torch.uint8).numpy()]).embeddings.shape == (1, 384)
 
 
-def test_compress_lm_writes_what_a_pipeline_loads(capsys, tmp_path):
-    """``ragsc compress --lm``: the LM front (BLEU-1 over the token link), the pick, a folder that
+def test_compress_lm_writes_what_a_pipeline_loads(cli, tmp_path):
+    """``ragsc compress lm``: the LM front (BLEU-1 over the token link), the pick, a folder that
     ``load_lm("compressed:<dir>")`` reloads; a method that only encoders have is refused before any work."""
     from ragsc.decoders.lm import load_lm
-
-    from ..decoders._tiny_lm import tiny_lm
+    from tests.decoders._tiny_lm import tiny_lm
 
     lm = tiny_lm(tie=True)
     lm.model.save_pretrained(tmp_path / "lm")
     lm.tokenizer.save_pretrained(tmp_path / "lm")
     spec, out = f"hf:{tmp_path / 'lm'}", tmp_path / "c"
-    code, stdout, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "none,int8-dynamic",
+    code, stdout, stderr = cli("compress", "lm", "--lm", spec, "--methods", "none,int8-dynamic",
                                     "--keep-float", "lm_head", "--sentences", "3", "--snr", "10", "--repeats",
                                     "1", "--threads", "1", "--budget-ms", "1000", "--out", str(out))
     assert code == 0, stderr
     assert "BLEU-1 10 dB" in stdout and "picked:" in stdout and f"compressed:{out}" in stdout
-    record = json.loads((out / "compressed_lm.json").read_text())
-    assert record["config"]["lm"] == spec and len(record["info"]["front"]) == 2
-    assert {r["method"] for r in record["info"]["front"]} == {"none", "int8-dynamic[float:lm_head]"}
+    header = json.loads((out / "config.json").read_text())
+    record, info = header["config"], header["info"]
+    assert header["kind"] == "compressed-lm"
+    assert record["config"]["lm"] == spec and len(info["front"]) == 2
+    assert info["command"].startswith(f"ragsc compress lm --lm {spec} --out {out} ")
+    assert {r["method"] for r in info["front"]} == {"none", "int8-dynamic[float:lm_head]"}
     assert load_lm(f"compressed:{out}")(["the cat"], max_new_tokens=2)
-    code, _, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "prune", "--out",
+    code, _, stderr = cli("compress", "lm", "--lm", spec, "--methods", "prune", "--out",
                                str(tmp_path / "d"))
     assert code == 2 and "unknown LM compression method 'prune'" in stderr.strip().splitlines()[-1]
-    code, _, stderr = run_main(capsys, "compress", "--lm", spec, "--methods", "none,bf16", "--keep-float",
+    code, _, stderr = cli("compress", "lm", "--lm", spec, "--methods", "none,bf16", "--keep-float",
                                "lm_head", "--out", str(tmp_path / "d"))
     assert code == 2 and "--keep-float applies to int8-dynamic" in stderr.strip().splitlines()[-1]
     assert not (tmp_path / "d").exists()

@@ -1,0 +1,5 @@
+"""``python -m ragsc.cli``: the ``ragsc`` console entry."""
+
+from ragsc.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""``ragsc eval SPEC`` (ragsc/cli/eval.py): bad options are one error line before any work; a small run
+writes the CSV and the plots."""
+
+from __future__ import annotations
+
+from tests.cli._process import ROOT
+
+
+def test_eval_bad_options_are_clean_errors(cli, tmp_path):
+    spec = str(ROOT / "pipelines" / "multitask.yaml")
+    out = tmp_path / "out"
+    cases = {("--snr", "bad"): "SNR range", ("--snr", "0:100:50"): "within",
+             ("--channel", "bad"): "unknown channel",
+             ("--methods", "bad"): "--methods", ("--methods", "semantic,,magic"): "--methods",
+             ("--subset", "recent"): "--subset"}
+    for args, message in cases.items():
+        code, _, stderr = cli("eval", spec, *args, "--out", str(out))
+        assert code == 2, args
+        assert stderr.startswith("error:") and message in stderr, (args, stderr)
+        assert "Traceback" not in stderr
+        assert not out.exists()
+    code, _, stderr = cli("eval", str(tmp_path / "missing.yaml"), "--out", str(out))
+    assert code == 2 and "pipeline spec not found" in stderr and not out.exists()
+    code, _, stderr = cli("eval", spec, "--n", "0", "--out", str(out))
+    assert code == 2 and not out.exists()
+    code, _, stderr = cli("eval", spec, "--k-symbols", "0", "--out", str(out))
+    assert code == 2 and "--k-symbols" in stderr and not out.exists()
+    # in a spec, k is the number of neighbours: the bandwidth option is --k-symbols, and --k is not an option
+    code, _, stderr = cli("eval", spec, "--k", "24", "--out", str(out))
+    assert code == 2 and "No such option" in stderr and not out.exists()
+
+
+def test_eval_small_run_writes_csv_and_plots(cli, tmp_path, default_kbs):
+    import csv
+
+    import yaml
+
+    local, global_ = default_kbs
+    spec = yaml.safe_load((ROOT / "pipelines" / "multitask.yaml").read_text())
+    spec["name"] = "multitask-small"
+    spec["knowledge_bases"] = [{"path": str(local.path), "scope": "local", "build": None},
+                               {"path": str(global_.path), "scope": "global", "build": None}]
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    code, stdout, stderr = cli("eval", str(path), "--n", "3", "--snr", "10", "--channel", "awgn",
+                               "--out", str(out))
+    assert code == 0, stderr
+    with open(out / "eval.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    from ragsc.eval import METHODS, TASK_METRICS
+    from ragsc.eval.sweep import TEXT_ONLY
+
+    every = sum(len(v) for v in TASK_METRICS.values())
+    per_method = {m: 2 if m == "retrieval" else 3 if m in TEXT_ONLY else every for m in METHODS}
+    assert len(rows) == sum(per_method.values())  # retrieval: image PSNR / SSIM; text baselines: text
+    assert {r["method"] for r in rows} == set(METHODS)
+    assert {r["snr_db"] for r in rows} == {"10.0"}
+    # images (and sentences as embeddings) in 48 symbols; sentences on the token link in what they cost
+    embedded = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]
+    assert {r["channel_uses"] for r in embedded} == {"48"}
+    assert len({r["channel_uses"] for r in rows if r["task"] == "text"}) == 2
+    assert {r["n"] for r in rows} == {"3"} and {r["subset"] for r in rows} == {"all"}
+    for task in ("text", "image", "vqa"):
+        png = out / f"eval_{task}.png"
+        assert png.is_file() and png.stat().st_size > 1000
+    assert "semantic+rag" in stdout and "wrote" in stdout and "eval.csv" in stdout
+
+    # --k-symbols: every method at another bandwidth; beyond the PCA basis it is refused before any work
+    code, _, stderr = cli("eval", str(path), "--n", "2", "--snr", "10", "--channel", "awgn",
+                          "--methods", "semantic+rag,digital", "--k-symbols", "24", "--subset", "novel",
+                          "--out", str(tmp_path / "k24"))
+    assert code == 0, stderr
+    with open(tmp_path / "k24" / "eval.csv", newline="") as f:
+        k24 = list(csv.DictReader(f))
+    assert {(r["channel_uses"], r["subset"]) for r in k24 if r["task"] != "text"} == {("24", "novel")}
+    assert {r["subset"] for r in k24} == {"novel"}
+    k1000 = tmp_path / "k1000"
+    code, _, stderr = cli("eval", str(path), "--k-symbols", "1000", "--out", str(k1000))
+    assert code == 2 and "k_symbols=1000" in stderr and "at most" in stderr and not k1000.exists()
