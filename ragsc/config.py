@@ -143,7 +143,7 @@ class PipelineChannelConfig(ChannelConfig):
     ``path: analog`` (the default) sends ``k_symbols`` PCA coefficients of each embedding
     (:class:`~ragsc.channel.Link`). ``path: cat`` sends it through the trained channel-aware codec saved in
     the folder ``cat`` (:class:`~ragsc.channel.CATLink`; ``CATCodec.save``'s ``config.json`` +
-    ``weights.safetensors``, a path relative to the working directory): each item's length is the fewest
+    ``model.safetensors``, a path relative to the working directory): each item's length is the fewest
     symbols whose calibrated cosine reaches ``cat_quality`` at the SNR (the codec's rate table), or the fixed
     ``cat_symbols``; ``k_symbols`` is then not what the pipeline spends (see
     :attr:`~ragsc.pipelines.Transmission.channel_uses_per_item`). The paths themselves read only the
@@ -153,7 +153,7 @@ class PipelineChannelConfig(ChannelConfig):
     path: Literal["analog", "cat"] = Field("analog", description="analog: k_symbols PCA coefficients; "
                                            "cat: the trained CAT codec in the folder `cat`")
     cat: str | None = Field(None, description="folder of the CAT codec (CATCodec.save: config.json + "
-                            "weights.safetensors); path: cat only")
+                            "model.safetensors); path: cat only")
     cat_quality: float = Field(0.9, gt=0.0, le=1.0, allow_inf_nan=False, description="the rate policy's "
                                "target: fewest symbols whose calibrated mean cosine reaches it")
     cat_symbols: int | None = Field(None, ge=1, le=1_000_000, description="a fixed number of complex "
@@ -174,7 +174,7 @@ class PipelineChannelConfig(ChannelConfig):
         if self.path == "cat":
             if self.cat is None:
                 raise ValueError("path 'cat' needs the codec: set channel.cat to the folder CATCodec.save "
-                                 "wrote (config.json + weights.safetensors), or use path: analog")
+                                 "wrote (config.json + model.safetensors), or use path: analog")
             if self.cat_symbols is not None and self.cat_quality != fields["cat_quality"].default:
                 raise ValueError("channel.cat_symbols (a fixed length) and channel.cat_quality (the rate "
                                  "policy's target) exclude each other: set one of them")

@@ -457,7 +457,7 @@ def _cat_codec(spec: PipelineSpec, encoder, codec: CATCodec | None) -> CATCodec:
         folder = Path(c.cat).expanduser()
         if not folder.is_dir():
             raise ModelLoadError(f"{where}: no such folder ({folder.absolute()}); point channel.cat at the "
-                                 "folder CATCodec.save wrote (config.json + weights.safetensors), or use "
+                                 "folder CATCodec.save wrote (config.json + model.safetensors), or use "
                                  "channel.path: analog")
         try:
             codec = CATCodec.load(folder)
