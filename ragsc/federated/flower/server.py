@@ -60,7 +60,7 @@ class FlowerTransport:
 
 
 class FlowerServer(flwr.server.Server):
-    """A Flower server whose ``fit`` is the :class:`~ragsc.federated.engine.Coordinator`'s run."""
+    """A Flower server whose ``fit`` is the :class:`~ragsc.federated.coordinator.Coordinator`'s run."""
 
     def __init__(self, spec: FederatedSpec, progress: bool = False) -> None:
         super().__init__(client_manager=flwr.server.SimpleClientManager(), strategy=None)
