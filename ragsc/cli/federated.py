@@ -50,7 +50,7 @@ def federated_run(
                                                  "place and print the accuracy ratio."),
 ) -> None:
     """Federated split fine-tuning: per round, accuracy over the channel and the bytes up and down."""
-    from ragsc.federated.engine import centralised_spec, plot_runs, run_federated
+    from ragsc.federated import centralised_spec, plot_runs, run_federated
 
     s = _federated_spec(spec, engine, rounds)
     result = run_federated(s, progress=True)

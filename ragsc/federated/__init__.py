@@ -13,28 +13,23 @@ Engines (the same client, server and coordinator code in each): ``inprocess`` (t
 ``flower-sim`` (Flower's simulation engine on Ray) and ``flower-grpc`` (a Flower server and client
 processes over gRPC), the last two in :mod:`ragsc.federated.flower` (``pip install 'ragsc[federated]'``).
 
-Modules: :mod:`~ragsc.federated.config` (the spec), :mod:`~ragsc.federated.data` (datasets, Dirichlet
-split), :mod:`~ragsc.federated.model` (the two halves, adapter files), :mod:`~ragsc.federated.protocol`
-(messages, byte counts), :mod:`~ragsc.federated.client`, :mod:`~ragsc.federated.server`,
-:mod:`~ragsc.federated.engine` (rounds, transports, results, plots).
+Modules, from the bottom up: :mod:`~ragsc.federated.config` (the spec), :mod:`~ragsc.federated.data`
+(datasets, Dirichlet split), :mod:`~ragsc.federated.model` (the two halves, adapter files),
+:mod:`~ragsc.federated.protocol` (messages, byte counts), :mod:`~ragsc.federated.client`,
+:mod:`~ragsc.federated.server`, :mod:`~ragsc.federated.setup` (what every party builds from the spec),
+:mod:`~ragsc.federated.results` (round reports, the run's result, plots),
+:mod:`~ragsc.federated.coordinator` (the rounds, over any transport), :mod:`~ragsc.federated.flower`
+(the Flower engines) and :mod:`~ragsc.federated.run` (:func:`run_federated`, the in-process engine).
 """
 
 from ragsc.federated.client import Client
 from ragsc.federated.config import FederatedSpec, load_spec, spec_from
+from ragsc.federated.coordinator import Coordinator, FederationError, InProcessTransport
 from ragsc.federated.data import dirichlet_partition, load_images
-from ragsc.federated.engine import (
-    Coordinator,
-    FederatedResult,
-    FederationError,
-    InProcessTransport,
-    RoundReport,
-    centralised_spec,
-    inprocess,
-    plot_runs,
-    run_federated,
-)
 from ragsc.federated.model import ClientModel, Receiver, load_adapters, load_base, save_adapters
 from ragsc.federated.protocol import Received, check_received
+from ragsc.federated.results import FederatedResult, RoundReport, plot_runs
+from ragsc.federated.run import centralised_spec, inprocess, run_federated
 from ragsc.federated.server import SplitServer, fedavg
 
 __all__ = ["Client", "ClientModel", "Coordinator", "FederatedResult", "FederatedSpec", "FederationError",

@@ -21,9 +21,10 @@ import numpy as np
 
 from ragsc.encoders.inputs import load_image
 from ragsc.errors import InputError
+from ragsc.kb.generation import check_encoder
 from ragsc.kb.items import NewItem, content_hash
 from ragsc.kb.sources import Record, detect_format, records
-from ragsc.kb.store import KnowledgeBase, check_encoder
+from ragsc.kb.store import KnowledgeBase
 
 log = logging.getLogger("ragsc.kb")
 

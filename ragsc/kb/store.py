@@ -2,9 +2,9 @@
 
 The folder layout and the manifest are described in :mod:`ragsc.kb.manifest`; writes go through
 :class:`~ragsc.kb.writer.Writer`, which commits generations atomically. Readers never lock: a
-handle opens the generation the manifest names, whose files never change, and keeps them open, so
-it goes on serving that generation (search, items, stats, verify) after later commits retire it;
-:meth:`KnowledgeBase.reload` moves to the newest one. A damaged file is reported as a
+handle opens the generation the manifest names (:mod:`ragsc.kb.generation`), whose files never change,
+and keeps them open, so it goes on serving that generation (search, items, stats, verify) after later
+commits retire it; :meth:`KnowledgeBase.reload` moves to the newest one. A damaged file is reported as a
 :class:`~ragsc.errors.KBError` on every read path, never as a raw SQLite or FAISS error.
 
 Integrity checks: opening cross-checks the row count of the metadata, the index and the manifest
@@ -22,70 +22,28 @@ import json
 import os
 import sqlite3
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import faiss
 import numpy as np
 
 from ragsc.errors import ConfigError, InputError, KBError, RagscError
 from ragsc.kb import index as ix
+from ragsc.kb.generation import Generation, GenerationFiles, check_encoder, open_latest
 from ragsc.kb.items import ITEM_COLUMNS, Hit, Item, LazyItems, NewItem, fetch_items, row_to_item, select_in
 from ragsc.kb.manifest import (
-    DATA_FILES,
     MANIFEST,
     SCHEMA_VERSION,
     Scope,
     check_new_location,
     check_path,
-    generation_dir,
     read_manifest,
-    sha256_fd,
 )
 from ragsc.kb.writer import Writer
 
-_OPEN_ATTEMPTS = 5  # manifests read while commits keep retiring the generation being opened
-
-
-class _Retired(Exception):
-    """The generation being opened was retired by later commits meanwhile: read the manifest again."""
-
-
-class _GenerationFiles:
-    """Read-only descriptors of one generation's files, held for a handle's lifetime.
-
-    POSIX keeps an unlinked file's data while a descriptor is open, so a handle can still report
-    the size of, and verify, the generation it serves after a writer's clean-up removed its folder.
-    """
-
-    def __init__(self, gen: Path) -> None:
-        self.fds: dict[str, int] = {}
-        try:
-            for name in DATA_FILES:
-                self.fds[name] = os.open(gen / name, os.O_RDONLY)
-        except BaseException:
-            _close_fds(list(self.fds.values()))
-            raise
-        self._finalizer = weakref.finalize(self, _close_fds, list(self.fds.values()))
-
-    def size(self) -> int:
-        return sum(os.fstat(fd).st_size for fd in self.fds.values())
-
-    def sha256(self, name: str) -> str:
-        return sha256_fd(self.fds[name])
-
-    def close(self) -> None:
-        self._finalizer()
-
-
-def _close_fds(fds: list[int]) -> None:
-    for fd in fds:
-        os.close(fd)
-
+__all__ = ["KnowledgeBase", "check_encoder"]  # check_encoder: still importable from here
 
 class KnowledgeBase:
     """A persistent FAISS + SQLite knowledge base (see :mod:`ragsc.kb.manifest` for the folder layout).
@@ -96,50 +54,17 @@ class KnowledgeBase:
 
     def __init__(self, path: str | os.PathLike, encoder=None) -> None:
         self.path = check_path(path)
-        self._files: _GenerationFiles | None = None
-        self._load_latest(encoder)
+        self._files: GenerationFiles | None = None
+        self._serve(open_latest(self.path, encoder))
 
-    def _load(self, manifest: dict) -> None:
-        """Serve the generation ``manifest`` names (raises :class:`_Retired` if it was removed meanwhile)."""
-        name = manifest["generation"]
-        gen = generation_dir(self.path, name)
-        where = f"knowledge base {self.path} (generation {name})"
-        files = None
-        try:
-            files = _GenerationFiles(gen)  # first: from now on the files cannot go away under us
-            index = faiss.read_index(str(gen / "index.faiss"))
-            # immutable: committed generations never change, so readers need no locks
-            db = sqlite3.connect(f"file:{quote(str(gen / 'meta.sqlite'))}?mode=ro&immutable=1", uri=True,
-                                 check_same_thread=False)
-            n_meta = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-        except (OSError, RuntimeError, sqlite3.Error) as exc:
-            if files is not None:
-                files.close()
-            if _retired(self.path, name):
-                raise _Retired from None
-            raise KBError(f"{where} is damaged: {exc}") from None
-        if not (index.ntotal == n_meta == manifest["counts"]["items"]):
-            files.close()
-            raise KBError(f"knowledge base {self.path} is inconsistent: index has {index.ntotal} vectors, "
-                          f"metadata {n_meta} rows, manifest {manifest['counts']['items']}")
+    def _serve(self, gen: Generation) -> None:
+        """Serve ``gen`` from now on (see :mod:`ragsc.kb.generation`), closing the files of the one before."""
         old = self._files
         # the previous connection is not closed: hits of earlier searches still read their items from it
-        self.manifest, self.index, self._db, self._files, self._where = manifest, index, db, files, where
+        self.manifest, self.index, self._db, self._files, self._where = (gen.manifest, gen.index, gen.db,
+                                                                         gen.files, gen.where)
         if old is not None:
             old.close()
-
-    def _load_latest(self, encoder=None) -> None:
-        for _ in range(_OPEN_ATTEMPTS):
-            manifest = read_manifest(self.path)
-            if encoder is not None:
-                check_encoder(self.path, manifest, encoder)
-            try:
-                self._load(manifest)
-                return
-            except _Retired:
-                continue
-        raise KBError(f"knowledge base {self.path} changed {_OPEN_ATTEMPTS} times while it was being opened; "
-                      "try again")
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -409,7 +334,7 @@ class KnowledgeBase:
             yield w
             w.commit(keep_writing=False)
         if read_manifest(self.path)["generation"] != self.manifest["generation"]:
-            self._load_latest()  # this handle now sees the new generation
+            self._serve(open_latest(self.path))  # this handle now sees the new generation
 
     def add(self, embeddings, items: Sequence[NewItem]) -> list[int | None]:
         """Add and commit; returns each item's id (``None`` for duplicates of stored content)."""
@@ -430,25 +355,3 @@ class KnowledgeBase:
         self._db.close()
         if self._files is not None:
             self._files.close()
-
-
-def _retired(path: Path, generation: str) -> bool:
-    """Whether the manifest has moved past ``generation`` (a commit retired it, rather than damage)."""
-    try:
-        return read_manifest(path)["generation"] != generation
-    except KBError:
-        return False
-
-
-def check_encoder(path: Path, manifest: dict, encoder) -> None:
-    """Raise :class:`KBError` naming both encoders unless ``encoder`` built the KB ``manifest`` describes."""
-    from ragsc.encoders.base import serves
-
-    fp = manifest["encoder"]["fingerprint"]
-    if not serves(encoder, fp):
-        raise KBError(f"knowledge base {path} was built by encoder {manifest['encoder']['spec']!r} "
-                      f"(fingerprint {fp}); the encoder given is {encoder.spec!r} (fingerprint "
-                      f"{encoder.fingerprint}). Rebuild the KB or use the same encoder.")
-    if int(encoder.dim) != int(manifest["dim"]):  # e.g. a student whose config claims the teacher wrongly
-        raise KBError(f"knowledge base {path} holds {manifest['dim']}-d vectors; the encoder given, "
-                      f"{encoder.spec!r}, makes {encoder.dim}-d ones")

@@ -34,14 +34,16 @@ class SentencePath:
     channel
         The spec's channel (its ``k_symbols`` is not used: a sentence costs what its tokens cost).
     lm
-        A :class:`~ragsc.decoders.lm.CausalLM` or an LM spec (``"smollm2"``, ``"hf:<dir>"``).
+        A :class:`~ragsc.decoders.lm.CausalLM` or an LM spec (``"smollm2"``, ``"hf:<dir>"``); kept as given
+        in ``lm`` (a pipeline shares it with the paths it derives), loaded by :attr:`decoder`.
     owner
         Who asked for it (a pipeline's name), for error messages.
     """
 
     def __init__(self, config: TextLinkConfig, channel: ChannelConfig, lm, owner: str = "pipeline") -> None:
         self.config, self.channel, self.owner = config, channel, owner
-        self._lm, self._decoder = lm, None
+        self.lm = lm  # as given: the decoder loads a spec string on first use
+        self._decoder = None
 
     @property
     def decoder(self):
@@ -51,9 +53,10 @@ class SentencePath:
             from ragsc.decoders.token_decoder import ChannelLMDecoder
 
             try:
-                lm = as_lm(self._lm)
+                lm = as_lm(self.lm)
             except ModelLoadError as exc:
-                raise ModelLoadError(f"{self.owner}: the text path's LM (decoder.lm = {self._lm!r}) cannot "
+                spec = getattr(self.lm, "spec", self.lm)
+                raise ModelLoadError(f"{self.owner}: the text path's LM (decoder.lm = {spec!r}) cannot "
                                      f"be loaded: {exc}. Install it, point decoder.lm at a local model "
                                      "('hf:<dir>'), or send sentences as embeddings (text.link: embedding)"
                                      ) from None

@@ -23,8 +23,8 @@ def _spec_file(tmp_path, tiny_base, **extra) -> Path:
 
 
 def test_run_prints_rounds_and_writes_adapters(cli, tmp_path, tiny_base):
-    from ragsc.federated.engine import build_model
     from ragsc.federated.model import load_adapters, load_base
+    from ragsc.federated.setup import build_model
 
     out = tmp_path / "out"
     spec_file = _spec_file(tmp_path, tiny_base)

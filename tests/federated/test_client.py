@@ -7,9 +7,9 @@ import torch
 
 from ragsc.errors import InputError
 from ragsc.federated.client import Client
-from ragsc.federated.engine import build_model
 from ragsc.federated.model import load_base
 from ragsc.federated.protocol import Begin, Dropped, Gradient, Update, Upload
+from ragsc.federated.setup import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

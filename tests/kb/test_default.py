@@ -167,13 +167,13 @@ def test_sentences_are_not_deleted_while_the_fortunes_are_missing(embedded, tmp_
 def test_build_default_refuses_a_kb_that_is_not_the_defaults(embedded, tmp_path):
     from ragsc.config import KBRef
     from ragsc.kb import KnowledgeBase, NewItem
-    from ragsc.pipelines.pipeline import _open_kb
+    from ragsc.pipelines.factory import open_kb
 
     kb = KnowledgeBase.create(tmp_path / "mine", embedded, scope="local")
     kb.add(embedded.encode_texts(["my note"]).embeddings, [NewItem("text", "my note", "file:///notes.txt")])
     generation = kb.reload().manifest["generation"]
     with pytest.raises(KBError, match="none of the embedded default's"):
-        _open_kb(KBRef(path=str(tmp_path / "mine"), scope="local", build="default"), embedded)
+        open_kb(KBRef(path=str(tmp_path / "mine"), scope="local", build="default"), embedded)
     assert kb.reload().manifest["generation"] == generation and len(kb.reload()) == 1
 
 
@@ -189,13 +189,13 @@ def test_bad_sizes_are_refused_before_anything_is_written(embedded, tmp_path, kw
 def test_a_pipeline_syncs_an_existing_default_kb_on_open(embedded, tmp_path, monkeypatch):
     import ragsc.kb.default as default_kb
     from ragsc.config import KBRef
-    from ragsc.pipelines.pipeline import _open_kb
+    from ragsc.pipelines.factory import open_kb
 
     build_default_kb(tmp_path / "local", embedded, "local", local_images=LOCAL_IMAGES,
                      local_texts=LOCAL_TEXTS)
     calls = []
     monkeypatch.setattr(default_kb, "build_default_kb", lambda *a, **k: calls.append((a, k)) or "synced")
-    assert _open_kb(KBRef(path=str(tmp_path / "local"), scope="local", build="default"), embedded) == "synced"
+    assert open_kb(KBRef(path=str(tmp_path / "local"), scope="local", build="default"), embedded) == "synced"
     assert calls and calls[0][0][2] == "local"
 
 

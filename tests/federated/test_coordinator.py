@@ -1,4 +1,5 @@
-"""ragsc.federated.engine: rounds, byte accounting, FedAvg in the loop, dropouts, a run that learns."""
+"""ragsc.federated.coordinator: rounds, byte accounting, FedAvg in the loop, dropouts, seeded sampling,
+calibration."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import math
 import pytest
 import torch
 
-from ragsc.errors import InputError
 from ragsc.federated.client import Client
-from ragsc.federated.engine import centralised_spec, inprocess, run_federated
-from ragsc.federated.model import load_base
 from ragsc.federated.protocol import Begin, Received, Update
+from ragsc.federated.run import inprocess
 from ragsc.federated.server import fedavg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -175,22 +174,6 @@ def test_partial_participation_is_seeded(tiny_spec):
     assert draws == [co.sample(r) for r in range(1, 6)]
 
 
-def test_explicit_client_data_with_an_empty_client_is_refused(tiny_spec):
-    x = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
-    data = {0: (x, torch.arange(4)), 1: (x[:0], torch.zeros(0, dtype=torch.int64))}
-    with pytest.raises(InputError, match="client 1 has no data"):
-        inprocess(tiny_spec(), client_data=data)
-
-
-def test_a_tiny_run_learns(tiny_spec):
-    spec = tiny_spec(data={"n_train": 600}, clients={"n": 3, "alpha": 0.5},
-                     train={"rounds": 3, "local_epochs": 2, "batch_size": 32, "lr": 1e-2, "server_lr": 3e-3})
-    result = run_federated(spec)
-    assert result.initial_accuracy < 0.2
-    assert result.accuracy > 0.3  # 10 classes: chance is 0.1
-    assert result.rounds[-1].train_loss < result.rounds[0].train_loss
-
-
 def test_calibration_centres_the_transmitter_input(tiny_spec):
     co = inprocess(tiny_spec())
     sent = co.calibrate()
@@ -201,67 +184,3 @@ def test_calibration_centres_the_transmitter_input(tiny_spec):
     assert sent == 3 * 12 * 8  # one float64 sum per client
     off = inprocess(tiny_spec(train={"center": False})).run()
     assert off.calibration_bytes == 0 and torch.equal(off.model.center, torch.zeros(12))
-
-
-def test_centralised_reference_is_one_client_with_everything(tiny_spec):
-    spec = tiny_spec(clients={"n": 5, "fraction": 0.4, "dropout": 0.2},
-                     train={"rounds": 7, "local_epochs": 2})
-    c = centralised_spec(spec)
-    assert (c.clients.n, c.clients.fraction, c.clients.dropout, c.engine) == (1, 1.0, 0.0, "inprocess")
-    assert c.train.rounds == 7 and c.train.local_epochs == 1  # a round of the one client: one epoch
-    assert c.lora == spec.lora and c.channel == spec.channel
-    assert centralised_spec(spec, 3).train.rounds == 3
-    assert centralised_spec(tiny_spec(train={"central_epochs": 4})).train.rounds == 4
-
-
-def test_validation_items_are_held_back_from_the_clients(tiny_spec):
-    from ragsc.federated.data import load_images
-    from ragsc.federated.engine import EVALUATOR, client_items, image_size, partition, train_items
-
-    spec = tiny_spec(data={"n_val": 50, "evaluate_on": "validation"})
-    co = inprocess(spec)
-    base = load_base(spec.base)
-    images, labels, parts = partition(spec, base)
-    assert len(labels) == 300 and sum(len(p) for p in parts) == 300
-    val_x, val_y = client_items(spec, base, EVALUATOR)
-    every_x, _ = load_images("fashion-mnist", "train", 350, image_size(spec, base))
-    assert torch.equal(val_x, every_x[300:]) and torch.equal(images, every_x[:300])  # disjoint, in order
-    assert co.transport.evaluator.n_examples == 50
-    # evaluate_on test: the same clients' items (validation still held back), the test split evaluated
-    test_spec = tiny_spec(data={"n_val": 50})
-    assert torch.equal(partition(test_spec, base)[0], images)
-    assert len(client_items(test_spec, base, EVALUATOR)[1]) == 200
-    with pytest.raises(InputError, match="data.n_val"):
-        train_items(tiny_spec(), base, "validation")
-
-
-def test_validation_without_n_train_takes_the_last_items(tiny_spec):
-    from ragsc.federated.engine import EVALUATOR, client_items, partition
-
-    spec = tiny_spec(data={"dataset": "easy-vqa", "n_train": None, "n_test": 50, "n_val": 100,
-                           "evaluate_on": "validation"})
-    from ragsc.federated.data import load_images
-    from ragsc.federated.engine import image_size
-
-    base = load_base(spec.base)
-    every, _ = load_images("easy-vqa", "train", None, image_size(spec, base))
-    images, _, parts = partition(spec, base)
-    assert torch.equal(client_items(spec, base, EVALUATOR)[0], every[-100:])  # the last 100
-    assert torch.equal(images, every[:-100]) and sum(len(p) for p in parts) == len(every) - 100
-
-
-def test_more_items_than_the_split_holds_names_the_fields(tiny_spec):
-    from ragsc.federated.engine import train_items
-
-    spec = tiny_spec(data={"dataset": "easy-vqa", "n_train": 3500, "n_test": 50, "n_val": 500})
-    with pytest.raises(InputError, match=r"data.n_train \+ data.n_val = 3500 \+ 500"):
-        train_items(spec, load_base(spec.base))
-    with pytest.raises(InputError, match="'clients' or 'validation'"):
-        train_items(spec, load_base(spec.base), "bogus")
-
-
-def test_validating_without_held_back_items_is_a_config_error(tiny_spec):
-    from ragsc.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="n_val"):
-        tiny_spec(data={"evaluate_on": "validation"})
