@@ -49,6 +49,8 @@ KINDS.register("student", "ragsc.distill.students:StudentEncoder", "a distilled 
 KINDS.register("compressed-encoder", "ragsc.compress.saved:CompressedEncoder",
                "an encoder with a pruned / quantised tower")
 KINDS.register("compressed-lm", "ragsc.compress.lm:CompressedLM", "a quantised / half-precision causal LM")
+KINDS.register("federated-adapters", "ragsc.federated.model:Adapters",
+               "a federated run's LoRA adapters, transmitter and receiver")
 KINDS.register("decoders", "ragsc.decoders.bundle:Decoders",
                "the receiver's trained decoders (text GRU, image generator, VQA head, PCA basis)")
 

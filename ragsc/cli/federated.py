@@ -44,8 +44,8 @@ def federated_run(
     engine: str | None = typer.Option(None, help="inprocess, flower-sim (Ray) or flower-grpc (localhost "
                                                  "processes); default: the spec's."),
     rounds: int | None = typer.Option(None, min=1, help="Rounds (default: the spec's train.rounds)."),
-    out: Path | None = typer.Option(None, help="Folder for the adapters (adapters.json + .safetensors, "
-                                               "receiver.safetensors), history.json / .csv, accuracy.png."),
+    out: Path | None = typer.Option(None, help="Folder for the run: the trained adapters and receiver in "
+                                               "model/ (a saved model), history.json / .csv, accuracy.png."),
     centralised: bool = typer.Option(False, help="Also fine-tune the same model on all the data in one "
                                                  "place and print the accuracy ratio."),
 ) -> None:

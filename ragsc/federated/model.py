@@ -15,15 +15,15 @@ The frozen layers below the first adapted one compute the same thing in every ro
 them once over its data (:meth:`ClientModel.features`) and trains from their output: exact (no dropout,
 batch norm in eval mode), and it makes a round cost the adapted top layers only.
 
-Files (:func:`save_adapters` / :func:`load_adapters`): ``adapters.json`` (the base model's spec and
-fingerprint, the LoRA and transmitter settings) beside ``adapters.safetensors`` (the trainable device
-weights) and ``receiver.safetensors`` (the server's half). Adapters are refused on another base model.
+Saved (:func:`save_adapters` / :func:`load_adapters`) as every model is (:mod:`ragsc.saved`, kind
+``federated-adapters``, :class:`Adapters`): the base model's spec and fingerprint, the adapted layers and
+``k_symbols`` in ``config.json``; the trainable device weights and the server's half in ``model.safetensors``.
+Adapters are refused on another base model.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,7 @@ from torch import nn
 
 from ragsc.channel.cat import normalize_power
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-
-ADAPTERS_JSON, ADAPTERS_FILE, RECEIVER_FILE = "adapters.json", "adapters.safetensors", "receiver.safetensors"
-FORMAT = "ragsc-federated-adapters/1"
+from ragsc.saved import Saved, load_state, read, read_header, save
 
 
 # ----------------------------------------------------------------------------------------- the base
@@ -242,58 +240,71 @@ class Receiver(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------- files
+class Adapters:
+    """A federated run's trained parts as saved (:mod:`ragsc.saved`, kind ``federated-adapters``): the LoRA
+    adapters and the transmitter (``adapters.*``), the server's receiver (``receiver.*``, optional), and in
+    ``config`` the base model's spec and fingerprint, the adapted layers and ``k_symbols``."""
+
+    kind, format_version = "federated-adapters", 1
+
+    def __init__(self, config: dict, adapters: dict[str, torch.Tensor],
+                 receiver: dict[str, torch.Tensor] | None = None, info: dict | None = None,
+                 folder: Path | None = None) -> None:
+        self.config, self.adapters, self.receiver = config, adapters, receiver
+        self.info, self.folder = info or {}, folder
+
+    @classmethod
+    def from_saved(cls, saved: Saved) -> Adapters:
+        config = saved.config
+        base = config.get("base")
+        if not (isinstance(base, dict) and isinstance(config.get("targets"), list)
+                and isinstance(config.get("k_symbols"), int)):
+            raise ModelLoadError(f"{saved.folder}: the adapters' config needs base, targets and k_symbols")
+        part = {name: {k.removeprefix(name + "."): v for k, v in saved.tensors.items()
+                       if k.startswith(name + ".")} for name in ("adapters", "receiver")}
+        return cls(config, part["adapters"], part["receiver"] or None, saved.info, saved.folder)
+
+    def to_saved(self) -> Saved:
+        tensors = {f"adapters.{k}": v for k, v in self.adapters.items()}
+        tensors.update({f"receiver.{k}": v for k, v in (self.receiver or {}).items()})
+        return Saved(self.kind, self.format_version, self.config, tensors, self.info)
+
+
 def save_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | None = None,
-                  info: dict | None = None) -> Path:
-    """Write ``adapters.json`` + ``adapters.safetensors`` (+ ``receiver.safetensors``) into ``folder``."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+                  info: dict | None = None, *, overwrite: bool = False) -> Path:
+    """Save the device's trained weights (and the server's receiver) into ``folder`` as a model folder
+    (:class:`Adapters`)."""
     tensors = {**model.get_weights(), "transmitter.weight": model.transmitter.weight.detach().clone()}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / ADAPTERS_FILE))
-    if receiver is not None:
-        save_file({k: v.detach().contiguous() for k, v in receiver.state_dict().items()},
-                  str(folder / RECEIVER_FILE))
-    meta = {"format": FORMAT, "base": {"spec": model.base_spec, "fingerprint": model.base_fingerprint},
-            "targets": list(model.targets), "k_symbols": model.k_symbols, "info": info or {}}
-    (folder / ADAPTERS_JSON).write_text(json.dumps(meta, indent=1))
-    return folder
-
-
-def read_adapters_meta(folder: str | Path) -> dict:
-    f = Path(folder) / ADAPTERS_JSON
-    if not f.is_file():
-        raise ModelLoadError(f"no adapters at {folder} (no {ADAPTERS_JSON}); train some with "
-                             "`ragsc federated run SPEC --out DIR`")
-    try:
-        meta = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{f}: not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelLoadError(f"{f}: not a ragsc adapters file (format {FORMAT!r})")
-    return meta
+    config = {"base": {"spec": model.base_spec, "fingerprint": model.base_fingerprint},
+              "targets": list(model.targets), "k_symbols": model.k_symbols}
+    rx = {k: v.detach() for k, v in receiver.state_dict().items()} if receiver is not None else None
+    return save(Adapters(config, tensors, rx, info), folder, overwrite=overwrite)
 
 
 def load_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | None = None) -> dict:
-    """Load saved adapters into ``model`` (and the receiver into ``receiver``); returns the JSON.
+    """Load saved adapters into ``model`` (and the receiver into ``receiver``); returns their config with
+    ``info``.
 
     Adapters trained on another base model are refused (:class:`ModelLoadError` naming both models),
     before any weight is touched.
     """
-    from safetensors.torch import load_file
-
     folder = Path(folder)
-    meta = read_adapters_meta(folder)
-    theirs = meta.get("base", {})
+    try:
+        header = read_header(folder)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"no adapters at {folder} ({exc}); train some with "
+                             "`ragsc federated run SPEC --out DIR`") from None
+    if header["kind"] != Adapters.kind:
+        raise ModelLoadError(f"{folder} holds a {header['kind']!r}, not federated adapters")
+    saved = Adapters.from_saved(read(folder))
+    meta = {**saved.config, "info": saved.info}
+    theirs = saved.config["base"]
     if theirs.get("fingerprint") != model.base_fingerprint:
         raise ModelLoadError(f"{folder}: these adapters were trained on base {theirs.get('spec')!r} "
                              f"(fingerprint {theirs.get('fingerprint')}), this model's base is "
                              f"{model.base_spec!r} (fingerprint {model.base_fingerprint}); load them onto "
                              "that base")
-    try:
-        weights = load_file(str(folder / ADAPTERS_FILE))
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read {folder / ADAPTERS_FILE}: {exc}") from None
+    weights = dict(saved.adapters)
     fixed = "transmitter.weight" not in model.get_weights()  # saved with the adapters, never sent
     transmitter = weights.pop("transmitter.weight", None) if fixed else None
     try:
@@ -308,8 +319,7 @@ def load_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | N
         raise ModelLoadError(f"{folder}: {exc} (saved with targets {meta.get('targets')}, "
                              f"k_symbols {meta.get('k_symbols')})") from None
     if receiver is not None:
-        try:
-            receiver.load_state_dict(load_file(str(folder / RECEIVER_FILE)))
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load the receiver {folder / RECEIVER_FILE}: {exc}") from None
+        if saved.receiver is None:
+            raise ModelLoadError(f"{folder}: no receiver was saved with these adapters")
+        load_state(receiver, saved.receiver, str(folder))
     return meta

@@ -92,11 +92,12 @@ class FederatedResult:
                 "seconds": self.seconds}
 
     def save(self, folder: str | Path, info: dict | None = None) -> Path:
-        """Adapters + receiver (safetensors, :func:`~ragsc.federated.model.save_adapters`), ``history.json``
-        (spec, summary, rounds) and ``history.csv``."""
+        """The run's folder: the trained model in ``model/`` (adapters + receiver, a saved model:
+        :func:`~ragsc.federated.model.save_adapters`), ``history.json`` (spec, summary, rounds) and
+        ``history.csv``."""
         folder = Path(folder)
-        save_adapters(folder, self.model, self.server.receiver,
-                      info={"summary": self.summary(), **(info or {})})
+        save_adapters(folder / "model", self.model, self.server.receiver,
+                      info={"summary": self.summary(), **(info or {})}, overwrite=True)
         rows = [r.row() for r in self.rounds]
         (folder / "history.json").write_text(json.dumps(
             {"spec": self.spec.model_dump(mode="json"), "summary": self.summary(), "rounds": rows}, indent=1))

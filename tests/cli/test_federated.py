@@ -32,15 +32,15 @@ def test_run_prints_rounds_and_writes_adapters(cli, tmp_path, tiny_base):
     assert code == 0, err
     assert "uplink / full FedAvg" in stdout and "federated / centralised" in stdout
     assert len([ln for ln in stdout.splitlines() if ln.lstrip("| ").startswith(("1 ", "2 "))]) >= 2
-    for name in ("adapters.json", "adapters.safetensors", "receiver.safetensors", "history.json",
-                 "history.csv", "accuracy.png"):
+    for name in ("model/config.json", "model/model.safetensors", "history.json", "history.csv",
+                 "accuracy.png"):
         assert (out / name).is_file(), name
     history = json.loads((out / "history.json").read_text())
     assert len(history["rounds"]) == 2 and history["summary"]["clients"] == 2
     from ragsc.federated.config import load_spec
 
     spec = load_spec(tmp_path / "fed.yaml")
-    meta = load_adapters(out, build_model(spec, load_base(spec.base)))
+    meta = load_adapters(out / "model", build_model(spec, load_base(spec.base)))
     assert meta["info"]["command"].startswith("ragsc federated run")
 
 

@@ -96,8 +96,13 @@ def test_adapters_of_another_shape_or_a_bad_file_are_refused(tiny_base, tmp_path
     wide = ClientModel(load_base(tiny_base), rank=3, alpha=4.0, targets=None, k_symbols=4)
     with pytest.raises(ModelLoadError, match="shape"):
         load_adapters(tmp_path, wide)
-    (tmp_path / "adapters.json").write_text(json.dumps({"format": "something else"}))
-    with pytest.raises(ModelLoadError, match="not a ragsc adapters file"):
+    header = json.loads((tmp_path / "config.json").read_text())
+    assert header["kind"] == "federated-adapters" and header["config"]["k_symbols"] == 4
+    (tmp_path / "config.json").write_text(json.dumps({**header, "kind": "student"}))
+    with pytest.raises(ModelLoadError, match="holds a 'student', not federated adapters"):
+        load_adapters(tmp_path, m)
+    (tmp_path / "config.json").write_text(json.dumps({**header, "config": {"base": {}}}))
+    with pytest.raises(ModelLoadError, match="needs base, targets and k_symbols"):
         load_adapters(tmp_path, m)
     with pytest.raises(ModelLoadError, match="no adapters"):
         load_adapters(tmp_path / "missing", m)
