@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from _common import machine  # noqa: E402
 
 from ragsc.distill.store import TeacherStore  # noqa: E402
-from ragsc.distill.students import ImageStudentConfig  # noqa: E402
+from ragsc.distill.student_nets import ImageStudentConfig  # noqa: E402
 from ragsc.distill.train import evaluate_student, train_student  # noqa: E402
 from ragsc.report import table  # noqa: E402
 

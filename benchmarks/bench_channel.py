@@ -1,8 +1,8 @@
-"""Link figures for the README: analog throughput and overhead vs. raw Sionna blocks, digital throughput.
+"""Channel figures: analog throughput and overhead vs. raw Sionna blocks, digital throughput.
 
     python benchmarks/bench_channel.py [--items 20000] [--repeats 5]
 
-Prints (never asserts): complex symbols/s through ``ragsc.channel.Link`` and through the same link
+Prints (never asserts): complex symbols/s through ``ragsc.channel.AnalogLink`` and through the same link
 written by hand around the raw Sionna blocks on the same tensors (pairing into complex symbols, power
 normalisation, ``AWGN`` / ``GenerateFlatFadingChannel``, MMSE equalisation, re-normalisation), their
 ratio (the ragsc layer's overhead, goal <= 1.1); the bare ``AWGN`` block alone for scale; and
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from _common import best_time, best_times, machine  # noqa: E402
 
-from ragsc.channel import ChannelConfig, CodedPHY, CodingConfig, Link
+from ragsc.channel import AnalogLink, ChannelConfig, CodedPHY, CodingConfig
 from ragsc.report import table
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     with torch.inference_mode():
         for name in ("awgn", "rayleigh"):
-            link = Link(channel=name, snr_db=snr_db, k_symbols=k)
+            link = AnalogLink(channel=name, snr_db=snr_db, k_symbols=k)
             t_ours, t_raw = best_times(lambda link=link: link(z),
                                        lambda name=name: by_hand(name == "rayleigh"), args.repeats)
             rows.append([f"analog {name}", f"{n_sym / t_ours:.3g}", f"{n_sym / t_raw:.3g}",

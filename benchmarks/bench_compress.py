@@ -5,7 +5,7 @@
                                         [--finetune-epochs 4] [--lm-sentences 100] [--lm-snr 5,10,20]
 
 * ``text``: the embedded encoder's MiniLM text tower as float32, int8-dynamic, int8-static, fp16 and bf16
-  (:func:`ragsc.compress.front`): size of the saved weights, latency of one forward pass at batch 1 and 64
+  (:func:`ragsc.compress.pareto`): size of the saved weights, latency of one forward pass at batch 1 and 64
   (median of ``--repeats``, ``--threads`` torch threads), and the ratios to float; gloss R@1 (a WordNet
   definition retrieves its own synset's example sentence first among ``--pairs`` drawn synsets' examples,
   both sides encoded by the tower under test, as a device using it would retrieve;

@@ -69,7 +69,7 @@ from ragsc.distill.robust import (  # noqa: E402
     train_robust,
 )
 from ragsc.distill.store import DataRecipe, TeacherStore, build_store  # noqa: E402
-from ragsc.distill.students import ImageStudent, ImageStudentConfig  # noqa: E402
+from ragsc.distill.student_nets import ImageStudent, ImageStudentConfig  # noqa: E402
 from ragsc.distill.train import _pixels, embed_store, image_inputs, keep_labels, train_student  # noqa: E402
 from ragsc.encoders import load_encoder  # noqa: E402
 from ragsc.errors import RagscError  # noqa: E402

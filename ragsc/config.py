@@ -105,7 +105,7 @@ class EncoderConfig(Config):
 class ChannelConfig(Config):
     """The wireless channel every transmission path crosses (see :mod:`ragsc.channel` for the units).
 
-    One config for every path: the analog :class:`~ragsc.channel.Link`, the CAT link, the digital
+    One config for every path: the analog :class:`~ragsc.channel.AnalogLink`, the CAT link, the digital
     paths and the ideal bound all hold one (``path.config``), and a pipeline spec's ``channel:`` section
     validates into it (into its subclass :class:`PipelineChannelConfig`, which adds the pipeline's choice
     of path). ``snr_db`` is the default of a call that names none (:meth:`resolve_snr`).
@@ -141,8 +141,8 @@ class PipelineChannelConfig(ChannelConfig):
     the pipeline's embeddings take (images, and sentences with ``text.link: embedding``).
 
     ``path: analog`` (the default) sends ``k_symbols`` PCA coefficients of each embedding
-    (:class:`~ragsc.channel.Link`). ``path: cat`` sends it through the trained channel-aware codec saved in
-    the folder ``cat`` (:class:`~ragsc.channel.CATLink`; ``CATCodec.save``'s ``config.json`` +
+    (:class:`~ragsc.channel.AnalogLink`). ``path: cat`` sends it through the trained channel-aware codec saved
+    in the folder ``cat`` (:class:`~ragsc.channel.CATLink`; ``CATCodec.save``'s ``config.json`` +
     ``model.safetensors``, a path relative to the working directory): each item's length is the fewest
     symbols whose calibrated cosine reaches ``cat_quality`` at the SNR (the codec's rate table), or the fixed
     ``cat_symbols``; ``k_symbols`` is then not what the pipeline spends (see

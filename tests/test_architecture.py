@@ -150,3 +150,41 @@ def test_registry_targets_exist(registry):
         module, _, name = entry.target.partition(":")
         assert module in MODULES, f"{entry.prefix}: no module {module}"
         assert callable(entry.load()), f"{entry.prefix}: {entry.target} is not callable"
+
+
+def test_no_name_shadows_a_submodule():
+    """``from ragsc.kb.ingestion import ingest`` is fine; a package name bound to something other than its
+    submodule of that name (``ragsc.kb.ingest`` the function hiding ``ragsc/kb/ingest.py``) is not."""
+    wrong = []
+    for module, path in MODULES.items():
+        if path.name != "__init__.py":
+            continue
+        subs = {m.rpartition(".")[2] for m in MODULES if m.rpartition(".")[0] == module}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom):
+                bound = [(a.asname or a.name, f"{node.module}.{a.name}") for a in node.names]
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                bound = [(node.name, None)]
+            elif isinstance(node, ast.Assign):
+                bound = [(t.id, None) for t in node.targets if isinstance(t, ast.Name)]
+            else:
+                continue
+            wrong += [f"{module}.{name} ({what or 'defined here'}) hides the submodule {module}.{name}"
+                      for name, what in bound if name in subs and what != f"{module}.{name}"]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_one_class_per_name():
+    """Two public classes of one name in ragsc (two ``Received``, two ``SplitServer``) read as one."""
+    where: dict[str, list[str]] = {}
+    for module, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(module)
+    twice = {name: mods for name, mods in where.items() if len(mods) > 1}
+    assert not twice, twice
+
+
+def test_no_module_over_400_lines():
+    long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"modules over 400 lines (split them by concept): {long}"

@@ -130,7 +130,7 @@ def test_snr_is_checked_in_one_place():
 
 
 def test_pipeline_channel_chooses_analog_or_cat():
-    from ragsc.channel import Link
+    from ragsc.channel import AnalogLink
     from ragsc.config import ChannelConfig, PipelineChannelConfig
 
     spec = validate(PipelineSpec, {"name": "n", "task": "image"})
@@ -143,9 +143,9 @@ def test_pipeline_channel_chooses_analog_or_cat():
     assert validate(PipelineSpec, {"name": "n", "task": "image", "channel": {"path": "cat", "cat": "x",
                                                                             "cat_symbols": 16}}).channel
     # the paths read only the ChannelConfig fields, and take no pipeline setting as an override
-    assert type(Link(c).config) is ChannelConfig and Link(c).config.channel == c.channel
+    assert type(AnalogLink(c).config) is ChannelConfig and AnalogLink(c).config.channel == c.channel
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['path'\]"):
-        Link(path="cat")
+        AnalogLink(path="cat")
 
 
 @pytest.mark.parametrize(("channel", "match"), [

@@ -20,7 +20,7 @@ Every transmission path is configured with one :class:`~ragsc.config.ChannelConf
 
 * :class:`Channel` (``models.py``): AWGN / Rayleigh / Rician on complex tensors, built on Sionna's
   ``AWGN`` and ``GenerateFlatFadingChannel`` blocks, seeded per instance.
-* :class:`Link` (``analog.py``): JSCC-style analog transmission of :class:`~ragsc.types.SemanticTokens`.
+* :class:`AnalogLink` (``analog.py``): JSCC-style analog transmission of :class:`~ragsc.types.SemanticTokens`.
 * :class:`PCAOrdering` (``adaptive.py``): importance ordering of embeddings (principal axes), a
   ``transform`` for the analog link.
 * :class:`CATLink` (``cat/``): the trained channel-adaptive path, a channel-aware transformer codec
@@ -35,7 +35,7 @@ Every transmission path is configured with one :class:`~ragsc.config.ChannelConf
 """
 
 from ragsc.channel.adaptive import PCAOrdering
-from ragsc.channel.analog import Link
+from ragsc.channel.analog import AnalogLink
 from ragsc.channel.cat import CATCalibration, CATCodec, CATConfig, CATLink
 from ragsc.channel.digital import CodedPHY, CodingConfig, DigitalLink, IdealDigital, SeparateCoding
 from ragsc.channel.lm_codec import LMTextCodec
@@ -45,6 +45,6 @@ from ragsc.config import ChannelConfig
 
 __all__ = [
     "CHANNELS", "CATCalibration", "CATCodec", "CATConfig", "CATLink", "Channel", "ChannelConfig", "CodedPHY",
-    "CodingConfig", "DigitalLink", "IdealDigital", "LMTextCodec", "Link", "PCAOrdering", "Received",
+    "CodingConfig", "DigitalLink", "IdealDigital", "LMTextCodec", "AnalogLink", "PCAOrdering", "Received",
     "SeparateCoding", "TransmissionPath", "equalize", "estimate_snr_db", "snr_db_to_no",
 ]

@@ -1,6 +1,7 @@
 """Importance ordering of embeddings: :class:`PCAOrdering`, the principal axes of a KB's embeddings, most
 variance first; sending the leading ``2k`` coefficients is the best linear ``k``-symbol summary. The analog
-:class:`~ragsc.channel.Link` takes it as its ``transform``; the trained decoders store theirs in their file.
+:class:`~ragsc.channel.AnalogLink` takes it as its ``transform``; the trained decoders store theirs in their
+folder.
 
 (The trained channel-adaptive path is :mod:`ragsc.channel.cat`; its rate policy is calibrated, not predicted.)
 """

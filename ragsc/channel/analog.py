@@ -48,7 +48,7 @@ def from_symbols(x: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(x.contiguous()).reshape(x.shape[0], -1)
 
 
-class Link(TransmissionPath):
+class AnalogLink(TransmissionPath):
     """Analog transmission of semantic tokens over one channel.
 
     Parameters

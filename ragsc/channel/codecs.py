@@ -89,7 +89,7 @@ def _bits_to_int(bits: torch.Tensor, width: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------- text
 
 
-class TextCodec:
+class DeflateTextCodec:
     """UTF-8, raw-deflated when that is shorter, behind a 16-bit header (1 flag bit + 15-bit length).
 
     Raw deflate (no zlib header / checksum: the channel code's CRC already protects the payload).

@@ -38,8 +38,8 @@ from PIL import Image
 from pydantic import Field, field_validator
 
 from ragsc.channel.codecs import (
+    DeflateTextCodec,
     ImageCodec,
-    TextCodec,
     bits_to_bytes,
     bytes_to_bits,
     dequantize,
@@ -148,7 +148,7 @@ class CodedPHY:
 
 
 class DigitalLink(TransmissionPath):
-    """Quantised semantic tokens over the coded PHY: the digital twin of :class:`~ragsc.channel.Link`.
+    """Quantised semantic tokens over the coded PHY: the digital twin of :class:`~ragsc.channel.AnalogLink`.
 
     As many leading features as fit the budget are sent (``b`` bits each, plus a float16 scale);
     with a transform (importance ordering) the leading ones are the most important.
@@ -245,7 +245,7 @@ class SeparateCoding(TransmissionPath):
     ----------
     text_codec
         The source codec of texts (``encode(text, max_bits) -> bytes | None``, ``decode(bytes) -> str``):
-        :class:`~ragsc.channel.codecs.TextCodec` (UTF-8 + deflate) by default, or e.g.
+        :class:`~ragsc.channel.codecs.DeflateTextCodec` (UTF-8 + deflate) by default, or e.g.
         :class:`~ragsc.channel.lm_codec.LMTextCodec` (a language model's arithmetic code).
 
     Notes
@@ -263,7 +263,7 @@ class SeparateCoding(TransmissionPath):
         self._phys: dict[int, CodedPHY | None] = {self.config.k_symbols: self.phy}
         ImageCodec(image_format)  # reject an unknown format now, not at the first image
         self.image_format = image_format
-        self.text_codec = TextCodec() if text_codec is None else text_codec
+        self.text_codec = DeflateTextCodec() if text_codec is None else text_codec
 
     def phy_for(self, k_symbols: int) -> CodedPHY | None:
         """The PHY of a ``k_symbols`` budget (cached), or ``None`` when no transport block fits it."""
@@ -330,7 +330,7 @@ class IdealDigital(TransmissionPath):
     Call ``rx = ideal(x, snr_db=None, channel_uses=None)``: semantic tokens (or a float tensor
     ``[N, D]``) are quantised (``coding.quant_bits`` per feature, in ``transform``'s basis when one is
     given) at that budget; a list of texts or PIL images goes through the source codec at that budget
-    (``rx.content``), texts through ``text_codec`` (default :class:`~ragsc.channel.codecs.TextCodec`).
+    (``rx.content``), texts through ``text_codec`` (default :class:`~ragsc.channel.codecs.DeflateTextCodec`).
     ``channel_uses`` (one int per item) overrides ``k_symbols`` item by item: each item's budget is
     the capacity of its own channel uses (``rx.channel_uses`` the mean, rounded).
     """
@@ -342,7 +342,7 @@ class IdealDigital(TransmissionPath):
                                self.config.seed)
         ImageCodec(image_format)
         self.image_format, self.transform = image_format, transform
-        self.text_codec = TextCodec() if text_codec is None else text_codec
+        self.text_codec = DeflateTextCodec() if text_codec is None else text_codec
 
     def budgets(self, n_items: int, snr_db: float, channel_uses: list[int] | None = None) -> list[int]:
         """Capacity in bits of each of ``n_items`` items' channel uses (``k_symbols`` each, or

@@ -1,6 +1,6 @@
 """A causal language model as a text source coder: arithmetic coding over the LM's next-token distribution.
 
-:class:`LMTextCodec` has :class:`~ragsc.channel.codecs.TextCodec`'s budget interface
+:class:`LMTextCodec` has :class:`~ragsc.channel.codecs.DeflateTextCodec`'s budget interface
 (``encode(text, max_bits) -> bytes | None``, ``decode(bytes) -> str``), so the digital baselines can send
 texts with it (``SeparateCoding(cfg, text_codec=LMTextCodec(lm))``). A token the LM finds likely costs
 few bits: the payload is about ``-sum_t log2 p_LM(token_t | prompt, tokens_<t)`` bits, the best a separate
@@ -57,7 +57,7 @@ import torch
 
 from ragsc.errors import ConfigError, InputError
 
-DEFAULT_PROMPT = "Here is a sentence:\n"  # the token decoder's prompt (ragsc.decoders.token_decoder)
+DEFAULT_PROMPT = "Here is a sentence:\n"  # also the token decoder's (ragsc.decoders.token_decoder imports it)
 
 # ----------------------------------------------------------------------------- the arithmetic coder
 
@@ -204,10 +204,10 @@ class _LRU(OrderedDict):
 class LMTextCodec:
     """Text source codec: arithmetic coding with a causal LM as the probability model.
 
-    Same interface as :class:`~ragsc.channel.codecs.TextCodec`: ``encode(text, max_bits) -> bytes | None``
-    (whole words dropped from the end until the payload fits; ``None`` when not even the first word fits)
-    and ``decode(data) -> str``; :meth:`n_bits` gives the exact code length of a whole text. See the module
-    docstring for the coding, the termination and their costs.
+    Same interface as :class:`~ragsc.channel.codecs.DeflateTextCodec`: ``encode(text, max_bits) ->
+    bytes | None`` (whole words dropped from the end until the payload fits; ``None`` when not even the first
+    word fits) and ``decode(data) -> str``; :meth:`n_bits` gives the exact code length of a whole text.
+    See the module docstring for the coding, the termination and their costs.
 
     Parameters
     ----------

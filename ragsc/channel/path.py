@@ -1,6 +1,6 @@
 """The link protocol: what every transmission path takes, returns and is configured with.
 
-Every path (:class:`~ragsc.channel.Link`, :class:`~ragsc.channel.CATLink`,
+Every path (:class:`~ragsc.channel.AnalogLink`, :class:`~ragsc.channel.CATLink`,
 :class:`~ragsc.channel.DigitalLink`, :class:`~ragsc.channel.SeparateCoding`,
 :class:`~ragsc.channel.IdealDigital`) is a :class:`TransmissionPath`: configured once with a
 :class:`~ragsc.config.ChannelConfig` (plus its own few settings), then called on batches like a Sionna
@@ -105,7 +105,7 @@ def path_configs(config: ChannelConfig | None, overrides: dict,
                  *own: tuple[type[BaseModel], BaseModel | None], what: str = "link") -> tuple:
     """Validate a path's :class:`ChannelConfig` and its own configs from keyword ``overrides``.
 
-    Each override goes to the config that declares the field (``Link(snr_db=5, k_symbols=96)``,
+    Each override goes to the config that declares the field (``AnalogLink(snr_db=5, k_symbols=96)``,
     ``DigitalLink(channel="rayleigh", modulation=16)``); a name no config declares is a
     :class:`ConfigError`. A base config may be a subclass (a pipeline spec's
     :class:`~ragsc.config.PipelineChannelConfig`): only the fields of the model it stands for are taken.

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ragsc import report
 from ragsc.channel import theory
-from ragsc.channel.analog import Link
+from ragsc.channel.analog import AnalogLink
 from ragsc.channel.digital import CodedPHY, CodingConfig
 from ragsc.channel.models import CHANNELS
 from ragsc.config import SNR_RANGE_DB, ChannelConfig, validate
@@ -108,7 +108,7 @@ def run_sweep(channels: list[str], snrs: list[float], settings: SweepSettings = 
             float(theory.outage_rayleigh(1.0, snr)) if channel == "rayleigh" else None)
 
         for eq in ("mmse", "zf"):
-            rx = Link(link, snr_db=snr, equalizer=eq)(z)
+            rx = AnalogLink(link, snr_db=snr, equalizer=eq)(z)
             has_th = channel in ("awgn", "rayleigh")
             add(f"analog_{eq}", "mse", rx.mse, float(theory.analog_mse(channel, snr, eq)) if has_th else None)
             add(f"analog_{eq}", "cosine", rx.cosine.mean().item(),

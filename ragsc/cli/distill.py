@@ -63,7 +63,7 @@ def distill_train(
 ) -> None:
     """Stage 1: train a student tower on a teacher store and save it as a loadable encoder."""
     from ragsc.distill.store import TeacherStore
-    from ragsc.distill.students import ImageStudentConfig, TextStudentConfig
+    from ragsc.distill.student_nets import ImageStudentConfig, TextStudentConfig
     from ragsc.distill.train import distill_to_folder
 
     s = TeacherStore(store)

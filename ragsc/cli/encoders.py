@@ -37,10 +37,10 @@ def encoders_train_embedded(
 ) -> None:
     """Train the embedded encoder's alignment heads (frozen towers; easy-VQA + ImageNet class names)."""
     from ragsc.encoders.embedded import default_heads
-    from ragsc.encoders.train_embedded import TrainConfig, train_embedded
+    from ragsc.encoders.train_embedded import TrainHeadsConfig, train_embedded
 
     target = out or default_heads()
-    scores = train_embedded(target, TrainConfig(epochs=epochs, seed=seed), overwrite=out is None)
+    scores = train_embedded(target, TrainHeadsConfig(epochs=epochs, seed=seed), overwrite=out is None)
     typer.echo(f"wrote {target}\n" + table(score_rows(scores), SCORE_HEADER))
 
 

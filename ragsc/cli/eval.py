@@ -30,13 +30,13 @@ def eval_pipeline(
     """Sweep a pipeline over SNRs and channels against the baselines at equal channel uses: CSV + PNG."""
     from ragsc.channel.sweep import parse_channels, parse_snr_range
     from ragsc.config import load_pipeline_spec
-    from ragsc.eval import METHODS, SUBSETS, run_eval, save, summary_table
+    from ragsc.eval import SUBSETS, SWEEP_METHODS, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
 
     channels, snrs = parse_channels(channel), parse_snr_range(snr)  # validate before any work
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    if not chosen or any(m not in METHODS for m in chosen):
-        raise ConfigError(f"--methods must be a comma list of {', '.join(METHODS)}, got {methods!r}")
+    if not chosen or any(m not in SWEEP_METHODS for m in chosen):
+        raise ConfigError(f"--methods must be a comma list of {', '.join(SWEEP_METHODS)}, got {methods!r}")
     if subset not in SUBSETS:
         raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
     config = load_pipeline_spec(spec).model_dump()

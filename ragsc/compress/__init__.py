@@ -9,7 +9,7 @@ parameters).
 * :mod:`~ragsc.compress.apply`: :func:`compress` one tower by a config (and replay it on load);
 * :mod:`~ragsc.compress.measure`: size, latency on this machine, parameters, scores on held-out data
   (a text tower's: WordNet definition -> example R@1; cosine and R@1 against the float tower);
-* :mod:`~ragsc.compress.front`: :func:`front` of candidates, :func:`choose` by a budget;
+* :mod:`~ragsc.compress.pareto`: :func:`front` of candidates, :func:`choose` by a budget;
 * :mod:`~ragsc.compress.saved`: :func:`save_compressed` and :class:`CompressedEncoder`
   (``load_encoder("compressed:<dir>")``: config JSON + safetensors, no pickle);
 * :mod:`~ragsc.compress.lm`: the decoder side, a generative decoder's causal LM (int8-dynamic, fp16,
@@ -22,8 +22,8 @@ the decoder's LM) runs the front, prints it and writes the point the budget pick
 
 from ragsc.compress.apply import Compressed, compress
 from ragsc.compress.config import (
+    COMPRESSION_METHODS,
     LM_METHODS,
-    METHODS,
     Budget,
     CompressionConfig,
     FinetuneConfig,
@@ -32,7 +32,6 @@ from ragsc.compress.config import (
     parse_methods,
 )
 from ragsc.compress.data import EvalData
-from ragsc.compress.front import FrontPoint, choose, front, front_table
 from ragsc.compress.lm import (
     CompressedLM,
     LinkData,
@@ -44,11 +43,12 @@ from ragsc.compress.lm import (
     save_compressed_lm,
 )
 from ragsc.compress.measure import Measurement
+from ragsc.compress.pareto import CompressionPoint, choose, front, front_table
 from ragsc.compress.saved import CompressedEncoder, save_compressed
 
 __all__ = [
     "LM_METHODS",
-    "METHODS",
+    "COMPRESSION_METHODS",
     "Budget",
     "Compressed",
     "CompressedEncoder",
@@ -56,7 +56,7 @@ __all__ = [
     "CompressionConfig",
     "EvalData",
     "FinetuneConfig",
-    "FrontPoint",
+    "CompressionPoint",
     "LMCompressionConfig",
     "LMMeasurement",
     "LinkData",

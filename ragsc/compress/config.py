@@ -8,7 +8,7 @@
 * :class:`Budget`: the most megabytes, milliseconds (at one batch size) and parameters a device allows;
   ``None`` leaves a figure free.
 
-Methods (:data:`METHODS`):
+Methods (:data:`COMPRESSION_METHODS`):
 
 ==================  ==========================================================================================
 ``none``            the float tower as it is (the reference point of a front)
@@ -20,7 +20,7 @@ Methods (:data:`METHODS`):
 ``bf16``            the tower in bfloat16 (inputs and outputs cast at its boundary)
 ==================  ==========================================================================================
 
-Whether int8 or half precision is faster on a given CPU is not assumed: :func:`ragsc.compress.front`
+Whether int8 or half precision is faster on a given CPU is not assumed: :func:`ragsc.compress.pareto`
 measures it.
 """
 
@@ -34,7 +34,7 @@ from ragsc.config import Config
 from ragsc.errors import ConfigError
 
 Method = Literal["none", "prune", "int8-dynamic", "int8-static", "fp16", "bf16"]
-METHODS: tuple[str, ...] = ("none", "prune", "int8-dynamic", "int8-static", "fp16", "bf16")
+COMPRESSION_METHODS: tuple[str, ...] = ("none", "prune", "int8-dynamic", "int8-static", "fp16", "bf16")
 PRECISIONS: tuple[str, ...] = ("int8-dynamic", "int8-static", "fp16", "bf16")
 Tower = Literal["text", "image"]
 LMMethod = Literal["none", "int8-dynamic", "fp16", "bf16"]
@@ -58,7 +58,7 @@ class CompressionConfig(Config):
     """One compression of one tower of an encoder.
 
     ``methods`` run in order: ``("prune", "int8-static")`` prunes, fine-tunes, then quantises. A front
-    evaluates several configs (:func:`ragsc.compress.front`).
+    evaluates several configs (:func:`ragsc.compress.pareto`).
     """
 
     encoder: str = Field("embedded", description="the base encoder's spec (load_encoder)")
@@ -115,13 +115,13 @@ def parse_methods(text: str) -> list[tuple[str, ...]]:
         if not part:
             continue
         methods = tuple(m.strip() for m in part.split("+"))
-        unknown = [m for m in methods if m not in METHODS]
+        unknown = [m for m in methods if m not in COMPRESSION_METHODS]
         if unknown:
             raise ConfigError(f"unknown compression method {unknown[0]!r} in {part!r}; known: "
-                              f"{', '.join(METHODS)} (combine as prune+<precision>)")
+                              f"{', '.join(COMPRESSION_METHODS)} (combine as prune+<precision>)")
         out.append(methods)
     if not out:
-        raise ConfigError(f"no compression method given; known: {', '.join(METHODS)}")
+        raise ConfigError(f"no compression method given; known: {', '.join(COMPRESSION_METHODS)}")
     return out
 
 

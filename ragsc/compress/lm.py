@@ -23,7 +23,7 @@ How a candidate is judged (:func:`lm_front`, all on this machine):
 * **agreement**: the share of those sentences decoded exactly as the float LM decodes them (a front's
   tie-break), and sentences per second of the whole decode.
 
-:func:`~ragsc.compress.front.choose` picks the best-scoring point within a
+:func:`~ragsc.compress.pareto.choose` picks the best-scoring point within a
 :class:`~ragsc.compress.config.Budget` (``max_ms`` counts one step at ``budget.batch`` rows).
 :func:`save_compressed_lm` saves it as every model is (:mod:`ragsc.saved`, kind ``compressed-lm``);
 :func:`load_compressed_lm`, i.e. ``load_lm("compressed:<dir>")`` or a pipeline spec's
@@ -319,7 +319,7 @@ def _decode(lm: CausalLM, data: LinkData, received: dict) -> _Decodes:
 def lm_front(configs: Sequence[LMCompressionConfig], *, lm: CausalLM | None = None,
              data: LinkData | None = None, batches: Sequence[int] = (1, 32), repeats: int = 5,
              n_threads: int | None = None, progress: bool = False) -> list:
-    """Compress and measure each candidate; a list of :class:`~ragsc.compress.front.FrontPoint`.
+    """Compress and measure each candidate; a list of :class:`~ragsc.compress.pareto.CompressionPoint`.
 
     Parameters
     ----------
@@ -333,7 +333,7 @@ def lm_front(configs: Sequence[LMCompressionConfig], *, lm: CausalLM | None = No
     """
     from tqdm.auto import tqdm
 
-    from ragsc.compress.front import FrontPoint
+    from ragsc.compress.pareto import CompressionPoint
     from ragsc.eval.metrics import bleu
 
     if not configs:
@@ -362,14 +362,14 @@ def lm_front(configs: Sequence[LMCompressionConfig], *, lm: CausalLM | None = No
             {int(b): step_ms(c, int(b), repeats=repeats, n_threads=n_threads) for b in batches},
             {s: float(bleu(decodes.texts[s], data.sentences, 1).mean()) for s in received},
             sum(same) / len(same), len(same) / max(decodes.seconds, 1e-9))
-        points.append(FrontPoint(c, figures))
+        points.append(CompressionPoint(c, figures))
     return points
 
 
 def lm_front_table(points: Sequence, budget=None, chosen=None) -> str:
     """The LM front as a table: method, size, step latency per row count, BLEU-1 per SNR, agreement,
     sentences per second, within budget."""
-    from ragsc.compress.front import within_cell
+    from ragsc.compress.pareto import within_cell
     from ragsc.report import table
 
     batches = sorted({b for p in points for b in p.figures.ms})

@@ -7,7 +7,7 @@ any submodule the encoder calls directly, see :meth:`ragsc.compress.towers.Tower
 encoder's float heads read float32 as before. Integer inputs (token ids, masks) pass unchanged.
 
 On CPUs without native half arithmetic this is often *slower* than float32;
-:func:`ragsc.compress.front` measures it rather than assuming.
+:func:`ragsc.compress.pareto` measures it rather than assuming.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def item_image_path(item) -> Path | None:
 
 
 @lru_cache(maxsize=8192)
-def _pixels(path: str, size: int) -> np.ndarray:
+def load_pixels(path: str, size: int) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -89,4 +89,4 @@ def item_pixels(item, size: int) -> torch.Tensor | None:
     path = item_image_path(item)
     if path is None:
         return None
-    return torch.from_numpy(_pixels(str(path), size)).permute(2, 0, 1)
+    return torch.from_numpy(load_pixels(str(path), size)).permute(2, 0, 1)

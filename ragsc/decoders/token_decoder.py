@@ -30,10 +30,10 @@ from collections import Counter
 
 import torch
 
+from ragsc.channel.lm_codec import DEFAULT_PROMPT  # one prompt for the LM's sentences, both decoders'
 from ragsc.channel.token_link import TokenCodebook, TokenObservation
 from ragsc.errors import ConfigError, InputError
 
-DEFAULT_PROMPT = "Here is a sentence:\n"
 # what the LM reads before the prompt when KB neighbours are consistent with the received symbols
 RAG_PROMPT = "Here are some sentences:\n{sentences}\n"
 

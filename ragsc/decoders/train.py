@@ -1,7 +1,7 @@
 """``ragsc decoders train``: train the text GRU, the image generator and the VQA answer head.
 
 Everything is trained behind one encoder (default ``embedded``) on the default corpora, under the
-channel the pipelines use: each batch goes through a real :class:`~ragsc.channel.Link` (AWGN or
+channel the pipelines use: each batch goes through a real :class:`~ragsc.channel.AnalogLink` (AWGN or
 Rayleigh, SNR uniform in ``[snr_min_db, snr_max_db]``, a random number of complex symbols) in the
 PCA basis fitted on the global KB's content (train images and the whole text corpus). The text
 decoder is trained on the corpus without the KB-only fortunes (see
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ConfigDict, Field
 
-from ragsc.channel import Link, PCAOrdering
+from ragsc.channel import AnalogLink, PCAOrdering
 from ragsc.config import Config
 from ragsc.decoders.bundle import PARTS, Decoders, save_decoders
 from ragsc.decoders.context import rank_weights
@@ -62,7 +62,7 @@ def training_data(encoder, progress: bool = True) -> dict:
     """Embeddings, pixels, texts and questions of the default corpora (embeddings cached)."""
     from ragsc.datasets import load_easy_vqa
     from ragsc.datasets.corpus import decoder_corpus, text_corpus
-    from ragsc.decoders.context import _pixels
+    from ragsc.decoders.context import load_pixels
 
     train = load_easy_vqa("train")
     kb_texts = list(text_corpus())  # the PCA basis is fitted on what the KB holds
@@ -74,7 +74,7 @@ def training_data(encoder, progress: bool = True) -> dict:
                                lambda: encoder.encode_texts(kb_texts).embeddings)
     index = {t: i for i, t in enumerate(kb_texts)}
     texts = kb_emb[[index[t] for t in sentences]]
-    pixels = np.stack([_pixels(str(x.path), 64) for x in train])
+    pixels = np.stack([load_pixels(str(x.path), 64) for x in train])
     pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
     qa = [(i, q, a) for i, x in enumerate(train) for q, a in x.questions]
     return {"train": train, "images": images, "pixels": pixels, "sentences": sentences, "texts": texts,
@@ -89,8 +89,9 @@ class NoisyChannel:
 
     def __call__(self, emb: torch.Tensor) -> torch.Tensor:
         c = self.cfg
-        link = Link(channel=self.rng.choice(["awgn", "rayleigh"]), k_symbols=self.rng.choice(c.k_symbols),
-                    transform=self.pca, seed=self.rng.randrange(2**31))
+        link = AnalogLink(channel=self.rng.choice(["awgn", "rayleigh"]),
+                          k_symbols=self.rng.choice(c.k_symbols), transform=self.pca,
+                          seed=self.rng.randrange(2**31))
         return link(emb, self.rng.uniform(c.snr_min_db, c.snr_max_db)).tokens.embeddings
 
 

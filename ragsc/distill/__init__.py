@@ -13,13 +13,8 @@
 
 from ragsc.distill.losses import BottleneckConfig, BottleneckHead, ib_kd_loss, kd_loss, soft_kd_loss
 from ragsc.distill.store import DataRecipe, TeacherStore, build_store
-from ragsc.distill.students import (
-    ImageStudentConfig,
-    StudentConfig,
-    StudentEncoder,
-    TextStudentConfig,
-    save_student,
-)
+from ragsc.distill.student_nets import ImageStudentConfig, TextStudentConfig
+from ragsc.distill.students import StudentConfig, StudentEncoder, save_student
 from ragsc.distill.train import distill_to_folder, evaluate_student, train_student
 
 __all__ = [

@@ -25,8 +25,8 @@ from torch import nn
 from ragsc.channel.cat import normalize_power
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
 from ragsc.config import Config
-from ragsc.distill.students import cnn
-from ragsc.distill.train import _pixels
+from ragsc.distill.student_nets import cnn
+from ragsc.distill.train import to_student_pixels
 from ragsc.errors import ConfigError, InputError
 
 
@@ -116,7 +116,7 @@ def train_deepjscc(model: DeepJSCC, images: torch.Tensor, labels: torch.Tensor, 
             kind = c.channels[int(torch.randint(len(c.channels), (1,), generator=g))]
             lo, hi = c.snr_range_db
             snr = lo + (hi - lo) * torch.rand(len(idx), generator=g)
-            loss = F.cross_entropy(model(_pixels(images[idx]), snr, sims[kind]), labels[idx])
+            loss = F.cross_entropy(model(to_student_pixels(images[idx]), snr, sims[kind]), labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -145,7 +145,7 @@ def evaluate_deepjscc(model: DeepJSCC, images: torch.Tensor, labels: torch.Tenso
     for kind in channels or model.config.channels:
         for snr in snrs:
             sim = Channel(kind, "block", model.config.rician_k, seed)
-            pred = torch.cat([model(_pixels(images[b:b + 256]), float(snr), sim).argmax(-1)
+            pred = torch.cat([model(to_student_pixels(images[b:b + 256]), float(snr), sim).argmax(-1)
                               for b in range(0, len(images), 256)])
             rows.append({"channel": kind, "snr_db": float(snr), "n_symbols": model.config.n_symbols,
                          "accuracy": float((pred == labels).float().mean())})

@@ -24,8 +24,8 @@ from torch import nn
 from ragsc.channel.cat import CATCodec
 from ragsc.channel.models import Channel
 from ragsc.distill.store import TeacherStore
-from ragsc.distill.students import ImageStudentConfig, TextStudentConfig
-from ragsc.distill.train import LabelledBatches, _pixels, image_inputs, keep_labels, split
+from ragsc.distill.student_nets import ImageStudentConfig, TextStudentConfig
+from ragsc.distill.train import LabelledBatches, image_inputs, keep_labels, split, to_student_pixels
 from ragsc.errors import ConfigError, InputError
 
 
@@ -42,7 +42,7 @@ def _inputs(store: TeacherStore, config) -> tuple[object, torch.Tensor]:
     if isinstance(config, ImageStudentConfig):
         x, _ = image_inputs(store, config.image_size, views=False)
         return x[:, 0], store.tensors()["image"]
-    from ragsc.distill.students import load_tokenizer, tokenize
+    from ragsc.distill.student_nets import load_tokenizer, tokenize
 
     ids, mask, _ = tokenize(load_tokenizer(config.tokenizer), [it.text for it in store.inputs()],
                             config.max_tokens)
@@ -51,7 +51,7 @@ def _inputs(store: TeacherStore, config) -> tuple[object, torch.Tensor]:
 
 def _embed(student: nn.Module, x, idx: torch.Tensor, image: bool) -> torch.Tensor:
     if image:
-        return student(_pixels(x[idx]))[0]
+        return student(to_student_pixels(x[idx]))[0]
     ids, mask = x
     return student(ids[idx], mask[idx])[0]
 

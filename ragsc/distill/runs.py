@@ -27,7 +27,7 @@ import torch
 from ragsc.distill.darts import (
     COMPLEXITIES,
     PRIMITIVES,
-    FrontPoint,
+    LambdaPoint,
     SearchSpaceConfig,
     SkipGuard,
     check_budget,
@@ -35,9 +35,8 @@ from ragsc.distill.darts import (
     plot_front,
 )
 from ragsc.distill.store import TeacherStore
+from ragsc.distill.student_nets import ImageStudent, ImageStudentConfig
 from ragsc.distill.students import (
-    ImageStudent,
-    ImageStudentConfig,
     StudentConfig,
     StudentEncoder,
     TeacherRef,
@@ -140,7 +139,7 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
         The store holds no images or too few to split, or a folder holds another teacher's student.
     """
     from ragsc.config import validate
-    from ragsc.distill.train import _pixels, image_inputs, split
+    from ragsc.distill.train import image_inputs, split, to_student_pixels
 
     lams = _check_lams(lams)
     if complexity not in COMPLEXITIES:
@@ -176,7 +175,7 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
                          f"split at val_fraction {val_fraction}")
 
     pixels, targets = image_inputs(store, image_size, views=False)
-    x, target = _pixels(pixels[:, 0]), targets[:, 0].float()
+    x, target = to_student_pixels(pixels[:, 0]), targets[:, 0].float()
     tr, va = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
     points = lambda_front(x[tr], target[tr], x[va], target[va], lams, space, epochs=epochs,
                           retrain_epochs=retrain_epochs, batch_size=batch_size, lr_w=lr_w, lr_alpha=lr_alpha,
@@ -203,7 +202,8 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
     return rows
 
 
-def _save_point(folder: Path, point: FrontPoint, store: TeacherStore, image_size: int, figures: dict) -> None:
+def _save_point(folder: Path, point: LambdaPoint, store: TeacherStore, image_size: int,
+                figures: dict) -> None:
     """The retrained network as the image tower of a student folder (a text tower there is kept)."""
     arch = point.network.config
     config = ImageStudentConfig(kind="darts", image_size=image_size, out_dim=arch.out_dim,

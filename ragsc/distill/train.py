@@ -30,7 +30,7 @@ from torch import nn
 
 from ragsc.distill.losses import ib_kd_loss, kd_loss
 from ragsc.distill.store import StoreItem, TeacherStore, augmented, image_array
-from ragsc.distill.students import (
+from ragsc.distill.student_nets import (
     ImageStudent,
     ImageStudentConfig,
     TextStudent,
@@ -76,7 +76,7 @@ def _uint8(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round().to(torch.uint8)
 
 
-def _pixels(x: torch.Tensor) -> torch.Tensor:
+def to_student_pixels(x: torch.Tensor) -> torch.Tensor:
     """uint8 images -> the students' normalised input (as :func:`~ragsc.distill.students.image_transform`)."""
     return x.float() / 127.5 - 1
 
@@ -227,7 +227,7 @@ def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentC
 
 def _batch(x, idx: torch.Tensor, view: torch.Tensor, image: bool):
     if image:
-        return _pixels(x[idx, view])
+        return to_student_pixels(x[idx, view])
     ids, mask = x
     return ids[idx], mask[idx]
 
@@ -278,7 +278,7 @@ def embed_store(net: nn.Module, store: TeacherStore, config: ImageStudentConfig 
     net.eval()
     if isinstance(config, ImageStudentConfig):
         x, _ = image_inputs(store, config.image_size, views=False)
-        return torch.cat([net(_pixels(x[b:b + 256, 0]))[0] for b in range(0, len(x), 256)])
+        return torch.cat([net(to_student_pixels(x[b:b + 256, 0]))[0] for b in range(0, len(x), 256)])
     tok = load_tokenizer(config.tokenizer)
     ids, mask, _ = tokenize(tok, [it.text for it in store.inputs()], config.max_tokens)
     return torch.cat([net(ids[b:b + 256], mask[b:b + 256])[0] for b in range(0, len(ids), 256)])

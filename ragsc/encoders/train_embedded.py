@@ -29,7 +29,7 @@ CLASS_PROMPTS = ("a photo of a {}.", "a picture of a {}.", "a close-up photo of 
 
 
 @dataclass
-class TrainConfig:
+class TrainHeadsConfig:
     """Hyper-parameters of the heads' training (defaults reproduce the shipped heads)."""
 
     epochs: int = 40
@@ -113,7 +113,7 @@ def fit_domain_gate(heads: EmbeddedHeads, pooled: torch.Tensor, seed: int = 0, i
     heads.domain_slope.fill_(torch.log(torch.tensor(99.0)) / (q01 - threshold))
 
 
-def train_heads(cfg: TrainConfig = TrainConfig(), progress: bool = True) -> EmbeddedHeads:
+def train_heads(cfg: TrainHeadsConfig = TrainHeadsConfig(), progress: bool = True) -> EmbeddedHeads:
     """Train the heads from scratch and return them (not yet saved)."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -167,7 +167,7 @@ def train_heads(cfg: TrainConfig = TrainConfig(), progress: bool = True) -> Embe
     return heads.eval().requires_grad_(False)
 
 
-def train_embedded(out: Path, cfg: TrainConfig = TrainConfig(), progress: bool = True,
+def train_embedded(out: Path, cfg: TrainHeadsConfig = TrainHeadsConfig(), progress: bool = True,
                    overwrite: bool = False) -> dict:
     """Train and evaluate the heads, save them into the folder ``out`` (a saved model of kind
     ``embedded-heads``; an existing one only with ``overwrite``, checked before training); return the

@@ -58,7 +58,8 @@ class DigitalReceiver:
         Decoded image (by content hash) -> embedding, shared between receivers: both baselines decode
         mostly the same images (the grey fallback above all), and encoding them is the slow part.
     text_codec
-        The source codec of sentences (default: UTF-8 + deflate, :class:`~ragsc.channel.codecs.TextCodec`;
+        The source codec of sentences (default: UTF-8 + deflate,
+        :class:`~ragsc.channel.codecs.DeflateTextCodec`;
         :class:`~ragsc.channel.LMTextCodec` for the LM-coded peer).
     """
 

@@ -2,7 +2,7 @@
 
 ``ragsc eval pipelines/multitask.yaml --snr -5:20:5 --channel awgn,rayleigh --out DIR`` writes
 ``DIR/eval.csv`` (one row per task, metric, method, channel and SNR, columns :data:`COLUMNS`) and one
-PNG per task (:mod:`ragsc.eval.results`). Methods (:data:`METHODS`), at equal channel uses per item:
+PNG per task (:mod:`ragsc.eval.results`). Methods (:data:`SWEEP_METHODS`), at equal channel uses per item:
 what the pipeline spent on each item, i.e. the spec's ``k_symbols`` complex symbols per image (and per
 sentence sent as an embedding) on the analog link, each item's own length on CAT (``channel.path:
 cat``), and for a sentence on the token link what the token link spent on it:
@@ -43,8 +43,8 @@ from ragsc.eval.digital import DigitalReceiver
 from ragsc.eval.scoring import retrieval_scores, score
 from ragsc.eval.sets import evaluation_set
 
-METHODS = ("semantic+rag", "semantic", "semantic-embedding", "retrieval", "digital", "digital-lm", "ideal",
-           "noiseless")
+SWEEP_METHODS = ("semantic+rag", "semantic", "semantic-embedding", "retrieval", "digital", "digital-lm",
+                 "ideal", "noiseless")
 # methods that score sentences only
 TEXT_ONLY = ("semantic-embedding", "digital-lm")
 # a sweep's row: these keys, in this order (also the CSV's columns)
@@ -52,7 +52,8 @@ COLUMNS = ("task", "metric", "method", "channel", "snr_db", "value", "channel_us
 
 
 def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: int = 0,
-             methods: tuple[str, ...] = METHODS, progress: bool = True, subset: str = "all") -> list[dict]:
+             methods: tuple[str, ...] = SWEEP_METHODS, progress: bool = True,
+             subset: str = "all") -> list[dict]:
     """Score ``methods`` on ``pipe``'s task at every channel and SNR.
 
     Parameters
@@ -68,7 +69,7 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
     seed
         Seeds the items and every path's noise.
     methods
-        A subset of :data:`METHODS`.
+        A subset of :data:`SWEEP_METHODS`.
     progress
         Show a progress bar.
     subset
@@ -83,9 +84,9 @@ def run_eval(pipe, channels: list[str], snrs: list[float], n: int = 50, seed: in
 
     from ragsc.encoders import load_encoder
 
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m not in SWEEP_METHODS]
     if bad:
-        raise ConfigError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method(s) {bad}; choose from {', '.join(SWEEP_METHODS)}")
     ev = evaluation_set(pipe.task, n, seed, subset=subset)
     messages = pipe.messages(ev.items)
     tokens = pipe.encode(messages)  # encoded once, sent at every point

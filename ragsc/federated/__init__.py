@@ -3,8 +3,8 @@
 Device side (:class:`Client`, :class:`ClientModel`): a frozen pretrained image encoder with LoRA adapters
 (``peft``) and a transmitter to ``k`` complex symbols; the device simulates its channel and sends what the
 receiver gets. Server side (:class:`SplitServer`): a receiver MLP and task head, trained on received
-symbols and labels only (:class:`Received`; images never leave a device), returning the loss's gradient at
-the cut. Each round the drawn clients go through their local batches in lock step with the server, then
+symbols and labels only (:class:`ReceivedBatch`; images never leave a device), returning the loss's gradient
+at the cut. Each round the drawn clients go through their local batches in lock step with the server, then
 their adapters are averaged (FedAvg, weighted by data size). Non-IID clients by a Dirichlet draw over
 labels, partial participation, clients that fail mid-round, and the bytes up and down per round are all
 handled and reported (:class:`RoundReport`).
@@ -26,13 +26,14 @@ from ragsc.federated.client import Client
 from ragsc.federated.config import FederatedSpec, load_spec, spec_from
 from ragsc.federated.coordinator import Coordinator, FederationError, InProcessTransport
 from ragsc.federated.data import dirichlet_partition, load_images
-from ragsc.federated.model import ClientModel, Receiver, load_adapters, load_base, save_adapters
-from ragsc.federated.protocol import Received, check_received
+from ragsc.federated.model import ClientModel, ReceiverHead, load_adapters, load_base, save_adapters
+from ragsc.federated.protocol import ReceivedBatch, check_received
 from ragsc.federated.results import FederatedResult, RoundReport, plot_runs
 from ragsc.federated.run import centralised_spec, inprocess, run_federated
 from ragsc.federated.server import SplitServer, fedavg
 
 __all__ = ["Client", "ClientModel", "Coordinator", "FederatedResult", "FederatedSpec", "FederationError",
-           "InProcessTransport", "Received", "Receiver", "RoundReport", "SplitServer", "centralised_spec",
+           "InProcessTransport", "ReceivedBatch", "ReceiverHead", "RoundReport", "SplitServer",
+           "centralised_spec",
            "check_received", "dirichlet_partition", "fedavg", "inprocess", "load_adapters", "load_base",
            "load_images", "load_spec", "plot_runs", "run_federated", "save_adapters", "spec_from"]

@@ -4,7 +4,7 @@ A :class:`Client` holds its items as the frozen prefix's features (see
 :class:`~ragsc.federated.model.ClientModel`) and their labels, and answers the server's messages
 (:mod:`ragsc.federated.protocol`). Per round it loads the global adapters, makes ``local_epochs`` passes
 over its items in seeded batches and, per batch, sends the symbols its channel delivered
-(:class:`~ragsc.federated.protocol.Received`: symbols, CSI, noise variance, labels), waits for the
+(:class:`~ragsc.federated.protocol.ReceivedBatch`: symbols, CSI, noise variance, labels), waits for the
 gradient at the cut and takes an Adam step on its adapters (and its transmitter, if that trains).
 
 The channel is simulated on the client's side of the link: the client owns the autograd graph from its
@@ -39,7 +39,7 @@ from ragsc.federated.protocol import (
     Dropped,
     Evaluate,
     Gradient,
-    Received,
+    ReceivedBatch,
     Reply,
     Stats,
     Update,
@@ -172,7 +172,7 @@ class Client:
         idx = self.batches(self.round)[step]
         y, h = self.transmit(self.features[idx], self.round, step)
         self._pending, self.expect = (self.round, step, y), step
-        return Upload(step, Received(y.detach(), self.labels[idx], self.no, h))
+        return Upload(step, ReceivedBatch(y.detach(), self.labels[idx], self.no, h))
 
     def _gradient(self, msg: Gradient) -> Reply:
         if self.round != msg.round or msg.step != self.expect:
@@ -209,7 +209,7 @@ class Client:
             ys.append(y)
             hs.append(h)
         h = None if hs[0] is None else torch.cat(hs)
-        return Upload(-1, Received(torch.cat(ys), self.labels, self.no, h))
+        return Upload(-1, ReceivedBatch(torch.cat(ys), self.labels, self.no, h))
 
     # ------------------------------------------------------------------------------------- state
     def export_state(self) -> dict[str, torch.Tensor]:

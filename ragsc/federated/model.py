@@ -3,7 +3,7 @@
 Device side (:class:`ClientModel`): a frozen pretrained image encoder (a cnn image student, e.g. the
 shipped ``student:embedded``) with LoRA adapters injected by ``peft`` into some of its Conv2d / Linear
 layers, then a transmitter (a linear map to ``k`` complex symbols at unit mean power per symbol). Server
-side (:class:`Receiver`): an MLP on the equalised received symbols and a linear task head. The cut is
+side (:class:`ReceiverHead`): an MLP on the equalised received symbols and a linear task head. The cut is
 the channel: what crosses it are symbols one way and the loss's gradient w.r.t. them the other way.
 
 peft fits here as is: :func:`peft.inject_adapter_in_model` takes any ``nn.Module`` and wraps the named
@@ -90,7 +90,7 @@ def load_base(spec: str) -> Base:
 
 
 def _image_student(base: Base) -> nn.Module:
-    from ragsc.distill.students import ImageStudent
+    from ragsc.distill.student_nets import ImageStudent
 
     net = ImageStudent(base.config)
     try:
@@ -224,7 +224,7 @@ class ClientModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------- server side
-class Receiver(nn.Module):
+class ReceiverHead(nn.Module):
     """Equalised symbols ``[B, k]`` complex -> class logits ``[B, C]``: an MLP and a linear head."""
 
     def __init__(self, k_symbols: int, hidden: int, num_classes: int, seed: int = 0) -> None:
@@ -270,7 +270,7 @@ class Adapters:
         return Saved(self.kind, self.format_version, self.config, tensors, self.info)
 
 
-def save_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | None = None,
+def save_adapters(folder: str | Path, model: ClientModel, receiver: ReceiverHead | None = None,
                   info: dict | None = None, *, overwrite: bool = False) -> Path:
     """Save the device's trained weights (and the server's receiver) into ``folder`` as a model folder
     (:class:`Adapters`)."""
@@ -281,7 +281,7 @@ def save_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | N
     return save(Adapters(config, tensors, rx, info), folder, overwrite=overwrite)
 
 
-def load_adapters(folder: str | Path, model: ClientModel, receiver: Receiver | None = None) -> dict:
+def load_adapters(folder: str | Path, model: ClientModel, receiver: ReceiverHead | None = None) -> dict:
     """Load saved adapters into ``model`` (and the receiver into ``receiver``); returns their config with
     ``info``.
 

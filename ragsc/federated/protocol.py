@@ -13,7 +13,7 @@ A round with ``B`` local batches is ``B + 1`` exchanges per client: ``Begin -> U
 numbers; the byte counts are the tensors' sizes (complex64 symbols and gradients: 8 bytes per complex
 symbol, int64 labels, float32 weights), not the transport's framing.
 
-:class:`Received` is the one thing the server's training API accepts: received symbols ``[B, k]``
+:class:`ReceivedBatch` is the one thing the server's training API accepts: received symbols ``[B, k]``
 (complex), the receiver's channel state (``h``, perfect CSI, or None for AWGN), the noise variance and the
 labels. :func:`check_received` refuses anything else (an image batch, real-valued features, labels that do
 not match), so raw data cannot reach the server through it by mistake.
@@ -32,7 +32,7 @@ EVALUATOR = -1  # the client id of the held-out set's holder in every transport
 
 
 @dataclass
-class Received:
+class ReceivedBatch:
     """One batch as the server receives it: ``y [B, k]`` complex64, ``labels [B]`` int64, the noise
     variance ``no`` and the receiver's CSI ``h`` (``[B, 1]`` or ``[B, k]`` complex64; None: AWGN)."""
 
@@ -46,11 +46,11 @@ class Received:
                 "csi": tensor_bytes(self.h) if self.h is not None else 0}
 
 
-def check_received(r: object, k_symbols: int, num_classes: int) -> Received:
-    """``r`` if it is a :class:`Received` of ``k_symbols`` complex symbols per item with valid labels, else
-    :class:`InputError` (the server never takes images or features: only symbols off the channel)."""
-    if not isinstance(r, Received):
-        raise InputError(f"the server takes Received symbols and labels, got {type(r).__name__}")
+def check_received(r: object, k_symbols: int, num_classes: int) -> ReceivedBatch:
+    """``r`` if it is a :class:`ReceivedBatch` of ``k_symbols`` complex symbols per item with valid labels,
+    else :class:`InputError` (the server never takes images or features: only symbols off the channel)."""
+    if not isinstance(r, ReceivedBatch):
+        raise InputError(f"the server takes ReceivedBatch symbols and labels, got {type(r).__name__}")
     y, labels = r.y, r.labels
     if not isinstance(y, torch.Tensor) or not y.is_complex() or y.ndim != 2 or y.shape[1] != k_symbols:
         what = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
@@ -125,7 +125,7 @@ class Evaluate:
 @dataclass
 class Upload:
     step: int
-    received: Received
+    received: ReceivedBatch
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The server's half of split fine-tuning: a receiver trained on what comes off the channel, and FedAvg.
 
-:class:`SplitServer` holds the receiver (:class:`~ragsc.federated.model.Receiver`) and its optimiser.
-:meth:`SplitServer.step` takes one client batch of :class:`~ragsc.federated.protocol.Received` symbols
+:class:`SplitServer` holds the receiver (:class:`~ragsc.federated.model.ReceiverHead`) and its optimiser.
+:meth:`SplitServer.step` takes one client batch of :class:`~ragsc.federated.protocol.ReceivedBatch` symbols
 and labels, equalises them (the receiver's CSI), computes the task loss, updates the receiver and
 returns the loss's gradient w.r.t. the received symbols: the client backpropagates it through its own
 channel simulation, transmitter and adapters. Clients' batches are taken one after another in client
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from ragsc.channel.models import equalize
 from ragsc.errors import InputError
-from ragsc.federated.model import Receiver
-from ragsc.federated.protocol import Received, check_received
+from ragsc.federated.model import ReceiverHead
+from ragsc.federated.protocol import ReceivedBatch, check_received
 
 
 class SplitServer:
@@ -28,7 +28,7 @@ class SplitServer:
     Parameters
     ----------
     k_symbols, hidden, num_classes
-        The receiver's shape (:class:`~ragsc.federated.model.Receiver`).
+        The receiver's shape (:class:`~ragsc.federated.model.ReceiverHead`).
     lr
         Adam learning rate of the receiver.
     csi, equalizer
@@ -40,14 +40,14 @@ class SplitServer:
     def __init__(self, k_symbols: int, hidden: int, num_classes: int, lr: float = 1e-3, csi: str = "perfect",
                  equalizer: str = "mmse", seed: int = 0) -> None:
         self.k_symbols, self.num_classes, self.csi, self.equalizer = k_symbols, num_classes, csi, equalizer
-        self.receiver = Receiver(k_symbols, hidden, num_classes, seed)
+        self.receiver = ReceiverHead(k_symbols, hidden, num_classes, seed)
         self.optimizer = torch.optim.Adam(self.receiver.parameters(), lr=lr)
 
-    def _logits(self, r: Received, y: torch.Tensor) -> torch.Tensor:
+    def _logits(self, r: ReceivedBatch, y: torch.Tensor) -> torch.Tensor:
         x_hat, _ = equalize(y, r.h, r.no, self.csi, self.equalizer)
         return self.receiver(x_hat)
 
-    def step(self, received: Received) -> tuple[torch.Tensor, float]:
+    def step(self, received: ReceivedBatch) -> tuple[torch.Tensor, float]:
         """Train on one batch; returns ``(d loss / d y [B, k] complex64, loss)``.
 
         The loss is the batch's mean cross-entropy; the gradient follows PyTorch's convention for complex
@@ -63,19 +63,20 @@ class SplitServer:
         return y.grad.detach(), float(loss.detach())
 
     @torch.no_grad()
-    def predict(self, received: Received) -> torch.Tensor:
+    def predict(self, received: ReceivedBatch) -> torch.Tensor:
         """Class predictions ``[B]`` for received symbols (the labels are not used)."""
         r = check_received(received, self.k_symbols, self.num_classes)
         self.receiver.eval()
         return torch.cat([self._logits(r_, r_.y).argmax(-1) for r_ in _chunks(r, 1024)])
 
-    def accuracy(self, received: Received) -> float:
+    def accuracy(self, received: ReceivedBatch) -> float:
         return float((self.predict(received) == received.labels).float().mean())
 
 
-def _chunks(r: Received, size: int):
+def _chunks(r: ReceivedBatch, size: int):
     for i in range(0, len(r.y), size):
-        yield Received(r.y[i:i + size], r.labels[i:i + size], r.no, None if r.h is None else r.h[i:i + size])
+        yield ReceivedBatch(r.y[i:i + size], r.labels[i:i + size], r.no,
+                            None if r.h is None else r.h[i:i + size])
 
 
 def fedavg(updates: list[tuple[dict[str, torch.Tensor], int]]) -> dict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ the embedded default's KBs from the recipes in the top-level ``kb/`` folder.
 """
 
 from ragsc.kb.index import choose_factory
-from ragsc.kb.ingest import IngestReport, ingest
+from ragsc.kb.ingestion import IngestReport, ingest
 from ragsc.kb.items import Hit, Item, NewItem
 from ragsc.kb.retriever import HybridRetriever
 from ragsc.kb.store import KnowledgeBase

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragsc._assets import asset_dir
-from ragsc.channel import CATCodec, CATLink, Link
+from ragsc.channel import AnalogLink, CATCodec, CATLink
 from ragsc.channel.path import path_configs
 from ragsc.config import PipelineSpec, load_pipeline_spec, validate
 from ragsc.decoders import load_decoders
@@ -80,7 +80,7 @@ def build_parts(spec: PipelineSpec, *, encoder=None, local=None, global_=None, d
     cat = cat_codec(spec, encoder, cat) if spec.channel.path == "cat" else None
     # k must fit the basis, the codec serve the channel: fail before encoding
     link = semantic_link(spec, decoders, cat)
-    if isinstance(link, Link):
+    if isinstance(link, AnalogLink):
         link.k_symbols_for(decoders.pca.components.shape[1])
     # one LM object for every holder (text and VQA decoders, the sentence path), loaded on first use
     lm = lm or SharedLM(spec.decoder.lm)
@@ -88,7 +88,7 @@ def build_parts(spec: PipelineSpec, *, encoder=None, local=None, global_=None, d
 
 
 def semantic_link(spec: PipelineSpec, decoders, cat: CATCodec | None, channel: str | None = None,
-                  seed: int | None = None) -> Link | CATLink:
+                  seed: int | None = None) -> AnalogLink | CATLink:
     """The spec's semantic path over its channel (``channel`` overrides its kind), seeded with the spec's
     seed (or ``seed``): the analog link sending ``k_symbols`` PCA coefficients of the decoders' basis, or
     (``channel.path: cat``) the CAT link of ``cat`` with the spec's rate policy."""
@@ -97,7 +97,7 @@ def semantic_link(spec: PipelineSpec, decoders, cat: CATCodec | None, channel: s
         update["channel"] = channel
     c = spec.channel
     if c.path == "analog":
-        return Link(c, transform=decoders.pca, **update)
+        return AnalogLink(c, transform=decoders.pca, **update)
     (channel_config,) = path_configs(c, update, what="link")  # a bad channel name is the call's error
     try:
         return CATLink(cat, channel_config, quality=c.cat_quality, n_symbols=c.cat_symbols,

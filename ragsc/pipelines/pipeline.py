@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from ragsc.channel import CATCodec, CATLink, Link, Received
+from ragsc.channel import AnalogLink, CATCodec, CATLink, Received
 from ragsc.config import PipelineSpec, validate
 from ragsc.errors import InputError
 from ragsc.pipelines.factory import build_parts, load_spec, semantic_link
@@ -136,7 +136,7 @@ class Pipeline:
         meta.pop("truncated", None)  # per-modality row numbers: they do not index this batch
         return SemanticTokens(emb, [m.kind for m in messages], meta=meta)
 
-    def link(self, channel: str | None = None, seed: int | None = None) -> Link | CATLink:
+    def link(self, channel: str | None = None, seed: int | None = None) -> AnalogLink | CATLink:
         """The semantic path of this pipeline over the spec's channel (``channel`` overrides its kind),
         seeded with the spec's seed (or ``seed``): the analog link sending ``k_symbols`` PCA coefficients
         of the decoders' basis, or (``channel.path: cat``) the CAT link with the spec's rate policy."""
@@ -158,7 +158,7 @@ class Pipeline:
 
     def send(self, messages: list[Message], tokens: SemanticTokens, *, snr_db: float | None = None,
              channel: str | None = None, seed: int | None = None, noiseless: bool = False,
-             link: Link | CATLink | None = None) -> Transmission:
+             link: AnalogLink | CATLink | None = None) -> Transmission:
         """Send already-encoded messages (sweeps encode once and send at every SNR).
 
         Images (and sentences, with ``text.link: embedding``) cross ``link`` (default :meth:`link`: the

@@ -19,7 +19,7 @@ from ragsc.channel import (
     SeparateCoding,
     theory,
 )
-from ragsc.channel.codecs import TextCodec, features_that_fit
+from ragsc.channel.codecs import DeflateTextCodec, features_that_fit
 from ragsc.errors import ConfigError, InputError
 
 from ._util import gaussian_features
@@ -296,8 +296,8 @@ def lm_codec():
 
 
 def test_the_default_text_codec_is_deflate():
-    assert isinstance(SeparateCoding(k_symbols=192).text_codec, TextCodec)
-    assert isinstance(IdealDigital(k_symbols=192).text_codec, TextCodec)
+    assert isinstance(SeparateCoding(k_symbols=192).text_codec, DeflateTextCodec)
+    assert isinstance(IdealDigital(k_symbols=192).text_codec, DeflateTextCodec)
 
 
 def test_separate_coding_with_the_lm_codec_delivers_texts_exactly(lm_codec):

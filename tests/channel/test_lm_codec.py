@@ -9,7 +9,7 @@ from itertools import accumulate
 import pytest
 import torch
 
-from ragsc.channel.codecs import TextCodec
+from ragsc.channel.codecs import DeflateTextCodec
 from ragsc.channel.lm_codec import ArithmeticDecoder, LMTextCodec, arithmetic_encode
 from ragsc.errors import ConfigError, InputError
 
@@ -229,5 +229,5 @@ def test_smollm2_codes_english_in_fewer_bits_than_deflate():
     text = "Please send the updated map of the harbour before noon."
     data = codec.encode(text, 10_000)
     assert codec.decode(data) == text
-    lm_bits, deflate_bits = 8 * len(data), 8 * len(TextCodec().encode(text, 10_000))
+    lm_bits, deflate_bits = 8 * len(data), 8 * len(DeflateTextCodec().encode(text, 10_000))
     assert lm_bits < deflate_bits / 3, f"LM code {lm_bits} bits, UTF-8 + deflate {deflate_bits} bits"

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ragsc.channel import (
+    AnalogLink,
     CATCodec,
     CATConfig,
     CATLink,
@@ -14,7 +15,6 @@ from ragsc.channel import (
     CodingConfig,
     DigitalLink,
     IdealDigital,
-    Link,
     Received,
     SeparateCoding,
     TransmissionPath,
@@ -31,7 +31,7 @@ CFG = ChannelConfig(channel="rayleigh", snr_db=3.0, k_symbols=24, seed=5)
 
 
 def token_paths(config: ChannelConfig) -> dict:
-    return {"analog": Link(config), "cat": CATLink(CAT, config, n_symbols=8),
+    return {"analog": AnalogLink(config), "cat": CATLink(CAT, config, n_symbols=8),
             "digital": DigitalLink(config), "ideal": IdealDigital(config)}
 
 
@@ -77,8 +77,8 @@ def test_overrides_go_to_the_config_that_declares_them():
     d = DigitalLink(CFG, modulation=16, k_symbols=96, quant_bits=4)
     assert (d.config == CFG.model_copy(update={"k_symbols": 96})
             and d.coding == CodingConfig(modulation=16, quant_bits=4))
-    assert Link(CFG, snr_db=7.0).config.snr_db == 7.0 and CFG.snr_db == 3.0  # the given config is not changed
+    assert AnalogLink(CFG, snr_db=7.0).config.snr_db == 7.0 and CFG.snr_db == 3.0  # CFG is not changed
     with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['modulation'\]"):
-        Link(CFG, modulation=16)  # the analog link has no modulation
+        AnalogLink(CFG, modulation=16)  # the analog link has no modulation
     with pytest.raises(ConfigError, match="k_symbols must be set"):
         DigitalLink(k_symbols=None)

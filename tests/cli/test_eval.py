@@ -48,13 +48,13 @@ def test_eval_small_run_writes_csv_and_plots(cli, tmp_path, default_kbs):
     assert code == 0, stderr
     with open(out / "eval.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    from ragsc.eval import METHODS, TASK_METRICS
+    from ragsc.eval import SWEEP_METHODS, TASK_METRICS
     from ragsc.eval.sweep import TEXT_ONLY
 
     every = sum(len(v) for v in TASK_METRICS.values())
-    per_method = {m: 2 if m == "retrieval" else 3 if m in TEXT_ONLY else every for m in METHODS}
+    per_method = {m: 2 if m == "retrieval" else 3 if m in TEXT_ONLY else every for m in SWEEP_METHODS}
     assert len(rows) == sum(per_method.values())  # retrieval: image PSNR / SSIM; text baselines: text
-    assert {r["method"] for r in rows} == set(METHODS)
+    assert {r["method"] for r in rows} == set(SWEEP_METHODS)
     assert {r["snr_db"] for r in rows} == {"10.0"}
     # images (and sentences as embeddings) in 48 symbols; sentences on the token link in what they cost
     embedded = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]

@@ -26,17 +26,15 @@ def student_dir(tmp_path_factory):
     from PIL import Image
 
     from ragsc.datasets import load_easy_vqa
-    from ragsc.distill.students import (
+    from ragsc.distill.student_nets import (
         ImageStudent,
         ImageStudentConfig,
-        StudentConfig,
-        TeacherRef,
         TextStudent,
         TextStudentConfig,
         image_transform,
         load_tokenizer,
-        save_student,
     )
+    from ragsc.distill.students import StudentConfig, TeacherRef, save_student
 
     torch.manual_seed(0)
     image = ImageStudentConfig(image_size=16, widths=(8, 16), out_dim=16)

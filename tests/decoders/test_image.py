@@ -18,7 +18,7 @@ from ragsc.decoders import (
     retrieve,
     retrieved_image,
 )
-from ragsc.decoders.context import _pixels, item_image_path, rank_weights
+from ragsc.decoders.context import item_image_path, load_pixels, rank_weights
 from ragsc.decoders.image import context_pixels, to_pil
 from ragsc.errors import ConfigError, InputError
 
@@ -164,7 +164,7 @@ def test_retrieved_image_from_kb(default_kbs, embedded):
     for im, row in zip(out, ctx.hits):
         top = item_image_path(row[0].item)
         assert top is not None and row[0].item.source_uri.startswith("easy-vqa:train/")
-        expected = (_pixels(str(top), 64) * 255).round().astype(np.uint8)
+        expected = (load_pixels(str(top), 64) * 255).round().astype(np.uint8)
         assert np.array_equal(np.asarray(im), expected)
 
 
@@ -202,7 +202,7 @@ def test_shipped_decoder_on_clean_test_images(decoders, embedded):
     dec = ImageDecoder(decoders.image)
     out = dec(emb)
     assert len(out) == 16 and all(im.size == (64, 64) for im in out)
-    orig = np.stack([_pixels(str(x.path), 64) for x in test])
+    orig = np.stack([load_pixels(str(x.path), 64) for x in test])
     decoded = np.stack([np.asarray(im, dtype=np.float32) / 255 for im in out])
     grey = np.full_like(orig[0], 0.5)
     p_dec = np.mean([_psnr(o, d) for o, d in zip(orig, decoded)])
@@ -215,7 +215,7 @@ def decoded_test_images(decoders, embedded):
     """32 easy-VQA test images: originals, decoded with RAG off, decoded with the image itself retrieved."""
     test = load_easy_vqa("test")[:32]
     emb = embedded.encode_images([x.path for x in test]).embeddings
-    pix = torch.from_numpy(np.stack([_pixels(str(x.path), 64) for x in test])).permute(0, 3, 1, 2)
+    pix = torch.from_numpy(np.stack([load_pixels(str(x.path), 64) for x in test])).permute(0, 3, 1, 2)
     n = len(test)
     with torch.no_grad():
         off = decoders.image(emb, torch.zeros(n, 6, 64, 64), torch.zeros(n), torch.zeros(n))

@@ -25,9 +25,9 @@ def two_classes(n: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
 def test_symbols_have_unit_power_and_the_chain_learns_the_task(one_thread):
     x, y = two_classes()
     model = DeepJSCC(CFG)
-    from ragsc.distill.train import _pixels
+    from ragsc.distill.train import to_student_pixels
 
-    s = model.symbols(_pixels(x[:8]))
+    s = model.symbols(to_student_pixels(x[:8]))
     assert s.shape == (8, 4) and s.is_complex()
     assert torch.allclose(s.abs().square().mean(1), torch.ones(8), atol=1e-5)
     before = evaluate_deepjscc(model, x, y, snrs=(20.0,), channels=("awgn",))
@@ -40,7 +40,8 @@ def test_symbols_have_unit_power_and_the_chain_learns_the_task(one_thread):
     assert all(r["n_symbols"] == 4 for r in rows)
     # the channel is in the loop: the same symbols at -10 dB and 20 dB give different logits
     sim = Channel("awgn", "block", 4.0, 0)
-    assert not torch.allclose(model(_pixels(x[:4]), -10.0, sim), model(_pixels(x[:4]), 20.0, sim))
+    pixels = to_student_pixels(x[:4])
+    assert not torch.allclose(model(pixels, -10.0, sim), model(pixels, 20.0, sim))
 
 
 def test_few_labels_train_for_as_many_steps(one_thread):

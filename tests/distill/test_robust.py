@@ -7,7 +7,7 @@ import pytest
 from ragsc.channel.cat import CATCodec, CATConfig
 from ragsc.distill.robust import evaluate_over_channel, train_robust
 from ragsc.distill.store import DataRecipe, build_store
-from ragsc.distill.students import ImageStudentConfig
+from ragsc.distill.student_nets import ImageStudentConfig
 from ragsc.distill.train import train_student
 from ragsc.errors import ConfigError
 from tests.kb._fakes import FakeEncoder

@@ -9,7 +9,7 @@ import torch
 
 from ragsc.datasets.fashion_mnist import FASHION_MNIST_DIR
 from ragsc.distill.store import DataRecipe, build_store
-from ragsc.distill.students import ImageStudent, ImageStudentConfig, TextStudentConfig
+from ragsc.distill.student_nets import ImageStudent, ImageStudentConfig, TextStudentConfig
 from ragsc.distill.train import distill_to_folder, evaluate_student, keep_labels, train_student
 from ragsc.encoders import load_encoder
 from ragsc.errors import ConfigError, InputError, KBError, ModelLoadError

@@ -11,6 +11,6 @@ def sweep_snrs():
 @pytest.fixture(scope="session")
 def sweep_rows(multitask, sweep_snrs):
     """Every method over AWGN at ``sweep_snrs``, 4 items per kind."""
-    from ragsc.eval.sweep import METHODS, run_eval
+    from ragsc.eval.sweep import SWEEP_METHODS, run_eval
 
-    return run_eval(multitask, ["awgn"], sweep_snrs, n=4, seed=0, methods=METHODS, progress=False)
+    return run_eval(multitask, ["awgn"], sweep_snrs, n=4, seed=0, methods=SWEEP_METHODS, progress=False)

@@ -6,7 +6,7 @@ import pytest
 
 from ragsc.errors import InputError
 from ragsc.eval.results import plot, save, summary_table, write_csv
-from ragsc.eval.sweep import COLUMNS, METHODS
+from ragsc.eval.sweep import COLUMNS, SWEEP_METHODS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -29,7 +29,7 @@ def test_csv_plot_and_table(sweep_rows, tmp_path):
     for p in pngs:
         assert p.is_file() and p.stat().st_size > 1000 and p.read_bytes()[:8] == PNG
     text = summary_table(rows)
-    assert all(m in text for m in METHODS)
+    assert all(m in text for m in SWEEP_METHODS)
     lines = text.splitlines()
     points = {(r["task"], r["metric"], r["snr_db"]) for r in rows}
     assert len(lines) == 2 + len(points)  # header, rule, one per point

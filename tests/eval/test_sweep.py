@@ -6,7 +6,7 @@ import pytest
 
 from ragsc.errors import ConfigError
 from ragsc.eval.scoring import TASK_METRICS
-from ragsc.eval.sweep import COLUMNS, METHODS, TEXT_ONLY, run_eval
+from ragsc.eval.sweep import COLUMNS, SWEEP_METHODS, TEXT_ONLY, run_eval
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_run_eval_rows(rows, multitask, sweep_snrs):
     assert all(list(r) == list(COLUMNS) for r in rows)  # the keys, in the CSV's order
     points = [(r["task"], r["metric"], r["method"], r["snr_db"]) for r in rows]
     assert len(points) == len(set(points))  # one row per point
-    assert set(points) == expected_points(METHODS, sweep_snrs)
+    assert set(points) == expected_points(SWEEP_METHODS, sweep_snrs)
     assert {r["channel"] for r in rows} == {"awgn"}
     k = multitask.spec.channel.k_symbols
     as_embedding = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]
@@ -71,7 +71,7 @@ def test_digital_baselines_deliver_text_at_high_snr(rows):
 
 def test_run_eval_is_reproducible(multitask):
     kw = {"channels": ["awgn"], "snrs": [5], "n": 2, "seed": 1, "progress": False,
-          "methods": tuple(m for m in METHODS if m != "noiseless")}
+          "methods": tuple(m for m in SWEEP_METHODS if m != "noiseless")}
     a, b = run_eval(multitask, **kw), run_eval(multitask, **kw)
     assert a == b and len(a) > 0
 

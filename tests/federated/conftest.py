@@ -12,13 +12,8 @@ def make_base(folder, seed: int = 0, widths=(4, 8)) -> str:
     Random weights, but its batch-norm statistics are set on Fashion-MNIST images and its projection is
     centred on them (as a trained net's would be): untouched, every image gives almost the same embedding
     and nothing could be learnt through it in a few steps."""
-    from ragsc.distill.students import (
-        ImageStudent,
-        ImageStudentConfig,
-        StudentConfig,
-        TeacherRef,
-        save_student,
-    )
+    from ragsc.distill.student_nets import ImageStudent, ImageStudentConfig
+    from ragsc.distill.students import StudentConfig, TeacherRef, save_student
     from ragsc.federated.data import load_images
 
     cfg = ImageStudentConfig(image_size=16, widths=widths, out_dim=12)

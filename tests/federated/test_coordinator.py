@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ragsc.federated.client import Client
-from ragsc.federated.protocol import Begin, Received, Update
+from ragsc.federated.protocol import Begin, ReceivedBatch, Update
 from ragsc.federated.run import inprocess
 from ragsc.federated.server import fedavg
 
@@ -51,7 +51,7 @@ def test_the_server_only_ever_receives_symbols(tiny_spec, monkeypatch):
 
         monkeypatch.setattr(co.server, name, spy)
     co.run()
-    assert seen and all(isinstance(r, Received) for r in seen)
+    assert seen and all(isinstance(r, ReceivedBatch) for r in seen)
     assert all(r.y.is_complex() and r.y.ndim == 2 and r.y.shape[1] == spec.channel.k_symbols for r in seen)
     assert all(r.labels.ndim == 1 and (r.h is None or r.h.is_complex()) for r in seen)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ragsc.errors import ConfigError, ModelLoadError
-from ragsc.federated.model import ClientModel, Receiver, load_adapters, load_base, save_adapters
+from ragsc.federated.model import ClientModel, ReceiverHead, load_adapters, load_base, save_adapters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -61,12 +61,12 @@ def test_unknown_target_names_the_layers(tiny_base):
 
 def test_adapters_round_trip(tiny_base, tmp_path):
     m = _model(tiny_base)
-    rx = Receiver(4, 8, 10)
+    rx = ReceiverHead(4, 8, 10)
     with torch.no_grad():
         for p in m.trainable().values():
             p.add_(torch.randn_like(p))
     save_adapters(tmp_path, m, rx, info={"note": 1})
-    m2, rx2 = _model(tiny_base, seed=5), Receiver(4, 8, 10, seed=3)
+    m2, rx2 = _model(tiny_base, seed=5), ReceiverHead(4, 8, 10, seed=3)
     meta = load_adapters(tmp_path, m2, rx2)
     assert meta["info"] == {"note": 1} and meta["base"]["fingerprint"] == m.base_fingerprint
     for k, v in m.get_weights().items():

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from ragsc.errors import InputError
-from ragsc.federated.protocol import Begin, Gradient, Received, Update, check_received
+from ragsc.federated.protocol import Begin, Gradient, ReceivedBatch, Update, check_received
 
 
 def _received(b=5, k=4):
     y = torch.randn(b, k, dtype=torch.complex64)
-    return Received(y, torch.arange(b) % 3, 0.3)
+    return ReceivedBatch(y, torch.arange(b) % 3, 0.3)
 
 
 def test_accepts_received_symbols():
@@ -27,25 +27,25 @@ def test_accepts_received_symbols():
 ])
 def test_refuses_anything_but_symbols(y, what):
     with pytest.raises(InputError, match=what):
-        check_received(Received(y, torch.arange(5) % 3, 0.3), 4, 3)
-    with pytest.raises(InputError, match="takes Received"):
+        check_received(ReceivedBatch(y, torch.arange(5) % 3, 0.3), 4, 3)
+    with pytest.raises(InputError, match="takes ReceivedBatch"):
         check_received(torch.zeros(5, 3, 16, 16), 4, 3)
 
 
 def test_refuses_bad_labels_noise_and_csi():
     r = _received()
     with pytest.raises(InputError, match="labels must be int64"):
-        check_received(Received(r.y, r.labels[:3], 0.3), 4, 3)
+        check_received(ReceivedBatch(r.y, r.labels[:3], 0.3), 4, 3)
     with pytest.raises(InputError, match=r"lie in \[0, 3\)"):
-        check_received(Received(r.y, r.labels + 5, 0.3), 4, 3)
+        check_received(ReceivedBatch(r.y, r.labels + 5, 0.3), 4, 3)
     with pytest.raises(InputError, match="noise variance"):
-        check_received(Received(r.y, r.labels, float("nan")), 4, 3)
+        check_received(ReceivedBatch(r.y, r.labels, float("nan")), 4, 3)
     with pytest.raises(InputError, match="h must be"):
-        check_received(Received(r.y, r.labels, 0.3, torch.ones(5, 2, dtype=torch.complex64)), 4, 3)
+        check_received(ReceivedBatch(r.y, r.labels, 0.3, torch.ones(5, 2, dtype=torch.complex64)), 4, 3)
 
 
 def test_byte_counts_are_the_tensor_sizes():
-    r = Received(torch.zeros(7, 4, dtype=torch.complex64), torch.zeros(7, dtype=torch.int64), 0.1,
+    r = ReceivedBatch(torch.zeros(7, 4, dtype=torch.complex64), torch.zeros(7, dtype=torch.int64), 0.1,
                  torch.ones(7, 1, dtype=torch.complex64))
     assert r.nbytes() == {"symbols": 7 * 4 * 8, "labels": 7 * 8, "csi": 7 * 8}
     w = {"a": torch.zeros(3, 5), "b": torch.zeros(2)}

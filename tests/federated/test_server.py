@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ragsc.channel.models import Channel, equalize
 from ragsc.errors import InputError
 from ragsc.federated.model import ClientModel, load_base
-from ragsc.federated.protocol import Received
+from ragsc.federated.protocol import ReceivedBatch
 from ragsc.federated.server import SplitServer, fedavg
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,7 +55,7 @@ def test_the_gradient_at_the_cut_is_the_end_to_end_gradient(tiny_base, kind):
         return sim(model(feats), no)
 
     y, h = channel_out()
-    grad, _ = server.step(Received(y.detach(), labels, no, None if h is None else h.detach()))
+    grad, _ = server.step(ReceivedBatch(y.detach(), labels, no, None if h is None else h.detach()))
     model.zero_grad()
     y.backward(grad)
     split = {k: p.grad.clone() for k, p in model.trainable().items()}
@@ -73,10 +73,10 @@ def test_server_step_trains_and_refuses_images():
     server = SplitServer(4, 16, 3, lr=1e-2)
     y = torch.randn(30, 4, dtype=torch.complex64)
     labels = (y.real[:, 0] > 0).long()
-    first = server.step(Received(y, labels, 0.1))[1]
+    first = server.step(ReceivedBatch(y, labels, 0.1))[1]
     for _ in range(50):
-        last = server.step(Received(y, labels, 0.1))[1]
+        last = server.step(ReceivedBatch(y, labels, 0.1))[1]
     assert last < first
-    assert server.accuracy(Received(y, labels, 0.1)) > 0.8
+    assert server.accuracy(ReceivedBatch(y, labels, 0.1)) > 0.8
     with pytest.raises(InputError, match="received symbols"):
-        server.step(Received(torch.zeros(30, 3, 16, 16), labels, 0.1))
+        server.step(ReceivedBatch(torch.zeros(30, 3, 16, 16), labels, 0.1))

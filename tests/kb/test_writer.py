@@ -11,7 +11,7 @@ import pytest
 
 from ragsc.errors import KBError
 from ragsc.kb import KnowledgeBase, NewItem, ingest
-from ragsc.kb.ingest import source_key
+from ragsc.kb.ingestion import source_key
 
 from ._fakes import FakeEncoder, rand_unit
 

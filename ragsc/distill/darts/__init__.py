@@ -35,7 +35,7 @@ from ragsc.distill.darts.checkpoint import (
 )
 from ragsc.distill.darts.config import ArchitectureConfig, Genotype, SearchSpaceConfig
 from ragsc.distill.darts.derivation import architecture_cost, cheapest_architecture, check_budget, derive
-from ragsc.distill.darts.front import FrontPoint, lambda_front, plot_front
+from ragsc.distill.darts.front import LambdaPoint, lambda_front, plot_front
 from ragsc.distill.darts.layout import STEM_MULTIPLIER
 from ragsc.distill.darts.network import DerivedNetwork
 from ragsc.distill.darts.ops import COMPLEXITIES, OPS, PRIMITIVES, op_cost
@@ -45,7 +45,7 @@ from ragsc.distill.darts.train import kd_score, retrain
 
 __all__ = [
     "CHECKPOINT_FORMAT", "CHECKPOINT_MANIFEST", "COMPLEXITIES", "OPS", "PRIMITIVES",
-    "STEM_MULTIPLIER", "ArchitectureConfig", "DerivedNetwork", "EpochStats", "FrontPoint",
+    "STEM_MULTIPLIER", "ArchitectureConfig", "DerivedNetwork", "EpochStats", "LambdaPoint",
     "Genotype", "SearchNetwork", "SearchResult", "SearchSpaceConfig", "SkipGuard", "architecture_cost",
     "cheapest_architecture", "check_budget", "derive", "kd_score", "lambda_front", "op_cost", "plot_front",
     "retrain", "search",

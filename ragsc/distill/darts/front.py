@@ -25,7 +25,7 @@ from ragsc.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
-class FrontPoint:
+class LambdaPoint:
     """One searched architecture: its ``lam``, parameter count, validation score (mean cosine to the
     teacher after retraining) and genotype; its MACs per image, the search's seconds (this run's) and
     the retrained network."""
@@ -44,7 +44,7 @@ def lambda_front(x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tens
                  retrain_epochs: int = 10, batch_size: int = 64, lr_w: float = 0.025, lr_alpha: float = 3e-4,
                  seed: int = 0, complexity: str = "params", skip_guard: SkipGuard = SkipGuard(),
                  channels: int | None = None, layers: int | None = None, budget: float | None = None,
-                 checkpoint: str | Path | None = None, progress: bool = False) -> list[FrontPoint]:
+                 checkpoint: str | Path | None = None, progress: bool = False) -> list[LambdaPoint]:
     """Search, derive and retrain once per ``lam``: the size / imitation trade-off.
 
     Parameters
@@ -73,7 +73,7 @@ def lambda_front(x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tens
 
     Returns
     -------
-    list of FrontPoint
+    list of LambdaPoint
         In the order of ``lambdas``.
     """
     if not isinstance(config, SearchSpaceConfig):
@@ -106,11 +106,11 @@ def lambda_front(x_train: torch.Tensor, t_train: torch.Tensor, x_val: torch.Tens
                 progress=progress)
         score = kd_score(net, x_val, t_val)
         params, macs = architecture_cost(net.config)
-        points.append(FrontPoint(float(lam), params, score, result.genotype, macs, seconds, net))
+        points.append(LambdaPoint(float(lam), params, score, result.genotype, macs, seconds, net))
     return points
 
 
-def plot_front(points: Sequence[FrontPoint], path: str | Path) -> Path:
+def plot_front(points: Sequence[LambdaPoint], path: str | Path) -> Path:
     """Save a PNG of parameters (x) against validation score (y), each point labelled with its ``lam``.
 
     Returns
@@ -122,7 +122,7 @@ def plot_front(points: Sequence[FrontPoint], path: str | Path) -> Path:
 
     points = list(points)
     if not points:
-        raise InputError("plot_front needs at least one FrontPoint")
+        raise InputError("plot_front needs at least one LambdaPoint")
     fig = Figure(figsize=(5.0, 3.6), dpi=120)
     ax = fig.subplots()
     ordered = sorted(points, key=lambda p: p.params)

@@ -21,7 +21,7 @@ from ragsc.federated.protocol import (
     Evaluate,
     Gradient,
     Message,
-    Received,
+    ReceivedBatch,
     Reply,
     Stats,
     Update,
@@ -83,7 +83,7 @@ def decode_reply(res: FitRes, keys: list[str]) -> Reply:
     kind = res.metrics.get("reply")
     if kind == "upload":
         h = _r2c(arrays[2]) if len(arrays) > 2 else None
-        received = Received(_r2c(arrays[0]), torch.from_numpy(arrays[1].astype(np.int64)),
+        received = ReceivedBatch(_r2c(arrays[0]), torch.from_numpy(arrays[1].astype(np.int64)),
                             float(res.metrics["no"]), h)
         return Upload(int(res.metrics["step"]), received)
     if kind == "stats":

@@ -12,7 +12,7 @@ import pytest
 from ragsc.distill.darts import (
     ArchitectureConfig,
     DerivedNetwork,
-    FrontPoint,
+    LambdaPoint,
     SearchSpaceConfig,
     architecture_cost,
     kd_score,
@@ -32,7 +32,7 @@ def test_lambda_front_and_its_plot(data, tmp_path):
                           checkpoint=tmp_path / "ck")
     assert [p.lam for p in points] == [0.0, 10.0]
     for p in points:
-        assert isinstance(p, FrontPoint) and isinstance(p.params, int) and p.params > 0
+        assert isinstance(p, LambdaPoint) and isinstance(p.params, int) and p.params > 0
         assert -1.0 <= p.score <= 1.0
         assert p.params == DerivedNetwork(ArchitectureConfig.from_search(cfg, p.genotype)).num_parameters()
         assert (p.params, p.macs) == architecture_cost(p.network.config) and p.seconds > 0

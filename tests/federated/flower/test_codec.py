@@ -14,7 +14,7 @@ from ragsc.federated.protocol import (  # noqa: E402
     Dropped,
     Evaluate,
     Gradient,
-    Received,
+    ReceivedBatch,
     Stats,
     Update,
     Upload,
@@ -32,7 +32,7 @@ def test_messages_survive_flower_encoding():
     back = flower.decode_message(flower.encode_message(Gradient(2, 7, g)), keys)
     assert back.step == 7 and torch.equal(back.grad, g)
     assert isinstance(flower.decode_message(flower.encode_message(Calibrate()), keys), Calibrate)
-    r = Received(g, torch.arange(5), 0.25, torch.randn(5, 1, dtype=torch.complex64))
+    r = ReceivedBatch(g, torch.arange(5), 0.25, torch.randn(5, 1, dtype=torch.complex64))
     up = flower.decode_reply(flower.encode_reply(Upload(3, r)), keys)
     assert up.step == 3 and torch.equal(up.received.y, r.y) and torch.equal(up.received.h, r.h)
     assert torch.equal(up.received.labels, r.labels) and up.received.no == 0.25

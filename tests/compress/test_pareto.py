@@ -1,4 +1,4 @@
-"""ragsc.compress.front: the front's figures, the budget's choice and its errors."""
+"""ragsc.compress.pareto: the front's figures, the budget's choice and its errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 from ragsc.compress import (
     Budget,
     CompressionConfig,
+    CompressionPoint,
     EvalData,
-    FrontPoint,
     Measurement,
     choose,
     front,
@@ -20,11 +20,11 @@ from ragsc.errors import ConfigError
 
 
 def point(methods: str, mb: float, ms1: float, params: int, score: float, ms64: float = 100.0,
-          cosine: float = 1.0) -> FrontPoint:
+          cosine: float = 1.0) -> CompressionPoint:
     """A front point with given figures (no timing involved: choose() is tested on known numbers)."""
     config = CompressionConfig(methods=tuple(methods.split("+")), tower="image")
     c = Compressed(config, {}, None, None, params, params)  # type: ignore[arg-type]
-    return FrontPoint(c, Measurement(int(mb * 1e6), params, {1: ms1, 64: ms64}, score, None, cosine))
+    return CompressionPoint(c, Measurement(int(mb * 1e6), params, {1: ms1, 64: ms64}, score, None, cosine))
 
 
 POINTS = [point("none", 20.0, 10.0, 1000, 1.00), point("int8-dynamic", 5.0, 4.0, 1000, 0.99),

@@ -28,7 +28,7 @@ from ragsc.report import table
 
 
 @dataclass
-class FrontPoint:
+class CompressionPoint:
     """One candidate: the compressed unit and its figures."""
 
     compressed: Compressed
@@ -57,7 +57,7 @@ class FrontPoint:
 def front(encoder, configs: Sequence[CompressionConfig], *, data: EvalData | None = None,
           batches: Sequence[int] = (1, 64), repeats: int = 5, n_threads: int | None = None,
           images: Sequence | None = None, targets=None, calibration: Sequence | None = None,
-          progress: bool = False) -> list[FrontPoint]:
+          progress: bool = False) -> list[CompressionPoint]:
     """Compress and measure each candidate (the encoder is left as it was).
 
     Parameters
@@ -95,11 +95,11 @@ def front(encoder, configs: Sequence[CompressionConfig], *, data: EvalData | Non
                      progress=progress)
         figures = measure(encoder, c, data, ref, batches=batches, repeats=repeats, n_threads=n_threads,
                           tower_params=tower_params, macs=macs)
-        points.append(FrontPoint(c, figures))
+        points.append(CompressionPoint(c, figures))
     return points
 
 
-def violations(point: FrontPoint, budget: Budget) -> list[str]:
+def violations(point: CompressionPoint, budget: Budget) -> list[str]:
     """The budget's constraints ``point`` fails, each with its figure (``"size 22.7 MB > 10 MB"``)."""
     f, out = point.figures, []
     if budget.max_mb is not None and f.size_mb > budget.max_mb:
@@ -111,7 +111,7 @@ def violations(point: FrontPoint, budget: Budget) -> list[str]:
     return out
 
 
-def _excess(point: FrontPoint, budget: Budget) -> float:
+def _excess(point: CompressionPoint, budget: Budget) -> float:
     """How far outside the budget a point is: its worst figure / limit ratio (<= 1: within)."""
     f = point.figures
     ratios = [f.size_mb / budget.max_mb if budget.max_mb is not None else 0.0,
@@ -120,7 +120,7 @@ def _excess(point: FrontPoint, budget: Budget) -> float:
     return max(ratios)
 
 
-def choose(points: Sequence[FrontPoint], budget: Budget) -> FrontPoint:
+def choose(points: Sequence[CompressionPoint], budget: Budget) -> CompressionPoint:
     """The best-scoring point within ``budget`` (ties: the closer to float, then the lower latency at the
     budget's batch, then the smaller). Points of encoder towers and of LMs (:mod:`ragsc.compress.lm`) alike.
 
@@ -172,8 +172,8 @@ def _count(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:.0f}M" if n >= 1e7 else f"{n:,}"
 
 
-def front_table(points: Sequence[FrontPoint], budget: Budget | None = None,
-                chosen: FrontPoint | None = None) -> str:
+def front_table(points: Sequence[CompressionPoint], budget: Budget | None = None,
+                chosen: CompressionPoint | None = None) -> str:
     """The front as a table: methods, size, parameters, MACs, latency per batch, scores, within budget."""
     batches = sorted({b for p in points for b in p.figures.ms})
     rows = []

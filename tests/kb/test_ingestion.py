@@ -17,7 +17,7 @@ import pytest
 
 from ragsc.errors import KBError
 from ragsc.kb import KnowledgeBase, ingest
-from ragsc.kb.ingest import source_key
+from ragsc.kb.ingestion import source_key
 
 from ._fakes import FakeEncoder
 
