@@ -218,6 +218,18 @@ def read_header(folder: str | Path) -> dict:
     return header
 
 
+def require(folder: str | Path, kind: str, what: str, hint: str = "") -> dict:
+    """The header of ``folder`` when it holds a model of ``kind``; else :class:`ModelLoadError` naming
+    ``what`` (``"student"``) and ``hint`` (how to make one)."""
+    try:
+        header = read_header(folder)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"no {what} at {folder} ({exc})" + (f"; {hint}" if hint else "")) from None
+    if header["kind"] != kind:
+        raise ModelLoadError(f"{folder} holds a {header['kind']!r}, not a {what}")
+    return header
+
+
 def load(folder: str | Path, *, kind: str | None = None, **options):
     """The model saved in ``folder``: its class (by ``kind``) rebuilt from the folder.
 

@@ -47,12 +47,12 @@ from pydantic import Field
 from ragsc.compress.config import LMCompressionConfig
 from ragsc.compress.measure import median_ms, threads
 from ragsc.compress.quantize import int8_dynamic, quiet
-from ragsc.compress.saved import check_kind, parse
+from ragsc.compress.saved import parse
 from ragsc.compress.serialize import decode_state, encode_state, stored_bytes
 from ragsc.config import Config
 from ragsc.decoders.lm import CausalLM, as_lm
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, read, save
+from ragsc.saved import Saved, read, require, save
 
 KIND = "compressed-lm"
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -189,7 +189,7 @@ def load_compressed_lm(folder: str | Path) -> CompressedLM:
     Raises :class:`ModelLoadError` when the folder is not a compressed LM, its weights are missing or do
     not fit, or the base spec now loads other weights than the ones compressed.
     """
-    check_kind(folder, KIND, "compressed LM", "make one with `ragsc compress lm --lm SPEC`")
+    require(folder, KIND, "compressed LM", "make one with `ragsc compress lm --lm SPEC`")
     return CompressedLM.from_saved(read(folder))
 
 

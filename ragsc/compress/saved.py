@@ -31,7 +31,7 @@ from ragsc.compress.towers import tower_of
 from ragsc.config import Config
 from ragsc.encoders.base import Encoded, MultimodalEncoder, serves
 from ragsc.errors import ConfigError, ModelLoadError
-from ragsc.saved import Saved, read, read_header, save
+from ragsc.saved import Saved, read, require, save
 
 KIND = "compressed-encoder"
 
@@ -51,18 +51,6 @@ class SavedCompression(Config):
     state: dict[str, dict] = Field(default_factory=dict, description="encode_state's description")
     params: int = Field(ge=0, description="parameters of the compressed unit")
     base_params: int = Field(ge=0, description="parameters of the float unit it replaces")
-
-
-def check_kind(folder: str | Path, kind: str, what: str, hint: str) -> dict:
-    """The header of ``folder`` when it holds a ``kind``; :class:`ModelLoadError` naming ``what`` and
-    ``hint`` (how to make one) otherwise."""
-    try:
-        header = read_header(folder)
-    except ModelLoadError as exc:
-        raise ModelLoadError(f"no {what} at {folder} ({exc}); {hint}") from None
-    if header["kind"] != kind:
-        raise ModelLoadError(f"{folder} holds a {header['kind']!r}, not a {what}")
-    return header
 
 
 def parse(model: type[Config], saved: Saved, what: str):
@@ -108,7 +96,7 @@ class CompressedEncoder(MultimodalEncoder):
 
         self.folder = Path(folder)
         if saved is None:
-            check_kind(self.folder, KIND, "compressed encoder", "make one with `ragsc compress encoder`")
+            require(self.folder, KIND, "compressed encoder", "make one with `ragsc compress encoder`")
             saved = read(self.folder)
         self.record = parse(SavedCompression, saved, "compressed encoder")
         self.info = saved.info

@@ -24,7 +24,7 @@ from ragsc.decoders.image import ImageDecoderConfig, ImageDecoderNet
 from ragsc.decoders.text import SPECIALS, TextGRU, TextGRUConfig, Vocab
 from ragsc.decoders.vqa import AnswerHead, AnswerHeadConfig
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, load_state, read, read_header, save
+from ragsc.saved import Saved, load_state, read, require, save
 
 DECODERS_DIR = "decoders"
 PARTS = ("text", "image", "vqa")
@@ -175,13 +175,7 @@ def load_decoders(path: str | Path | None = None, skip: tuple[str, ...] = ()) ->
     if unknown:
         raise ConfigError(f"skip names parts among {', '.join(PARTS)}, got {unknown}")
     path = Path(path) if path is not None else default_path()
-    try:
-        header = read_header(path)
-    except ModelLoadError as exc:
-        raise ModelLoadError(f"trained decoders not found at {path} ({exc}); train them with "
-                             "`ragsc decoders train`") from None
-    if header["kind"] != Decoders.kind:
-        raise ModelLoadError(f"{path} holds a {header['kind']!r}, not decoders")
+    require(path, Decoders.kind, "decoders folder", "train them with `ragsc decoders train`")
     return Decoders.from_saved(read(path), skip=skip)
 
 

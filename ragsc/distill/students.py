@@ -35,7 +35,7 @@ from ragsc.distill.student_nets import (
 from ragsc.encoders.base import Encoded, MultimodalEncoder
 from ragsc.encoders.towers import Inputs, Tower, load_images
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, load_state, read, read_header, save
+from ragsc.saved import Saved, load_state, read, read_header, require, save
 
 
 class TeacherRef(Config):
@@ -157,14 +157,7 @@ def read_config(folder: str | Path) -> StudentConfig:
 
 
 def _header(folder: str | Path) -> dict:
-    try:
-        header = read_header(folder)
-    except ModelLoadError as exc:
-        raise ModelLoadError(f"no student at {folder} ({exc}); distil one with `ragsc distill train`"
-                             ) from None
-    if header["kind"] != StudentEncoder.kind:
-        raise ModelLoadError(f"{folder} holds a {header['kind']!r}, not a student")
-    return header
+    return require(folder, StudentEncoder.kind, "student", "distil one with `ragsc distill train`")
 
 
 def _read(folder: Path) -> Saved:

@@ -32,7 +32,7 @@ from torch import nn
 
 from ragsc.channel.cat import normalize_power
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, load_state, read, read_header, save
+from ragsc.saved import Saved, load_state, read, require, save
 
 
 # ----------------------------------------------------------------------------------------- the base
@@ -289,13 +289,8 @@ def load_adapters(folder: str | Path, model: ClientModel, receiver: ReceiverHead
     before any weight is touched.
     """
     folder = Path(folder)
-    try:
-        header = read_header(folder)
-    except ModelLoadError as exc:
-        raise ModelLoadError(f"no adapters at {folder} ({exc}); train some with "
-                             "`ragsc federated run SPEC --out DIR`") from None
-    if header["kind"] != Adapters.kind:
-        raise ModelLoadError(f"{folder} holds a {header['kind']!r}, not federated adapters")
+    require(folder, Adapters.kind, "federated model",
+            "train some with `ragsc federated run SPEC --out DIR`")
     saved = Adapters.from_saved(read(folder))
     meta = {**saved.config, "info": saved.info}
     theirs = saved.config["base"]

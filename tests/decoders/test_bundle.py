@@ -123,7 +123,7 @@ def test_corrupt_or_truncated_weights(small, tmp_path):
 def test_another_kind_is_not_decoders(small, tmp_path):
     folder = save_decoders(small, tmp_path / "d")
     _edit(folder, lambda h: h.update(kind="student"))
-    with pytest.raises(ModelLoadError, match="holds a 'student', not decoders"):
+    with pytest.raises(ModelLoadError, match="holds a 'student', not a decoders folder"):
         load_decoders(folder)
 
 

@@ -99,12 +99,12 @@ def test_adapters_of_another_shape_or_a_bad_file_are_refused(tiny_base, tmp_path
     header = json.loads((tmp_path / "config.json").read_text())
     assert header["kind"] == "federated-adapters" and header["config"]["k_symbols"] == 4
     (tmp_path / "config.json").write_text(json.dumps({**header, "kind": "student"}))
-    with pytest.raises(ModelLoadError, match="holds a 'student', not federated adapters"):
+    with pytest.raises(ModelLoadError, match="holds a 'student', not a federated model"):
         load_adapters(tmp_path, m)
     (tmp_path / "config.json").write_text(json.dumps({**header, "config": {"base": {}}}))
     with pytest.raises(ModelLoadError, match="needs base, targets and k_symbols"):
         load_adapters(tmp_path, m)
-    with pytest.raises(ModelLoadError, match="no adapters"):
+    with pytest.raises(ModelLoadError, match="no federated model"):
         load_adapters(tmp_path / "missing", m)
 
 
