@@ -19,7 +19,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _common import machine  # noqa: E402
+from _common import Table, add_results_args, machine, write_results  # noqa: E402
 
 from ragsc.distill.store import TeacherStore  # noqa: E402
 from ragsc.distill.student_nets import ImageStudentConfig  # noqa: E402
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.05,0.2,1")
     ap.add_argument("--betas", default="0.001,0.01")
     ap.add_argument("--epochs", type=int, default=6)
+    add_results_args(ap)
     args = ap.parse_args()
     print("machine:", machine())
     train, test = TeacherStore(args.store), TeacherStore(args.test)
@@ -58,9 +59,12 @@ def main() -> None:
             elif objective == "kd":
                 rows.append(row)
         rows.append(best_ib[1][:3] + [best_ib[1][3] + " (chosen on val)"] + best_ib[1][4:])
+    out = Table("ib_vs_kd", ["data share", "train items", "objective", "beta", "val cosine", "test cosine",
+                             "test caption R@1", "seconds"], rows,
+                title="plain KD vs. information-bottleneck KD per share of the training data")
     print()
-    print(table(rows, ["data share", "train items", "objective", "beta", "val cosine", "test cosine",
-                       "test caption R@1", "seconds"]))
+    print(table(out.rows, out.columns))
+    write_results("ablate_ib", [out], args=args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import machine, mean_finite, pct, relative_gain  # noqa: E402
+from _common import Table, add_results_args, machine, mean_finite, pct, relative_gain, write_results  # noqa: E402
 
 from ragsc.eval import evaluation_set, score  # noqa: E402
 from ragsc.pipelines import Pipeline  # noqa: E402
@@ -38,7 +38,7 @@ THRESHOLDS = {"always generate": None, "0.9": 0.9, "0.7 (ships)": 0.7, "0.5": 0.
 SPECS = Path(__file__).resolve().parents[1] / "pipelines"
 
 
-def image_copy_rule(n: int, seed: int) -> None:
+def image_copy_rule(n: int, seed: int) -> Table:
     pipe = Pipeline.from_config(SPECS / "image.yaml")
     ev = evaluation_set("image", n, seed)  # half re-sent from the local KB, half novel
     messages = pipe.messages(ev.items)
@@ -62,14 +62,18 @@ def image_copy_rule(n: int, seed: int) -> None:
     header = ["copy threshold", "metric"] + [f"{c[:3]} {s:g}" for c, s in POINTS] + ["mean"]
     body = [[name, metric] + [pct(g) for g in values] + [pct(mean_finite(values))]
             for name, per_metric in gains.items() for metric, values in per_metric.items()]
-    print(f"image: RAG gain by copy threshold ({n} easy-VQA test images, half re-sent from the local KB, "
-          f"{pipe.spec.channel.k_symbols} complex symbols per item)")
-    print(table(body, header))
-    print("re-sent images whose best retrieved image is the sent one: " +
-          "  ".join(f"{c[:3]} {s:g}: {x:.0%}" for (c, s), x in zip(POINTS, identified)) + "\n")
+    out = Table("image_copy_rule", header, body,
+                title=f"image: RAG gain by copy threshold ({n} easy-VQA test images, half re-sent from the "
+                      f"local KB, {pipe.spec.channel.k_symbols} complex symbols per item)")
+    out.notes.append("re-sent images whose best retrieved image is the sent one: " +
+                     "  ".join(f"{c[:3]} {s:g}: {x:.0%}" for (c, s), x in zip(POINTS, identified)))
+    print(out.title)
+    print(table(out.rows, out.columns))
+    print(out.notes[0] + "\n")
+    return out
 
 
-def text_decision(n: int, seed: int, top: int = 16) -> None:
+def text_decision(n: int, seed: int, top: int = 16) -> Table:
     # the embedding text path and its KB-held sentences, as when this rule was chosen (before #11)
     spec = yaml.safe_load((SPECS / "text.yaml").read_text())
     pipe = Pipeline.from_config({**spec, "text": {"link": "embedding"}})
@@ -97,20 +101,24 @@ def text_decision(n: int, seed: int, top: int = 16) -> None:
                     chosen[f"MBR k={k} T={t:g}"].append(float(sims[j]))
         for r in rules:
             body[r].append(statistics.mean(chosen[r]))
-    print(f"text: sentence similarity by decision rule ({n} sentences, RAG on)")
-    print(table([[r] + [f"{v:.3f}" for v in vals] + [f"{statistics.mean(vals):.3f}"]
+    out = Table("text_decision", ["rule"] + [f"{c[:3]} {s:g}" for c, s in POINTS] + ["mean"],
+                [[r] + [f"{v:.3f}" for v in vals] + [f"{statistics.mean(vals):.3f}"]
                  for r, vals in body.items()],
-                ["rule"] + [f"{c[:3]} {s:g}" for c, s in POINTS] + ["mean"]))
+                title=f"text: sentence similarity by decision rule ({n} sentences, RAG on)")
+    print(out.title)
+    print(table(out.rows, out.columns))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100, help="items per task")
     ap.add_argument("--seed", type=int, default=1)
+    add_results_args(ap)
     args = ap.parse_args()
     print("machine:", machine(), "\n")
-    image_copy_rule(args.n, args.seed)
-    text_decision(args.n, args.seed)
+    tables = [image_copy_rule(args.n, args.seed), text_decision(args.n, args.seed)]
+    write_results("ablate_receiver", tables, args=args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from _common import machine, wordnet_validation  # noqa: E402
+from _common import Table, add_results_args, machine, wordnet_validation, write_results  # noqa: E402
 
 from ragsc.channel import ChannelConfig  # noqa: E402
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink  # noqa: E402
@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--lm-weight", default="0.7,0.85,1")
     ap.add_argument("--codebook", default="lattice", help="token codebook kinds (comma list)")
     ap.add_argument("--header", type=int, default=16, help="length-header symbols")
+    add_results_args(ap)
     args = ap.parse_args()
     print("machine:", machine())
     val = wordnet_validation(args.n)
@@ -57,7 +58,10 @@ def main() -> None:
                     rows.append([kind, f"{snr:g}", f"{beam}", f"{w:g}", f"{bleu(out, val, 1).mean():.3f}",
                                  f"{exact:.2f}", f"{len(val) / total:.1f}"])
                     print(rows[-1], flush=True)
-    print(table(rows, ["codebook", "AWGN dB", "beam", "lm_weight", "BLEU-1", "exact", "sent/s"]))
+    out = Table("decoder", ["codebook", "AWGN dB", "beam", "lm_weight", "BLEU-1", "exact", "sent/s"], rows,
+                title=f"{len(val)} validation sentences, {args.k} symbols per token, AWGN")
+    print(table(out.rows, out.columns))
+    write_results("ablate_text_decoder", [out], args=args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _common import machine, wordnet_validation  # noqa: E402
+from _common import Table, add_results_args, machine, wordnet_validation, write_results  # noqa: E402
 
 from ragsc.channel import ChannelConfig  # noqa: E402
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink  # noqa: E402
@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--snr", default="5")
+    add_results_args(ap)
     args = ap.parse_args()
     print("machine:", machine())
     val = wordnet_validation(args.n)
@@ -50,7 +51,10 @@ def main() -> None:
                 rows.append([repr(prompt) if prompt else "(BOS only)", channel, f"{snr:g}",
                              f"{bleu(out, val, 1).mean():.3f}", f"{bleu(out, val, 4).mean():.3f}"])
                 print(rows[-1], flush=True)
-    print(table(rows, ["prompt", "channel", "SNR dB", "BLEU-1", "BLEU-4"]))
+    out = Table("prompt", ["prompt", "channel", "SNR dB", "BLEU-1", "BLEU-4"], rows,
+                title=f"{len(val)} validation sentences, {args.k} symbols per token, beam 4")
+    print(table(out.rows, out.columns))
+    write_results("ablate_text_prompt", [out], args=args)
 
 
 if __name__ == "__main__":

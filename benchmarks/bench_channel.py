@@ -15,7 +15,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from _common import best_time, best_times, machine  # noqa: E402
+from _common import Table, add_results_args, best_time, best_times, machine, write_results  # noqa: E402
 
 from ragsc.channel import AnalogLink, ChannelConfig, CodedPHY, CodingConfig
 from ragsc.report import table
@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=20000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--repeats", type=int, default=9)
+    add_results_args(ap)
     args = ap.parse_args()
     print(f"machine: {machine()}")
 
@@ -57,9 +58,12 @@ def main() -> None:
             rows.append([f"analog {name}", f"{n_sym / t_ours:.3g}", f"{n_sym / t_raw:.3g}",
                          f"{t_ours / t_raw:.3f}"])
         t_awgn = best_time(lambda: awgn(x0, no), args.repeats)
-    print(table(rows, ["path", "ragsc symbols/s", "by hand on Sionna blocks, symbols/s",
-                       "ratio (goal <= 1.1)"]))
-    print(f"(the bare Sionna AWGN block alone: {n_sym / t_awgn:.3g} symbols/s)")
+    analog = Table("analog", ["path", "ragsc symbols/s", "by hand on Sionna blocks, symbols/s",
+                              "ratio (goal <= 1.1)"], rows,
+                   title=f"analog link, {args.items} items x {k} complex symbols, SNR {snr_db:g} dB")
+    analog.notes.append(f"(the bare Sionna AWGN block alone: {n_sym / t_awgn:.3g} symbols/s)")
+    print(table(analog.rows, analog.columns))
+    print(analog.notes[0])
 
     rows = []
     for m, rate in ((4, 0.5), (16, 0.5), (64, 0.75)):
@@ -68,9 +72,12 @@ def main() -> None:
         t = best_time(lambda phy=phy, bits=bits: phy(bits, 20.0), max(1, args.repeats // 2))
         rows.append([f"{m}-QAM, R={rate}", str(phy.info_bits), f"{bits.numel() / t:.3g}",
                      f"{200 * 1024 / t:.3g}"])
+    digital = Table("digital", ["digital (5G LDPC, 20 iters, SNR 20 dB)", "info bits / codeword",
+                                "info bits/s", "symbols/s"], rows,
+                    title="coded digital path, 200 codewords of 1024 complex symbols")
     print()
-    print(table(rows, ["digital (5G LDPC, 20 iters, SNR 20 dB)", "info bits / codeword", "info bits/s",
-                       "symbols/s"]))
+    print(table(digital.rows, digital.columns))
+    write_results("bench_channel", [analog, digital], args=args)
 
 
 if __name__ == "__main__":

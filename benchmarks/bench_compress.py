@@ -46,7 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import Table, add_results_args, machine, write_results  # noqa: E402
 
 from ragsc.compress import (  # noqa: E402
     LM_METHODS,
@@ -72,7 +72,7 @@ def pts(x: float | None, ref: float | None) -> str:
     return "-" if x is None or ref is None else f"{100 * (x - ref):+.1f}"
 
 
-def text_part(teacher, args) -> None:
+def text_part(teacher, args) -> Table:
     methods = ("none", "int8-dynamic", "int8-static", "fp16", "bf16")
     configs = [CompressionConfig(encoder=teacher.spec, tower="text", methods=(m,)) for m in methods]
     if args.pairs < 1:
@@ -102,16 +102,20 @@ def text_part(teacher, args) -> None:
                      f"{f.r1:.3f}", f"{f.cosine:.4f}", "-" if p.name == "none" else "yes" if goal else "no"])
     timing = (f"{args.threads} thread(s), median of {args.repeats}" if timed
               else "latency not measured (--no-latency)")
-    print(f"\nMiniLM text tower of 'embedded': {len(data.pairs)} WordNet definition -> example pairs "
-          f"(gloss R@1, both sides by the tower under test), {len(data.texts)} held-out WordNet sentences "
-          f"(R@1 vs float), {len(data.images)} easy-VQA test images ({len(set(data.captions))} captions); "
-          f"{timing}; {time.perf_counter() - t0:.0f} s")
+    title = (f"MiniLM text tower of 'embedded': {len(data.pairs)} WordNet definition -> example pairs "
+             f"(gloss R@1, both sides by the tower under test), {len(data.texts)} held-out WordNet sentences "
+             f"(R@1 vs float), {len(data.images)} easy-VQA test images ({len(set(data.captions))} captions); "
+             f"{timing}; {time.perf_counter() - t0:.0f} s")
+    print("\n" + title)
     latency = ["ms @1", "faster @1", "ms @64", "faster @64"] if timed else []
-    print(table(rows, ["method", "MB", "smaller", *latency, "gloss R@1", "pts", "caption R@1", "pts",
-                       "R@1 vs float", "cosine", "goal" if timed else "goal (size, R@1)"]))
+    out = Table("text", ["method", "MB", "smaller", *latency, "gloss R@1", "pts", "caption R@1", "pts",
+                         "R@1 vs float", "cosine", "goal" if timed else "goal (size, R@1)"], rows,
+                title=title)
+    print(table(out.rows, out.columns))
+    return out
 
 
-def image_part(teacher, args) -> None:
+def image_part(teacher, args) -> Table:
     from ragsc.channel.cat import CATCodec, CATConfig
     from ragsc.distill.robust import evaluate_features, train_receiver
 
@@ -164,17 +168,22 @@ def image_part(teacher, args) -> None:
     rows.append(["pruned - unpruned (pts)", "", "", "", "", pts(c1, c0),
                  *[pts(p[s][k], u[s][k]) for s in (0.0, 10.0) for k in ("cosine", "accuracy")], ""])
     before, after = pruned.pruning["macs_before"] / 1e6, pruned.pruning["macs_after"] / 1e6
-    print(f"image student (student:embedded) on easy-VQA: pruned by torch-pruning "
-          f"({before:.1f}M -> {after:.1f}M MACs) and "
-          f"fine-tuned {args.finetune_epochs} epochs on {len(train)} train images against the teacher's "
-          f"embeddings ({prune_s:.0f} s; final train cosine "
-          f"{pruned.history[-1]['cosine'] if pruned.history else float('nan'):.4f}); receiver: CAT + shape "
-          f"head, {args.symbols} symbols, {args.channel_epochs} epochs, AWGN; {len(test)} test images")
-    print(table(rows, ["student", "parameters", "MACs", "MB", "ms @64", "clean cosine", "0 dB cosine",
-                       "0 dB shape acc", "10 dB cosine", "10 dB shape acc", "receiver s"]))
+    title = (f"image student (student:embedded) on easy-VQA: pruned by torch-pruning "
+             f"({before:.1f}M -> {after:.1f}M MACs) and "
+             f"fine-tuned {args.finetune_epochs} epochs on {len(train)} train images against the teacher's "
+             f"embeddings ({prune_s:.0f} s; final train cosine "
+             f"{pruned.history[-1]['cosine'] if pruned.history else float('nan'):.4f}); receiver: CAT + "
+             f"shape head, {args.symbols} symbols, {args.channel_epochs} epochs, AWGN; {len(test)} test "
+             "images")
+    print(title)
+    out = Table("image", ["student", "parameters", "MACs", "MB", "ms @64", "clean cosine", "0 dB cosine",
+                          "0 dB shape acc", "10 dB cosine", "10 dB shape acc", "receiver s"], rows,
+                title=title)
+    print(table(out.rows, out.columns))
+    return out
 
 
-def lm_part(args) -> None:
+def lm_part(args) -> Table:
     configs = [LMCompressionConfig(lm="smollm2", method=m) for m in LM_METHODS]
     # chosen on 100 validation sentences (WordNet examples drawn apart from the test ones): plain int8 lost
     # 9.3 / 2.1 BLEU-1 points at 5 / 10 dB there, with the head or the embedding float as much; the MLP's
@@ -198,12 +207,15 @@ def lm_part(args) -> None:
                      f"{f.agreement:.3f}", f"{f.sentences_per_s:.2f}",
                      f"{f.sentences_per_s / f0.sentences_per_s:.2f}x",
                      "-" if p.name == "none" else "yes" if goal else "no"])
-    print(f"\nSmolLM2-135M in the token link's decoder: {len(data.sentences)} held-out WordNet sentences, "
-          f"{data.symbols_per_token} symbols per token, {data.channel.upper()}, beam 4; {args.threads} "
-          f"thread(s), step latency the median of {args.repeats}; {time.perf_counter() - t0:.0f} s")
-    print(table(rows, ["method", "MB", "smaller", "ms/step @1", "faster", "ms/step @32", "faster",
+    title = (f"SmolLM2-135M in the token link's decoder: {len(data.sentences)} held-out WordNet sentences, "
+             f"{data.symbols_per_token} symbols per token, {data.channel.upper()}, beam 4; {args.threads} "
+             f"thread(s), step latency the median of {args.repeats}; {time.perf_counter() - t0:.0f} s")
+    print("\n" + title)
+    out = Table("lm", ["method", "MB", "smaller", "ms/step @1", "faster", "ms/step @32", "faster",
                        *[f"BLEU-1 {s:g} dB (pts)" for s in data.snrs], "same as float", "sentences/s",
-                       "decode faster", "goal"]))
+                       "decode faster", "goal"], rows, title=title)
+    print(table(out.rows, out.columns))
+    return out
 
 
 def main() -> None:
@@ -227,17 +239,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lm-sentences", type=int, default=100, help="lm: held-out WordNet sentences")
     ap.add_argument("--lm-snr", default="5,10,20", help="lm: AWGN SNRs in dB (comma list)")
+    add_results_args(ap)
     args = ap.parse_args()
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
     print(machine(), f"; timing with {args.threads} thread(s)")
     if "text" in parts or "image" in parts:
         teacher = load_encoder("embedded")
+    tables = []
     if "text" in parts:
-        text_part(teacher, args)
+        tables.append(text_part(teacher, args))
     if "image" in parts:
-        image_part(teacher, args)
+        tables.append(image_part(teacher, args))
     if "lm" in parts:
-        lm_part(args)
+        tables.append(lm_part(args))
+    write_results("bench_compress", tables, args=args)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import Table, add_results_args, machine, write_results  # noqa: E402
 
 from ragsc.channel.cat import CATCodec, CATConfig  # noqa: E402
 from ragsc.datasets import load_easy_vqa, load_photos  # noqa: E402
@@ -70,7 +70,7 @@ from ragsc.distill.robust import (  # noqa: E402
 )
 from ragsc.distill.store import DataRecipe, TeacherStore, build_store  # noqa: E402
 from ragsc.distill.student_nets import ImageStudent, ImageStudentConfig  # noqa: E402
-from ragsc.distill.train import _pixels, embed_store, image_inputs, keep_labels, train_student  # noqa: E402
+from ragsc.distill.train import embed_store, image_inputs, keep_labels, to_student_pixels, train_student  # noqa: E402
 from ragsc.encoders import load_encoder  # noqa: E402
 from ragsc.errors import RagscError  # noqa: E402
 from ragsc.report import table  # noqa: E402
@@ -155,7 +155,7 @@ def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int, data: str,
     space = SearchSpaceConfig(image_size=args.image_size, channels=6, layers=5, out_dim=dim, seed=args.seed)
     t0 = time.perf_counter()
     net = SearchNetwork(space)
-    search(net, _pixels(x[tr]), t[tr], _pixels(x[va]), t[va], epochs=args.search_epochs, lam=0.1,
+    search(net, to_student_pixels(x[tr]), t[tr], to_student_pixels(x[va]), t[va], epochs=args.search_epochs, lam=0.1,
            seed=args.seed, progress=True)
     genotype = derive(net)
     seconds = time.perf_counter() - t0
@@ -178,7 +178,7 @@ def matched_widths(params: int, size: int, dim: int) -> tuple[int, ...]:
     return (w, 2 * w, 4 * w)
 
 
-def over_the_channel(args, data: str) -> None:
+def over_the_channel(args, data: str) -> list[Table]:
     """Part ``channel``: classification over the channel at equal channel uses, every row of RKD-SC's
     comparison, on ``data``'s held-out test split."""
     torch.manual_seed(args.seed)
@@ -207,7 +207,7 @@ def over_the_channel(args, data: str) -> None:
           f"{darts_params:,} parameters "
           f"({darts_params / t_params:.2%} of the teacher's {t_params:,}); hand-designed CNN "
           f"{hand_cfg.widths}: {hand_params:,}", flush=True)
-    results = []
+    results, tables = [], []
 
     clock = [time.perf_counter()]
 
@@ -246,11 +246,12 @@ def over_the_channel(args, data: str) -> None:
         train_deepjscc(jscc, xtr, lab, epochs=args.epochs, seed=args.seed)
         add("DeepJSCC-style", share, evaluate_deepjscc(jscc, xte, yte, snrs=snrs, channels=channels,
                                                        seed=args.seed + 100), jscc.num_parameters())
-        print_accuracy(results, share, snrs, channels)
-    print_goals(results, snrs, channels, data)
+        tables.append(print_accuracy(results, share, snrs, channels, data))
+    tables.append(print_goals(results, snrs, channels, data))
+    return tables
 
 
-def print_accuracy(results: list[dict], share: float, snrs, channels) -> None:
+def print_accuracy(results: list[dict], share: float, snrs, channels, data: str) -> Table:
     rows = []
     for method in dict.fromkeys(r["method"] for r in results if r["labels"] == share):
         for ch in channels:
@@ -258,10 +259,14 @@ def print_accuracy(results: list[dict], share: float, snrs, channels) -> None:
                    if r["method"] == method and r["labels"] == share and r["channel"] == ch}
             params = next(r["params"] for r in results if r["method"] == method)
             rows.append([method, f"{share:g}", f"{params:,}", ch] + [f"{acc[s]:.3f}" for s in snrs])
-    print(table(rows, ["method", "labels", "params", "channel"] + [f"{s:g} dB" for s in snrs]), flush=True)
+    out = Table(f"channel_{data}_labels_{share:g}", ["method", "labels", "params", "channel"]
+                + [f"{s:g} dB" for s in snrs], rows,
+                title=f"{data}: accuracy over the channel, {share:g} of the labels")
+    print(table(out.rows, out.columns), flush=True)
+    return out
 
 
-def print_goals(results: list[dict], snrs, channels, data: str) -> None:
+def print_goals(results: list[dict], snrs, channels, data: str) -> Table:
     """Each student's worst ratio to the teacher's accuracy at SNR >= 0 dB, per label share."""
     rows = []
     for share in dict.fromkeys(r["labels"] for r in results):
@@ -272,12 +277,15 @@ def print_goals(results: list[dict], snrs, channels, data: str) -> None:
                       if r["method"] == method and r["labels"] == share and r["snr_db"] >= 0
                       and ref[(r["channel"], r["snr_db"])] > 0]
             rows.append([data, method, f"{share:g}", f"{min(ratios):.1%}", f"{np.mean(ratios):.1%}"])
-    print(f"\n{data}: accuracy relative to the teacher's, at SNR >= 0 dB on {', '.join(channels)} "
-          "(goal: >= 97 % everywhere)")
-    print(table(rows, ["data", "method", "labels", "worst", "mean"]), flush=True)
+    out = Table(f"goals_{data}", ["data", "method", "labels", "worst", "mean"], rows,
+                title=f"{data}: accuracy relative to the teacher's, at SNR >= 0 dB on {', '.join(channels)} "
+                      "(goal: >= 97 % everywhere)")
+    print("\n" + out.title)
+    print(table(out.rows, out.columns), flush=True)
+    return out
 
 
-def stored_vs_online(args) -> None:
+def stored_vs_online(args) -> Table:
     """Part ``store``: an epoch of KD from the stored teacher outputs against one that runs the teacher
     (online KD), the same student, batches and steps; and the time of 10 epochs with the caching."""
     from ragsc.distill.losses import kd_loss
@@ -291,7 +299,7 @@ def stored_vs_online(args) -> None:
     store = build_store(folder, teacher, recipe)
     cache_s = time.perf_counter() - t0
     cfg = ImageStudentConfig(image_size=args.image_size, widths=(16, 32, 64), out_dim=store.teacher["dim"])
-    x = _pixels(image_inputs(store, cfg.image_size, views=False)[0][:, 0])
+    x = to_student_pixels(image_inputs(store, cfg.image_size, views=False)[0][:, 0])
     stored = store.tensors()["image"]
     images = [it.image for it in store.inputs()]
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed)).split(64)
@@ -321,16 +329,21 @@ def stored_vs_online(args) -> None:
     rows = [["online KD (teacher every epoch)", f"{online_s / n * 1e3:.2f}", "-", f"{10 * online_s:.1f}"],
             ["stored teacher outputs", f"{store_s / n * 1e3:.2f}", f"{cache_s / n * 1e3:.1f}",
              f"{cache_s + 10 * store_s:.1f}"]]
-    print(f"\nstored vs online KD: {n} easy-VQA training images, a {cfg.widths} CNN at {cfg.image_size}px, "
-          f"batch 64, one epoch each from the same initialisation")
-    print(table(rows, ["KD from", "ms / item / epoch", "caching ms / item", "10 epochs incl. caching (s)"]))
-    print(f"per epoch: stored is {online_s / store_s:.0f}x faster; 10 epochs incl. caching: "
-          f"{10 * online_s / (cache_s + 10 * store_s):.1f}x less time. The teacher's online outputs "
-          f"differ from the stored ones by at most {gap:.1e}, and the two students agree to a cosine of "
-          f"{same:.6f} or more after the epoch: the same training, so the same accuracy.", flush=True)
+    out = Table("store", ["KD from", "ms / item / epoch", "caching ms / item", "10 epochs incl. caching (s)"],
+                rows, title=f"stored vs online KD: {n} easy-VQA training images, a {cfg.widths} CNN at "
+                            f"{cfg.image_size}px, batch 64, one epoch each from the same initialisation")
+    out.notes.append(f"per epoch: stored is {online_s / store_s:.0f}x faster; 10 epochs incl. caching: "
+                     f"{10 * online_s / (cache_s + 10 * store_s):.1f}x less time. The teacher's online "
+                     f"outputs differ from the stored ones by at most {gap:.1e}, and the two students agree "
+                     f"to a cosine of {same:.6f} or more after the epoch: the same training, so the same "
+                     "accuracy.")
+    print("\n" + out.title)
+    print(table(out.rows, out.columns))
+    print(out.notes[0], flush=True)
+    return out
 
 
-def in_the_pipeline(args) -> None:
+def in_the_pipeline(args) -> Table:
     """Part ``pipeline``: the student as the multitask pipeline's transmitter, the teacher's KBs and
     decoders unchanged behind it (and, with ``--student-decoders``, decoders trained behind the student);
     each task's primary metric (and the image task's class accuracy, the caption's) per channel and SNR,
@@ -375,13 +388,16 @@ def in_the_pipeline(args) -> None:
                      for n in names[1:]]
             out.append([f"{task}/{metric}", ch] + [" / ".join(f"{got[n][i]:.3f}" for n in names)
                                                    for i in range(len(snrs))] + worst)
-    print(f"\nthe multitask pipeline, {args.pipeline_n} items per kind, semantic + RAG: {' / '.join(names)} "
-          "(worst ratio to the teacher at SNR >= 0 dB; goal >= 97 %)")
-    print(table(out, ["task/metric", "channel"] + [f"{s:g} dB" for s in snrs]
-                + [f"worst ratio: {n}" for n in names[1:]]), flush=True)
+    res = Table("pipeline", ["task/metric", "channel"] + [f"{s:g} dB" for s in snrs]
+                + [f"worst ratio: {n}" for n in names[1:]], out,
+                title=f"the multitask pipeline, {args.pipeline_n} items per kind, semantic + RAG: "
+                      f"{' / '.join(names)} (worst ratio to the teacher at SNR >= 0 dB; goal >= 97 %)")
+    print("\n" + res.title)
+    print(table(res.rows, res.columns), flush=True)
+    return res
 
 
-def towers(args) -> None:
+def towers(args) -> Table:
     """Part ``towers``: the shipped students against the teacher, tower by tower."""
     teacher, student = load_encoder("embedded"), load_encoder(args.student)
     tp, sp = teacher.num_parameters(), student.num_parameters()
@@ -413,6 +429,7 @@ def towers(args) -> None:
             print(table(rows[-1:], HEADER), flush=True)
     print()
     print(table(rows, HEADER))
+    return Table("towers", HEADER, rows, title="the shipped students against the teacher, tower by tower")
 
 
 HEADER = ["tower", "data", "items", "teacher params", "student params", "smaller", "teacher items/s",
@@ -451,18 +468,21 @@ def main() -> None:
                          "folder")
     ap.add_argument("--store-items", type=int, default=512, help="store: images timed")
     ap.add_argument("--seed", type=int, default=0)
+    add_results_args(ap)
     args = ap.parse_args()
     print("machine:", machine(), flush=True)
     parts = args.part.split(",")
+    tables = []
     if "towers" in parts:
-        towers(args)
+        tables.append(towers(args))
     if "pipeline" in parts:
-        in_the_pipeline(args)
+        tables.append(in_the_pipeline(args))
     if "store" in parts:
-        stored_vs_online(args)
+        tables.append(stored_vs_online(args))
     if "channel" in parts:
         for data in args.data.split(","):
-            over_the_channel(args, data)
+            tables += over_the_channel(args, data)
+    write_results("bench_distill", tables, args=args)
 
 
 if __name__ == "__main__":

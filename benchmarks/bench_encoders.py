@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-from _common import best_time, machine  # noqa: E402
+from _common import Table, add_results_args, best_time, machine, write_results  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ragsc import load_encoder  # noqa: E402
@@ -30,14 +30,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default="embedded")
     ap.add_argument("--repeats", type=int, default=3)
+    add_results_args(ap)
     args = ap.parse_args()
 
     print(f"machine: {machine()}")
     enc = load_encoder(args.spec)
-    print(f"encoder: {enc}  fingerprint={enc.fingerprint}\n")
-    print(table(score_rows(standard_suite(enc)), SCORE_HEADER))
+    encoder = f"encoder: {enc}  fingerprint={enc.fingerprint}"
+    print(encoder + "\n")
+    scores = Table("retrieval", SCORE_HEADER, score_rows(standard_suite(enc)),
+                   title="image <-> caption retrieval R@1")
+    print(table(scores.rows, scores.columns))
 
     if args.spec != "embedded":
+        write_results("bench_encoders", [scores], args=args, notes=[encoder])
         return
     images = [Image.open(x.path).convert("RGB") for x in load_easy_vqa("test")[:64]]
     texts = [p.caption for p in load_photos()] * 3
@@ -63,8 +68,12 @@ def main() -> None:
             t_ours = best_time(lambda ours=ours, chunks=chunks: [ours(c) for c in chunks], args.repeats)
             t_raw = best_time(lambda raw=raw, chunks=chunks: [raw(c) for c in chunks], args.repeats)
             rows.append([kind, str(bs), f"{n / t_ours:.1f}", f"{n / t_raw:.1f}", f"{t_ours / t_raw:.3f}"])
+    speed = Table("throughput", ["input", "batch", "ragsc items/s", "raw towers items/s",
+                                 "ratio (goal <= 1.1)"], rows,
+                  title="encode throughput through ragsc and through the raw towers")
     print()
-    print(table(rows, ["input", "batch", "ragsc items/s", "raw towers items/s", "ratio (goal <= 1.1)"]))
+    print(table(speed.rows, speed.columns))
+    write_results("bench_encoders", [scores, speed], args=args, notes=[encoder])
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import Table, add_results_args, machine, write_results  # noqa: E402
 
 from ragsc._assets import asset_dir, home_dir  # noqa: E402
 from ragsc.datasets import load_easy_vqa  # noqa: E402
@@ -123,6 +123,11 @@ def _row(dataset: str, fed, cen) -> dict:
             "centralised_curve": [cen.initial_accuracy] + [r.accuracy for r in cen.rounds]}
 
 
+def _md(cells: list[str]) -> str:
+    """A Markdown table row, as the summary tables print."""
+    return "| " + " | ".join(cells) + " |"
+
+
 def _kb(x: float) -> str:
     return f"{x / 1e3:,.1f}"
 
@@ -143,13 +148,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="default: RAGSC_HOME/bench/federated")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared 2-core machine the "
                     "small ops of a round run several times faster than with 2 spinning threads)")
+    add_results_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = args.out or home_dir() / "bench" / "federated"
     out.mkdir(parents=True, exist_ok=True)
     print("machine:", machine(), flush=True)
 
-    rows, results, first = [], {}, None
+    rows, results, first, pngs = [], {}, None, []
     for dataset in [d.strip() for d in args.data.split(",") if d.strip()]:
         spec = _spec(dataset, args)
         c, t = spec.clients, spec.train
@@ -195,50 +201,67 @@ def main() -> None:
                         reference=("centralised", cen),
                         title=f"{dataset}: federated split fine-tuning vs centralised, {ch.channel} "
                               f"{ch.snr_db:g} dB, {ch.k_symbols} symbols")
+        pngs.append(png)
         print(f"wrote {png}", flush=True)
 
-    print("\naccuracy over the channel on the test items, mean of the last 3 rounds (epochs); uplink and "
-          "downlink per round in kB")
-    print("| dataset | federated | centralised | fed / central (goal >= 0.95) | first round >= 0.95 x "
-          "central | uplink (symbols + labels + adapters) | full-model FedAvg uplink | ratio (goal <= 0.05) "
-          "| downlink | trained / device params | dropped | fed s | central s |")
+    summary = Table("federated", ["dataset", "federated", "centralised", "fed / central (goal >= 0.95)",
+                                  "first round >= 0.95 x central", "uplink (symbols + labels + adapters)",
+                                  "full-model FedAvg uplink", "ratio (goal <= 0.05)", "downlink",
+                                  "trained / device params", "dropped", "fed s", "central s"], [],
+                    title="accuracy over the channel on the test items, mean of the last 3 rounds (epochs); "
+                          "uplink and downlink per round in kB")
+    print("\n" + summary.title)
+    print(_md(summary.columns))
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         b = r["uplink_breakdown"]
-        print(f"| {r['dataset']} | {r['federated_accuracy']:.3f} | {r['centralised_accuracy']:.3f} | "
-              f"{r['accuracy_ratio']:.3f} ({'met' if r['accuracy_ratio'] >= 0.95 else 'not met'}) | "
-              f"{r['first_round_at_goal'] or '-'} | {_kb(r['uplink_per_round'])} ({_kb(b['symbols'])} + "
-              f"{_kb(b['labels'])} + {_kb(b['adapters'])}) | {_kb(r['full_fedavg_uplink_per_round'])} | "
-              f"{r['uplink_ratio']:.4f} ({'met' if r['uplink_ratio'] <= 0.05 else 'not met'}) | "
-              f"{_kb(r['downlink_per_round'])} | {r['trainable_params']:,} / {r['device_params']:,} | "
-              f"{r['dropouts']} | {r['federated_seconds']:.0f} | {r['centralised_seconds']:.0f} |")
+        summary.rows.append([
+            r["dataset"], f"{r['federated_accuracy']:.3f}", f"{r['centralised_accuracy']:.3f}",
+            f"{r['accuracy_ratio']:.3f} ({'met' if r['accuracy_ratio'] >= 0.95 else 'not met'})",
+            f"{r['first_round_at_goal'] or '-'}",
+            f"{_kb(r['uplink_per_round'])} ({_kb(b['symbols'])} + {_kb(b['labels'])} + {_kb(b['adapters'])})",
+            _kb(r["full_fedavg_uplink_per_round"]),
+            f"{r['uplink_ratio']:.4f} ({'met' if r['uplink_ratio'] <= 0.05 else 'not met'})",
+            _kb(r["downlink_per_round"]), f"{r['trainable_params']:,} / {r['device_params']:,}",
+            f"{r['dropouts']}", f"{r['federated_seconds']:.0f}", f"{r['centralised_seconds']:.0f}"])
+        print(_md(summary.rows[-1]))
+    tables = [summary]
 
     engines = [e.strip() for e in args.flower.split(",") if e.strip() and e.strip() != "none"]
     if engines and first is not None:
         spec, fed = first
         k = min(args.flower_rounds, len(fed.rounds))
         short = spec_from({**spec.model_dump(mode="json"), "train": {**spec.train.model_dump(), "rounds": k}})
-        print(f"\n{spec.data.dataset}, first {k} rounds, same seeds:")
-        print("| engine | accuracy after each round | uplink bytes per round | dropped | s |")
+        engine_table = Table("engines", ["engine", "accuracy after each round", "uplink bytes per round",
+                                         "dropped", "s"], [],
+                             title=f"{spec.data.dataset}, first {k} rounds, same seeds:")
+        tables.append(engine_table)
+        print("\n" + engine_table.title)
+        print(_md(engine_table.columns))
         print("|---|---|---|---|---|")
         ref = fed.rounds[:k]
-        print(f"| inprocess | {', '.join(f'{r.accuracy:.3f}' for r in ref)} | "
-              f"{', '.join(str(r.uplink_bytes) for r in ref)} | {[list(r.dropped) for r in ref]} | - |")
+        engine_table.rows.append(["inprocess", ", ".join(f"{r.accuracy:.3f}" for r in ref),
+                                  ", ".join(str(r.uplink_bytes) for r in ref),
+                                  f"{[list(r.dropped) for r in ref]}", "-"])
+        print(_md(engine_table.rows[-1]))
         results["flower"] = {"rounds": k, "inprocess": [r.accuracy for r in ref]}
         for engine in engines:
             name = {"sim": "flower-sim", "grpc": "flower-grpc"}[engine]
             t0 = time.perf_counter()
             got = run_federated(short, name)
             secs = time.perf_counter() - t0
-            print(f"| {name} | {', '.join(f'{r.accuracy:.3f}' for r in got.rounds)} | "
-                  f"{', '.join(str(r.uplink_bytes) for r in got.rounds)} | "
-                  f"{[list(r.dropped) for r in got.rounds]} | {secs:.0f} |", flush=True)
+            engine_table.rows.append([name, ", ".join(f"{r.accuracy:.3f}" for r in got.rounds),
+                                      ", ".join(str(r.uplink_bytes) for r in got.rounds),
+                                      f"{[list(r.dropped) for r in got.rounds]}", f"{secs:.0f}"])
+            print(_md(engine_table.rows[-1]), flush=True)
             diff = max(abs(a.accuracy - b.accuracy) for a, b in zip(ref, got.rounds))
-            print(f"max |accuracy difference| {name} vs inprocess: {diff:.4f}")
+            engine_table.notes.append(f"max |accuracy difference| {name} vs inprocess: {diff:.4f}")
+            print(engine_table.notes[-1])
             results["flower"][name] = {"accuracy": [r.accuracy for r in got.rounds], "seconds": secs,
                                        "max_abs_difference": diff}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\nwrote {out / 'results.json'}")
+    write_results("bench_federated", tables, args=args, figures=pngs)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import best_time  # noqa: E402
+from _common import Table, add_results_args, best_time, write_results  # noqa: E402
 
 from ragsc.kb import KnowledgeBase, choose_factory, ingest  # noqa: E402
 from ragsc.kb import index as ix  # noqa: E402
@@ -46,7 +46,7 @@ def clustered(n: int, dim: int, n_clusters: int = 1000, spread: float = 1.0, see
     return x
 
 
-def bench_ingest(args, tmp: Path) -> None:
+def bench_ingest(args, tmp: Path) -> Table:
     from PIL import Image
 
     from ragsc import load_encoder
@@ -75,10 +75,13 @@ def bench_ingest(args, tmp: Path) -> None:
         t_ours = time.perf_counter() - t
         n = rep.added
         rows.append([kind, str(n), f"{n / t_ours:.1f}", f"{n / t_raw:.1f}", f"{t_ours / t_raw:.3f}"])
-    print(table(rows, ["ingest", "items", "ragsc items/s", "raw encode items/s", "ratio (goal <= 1.2)"]))
+    out = Table("ingest", ["ingest", "items", "ragsc items/s", "raw encode items/s", "ratio (goal <= 1.2)"],
+                rows, title="ingestion into a fresh KB vs. raw encoding of the same items")
+    print(table(out.rows, out.columns))
+    return out
 
 
-def bench_query(args, tmp: Path) -> None:
+def bench_query(args, tmp: Path) -> Table:
     dim = 384
     x = clustered(args.kb_size, dim, seed=1)
     rows = []
@@ -101,19 +104,23 @@ def bench_query(args, tmp: Path) -> None:
         st = kb.stats()
         rows[-1].append(f"{st['bytes_per_item']:.0f}")
         rows[-2].append("")
-    print(table(rows, ["index", "items", "batch", "ragsc ms/query", "faiss ms/query", "ratio (goal <= 1.1)",
-                       "ragsc + metadata ms/query", "bytes/item"]))
+    out = Table("query", ["index", "items", "batch", "ragsc ms/query", "faiss ms/query",
+                          "ratio (goal <= 1.1)", "ragsc + metadata ms/query", "bytes/item"], rows,
+                title=f"query latency, {args.kb_size} clustered {dim}-d vectors, k = 10")
+    print(table(out.rows, out.columns))
+    return out
 
 
-def bench_large(args) -> None:
+def bench_large(args) -> Table:
     dim = 384
     n = args.large
     t0 = time.perf_counter()
     x = clustered(n, dim, seed=3)
     q = clustered(1000, dim, seed=4)  # same centres, fresh points
     factory = args.factory or choose_factory(n, dim)
-    print(f"\nlarge: {n} x {dim} clustered vectors (generated in {time.perf_counter() - t0:.0f}s); "
-          f"auto factory {factory}")
+    title = f"large: {n} x {dim} clustered vectors (generated in {time.perf_counter() - t0:.0f}s); " \
+            f"auto factory {factory}"
+    print("\n" + title)
     flat = faiss.IndexFlatIP(dim)
     flat.add(x)
     t_flat = best_time(lambda f=flat: f.search(q, 10), 1)
@@ -134,10 +141,14 @@ def bench_large(args) -> None:
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
         rows.append([str(nprobe), str(k_factor), f"{recall:.3f}", f"{len(q) / t_ivf:.0f}",
                      f"{len(q) / t_flat:.0f}", f"{t_flat / t_ivf:.1f}x"])
-    print(f"trained in {t_train:.0f}s on {min(n, args.train_sample)} vectors, added in {t_add:.0f}s; "
-          f"{faiss.serialize_index(idx).nbytes / n:.0f} bytes/vector vs {4 * dim} for Flat")
-    print(table(rows, ["nprobe", "k_factor", "recall@10 vs Flat (goal >= 0.9)", "IVF-PQ q/s", "Flat q/s",
-                       "speed-up (goal >= 10x)"]))
+    out = Table("large", ["nprobe", "k_factor", "recall@10 vs Flat (goal >= 0.9)", "IVF-PQ q/s", "Flat q/s",
+                          "speed-up (goal >= 10x)"], rows, title=title,
+                notes=[f"trained in {t_train:.0f}s on {min(n, args.train_sample)} vectors, added in "
+                       f"{t_add:.0f}s; {faiss.serialize_index(idx).nbytes / n:.0f} bytes/vector vs "
+                       f"{4 * dim} for Flat"])
+    print(out.notes[0])
+    print(table(out.rows, out.columns))
+    return out
 
 
 def main() -> None:
@@ -150,16 +161,19 @@ def main() -> None:
     ap.add_argument("--factory", default=None,
                     help="large part: a FAISS factory instead of the size-chosen one")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: ingest,query,large")
+    add_results_args(ap)
     args = ap.parse_args()
     skip = set(args.skip.split(","))
+    tables = []
     with tempfile.TemporaryDirectory() as d:
         if "ingest" not in skip:
-            bench_ingest(args, Path(d))
+            tables.append(bench_ingest(args, Path(d)))
         if "query" not in skip:
             print()
-            bench_query(args, Path(d))
+            tables.append(bench_query(args, Path(d)))
     if "large" not in skip:
-        bench_large(args)
+        tables.append(bench_large(args))
+    write_results("bench_kb", tables, args=args)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, mean_finite, pct, relative_gain  # noqa: E402
+from _common import Table, add_results_args, machine, mean_finite, pct, relative_gain, write_results  # noqa: E402
 
 from ragsc.config import load_pipeline_spec  # noqa: E402
 from ragsc.decoders import Context  # noqa: E402
@@ -40,7 +40,7 @@ SNRS = (-5.0, 0.0, 5.0, 10.0)
 CHANNELS = ("awgn", "rayleigh")
 
 
-def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
+def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> list[Table]:
     digital = subset == "all"
     methods = ("semantic+rag", "semantic", "digital") if digital else ("semantic+rag", "semantic")
     rows = run_eval(pipe, list(CHANNELS), list(SNRS), n=n, seed=seed, methods=methods, subset=subset)
@@ -64,22 +64,28 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
               ["mean", "ceiling (perfect receiver)"])
     what = {"all": "half the images re-sent from the local KB, half novel",
             "novel": "novel images only: no KB holds them"}[subset]
-    print(f"RAG gain, relative to semantic without RAG (same transmissions, {n} items per task, "
-          f"{pipe.spec.channel.k_symbols} complex symbols per item; {what})")
-    print(table(body, header))
+    gain = Table(f"rag_gain_{subset}", header, body,
+                 title=f"RAG gain, relative to semantic without RAG (same transmissions, {n} items per task, "
+                       f"{pipe.spec.channel.k_symbols} complex symbols per item; {what})")
+    print(gain.title)
+    print(table(gain.rows, gain.columns))
     primary = [(t, m) for t, m in PRIMARY.items()]
-    print(f"mean over the primary metrics (*): {pct(mean_finite([mean_gain[p] for p in primary]))}  "
-          "(goal >= +30 %); "
-          f"a perfect receiver would score {pct(mean_finite([mean_ceiling[p] for p in primary]))}\n")
+    gain.notes.append(f"mean over the primary metrics (*): "
+                      f"{pct(mean_finite([mean_gain[p] for p in primary]))}  (goal >= +30 %); a perfect "
+                      f"receiver would score {pct(mean_finite([mean_ceiling[p] for p in primary]))}")
+    print(gain.notes[0] + "\n")
     # the headline's metrics were chosen before measuring; show how much the choice matters
     image_metrics = [m for t, m in keys if t == "image"]
     rows = [[m] + [pct(mean_finite([mean_gain["text", m], mean_gain["image", im],
                                     mean_gain["vqa", "accuracy"]]))
                    for im in image_metrics] for t, m in keys if t == "text"]
-    print("mean RAG gain under other metric choices (rows: text metric, columns: image metric; VQA accuracy)")
-    print(table(rows, ["text \\ image"] + image_metrics) + "\n")
+    choice = Table(f"metric_choice_{subset}", ["text \\ image"] + image_metrics, rows,
+                   title="mean RAG gain under other metric choices (rows: text metric, columns: image "
+                         "metric; VQA accuracy)")
+    print(choice.title)
+    print(table(choice.rows, choice.columns) + "\n")
     if not digital:
-        return
+        return [gain, choice]
 
     body, wins, total = [], 0, 0
     for task, metric in keys:
@@ -92,13 +98,17 @@ def rag_gain(pipe: Pipeline, n: int, seed: int, subset: str = "all") -> None:
                     wins += s > d
                     total += 1
             body.append([task, metric, ch] + cells)
-    print("semantic+RAG vs. digital separate coding (best MCS per SNR), equal channel uses")
-    print(table(body, ["task", "metric", "channel"] + [f"SNR {s:g}" for s in SNRS]))
-    print(f"semantic+RAG beats digital on the primary metric at SNR <= 5 dB: {wins}/{total} points "
-          "(goal: all)\n")
+    vs = Table("semantic_vs_digital", ["task", "metric", "channel"] + [f"SNR {s:g}" for s in SNRS], body,
+               title="semantic+RAG vs. digital separate coding (best MCS per SNR), equal channel uses",
+               notes=[f"semantic+RAG beats digital on the primary metric at SNR <= 5 dB: {wins}/{total} "
+                      "points (goal: all)"])
+    print(vs.title)
+    print(table(vs.rows, vs.columns))
+    print(vs.notes[0] + "\n")
+    return [gain, choice, vs]
 
 
-def latency(pipe: Pipeline, repeats: int) -> None:
+def latency(pipe: Pipeline, repeats: int) -> Table:
     from ragsc.datasets import load_easy_vqa
     from ragsc.datasets.corpus import text_test_set
 
@@ -124,10 +134,13 @@ def latency(pipe: Pipeline, repeats: int) -> None:
         t_e2e, t_raw = statistics.median(e2e), statistics.median(raw)
         body.append([batch, *(f"{1e3 * med[k]:.1f}" for k in stages), f"{1e3 * t_e2e:.1f}",
                      f"{1e3 * t_raw:.1f}", f"{t_e2e / t_raw:.3f}"])
-    print(f"multitask pipeline latency, median of {repeats} "
-          "(ms; a batch is half images with 2 questions, half sentences)")
-    print(table(body, ["batch", "encode", "channel", "retrieve", "decode", "pipeline end-to-end",
-                       "raw stages summed", "overhead (goal <= 1.15)"]))
+    out = Table("latency", ["batch", "encode", "channel", "retrieve", "decode", "pipeline end-to-end",
+                            "raw stages summed", "overhead (goal <= 1.15)"], body,
+                title=f"multitask pipeline latency, median of {repeats} "
+                      "(ms; a batch is half images with 2 questions, half sentences)")
+    print(out.title)
+    print(table(out.rows, out.columns))
+    return out
 
 
 def raw_stages(pipe: Pipeline, items: list, seed: int) -> float:
@@ -159,6 +172,7 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of: gain, latency")
     ap.add_argument("--k-symbols", type=int, default=None,
                     help="complex symbols per item (default: the spec's)")
+    add_results_args(ap)
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     print("machine:", machine())
@@ -170,12 +184,15 @@ def main() -> None:
     # sentences as embeddings, the path these figures measure (the token link's are bench_text.py's)
     spec["text"]["link"] = "embedding"
     pipe = Pipeline.from_config(spec)
-    print(f"pipeline and KBs ready in {time.perf_counter() - t0:.1f}s\n")
+    ready = f"pipeline and KBs ready in {time.perf_counter() - t0:.1f}s"
+    print(ready + "\n")
+    tables = []
     if "gain" not in skip:
-        rag_gain(pipe, args.n, args.seed)
-        rag_gain(pipe, args.n, args.seed, subset="novel")
+        tables += rag_gain(pipe, args.n, args.seed)
+        tables += rag_gain(pipe, args.n, args.seed, subset="novel")
     if "latency" not in skip:
-        latency(pipe, args.repeats)
+        tables.append(latency(pipe, args.repeats))
+    write_results("bench_pipelines", tables, args=args, notes=[ready])
 
 
 if __name__ == "__main__":

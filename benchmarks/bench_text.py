@@ -26,7 +26,7 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import Table, add_results_args, machine, write_results  # noqa: E402
 
 from ragsc.channel import ChannelConfig, IdealDigital, LMTextCodec  # noqa: E402
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink  # noqa: E402
@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--sets", default="novel,kb", help="which sets: novel, kb")
     ap.add_argument("--codebook", default="lattice", help="token codebook: lattice or gaussian")
     ap.add_argument("--length-candidates", type=int, default=1, help="lengths read where the header doubts")
+    add_results_args(ap)
     args = ap.parse_args()
     print("machine:", machine())
     t0 = time.perf_counter()
@@ -88,9 +89,10 @@ def main() -> None:
     fortunes = list(load_fortunes())
     rng = np.random.default_rng(args.seed)
     sets["kb"] = [fortunes[i] for i in rng.choice(len(fortunes), args.n_kb, replace=False)]
-    print(f"SmolLM2 loaded in {time.perf_counter() - t0:.1f}s; {args.n} WordNet sentences "
-          f"({np.mean([len(s.split()) for s in sets['novel']]):.1f} words on average), {args.n_kb} KB-held "
-          "fortunes\n", flush=True)
+    loaded = (f"SmolLM2 loaded in {time.perf_counter() - t0:.1f}s; {args.n} WordNet sentences "
+              f"({np.mean([len(s.split()) for s in sets['novel']]):.1f} words on average), {args.n_kb} "
+              "KB-held fortunes")
+    print(loaded + "\n", flush=True)
     codec = LMTextCodec(lm)
     rows = []
     for k in (int(x) for x in args.k.split(",")):
@@ -137,6 +139,9 @@ def main() -> None:
                         + ["-", "-"])
     print()
     print(table(rows, HEADER))
+    write_results("bench_text", [Table("text_link", HEADER, rows,
+                                       title=f"the token-level text link, beam {args.beam}, "
+                                             f"{args.codebook} codebook")], args=args, notes=[loaded])
 
 
 if __name__ == "__main__":
