@@ -155,8 +155,8 @@ def searched(args, x: torch.Tensor, t: torch.Tensor, dim: int, data: str,
     space = SearchSpaceConfig(image_size=args.image_size, channels=6, layers=5, out_dim=dim, seed=args.seed)
     t0 = time.perf_counter()
     net = SearchNetwork(space)
-    search(net, to_student_pixels(x[tr]), t[tr], to_student_pixels(x[va]), t[va], epochs=args.search_epochs, lam=0.1,
-           seed=args.seed, progress=True)
+    search(net, to_student_pixels(x[tr]), t[tr], to_student_pixels(x[va]), t[va], epochs=args.search_epochs,
+           lam=0.1, seed=args.seed, progress=True)
     genotype = derive(net)
     seconds = time.perf_counter() - t0
     arch = ArchitectureConfig(genotype, in_channels=3, image_size=args.image_size, channels=6, layers=5,
