@@ -10,6 +10,9 @@ STAMP  := $(VENV)/.ragsc-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# OpenMP threads (torch, FAISS) that wait sleep instead of spinning: on cores another job uses, spinning
+# threads made the test suite seven times slower (tests/conftest.py also runs the tests on one thread)
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup demo test lint docs test-slow bench clean
 
@@ -42,7 +45,7 @@ demo: setup
 	$(BIN)/ragsc demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 lint: setup
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ import typer
 
 def demo(
     limit: int = typer.Option(240, min=1, help="easy-VQA test images for the encoder check."),
-    n: int = typer.Option(40, min=1, help="Sentences and images in the sweep."),
+    n: int = typer.Option(12, min=1, help="Sentences and images in the sweep."),
     lm: bool = typer.Option(True, help="Also decode the example sentences the embedding way "
                             "(the semantic-embedding baseline)."),
 ) -> None:

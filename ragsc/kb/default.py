@@ -13,8 +13,9 @@ by its scope (``build: default`` in a pipeline spec, :func:`build_default_kb`):
 
 No decoder was trained on test images. The evaluation sends half its images from the local KB's
 recent ones (content sent again) and half from test images no KB holds (novel content), see
-:func:`ragsc.eval.evaluation_set`. Embeddings are computed once per encoder and cached
-(see :mod:`ragsc.encoders.cache`).
+:func:`ragsc.eval.evaluation_set`. The images' embeddings by the embedded encoder ship with the
+recipes (:mod:`ragsc.kb.shipped`, used when the encoder's and the images' fingerprint match); others
+are computed once per encoder and cached (see :mod:`ragsc.encoders.cache`).
 
 Building is a sync, so a KB built by an older recipe follows the current one, in one commit: the
 recipe's items the KB lacks are added, and items the recipe stored once but no longer holds are
@@ -138,11 +139,16 @@ class _Part:
     contents: list
     items: list
     complete: bool = True  # False: an optional source is missing, so absent items are not stale
+    split: str | None = None  # images: the easy-VQA split (their shipped embeddings, ragsc.kb.shipped)
 
     def embeddings(self, encoder, progress: bool):
         from ragsc.encoders.cache import cached_embeddings
+        from ragsc.kb.shipped import shipped_embeddings
 
         if self.kind == "image":
+            shipped = shipped_embeddings(encoder, self.split, self.contents) if self.split else None
+            if shipped is not None:  # the embedded encoder on the shipped images: nothing to encode
+                return shipped
             encode = lambda: encoder.encode_images(self.contents, progress=progress).embeddings  # noqa: E731
             return cached_embeddings(encoder, self.name, encode)
         return cached_embeddings(encoder, self.name, lambda: encoder.encode_texts(self.contents).embeddings)
@@ -166,7 +172,8 @@ def _parts(recipe: Recipe, first: int | None, last: int | None) -> list[_Part]:
                            extra={"color": x.color, "shape": x.shape, "image_id": x.image_id})
                    for x in photos]
     text_items = [NewItem("text", s, "corpus:default", created_at=created) for s in sentences]
-    return [_Part(f"easyvqa-{split}-{len(photos)}", "image", [x.path for x in photos], image_items),
+    return [_Part(f"easyvqa-{split}-{len(photos)}", "image", [x.path for x in photos], image_items,
+                  split=split),
             _Part("texts-" + corpus_key(sentences), "text", sentences, text_items, complete=with_fortunes)]
 
 
