@@ -121,7 +121,7 @@ def test_cat_path_bad_specs_name_the_field(embedded, decoders, cat_dir, tmp_path
     with pytest.raises(ModelLoadError, match=r"channel\.cat = .*no such folder"):
         Pipeline.from_config(cat_spec(tmp_path / "none"), **parts)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelLoadError, match=r"channel\.cat = .*config\.json not found"):
+    with pytest.raises(ModelLoadError, match=r"channel\.cat = .*no config\.json"):
         Pipeline.from_config(cat_spec(tmp_path / "empty"), **parts)
     small = save_tiny_cat(tmp_path / "small", dim=8)
     with pytest.raises(ConfigError, match=r"channel\.cat = .*token_dim=8 to target_dim=8.*dimension 384"):
