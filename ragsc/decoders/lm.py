@@ -137,11 +137,20 @@ class SharedLM:
     """One LM for several holders, loaded when the first of them needs it.
 
     A pipeline hands the same ``SharedLM`` to its text decoder, VQA decoder and sentence path: a pipeline
-    that never decodes with an LM never loads one, and one that does loads it once.
+    that never decodes with an LM never loads one, and one that does loads it once. :meth:`of` gives the
+    process's one ``SharedLM`` per spec, so pipelines built from specs naming the same LM share it too
+    (loading SmolLM2 costs seconds and ~0.5 GB each time); :func:`load_lm` itself always loads anew.
     """
+
+    _by_spec: dict[str, SharedLM] = {}
 
     def __init__(self, spec: str) -> None:
         self.spec, self._lm = spec, None
+
+    @classmethod
+    def of(cls, spec: str) -> SharedLM:
+        """The process's ``SharedLM`` for ``spec`` (made on first use)."""
+        return cls._by_spec.setdefault(spec, cls(spec))
 
     def __repr__(self) -> str:
         return f"SharedLM({self.spec!r}, loaded={self._lm is not None})"

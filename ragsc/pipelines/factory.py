@@ -83,7 +83,7 @@ def build_parts(spec: PipelineSpec, *, encoder=None, local=None, global_=None, d
     if isinstance(link, AnalogLink):
         link.k_symbols_for(decoders.pca.components.shape[1])
     # one LM object for every holder (text and VQA decoders, the sentence path), loaded on first use
-    lm = lm or SharedLM(spec.decoder.lm)
+    lm = lm or SharedLM.of(spec.decoder.lm)
     return Parts(encoder, decoders, cat, open_retriever(spec, encoder, local, global_), lm)
 
 

@@ -58,7 +58,7 @@ class Receiver:
             raise ConfigError(f"pipeline {spec.name!r}: decoder.rag is on but no knowledge base is "
                               "configured (add knowledge_bases or set decoder.rag: false)")
         self.spec, self.encoder, self.decoders, self.retriever = spec, encoder, decoders, retriever
-        self.lm = lm or SharedLM(spec.decoder.lm)  # loaded on first use, once for every holder
+        self.lm = lm or SharedLM.of(spec.decoder.lm)  # loaded on first use, once for every holder
         d = decoders
         self.text_decoder = TextDecoder(d.text, d.vocab, spec.decoder.text, lm=self.lm)
         self.image_decoder = ImageDecoder(d.image, spec.decoder.image_copy_threshold)

@@ -67,6 +67,7 @@ def test_load_tiny_local_lm_offline(tmp_path, no_network):
     assert load_lm(f"hf:{path}") is not lm  # a new object each call: no hidden cache
     shared = SharedLM(f"hf:{path}")  # one object for several holders, loaded once, on first use
     assert shared._lm is None and shared.get() is shared.get() and as_lm(shared) is shared.get()
+    assert SharedLM.of(f"hf:{path}") is SharedLM.of(f"hf:{path}") is not shared  # one per spec per process
     prompts = ["memory : a red circle | a red triangle message :", "what shape is this ?"]
     out = lm(prompts, max_new_tokens=6)
     assert isinstance(out, list) and len(out) == 2 and all(isinstance(s, str) for s in out)
