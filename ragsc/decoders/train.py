@@ -292,10 +292,10 @@ def train_decoders(out: str | Path, cfg: TrainDecodersConfig | None = None, prog
     bad = [p for p in parts if p not in PARTS]
     if bad or not parts:
         raise ConfigError(f"parts must be some of {', '.join(PARTS)}, got {list(parts)}")
-    replace = Path(out, "config.json").is_file()
-    if replace and read_header(out)["kind"] != Decoders.kind:
-        raise InputError(f"{out} holds a {read_header(out)['kind']!r}, not decoders: write them into a new "
-                         "folder")
+    kind = read_header(out)["kind"] if Path(out, "config.json").is_file() else None
+    replace = kind is not None
+    if replace and kind != Decoders.kind:
+        raise InputError(f"{out} holds a {kind!r}, not decoders: write them into a new folder")
     check_target(out, overwrite=replace)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
