@@ -43,18 +43,20 @@ def test_eval_small_run_writes_csv_and_plots(cli, tmp_path, default_kbs):
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"
+    # one method of each shape (every task; images only; sentences only): tests/eval runs every method
+    methods = ("semantic+rag", "retrieval", "semantic-embedding")
     code, stdout, stderr = cli("eval", str(path), "--n", "3", "--snr", "10", "--channel", "awgn",
-                               "--out", str(out))
+                               "--methods", ",".join(methods), "--out", str(out))
     assert code == 0, stderr
     with open(out / "eval.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    from ragsc.eval import SWEEP_METHODS, TASK_METRICS
+    from ragsc.eval import TASK_METRICS
     from ragsc.eval.sweep import TEXT_ONLY
 
     every = sum(len(v) for v in TASK_METRICS.values())
-    per_method = {m: 2 if m == "retrieval" else 3 if m in TEXT_ONLY else every for m in SWEEP_METHODS}
+    per_method = {m: 2 if m == "retrieval" else 3 if m in TEXT_ONLY else every for m in methods}
     assert len(rows) == sum(per_method.values())  # retrieval: image PSNR / SSIM; text baselines: text
-    assert {r["method"] for r in rows} == set(SWEEP_METHODS)
+    assert {r["method"] for r in rows} == set(methods)
     assert {r["snr_db"] for r in rows} == {"10.0"}
     # images (and sentences as embeddings) in 48 symbols; sentences on the token link in what they cost
     embedded = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]
