@@ -14,6 +14,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # loaded; the notebooks' kernels get it too (tests/notebooks). A value set outside wins. The thread count is
 # left to torch (both cores when idle: one thread per process made the idle suite 26 minutes instead of ~10).
 THREADS_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# `make test` runs the suite on two pytest-xdist workers: one thread each fills the two cores without the
+# threads of one worker waiting on those of the other
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    THREADS_ENV["OMP_NUM_THREADS"] = "1"
 for _key, _value in THREADS_ENV.items():
     os.environ.setdefault(_key, _value)
 THREADS_ENV = {key: os.environ[key] for key in THREADS_ENV}

@@ -8,6 +8,9 @@ from ragsc.errors import InputError
 from ragsc.eval.results import plot, save, summary_table, write_csv
 from ragsc.eval.sweep import COLUMNS, SWEEP_METHODS
 
+# one xdist worker runs the tests of the shared sweep (tests/eval/conftest.py), so it is run once
+pytestmark = pytest.mark.xdist_group("sweep")
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
