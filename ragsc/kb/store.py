@@ -241,15 +241,24 @@ class KnowledgeBase:
             raise KBError(f"{self._where} is damaged: its metadata fails SQLite's integrity check ({first}; "
                           f"{len(problems)} problems); restore it or rebuild it")
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, verify: bool = False) -> dict[str, Any]:
         """Counts, index type and size on disk of the generation this handle serves (after :meth:`check`).
+
+        Parameters
+        ----------
+        verify
+            Also compare the files with the manifest's checksums (:meth:`verify`: reads them whole).
+            Without it, bytes changed inside a record go unnoticed, and ``verified`` says so.
 
         Returns
         -------
         dict
             ``path``, ``scope``, ``items``, ``by_modality``, ``dim``, ``factory``, ``encoder``,
-            ``generation``, ``bytes``, ``bytes_per_item`` (``None`` when empty).
+            ``generation``, ``bytes``, ``bytes_per_item`` (``None`` when empty), ``verified`` (whether the
+            checksums were compared).
         """
+        if verify:
+            self.verify()
         self.check()
         size = self._files.size()
         with self._reading():
@@ -258,7 +267,7 @@ class KnowledgeBase:
         return {"path": str(self.path), "scope": self.scope, "items": len(self), "by_modality": by_modality,
                 "dim": self.dim, "factory": self.manifest["factory"], "encoder": self.manifest["encoder"],
                 "generation": self.manifest["generation"], "bytes": size,
-                "bytes_per_item": size / len(self) if len(self) else None}
+                "bytes_per_item": size / len(self) if len(self) else None, "verified": verify}
 
     def export(self, out: str | os.PathLike) -> int:
         """Write metadata as JSONL to ``out`` (exact vectors to ``out`` + ``.npy`` when the index has them).
@@ -307,10 +316,7 @@ class KnowledgeBase:
             A file does not match its checksum.
         """
         with self._reading():
-            for name, digest in self.manifest["checksums"].items():
-                if self._files.sha256(name) != digest:
-                    raise KBError(f"knowledge base {self.path}: {name} does not match its checksum "
-                                  f"({self.manifest['generation']})")
+            self._files.verify(self.manifest["checksums"], self.path)
 
     # ------------------------------------------------------------------ writing
     @contextmanager

@@ -211,3 +211,13 @@ def test_kb_commands_report_a_bad_manifest_as_an_error_line(new_kb, cli):
         assert code == 2 and err.startswith("error:")
         assert "generation: Input should be a valid string" in err
     assert not out.exists()
+
+
+def test_stats_says_whether_it_verified(cli, new_kb):
+    kb = new_kb()
+    kb.add(np.eye(8, dtype=np.float32)[:2], [NewItem("text", "a"), NewItem("text", "b")])
+    code, out, err = cli("kb", "stats", str(kb.path))
+    assert code == 0 and json.loads(out)["verified"] is False
+    assert "checksums not verified" in err and "--verify" in err
+    code, out, err = cli("kb", "stats", str(kb.path), "--verify")
+    assert code == 0 and json.loads(out)["verified"] is True and err == ""

@@ -117,3 +117,51 @@ def test_ingest_takes_the_lock_before_it_loads_the_encoder(new_kb, tmp_path, mon
         held.close()
     assert loads == [] and len(KnowledgeBase.open(kb.path)) == 0
     assert ingest(kb, str(src), progress=False).added == 2 and loads == ["fake:test"]
+
+
+# ---------------------------------------------------------------------------------------- integrity
+def tamper(f: Path, old: bytes, new: bytes) -> None:
+    data = f.read_bytes()
+    assert old in data
+    f.write_bytes(data.replace(old, new))
+
+
+@pytest.mark.parametrize("name", ["meta.sqlite", "index.faiss"])
+def test_a_writer_refuses_a_generation_whose_bytes_do_not_match_its_checksums(new_kb, tmp_path, name):
+    enc = FakeEncoder(dim=8, spec="fake", fingerprint="f1")  # the encoder new_kb() records
+    kb = new_kb()
+    x = rand_unit(10)
+    kb.add(x, texts(10, "original"))
+    gen = generation(kb.path)
+    f = kb.path / gen / name
+    if name == "meta.sqlite":  # bytes inside a record: SQLite's page checks cannot see it
+        tamper(f, b"original 3", b"tampered 3")
+    else:  # one stored vector
+        tamper(f, x[3].tobytes(), x[4].tobytes())
+    before = {p.name: p.read_bytes() for p in (kb.path / gen).iterdir()}
+    KnowledgeBase.open(kb.path).check()  # passes: the damage is in the bytes, not the structure
+    src = tmp_path / "lines.txt"
+    src.write_text("something new\n")
+    writes = {"add": lambda: kb.add(rand_unit(1, seed=1), texts(1, "new")),
+              "delete": lambda: kb.delete([1]),
+              "update": lambda: kb.update([2], rand_unit(1, seed=2), texts(1, "changed")),
+              "ingest": lambda: ingest(kb, str(src), encoder=enc, progress=False)}
+    for what, write in writes.items():
+        with pytest.raises(KBError, match=f"{name} does not match its checksum") as e:
+            write()
+        assert gen in str(e.value) and "restore" in str(e.value), what
+    assert generation(kb.path) == gen and sorted(p.name for p in kb.path.glob("gen-*"))[-1] == gen
+    assert not list(kb.path.glob(".staging-*"))
+    assert {p.name: p.read_bytes() for p in (kb.path / gen).iterdir()} == before
+
+
+def test_stats_says_whether_it_verified_the_checksums(new_kb):
+    kb = new_kb()
+    kb.add(rand_unit(3), texts(3, "original"))
+    assert kb.stats()["verified"] is False
+    assert kb.stats(verify=True)["verified"] is True
+    tamper(kb.path / generation(kb.path) / "meta.sqlite", b"original 1", b"tampered 1")
+    reader = KnowledgeBase.open(kb.path)
+    assert reader.stats()["verified"] is False  # cheap, and says so
+    with pytest.raises(KBError, match="meta.sqlite does not match its checksum"):
+        reader.stats(verify=True)
