@@ -188,21 +188,35 @@ class Writer:
         return len(existing)
 
     def update(self, ids: Sequence[int], embeddings, items: Sequence[NewItem]) -> None:
-        """Replace stored items in place: same ids, new vectors and metadata."""
+        """Replace stored items in place: same ids, new vectors and metadata. Items whose vector and
+        metadata are already stored as given are left alone (an identical update commits nothing)."""
         x = ix.as_matrix(embeddings, self.manifest["dim"])
-        ids = [int(i) for i in ids]
         if not (len(ids) == len(x) == len(items)):
             raise InputError(f"update needs as many ids, embeddings and items: {len(ids)}, {len(x)}, "
                              f"{len(items)}")
-        missing = set(ids) - {r[0] for r in select_in(self.db, "id", ids)}
+        rows = {r[0]: r[1:] for r in select_in(self.db, "id, modality, text, source_uri, content_hash, extra",
+                                               ids)}
+        ids = [int(i) for i in ids]
+        missing = set(ids) - set(rows)
         if missing:
             raise InputError(f"cannot update ids that are not stored: {sorted(missing)}")
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise InputError(f"update got an id more than once: {twice}")
+        extras = [json.dumps(it.extra) for it in items]
+        changed = [n for n, (i, it, extra) in enumerate(zip(ids, items, extras))
+                   if rows[i] != (it.modality, it.text, it.source_uri, it.hash(), extra)
+                   or not self._holds(i, x[n])]
+        if not changed:
+            return
+        ids, x = [ids[n] for n in changed], x[changed]
+        items, extras = [items[n] for n in changed], [extras[n] for n in changed]
         try:
             self.db.executemany(
                 "UPDATE items SET modality = ?, text = ?, source_uri = ?, content_hash = ?, extra = ? "
                 "WHERE id = ?",
-                [(it.modality, it.text, it.source_uri, it.hash(), json.dumps(it.extra), i)
-                 for i, it in zip(ids, items)])
+                [(it.modality, it.text, it.source_uri, it.hash(), extra, i)
+                 for i, it, extra in zip(ids, items, extras)])
         except sqlite3.IntegrityError:
             raise InputError("an updated item's content is already stored under another id") from None
         id_array = np.array(ids, dtype=np.int64)
@@ -214,8 +228,18 @@ class Writer:
             keep = [~np.isin(p, id_array) for p in self._pending_ids]  # drop older staged versions
             self._pending_vectors = [v[k] for v, k in zip(self._pending_vectors, keep)] + [x]
             self._pending_ids = [p[k] for p, k in zip(self._pending_ids, keep)] + [id_array]
-        if ids:
-            self._changed = True
+        self._changed = True
+
+    def _holds(self, id_: int, vector: np.ndarray) -> bool:
+        """Whether ``vector`` is exactly the one staged for ``id_`` (``False`` when that cannot be told: an
+        index that stores vectors inexactly)."""
+        for ids, vecs in zip(reversed(self._pending_ids), reversed(self._pending_vectors)):
+            hit = np.flatnonzero(ids == id_)
+            if len(hit):  # staged, not yet in the index: the latest version
+                return bool(np.array_equal(vecs[hit[-1]], vector))
+        if id_ in self._rebuild_without or not ix.can_reconstruct(self.index):
+            return False
+        return bool(np.array_equal(self.index.reconstruct(id_), vector))
 
     def progress(self, source: str) -> int:
         """Records of ``source`` consumed so far, as staged (what ``--resume`` continues from)."""
@@ -237,6 +261,14 @@ class Writer:
             self.commit()
             return True
         return False
+
+    def until_checkpoint(self) -> int | None:
+        """Items that may still be added before :meth:`maybe_checkpoint` commits (``None``: no checkpoints).
+        An ingestion adds at most this many before it asks, so a checkpoint comes after exactly
+        ``checkpoint_every`` new items, whatever its unit of work."""
+        if not self.checkpoint_every:
+            return None
+        return max(1, self.checkpoint_every - self._since_commit)
 
     def has(self, content_hash_: str) -> bool:
         """Whether content with this hash is stored (or staged)."""

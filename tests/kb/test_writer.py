@@ -119,6 +119,77 @@ def test_ingest_takes_the_lock_before_it_loads_the_encoder(new_kb, tmp_path, mon
     assert ingest(kb, str(src), progress=False).added == 2 and loads == ["fake:test"]
 
 
+def test_an_identical_update_commits_nothing_a_real_one_does(new_kb):
+    kb = new_kb()
+    x = rand_unit(3)
+    items = [NewItem("text", "a", extra={"n": 1}), NewItem("text", "b"), NewItem("text", "c")]
+    ids = kb.add(x, items)
+    gen = generation(kb.path)
+    kb.update(ids, x, items)  # the same vectors and metadata
+    kb.update(ids[1:2], x[1:2], items[1:2])
+    assert generation(kb.path) == gen and sorted(p.name for p in kb.path.glob("gen-*"))[-1] == gen
+    kb.update(ids[:1], x[:1], [NewItem("text", "a", extra={"n": 2})])  # new metadata
+    assert generation(kb.path) != gen
+    gen = generation(kb.path)
+    kb.update(ids[2:], rand_unit(1, seed=7), items[2:])  # a new vector
+    assert generation(kb.path) != gen
+    assert [it.extra for it in KnowledgeBase.open(kb.path).items()] == [{"n": 2}, {}, {}]
+
+
+def test_an_identical_update_of_an_hnsw_index_commits_nothing(new_kb):
+    kb = new_kb(index="HNSW32")
+    x = rand_unit(3)
+    ids = kb.add(x, texts(3))
+    gen = generation(kb.path)
+    kb.update(ids, x, texts(3))
+    assert generation(kb.path) == gen
+
+
+def test_a_limited_ingestion_of_a_finished_source_does_not_roll_its_progress_back(new_kb, tmp_path):
+    enc = FakeEncoder()
+    kb = new_kb(encoder=enc)
+    src = tmp_path / "lines.txt"
+    src.write_text("\n".join(f"line {i}" for i in range(10)) + "\n")
+    ingest(kb, str(src), encoder=enc, progress=False)
+    gen = generation(kb.path)
+    r = ingest(kb, str(src), encoder=enc, limit=3, progress=False)  # no --resume: the first 3 again
+    assert (r.seen, r.duplicates, r.added) == (3, 3, 0)
+    assert generation(kb.path) == gen  # nothing changed, nothing committed
+    assert KnowledgeBase.open(kb.path).progress(source_key(str(src), "text")) == 10
+    r = ingest(kb, str(src), encoder=enc, resume=True, progress=False)
+    assert (r.resumed_from, r.seen) == (10, 0)
+
+
+def committed_counts(monkeypatch) -> list[int]:
+    """The item count of every generation a writer commits from now on."""
+    from ragsc.kb import writer as writer_mod
+
+    counts = []
+    real = writer_mod.Writer.commit
+
+    def commit(self, keep_writing=True):
+        n = self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0] if self.db is not None else None
+        done = real(self, keep_writing)
+        if done:
+            counts.append(n)
+        return done
+
+    monkeypatch.setattr(writer_mod.Writer, "commit", commit)
+    return counts
+
+
+def test_checkpoint_every_below_the_shard_size_is_honoured(new_kb, tmp_path, monkeypatch):
+    enc = FakeEncoder()
+    kb = new_kb(encoder=enc)
+    src = tmp_path / "lines.txt"
+    src.write_text("\n".join(["line 0", "line 1", "line 0"] + [f"line {i}" for i in range(2, 10)]) + "\n")
+    counts = committed_counts(monkeypatch)
+    r = ingest(kb, str(src), encoder=enc, checkpoint_every=3, progress=False)  # default shard_size 512
+    assert (r.seen, r.added) == (11, 10)
+    assert counts == [3, 6, 9, 10]  # a commit as soon as 3 new items are staged, the rest at the end
+    assert KnowledgeBase.open(kb.path).progress(source_key(str(src), "text")) == 11
+
+
 # ---------------------------------------------------------------------------------------- integrity
 def tamper(f: Path, old: bytes, new: bytes) -> None:
     data = f.read_bytes()
