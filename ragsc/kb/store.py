@@ -32,7 +32,17 @@ import numpy as np
 from ragsc.errors import ConfigError, InputError, KBError, RagscError
 from ragsc.kb import index as ix
 from ragsc.kb.generation import Generation, GenerationFiles, check_encoder, open_latest
-from ragsc.kb.items import ITEM_COLUMNS, Hit, Item, LazyItems, NewItem, fetch_items, row_to_item, select_in
+from ragsc.kb.items import (
+    ITEM_COLUMNS,
+    Hit,
+    Item,
+    LazyItems,
+    NewItem,
+    check_ids,
+    fetch_items,
+    row_to_item,
+    select_in,
+)
 from ragsc.kb.manifest import (
     MANIFEST,
     SCHEMA_VERSION,
@@ -208,7 +218,7 @@ class KnowledgeBase:
         return [[Hit(i, s, items, self.scope) for i, s in row] for row in rows]
 
     def get(self, ids: Sequence[int]) -> list[Item]:
-        """Metadata rows for ``ids`` (missing ids are skipped)."""
+        """Metadata rows for ``ids`` (missing ids are skipped; one SQLite cannot hold is an InputError)."""
         with self._reading():
             return fetch_items(self._db, ids)
 
@@ -354,6 +364,7 @@ class KnowledgeBase:
 
     def delete(self, ids: Sequence[int]) -> int:
         """Delete and commit; returns how many existed."""
+        ids = check_ids(ids)  # before the writer copies anything
         with self.writer() as w:
             return w.delete(ids)
 

@@ -11,7 +11,6 @@ readers that still use it; older ones are removed.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -26,7 +25,7 @@ import numpy as np
 from ragsc.errors import InputError, KBError
 from ragsc.kb import index as ix
 from ragsc.kb.generation import GenerationFiles
-from ragsc.kb.items import SCHEMA, NewItem, select_in
+from ragsc.kb.items import SCHEMA, NewItem, extra_json, select_in
 from ragsc.kb.lock import WriterLock
 from ragsc.kb.manifest import (
     MANIFEST,
@@ -142,16 +141,16 @@ class Writer:
         x = ix.as_matrix(embeddings, self.manifest["dim"])
         if len(items) != len(x):
             raise InputError(f"{len(x)} embeddings but {len(items)} items")
+        extras = [extra_json(n, it) for n, it in enumerate(items)]  # all checked before any row is written
         ids: list[int | None] = []
         new_rows = []
         now = time.time()
-        for vec_i, it in enumerate(items):
+        for vec_i, (it, extra) in enumerate(zip(items, extras)):
             try:
                 cur = self.db.execute(
                     "INSERT INTO items(modality, text, source_uri, content_hash, created_at, extra) "
                     "VALUES (?,?,?,?,?,?)",
-                    (it.modality, it.text, it.source_uri, it.hash(), it.created_at or now,
-                     json.dumps(it.extra)))
+                    (it.modality, it.text, it.source_uri, it.hash(), it.created_at or now, extra))
                 ids.append(cur.lastrowid)
                 new_rows.append(vec_i)
             except sqlite3.IntegrityError as exc:
@@ -196,14 +195,14 @@ class Writer:
                              f"{len(items)}")
         rows = {r[0]: r[1:] for r in select_in(self.db, "id, modality, text, source_uri, content_hash, extra",
                                                ids)}
-        ids = [int(i) for i in ids]
+        ids = [int(i) for i in ids]  # checked by select_in
         missing = set(ids) - set(rows)
         if missing:
             raise InputError(f"cannot update ids that are not stored: {sorted(missing)}")
         if len(set(ids)) != len(ids):
             twice = sorted({i for i in ids if ids.count(i) > 1})
             raise InputError(f"update got an id more than once: {twice}")
-        extras = [json.dumps(it.extra) for it in items]
+        extras = [extra_json(n, it) for n, it in enumerate(items)]
         changed = [n for n, (i, it, extra) in enumerate(zip(ids, items, extras))
                    if rows[i] != (it.modality, it.text, it.source_uri, it.hash(), extra)
                    or not self._holds(i, x[n])]

@@ -221,3 +221,27 @@ def test_stats_says_whether_it_verified(cli, new_kb):
     assert "checksums not verified" in err and "--verify" in err
     code, out, err = cli("kb", "stats", str(kb.path), "--verify")
     assert code == 0 and json.loads(out)["verified"] is True and err == ""
+
+
+def test_bad_names_ids_and_sources_are_error_lines_that_change_nothing(tmp_path, cli, new_kb, encoder_loads,
+                                                                       monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAGSC_HOME", str(home))
+    kb = new_kb()
+    kb.add(np.eye(8, dtype=np.float32)[:2], [NewItem("text", "a"), NewItem("text", "b")])
+    gen = kb.manifest["generation"]
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text("5")
+    cases = {("create", ""): "must not be empty",
+             ("stats", "x" * 300): "too long",
+             ("create", "x" * 300): "too long",
+             ("delete", str(kb.path), "1", "99999999999999999999999"): "out of range",
+             ("ingest", str(kb.path), str(scalar)): "not a JSON object"}
+    for args, problem in cases.items():
+        code, _, err = cli("kb", *args)
+        assert code == 2 and err.startswith("error:") and problem in err, (args, err)
+        assert "Traceback" not in err
+    assert encoder_loads == [] and not (home / "kb" / "manifest.json").exists()
+    assert not (home / "kb").exists() or list((home / "kb").iterdir()) == []
+    after = KnowledgeBase.open(kb.path)
+    assert after.manifest["generation"] == gen and len(after) == 2

@@ -691,3 +691,47 @@ def test_create_on_a_file_is_a_kb_error_and_leaves_it(tmp_path):
     with pytest.raises(KBError, match="notes.txt is a file, not a folder"):
         KnowledgeBase.create(f / "kb", dict(FAKE))
     assert f.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+# ---------------------------------------------------------------------------------------- bad input
+def test_an_id_out_of_sqlites_range_is_an_input_error(new_kb):
+    kb = new_kb()
+    kb.add(rand_unit(2), texts(2))
+    gen = kb.manifest["generation"]
+    huge = 99999999999999999999999
+    for call in (lambda: kb.delete([1, huge]), lambda: kb.get([huge]),
+                 lambda: kb.update([huge], rand_unit(1), texts(1, "x")), lambda: kb.delete([-(2**63) - 1])):
+        with pytest.raises(InputError, match="out of range"):
+            call()
+    assert manifest(kb.path)["generation"] == gen and len(KnowledgeBase.open(kb.path)) == 2
+
+
+def test_metadata_that_json_cannot_hold_is_an_input_error_naming_it(new_kb):
+    import datetime
+
+    kb = new_kb()
+    kb.add(rand_unit(1), texts(1))
+    gen = kb.manifest["generation"]
+    when = datetime.datetime(2024, 5, 1)
+    with pytest.raises(InputError, match=r"item 1: extra field 'when' .*datetime"):
+        kb.add(rand_unit(2, seed=1), [NewItem("text", "fine"), NewItem("text", "not", extra={"when": when})])
+    with pytest.raises(InputError, match=r"item 0: extra field 'when' .*datetime"):
+        kb.update([1], rand_unit(1, seed=2), [NewItem("text", "not", extra={"when": when})])
+    assert manifest(kb.path)["generation"] == gen and [it.text for it in kb.reload().items()] == ["item 0"]
+
+
+def test_names_longer_than_the_file_system_allows_are_input_errors(tmp_path):
+    long = tmp_path / ("x" * 300)
+    for call in (lambda: KnowledgeBase.open(long), lambda: KnowledgeBase.create(long, dict(FAKE)),
+                 lambda: KnowledgeBase.open(tmp_path / "a" / ("y" * 256) / "b")):
+        with pytest.raises(InputError, match="too long"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_path_is_an_input_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: KnowledgeBase.create("", dict(FAKE)), lambda: manifest_mod.resolve_path("")):
+        with pytest.raises(InputError, match="empty"):
+            call()
+    assert list(tmp_path.iterdir()) == []
