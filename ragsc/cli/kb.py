@@ -128,7 +128,10 @@ def kb_export(name: str, out: Path = typer.Option(..., help="JSONL file to write
                                                               "line).")) -> None:
     """Export metadata as JSONL (and vectors as OUT.npy when the index stores them exactly)."""
     from ragsc.kb import KnowledgeBase
+    from ragsc.targets import check_file
 
+    check_file(out, "--out")  # before the KB is opened
+    check_file(out.with_name(out.name + ".npy"), "--out's vectors file")
     kb = KnowledgeBase.open(kb_path(name))
     n = kb.export(out)
     typer.echo(f"exported {n} items to {out}")

@@ -287,21 +287,27 @@ class KnowledgeBase:
         """Write metadata as JSONL to ``out`` (exact vectors to ``out`` + ``.npy`` when the index has them).
 
         Both files are written under temporary names and renamed at the end, so a refused or failed
-        export leaves nothing behind. Returns the number of items written.
+        export leaves nothing behind. Each must be a missing path or a regular file outside the KB
+        (:func:`ragsc.targets.check_file`: never a folder, device node, FIFO or link). Returns the number of
+        items written.
         """
-        out = Path(out)
-        npy = out.with_suffix(out.suffix + ".npy")
+        import uuid
+
+        from ragsc.targets import check_file
+
+        out = check_file(out)
+        npy = check_file(out.with_name(out.name + ".npy"))
+        inside = Path(os.path.realpath(self.path))
         for target in (out, npy):
-            if target.is_dir():
-                raise InputError(f"cannot export to {target}: it is a folder; give the path of a file to "
-                                 "write")
-        if not out.parent.is_dir():
-            raise InputError(f"cannot export to {out}: folder {out.parent} does not exist")
+            if inside in Path(os.path.realpath(target)).parents:
+                raise InputError(f"{target}: lies inside the knowledge base {self.path}; name a file outside "
+                                 "it")
         self.check()
-        tmp_out, tmp_npy = out.with_name(f".{out.name}.tmp"), npy.with_name(f".{npy.name}.tmp")
+        # fresh names, created exclusively ("x"): a stale one of any kind is never opened or replaced
+        tmp_out, tmp_npy = (t.with_name(f".{t.name}.{uuid.uuid4().hex[:12]}.tmp") for t in (out, npy))
         try:
             ids = []
-            with open(tmp_out, "w") as f:
+            with open(tmp_out, "x") as f:
                 for it in self.items():
                     f.write(json.dumps({"id": it.id, "modality": it.modality, "text": it.text,
                                         "source_uri": it.source_uri, "content_hash": it.content_hash,
@@ -310,7 +316,7 @@ class KnowledgeBase:
             if ids and ix.can_reconstruct(self.index):
                 with self._reading():  # an id the index lacks is damage, as is a row SQLite cannot read
                     vectors = np.stack([self.index.reconstruct(i) for i in ids])
-                with open(tmp_npy, "wb") as f:
+                with open(tmp_npy, "xb") as f:
                     np.save(f, vectors, allow_pickle=False)
                 os.replace(tmp_npy, npy)
             os.replace(tmp_out, out)

@@ -675,12 +675,29 @@ def test_export_to_a_folder_or_a_missing_folder_is_an_input_error(new_kb, tmp_pa
     (tmp_path / "v.jsonl.npy").mkdir()
     with pytest.raises(InputError, match="is a folder"):
         kb.export(tmp_path / "a-folder")
-    with pytest.raises(InputError, match=r"v\.jsonl\.npy: it is a folder"):
+    with pytest.raises(InputError, match=r"v\.jsonl\.npy: is a folder"):
         kb.export(tmp_path / "v.jsonl")
     with pytest.raises(InputError, match="does not exist"):
         kb.export(tmp_path / "missing" / "out.jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "kb", "v.jsonl.npy"]
     assert not list((tmp_path / "a-folder").iterdir())
+
+
+def test_export_never_replaces_a_special_file_or_a_file_of_the_kb(new_kb, tmp_path):
+    """Only a new path or a regular file outside the KB is replaced (ragsc.targets.check_file)."""
+    import stat
+
+    kb = new_kb()
+    kb.add(rand_unit(3), texts(3))
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(InputError, match="pipe: is a FIFO"):
+        kb.export(tmp_path / "pipe")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+    manifest = (kb.path / "manifest.json").read_bytes()
+    with pytest.raises(InputError, match="lies inside the knowledge base"):
+        kb.export(kb.path / "manifest.json")
+    assert (kb.path / "manifest.json").read_bytes() == manifest and kb.check() is None
+    assert kb.export(tmp_path / "ok.jsonl") == 3 and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_create_on_a_file_is_a_kb_error_and_leaves_it(tmp_path):
