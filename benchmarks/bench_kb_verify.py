@@ -87,7 +87,7 @@ def main() -> None:
                 title=f"checksum verification of a generation ({DIM}-d random vectors, short metadata; "
                       f"best of {args.repeats}, files in the page cache)")
     print(table(out.rows, out.columns))
-    write_results("kb_verify", [out], args=args,
+    write_results("bench_kb_verify", [out], args=args,
                   notes=["writer start = lock, SHA-256 verification, metadata copy, index read, quick_check; "
                          "nothing committed"])
 
