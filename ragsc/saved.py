@@ -36,6 +36,7 @@ import torch
 
 from ragsc.errors import InputError, ModelLoadError
 from ragsc.registry import Registry
+from ragsc.targets import check_folder
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
@@ -96,28 +97,43 @@ class Saveable(Protocol):
     def from_saved(cls, saved: Saved, **options) -> Any: ...
 
 
-def check_target(folder: str | Path, *, overwrite: bool = False) -> Path:
+def check_target(folder: str | Path, *, overwrite: bool = False, kind: str | None = None,
+                 option: str | None = None) -> Path:
     """``folder`` as a :class:`~pathlib.Path` if a model may be saved there, else :class:`InputError`.
 
     A new path, or an empty folder, may be written; an existing saved-model folder only with
-    ``overwrite`` (it is replaced whole); anything else never (a file, a folder holding other files).
-    Call it before the work that produces the model, so a bad target costs nothing.
+    ``overwrite`` (it is replaced whole), and only one of ``kind`` where that is given; anything else never
+    (see :func:`ragsc.targets.check_folder`: a file, a symbolic link, a path under a file, a folder
+    holding other files). Call it before the work that produces the model, so a bad target costs nothing.
+
+    Parameters
+    ----------
+    folder
+        The model's folder.
+    overwrite
+        Whether a saved model already there may be replaced.
+    kind
+        If given, the only kind of saved model that may be replaced (``"student"``, ``"decoders"``).
+    option
+        The option that named ``folder`` (``"--out"``), for the message; None for a library call.
     """
-    folder = Path(folder)
-    if str(folder).strip() in ("", ".") or folder.resolve() == Path(folder.resolve().anchor):
-        raise InputError(f"{str(folder)!r} cannot be a model folder: name a new folder")
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise InputError(f"{folder} exists and is not a folder: name a new folder for the model")
-    for parent in folder.parents:
-        if parent.exists() and not parent.is_dir():
-            raise InputError(f"{folder} lies under {parent}, which is a file")
-    if folder.is_dir() and any(folder.iterdir()):
-        if not (folder / CONFIG_FILE).is_file():
-            raise InputError(f"{folder} exists and holds other files: save the model into a new folder")
+    def replace(f: Path) -> str | None:
+        if not (f / CONFIG_FILE).is_file():
+            return "holds other files, not a saved model; save the model into a new or empty folder"
         if not overwrite:
-            raise InputError(f"{folder} already holds a saved model: pass overwrite=True (--overwrite) "
-                             "to replace it, or name a new folder")
-    return folder
+            return "already holds a saved model; " + ("name a new or empty folder" if option else
+                                                        "pass overwrite=True to replace it, or name a new "
+                                                        "folder")
+        if kind is not None:
+            try:
+                found = read_header(f)["kind"]
+            except ModelLoadError as exc:
+                return f"holds an unreadable saved model ({exc}); name a new or empty folder"
+            if found != kind:
+                return f"holds a {found!r}, not a {kind!r}; name a new or empty folder"
+        return None
+
+    return check_folder(folder, option, reuse=replace)
 
 
 def save(model: Saveable | Saved, folder: str | Path, *, overwrite: bool = False) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 
 from ragsc import saved
 from ragsc.errors import InputError, ModelLoadError
-from ragsc.saved import KINDS, Saved, load, load_state, read_header, save
+from ragsc.saved import CONFIG_FILE, KINDS, Saved, load, load_state, read_header, save
 
 
 class Tiny(nn.Module):
@@ -60,18 +61,36 @@ def test_targets_checked_before_writing(tmp_path):
     (tmp_path / "file").write_text("x")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    for bad, match in [(tmp_path / "file", "not a folder"), (tmp_path / "file" / "m", "which is a file"),
-                       (tmp_path / "busy", "holds other files"), (".", "cannot be a model folder"),
-                       ("", "cannot be a model folder"), ("/", "cannot be a model folder")]:
+    (tmp_path / "link").symlink_to(tmp_path / "busy")
+    os.mkfifo(tmp_path / "fifo")
+    for bad, match in [(tmp_path / "file", "is a file, not a folder"),
+                       (tmp_path / "file" / "m", "which is a file"),
+                       (tmp_path / "busy", "holds other files, not a saved model"),
+                       (".", "the current folder"), ("", "an empty path"), ("/", "the filesystem root"),
+                       (tmp_path / "link", "symbolic link"), (tmp_path / "fifo", "is a FIFO")]:
         with pytest.raises(InputError, match=match):
             save(Tiny(), bad)
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine" and (tmp_path / "file").read_text() == "x"
     (tmp_path / "empty").mkdir()
     save(Tiny(), tmp_path / "empty")  # an empty folder may be written
-    with pytest.raises(InputError, match="already holds a saved model"):
+    with pytest.raises(InputError, match="already holds a saved model; pass overwrite=True"):
         save(Tiny(5), tmp_path / "empty")
     save(Tiny(5), tmp_path / "empty", overwrite=True)
     assert load(tmp_path / "empty").width == 5
+
+
+def test_check_target_of_a_kind_and_for_an_option(tmp_path):
+    folder = save(Tiny(), tmp_path / "m")
+    assert saved.check_target(folder, overwrite=True, kind="tiny") == folder
+    with pytest.raises(InputError, match=r"^--out .*m: holds a 'tiny', not a 'student'; name a new or empty "
+                                         "folder$"):
+        saved.check_target(folder, overwrite=True, kind="student", option="--out")
+    with pytest.raises(InputError, match=r"^--out .*m: already holds a saved model; name a new or empty "
+                                         "folder$"):
+        saved.check_target(folder, option="--out")  # a command says what it can do: no overwrite=True
+    (folder / CONFIG_FILE).write_text("{")
+    with pytest.raises(InputError, match="holds an unreadable saved model"):
+        saved.check_target(folder, overwrite=True, kind="tiny")
 
 
 def test_a_failed_save_leaves_the_old_model(tmp_path, monkeypatch):

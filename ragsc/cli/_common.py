@@ -1,14 +1,11 @@
-"""What several ``ragsc`` commands share: the provenance line a command writes into what it saves, and the
-check of a new ``--out`` folder."""
+"""What several ``ragsc`` commands share: the provenance line a command writes into what it saves. (Their
+``--out`` paths are checked by :mod:`ragsc.targets`.)"""
 
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 import typer
-
-from ragsc.errors import ConfigError
 
 
 def provenance(ctx: typer.Context) -> str:
@@ -54,25 +51,3 @@ def provenance(ctx: typer.Context) -> str:
         for v in values:
             words += [name, str(v)]
     return shlex.join(words)
-
-
-def check_new_folder(folder: Path, option: str = "--out") -> None:
-    """Refuse ``folder`` unless it does not exist yet or is an empty folder.
-
-    Called before anything is loaded or measured, so that a mistyped target costs nothing and nothing of
-    the user's is overwritten.
-
-    Parameters
-    ----------
-    folder
-        The target folder.
-    option
-        The option that named it, for the message.
-
-    Raises
-    ------
-    ConfigError
-        ``folder`` is a file or a folder with something in it.
-    """
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise ConfigError(f"{option} {folder} exists and is not empty; give a new folder")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import typer
 
-from ragsc.cli._common import check_new_folder, provenance
+from ragsc.cli._common import provenance
 from ragsc.config import validate
 from ragsc.errors import ConfigError
+from ragsc.targets import check_folder
 
 app = typer.Typer(help="Compression to a device budget: an encoder's tower or a decoder's LM.",
                   no_args_is_help=True)
@@ -60,7 +61,7 @@ def compress_encoder(
     from ragsc.encoders import load_encoder
 
     # every user mistake is refused before the encoder is loaded or anything is measured
-    check_new_folder(out)
+    check_folder(out, "--out")
     if tower not in DEFAULT_METHODS:
         raise ConfigError(f"--tower must be text or image, got {tower!r}")
     candidates = parse_methods(methods if methods is not None else DEFAULT_METHODS[tower])
@@ -117,7 +118,7 @@ def compress_lm(
     from ragsc.compress.lm import save_compressed_lm
 
     # every user mistake is refused before the LM is loaded or anything is measured
-    check_new_folder(out)
+    check_folder(out, "--out")
     candidates = parse_lm_methods(methods)
     budget = validate(Budget, {"max_mb": budget_mb, "max_ms": budget_ms, "max_params": budget_params,
                                "batch": batch}, "compress lm")

@@ -24,16 +24,18 @@ def decoders_train(
     seed: int = typer.Option(0, help="Random seed."),
     only: str | None = typer.Option(None, help="Comma list of text,image,vqa: retrain only these (the "
                                                "others and their PCA basis are kept from --out, or from "
-                                               "the shipped decoders when --out does not exist yet)."),
+                                               "the shipped decoders when --out holds none yet)."),
 ) -> None:
     """Train the text, image and VQA decoders behind an encoder (about 13 minutes on 2 CPU cores)."""
     from ragsc.decoders.bundle import default_path
     from ragsc.decoders.train import TrainDecodersConfig, train_decoders
+    from ragsc.saved import check_target
 
+    target = check_target(out or default_path(), overwrite=True, kind="decoders", option="--out")
     cfg = validate(TrainDecodersConfig, {"encoder": encoder, "text_steps": text_steps,
                                          "image_steps": image_steps, "vqa_steps": vqa_steps,
                                          "seed": seed}, "decoders train")
-    target = out or default_path()
     parts = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ("text", "image", "vqa")
-    info = train_decoders(target, cfg, parts=parts, base=target if target.exists() else default_path())
+    kept = target if (target / "config.json").is_file() else default_path()  # the decoders --only keeps
+    info = train_decoders(target, cfg, parts=parts, base=kept)
     typer.echo(f"wrote {target}\n" + json.dumps({k: v for k, v in info.items() if k != "config"}, indent=2))

@@ -35,10 +35,28 @@ def distill_cache(
     from ragsc.distill.store import DataRecipe, build_store
     from ragsc.encoders import load_encoder
 
+    _check_store_out(out)
     recipe = validate(DataRecipe, {"source": data, "format": fmt, "n": n, "views": views, "tokens": tokens,
                                    "label_field": label_field, "seed": seed}, "distill cache")
     store = build_store(out, load_encoder(teacher), recipe, shard_size=shard_size, progress=True)
     typer.echo(f"{out}: {len(store)} items of {store.teacher['spec']} ({store.teacher['fingerprint']})")
+
+
+def _check_store_out(out: Path) -> None:
+    """``distill cache --out``: new, empty, or a store to resume (whose teacher and recipe
+    :func:`~ragsc.distill.store.build_store` checks), or a run's shards killed before its manifest."""
+    from ragsc.distill.store import MANIFEST
+    from ragsc.targets import check_folder, only_files
+
+    partial = only_files("shard-*.safetensors", "shard-*.safetensors.tmp", "manifest.tmp",
+                         what="a killed run's shards")
+
+    def resume(folder: Path) -> str | None:
+        if (folder / MANIFEST).is_file() or partial(folder) is None:
+            return None
+        return f"holds other files, not a teacher store (no {MANIFEST}); name a new or empty folder"
+
+    check_folder(out, "--out", reuse=resume)
 
 
 @app.command("train")
@@ -65,7 +83,9 @@ def distill_train(
     from ragsc.distill.store import TeacherStore
     from ragsc.distill.student_nets import ImageStudentConfig, TextStudentConfig
     from ragsc.distill.train import distill_to_folder
+    from ragsc.saved import check_target
 
+    check_target(out, overwrite=True, kind="student", option="--out")  # new, empty, or a student to add to
     s = TeacherStore(store)
     classes = len(s.labels) if objective == "ib" else 0
     if modality == "image":
@@ -119,10 +139,11 @@ def distill_search(
 ) -> None:
     """KDL-DARTS: search, derive, retrain (KD) and save a compact image student; prints its figures."""
     from ragsc.distill.darts import SkipGuard
-    from ragsc.distill.runs import search_student
+    from ragsc.distill.runs import check_out, search_student
     from ragsc.distill.store import TeacherStore
 
     lams = _numbers(lam, "--lam")
+    check_out(out, len(lams) > 1, "--out")
     op_names = tuple(o.strip() for o in ops.split(",") if o.strip()) if ops is not None else None
     s = TeacherStore(store)
     rows = search_student(s, out, lams=lams, complexity=complexity, budget=budget, epochs=epochs,

@@ -38,8 +38,10 @@ def encoders_train_embedded(
     """Train the embedded encoder's alignment heads (frozen towers; easy-VQA + ImageNet class names)."""
     from ragsc.encoders.embedded import default_heads
     from ragsc.encoders.train_embedded import TrainHeadsConfig, train_embedded
+    from ragsc.saved import check_target
 
-    target = out or default_heads()
+    target = check_target(out or default_heads(), overwrite=out is None, kind="embedded-heads",
+                          option="--out")
     scores = train_embedded(target, TrainHeadsConfig(epochs=epochs, seed=seed), overwrite=out is None)
     typer.echo(f"wrote {target}\n" + table(score_rows(scores), SCORE_HEADER))
 

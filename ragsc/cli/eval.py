@@ -14,7 +14,8 @@ def eval_pipeline(
     spec: Path = typer.Argument(..., help="Pipeline spec (pipelines/<task>.yaml)."),
     snr: str = typer.Option("-5:20:5", help="SNR range in dB (Es/N0): start:stop:step or a comma list."),
     channel: str = typer.Option("awgn,rayleigh", help="Comma list of channels: awgn, rayleigh, rician."),
-    out: Path = typer.Option(Path("eval"), help="Output folder for eval.csv and the PNG plots."),
+    out: Path = typer.Option(Path("eval"), help="Output folder for eval.csv and the PNG plots: new, empty, "
+                                                "or holding only a previous eval's (replaced)."),
     n: int = typer.Option(50, min=1, help="Items per task kind (sentences, images)."),
     methods: str = typer.Option("semantic+rag,semantic,semantic-embedding,retrieval,digital,digital-lm,ideal,"
                                 "noiseless",
@@ -32,6 +33,7 @@ def eval_pipeline(
     from ragsc.config import load_pipeline_spec
     from ragsc.eval import SUBSETS, SWEEP_METHODS, run_eval, save, summary_table
     from ragsc.pipelines import Pipeline
+    from ragsc.targets import check_folder, only_files
 
     channels, snrs = parse_channels(channel), parse_snr_range(snr)  # validate before any work
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
@@ -39,6 +41,8 @@ def eval_pipeline(
         raise ConfigError(f"--methods must be a comma list of {', '.join(SWEEP_METHODS)}, got {methods!r}")
     if subset not in SUBSETS:
         raise ConfigError(f"--subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    check_folder(out, "--out", reuse=only_files("eval.csv", "eval_*.png",
+                                                what="a previous eval's eval.csv and eval_*.png"))
     config = load_pipeline_spec(spec).model_dump()
     if k_symbols is not None:
         config["channel"]["k_symbols"] = k_symbols

@@ -44,14 +44,18 @@ def federated_run(
     engine: str | None = typer.Option(None, help="inprocess, flower-sim (Ray) or flower-grpc (localhost "
                                                  "processes); default: the spec's."),
     rounds: int | None = typer.Option(None, min=1, help="Rounds (default: the spec's train.rounds)."),
-    out: Path | None = typer.Option(None, help="Folder for the run: the trained adapters and receiver in "
-                                               "model/ (a saved model), history.json / .csv, accuracy.png."),
+    out: Path | None = typer.Option(None, help="A new or empty folder for the run: the trained adapters "
+                                               "and receiver in model/ (a saved model), history.json / "
+                                               ".csv, accuracy.png."),
     centralised: bool = typer.Option(False, help="Also fine-tune the same model on all the data in one "
                                                  "place and print the accuracy ratio."),
 ) -> None:
     """Federated split fine-tuning: per round, accuracy over the channel and the bytes up and down."""
     from ragsc.federated import centralised_spec, plot_runs, run_federated
+    from ragsc.targets import check_folder
 
+    if out is not None:
+        check_folder(out, "--out")  # before any training: a run's results go into a new or empty folder
     s = _federated_spec(spec, engine, rounds)
     result = run_federated(s, progress=True)
     c = s.clients
@@ -85,9 +89,13 @@ def federated_run(
 def federated_server(
     spec: Path = typer.Argument(..., help="A federated spec, YAML or JSON."),
     address: str = typer.Option("0.0.0.0:8080", help="host:port the Flower server listens on."),
-    out: Path | None = typer.Option(None, help="Folder for the adapters and the history."),
+    out: Path | None = typer.Option(None, help="A new or empty folder for the adapters and the history."),
 ) -> None:
     """A Flower server for SPEC; start its clients with `ragsc federated client` (any machine)."""
+    from ragsc.targets import check_folder
+
+    if out is not None:
+        check_folder(out, "--out")  # before Flower is imported or the server starts
     from ragsc.federated.flower import serve
 
     s = _federated_spec(spec, "flower-grpc")

@@ -101,14 +101,17 @@ def kb_search(
 
 
 @app.command("stats")
-def kb_stats(name: str, verify: bool = typer.Option(False, help="Also check file checksums.")) -> None:
-    """Counts, index type, size on disk, bytes per item (after SQLite's integrity check of the metadata)."""
+def kb_stats(name: str, verify: bool = typer.Option(False, help="Also compare the files with the manifest's "
+                                                                 "checksums (reads them whole).")) -> None:
+    """Counts, index type, size on disk, bytes per item (after SQLite's integrity check of the metadata);
+    ``verified`` says whether the checksums were compared."""
     from ragsc.kb import KnowledgeBase
 
-    kb = KnowledgeBase.open(kb_path(name))
-    if verify:
-        kb.verify()
-    typer.echo(json.dumps(kb.stats(), indent=2))
+    stats = KnowledgeBase.open(kb_path(name)).stats(verify=verify)
+    typer.echo(json.dumps(stats, indent=2))
+    if not verify:
+        typer.echo("note: checksums not verified (SQLite's page check alone misses bytes changed inside a "
+                   "record); run with --verify to compare the files with the manifest's checksums", err=True)
 
 
 @app.command("delete")
@@ -125,7 +128,10 @@ def kb_export(name: str, out: Path = typer.Option(..., help="JSONL file to write
                                                               "line).")) -> None:
     """Export metadata as JSONL (and vectors as OUT.npy when the index stores them exactly)."""
     from ragsc.kb import KnowledgeBase
+    from ragsc.targets import check_file
 
+    check_file(out, "--out")  # before the KB is opened
+    check_file(out.with_name(out.name + ".npy"), "--out's vectors file")
     kb = KnowledgeBase.open(kb_path(name))
     n = kb.export(out)
     typer.echo(f"exported {n} items to {out}")

@@ -72,6 +72,46 @@ def checkpoint_folder(out: Path, front: bool) -> Path:
     return out / "checkpoint" if front else out.with_name(out.name + ".checkpoint")
 
 
+def _front_files(folder: Path) -> str | None:
+    """A ``reuse`` rule (:func:`ragsc.targets.check_folder`): a previous front's run folder, resumed."""
+    for entry in sorted(folder.iterdir()):
+        folders = entry.name.startswith("lam-") or entry.name == "checkpoint"
+        if (entry.is_dir() and not entry.is_symlink()) != folders or not (
+                folders or entry.name in ("front.png", "front.json", "front.csv")):
+            return (f"holds {entry.name}: only a previous front's lam-*/, checkpoint/ and front.png / .json "
+                    "/ .csv may be there; name a new or empty folder")
+    return None
+
+
+def _checkpoints(folder: Path) -> str | None:
+    """A ``reuse`` rule: a previous search's checkpoint folder (``lam-*`` folders), resumed."""
+    for entry in sorted(folder.iterdir()):
+        if not (entry.name.startswith("lam-") and entry.is_dir() and not entry.is_symlink()):
+            return (f"holds {entry.name}: only a previous search's lam-*/ checkpoints may be there; name a "
+                    "new or empty folder")
+    return None
+
+
+def check_out(out: str | Path, front: bool, option: str | None = None) -> Path:
+    """Refuse a search's ``out`` before any work (:mod:`ragsc.targets`).
+
+    One ``lam`` (``front`` False): ``out`` is new, empty, or a student (its image tower is replaced, a
+    text tower kept), and its checkpoint folder beside it (:func:`checkpoint_folder`) new, empty or a
+    previous search's. A front: ``out`` is new, empty, or a previous front's run folder. Whether a student
+    there is of the store's teacher is checked by :func:`search_student`.
+    """
+    from ragsc.saved import check_target
+    from ragsc.targets import check_folder
+
+    out = Path(out)
+    if front:
+        return check_folder(out, option, reuse=_front_files)
+    check_target(out, overwrite=True, kind=StudentEncoder.kind, option=option)
+    check_folder(checkpoint_folder(out, front), f"{option}'s checkpoint folder" if option else None,
+                 reuse=_checkpoints)
+    return out
+
+
 def _check_student_folder(folder: Path, teacher: dict) -> None:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is a file; the student goes into a folder")
@@ -136,7 +176,8 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
     ConfigError
         A bad setting (named), or a budget no architecture of the space meets.
     InputError
-        The store holds no images or too few to split, or a folder holds another teacher's student.
+        The store holds no images or too few to split, ``out`` may not be written (:func:`check_out`), or
+        a folder holds another teacher's student.
     """
     from ragsc.config import validate
     from ragsc.distill.train import image_inputs, split, to_student_pixels
@@ -158,10 +199,8 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
                               reductions=reductions, seed=seed)
     validate(ImageStudentConfig, {"kind": "darts", "image_size": image_size, "out_dim": dim},
              "distill search")
-    out = Path(out)
     front = len(lams) > 1
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} is a file; --out names a folder")
+    out = check_out(out, front)
     for lam in lams:
         _check_student_folder(point_folder(out, lam, front), store.teacher)
     if budget is not None:

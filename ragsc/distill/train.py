@@ -309,11 +309,10 @@ def distill_to_folder(store: TeacherStore, folder, config: ImageStudentConfig | 
     """Train a tower (:func:`train_student`) and write it into the student folder ``folder`` (created,
     or added to a student of the same teacher: the other tower is kept). Returns the result and the
     test-free figures written into the student's ``info``."""
-    from pathlib import Path
-
     from ragsc.distill.students import StudentConfig, TeacherRef, is_student, read_config, save_student
+    from ragsc.saved import check_target
 
-    folder = Path(folder)
+    folder = check_target(folder, overwrite=True, kind="student")  # before the training, not at the save
     teacher = TeacherRef(**store.teacher)
     existing = read_config(folder) if is_student(folder) else None
     if existing is not None and existing.teacher.fingerprint != teacher.fingerprint:

@@ -6,11 +6,17 @@ generation the manifest names, keeping descriptors of its files (:class:`Generat
 that serves it (:class:`~ragsc.kb.store.KnowledgeBase`) can go on reading, sizing and verifying it after
 later commits retire it. A generation retired while it was being opened is not damage: the manifest is
 read again (a few times). Opening cross-checks the row counts of the metadata, the index and the manifest
-(cheap); a damaged file is a :class:`~ragsc.errors.KBError`, never a raw SQLite or FAISS error.
+(cheap); a damaged file is a :class:`~ragsc.errors.KBError`, never a raw SQLite or FAISS error. A data file
+that is a link (to another KB's files, say) is refused, as a linked generation folder is.
+
+:meth:`GenerationFiles.verify` compares the files with the manifest's SHA-256 checksums: a writer runs it
+on the generation it builds on (so damage is never copied into a new generation under fresh checksums),
+``ragsc kb stats --verify`` on the one it serves.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import weakref
@@ -35,13 +41,21 @@ class GenerationFiles:
 
     POSIX keeps an unlinked file's data while a descriptor is open, so a handle can still report
     the size of, and verify, the generation it serves after a writer's clean-up removed its folder.
+
+    Raises
+    ------
+    KBError
+        A data file is a link (the data of another knowledge base could be served under this one's name).
+    OSError
+        A data file cannot be opened (missing: the caller tells damage from a retired generation).
     """
 
     def __init__(self, gen: Path) -> None:
+        self.gen = gen
         self.fds: dict[str, int] = {}
         try:
             for name in DATA_FILES:
-                self.fds[name] = os.open(gen / name, os.O_RDONLY)
+                self.fds[name] = _open_no_link(gen, name)
         except BaseException:
             _close_fds(list(self.fds.values()))
             raise
@@ -53,6 +67,40 @@ class GenerationFiles:
     def sha256(self, name: str) -> str:
         return sha256_fd(self.fds[name])
 
+    def verify(self, checksums: dict[str, str], kb: Path) -> None:
+        """Compare every file with its SHA-256 in ``checksums`` (the manifest's); reads the files whole.
+
+        Raises
+        ------
+        KBError
+            A file's bytes changed after they were committed; the message names the file and generation.
+        """
+        for name, digest in checksums.items():
+            if self.sha256(name) != digest:
+                raise KBError(f"knowledge base {kb} is damaged: {name} does not match its checksum "
+                              f"(generation {self.gen.name}): its bytes changed after they were committed; "
+                              "restore the knowledge base from a backup or rebuild it")
+
+    def read_index(self) -> faiss.Index:
+        """The FAISS index, read through the descriptor (the file that was opened, and verified)."""
+        fd, offset = self.fds["index.faiss"], 0
+
+        def read(n: int) -> bytes:
+            nonlocal offset
+            chunk = os.pread(fd, n, offset)
+            offset += len(chunk)
+            return chunk
+
+        return faiss.read_index(faiss.PyCallbackIOReader(read))
+
+    def copy(self, name: str, dest: Path) -> None:
+        """Copy file ``name`` (through its descriptor) to ``dest``, a new file."""
+        fd, offset = self.fds[name], 0
+        with open(dest, "xb") as out:
+            while chunk := os.pread(fd, 1 << 20, offset):
+                out.write(chunk)
+                offset += len(chunk)
+
     def close(self) -> None:
         self._finalizer()
 
@@ -60,6 +108,16 @@ class GenerationFiles:
 def _close_fds(fds: list[int]) -> None:
     for fd in fds:
         os.close(fd)
+
+
+def _open_no_link(gen: Path, name: str) -> int:
+    try:
+        return os.open(gen / name, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    raise KBError(f"knowledge base {gen.parent}: {gen.name}/{name} is a link, not a file of this knowledge "
+                  "base; its generations must hold their own files (restore it or rebuild it)")
 
 
 @dataclass
@@ -103,11 +161,13 @@ def _open(path: Path, manifest: dict) -> Generation:
     files = None
     try:
         files = GenerationFiles(gen)  # first: from now on the files cannot go away under us
-        index = faiss.read_index(str(gen / "index.faiss"))
+        index = files.read_index()
         # immutable: committed generations never change, so readers need no locks
         db = sqlite3.connect(f"file:{quote(str(gen / 'meta.sqlite'))}?mode=ro&immutable=1", uri=True,
                              check_same_thread=False)
         n_meta = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    except KBError:  # a linked data file (GenerationFiles closed what it had opened)
+        raise
     except (OSError, RuntimeError, sqlite3.Error) as exc:
         if files is not None:
             files.close()

@@ -4,7 +4,10 @@ The unit of work is a *shard* (``shard_size`` records) handled by one worker fun
 :func:`encode_shard`; the default runs shards one after another in this process (clip-retrieval's
 sequential default). Progress (records consumed) is committed in the same generation as the items,
 so after a crash ``resume=True`` continues right after the last commit, and content hashes make any
-overlap a no-op: no duplicates either way.
+overlap a no-op: no duplicates either way. Progress never moves back: a run without ``resume`` over
+records an earlier run consumed (``--limit`` on a finished source) leaves it, and commits nothing if it
+adds nothing. A shard is never larger than the items that may still be added before the next checkpoint,
+so ``checkpoint_every`` is honoured exactly, below the shard size too.
 """
 
 from __future__ import annotations
@@ -92,9 +95,11 @@ def encode_shard(shard: list[tuple[Record, str]], encoder, batch_size: int = 64)
     return ShardResult(emb, items, skipped)
 
 
-def _shards(stream: Iterable, size: int) -> Iterator[list]:
+def _shards(stream: Iterable, size: int, w) -> Iterator[list]:
+    """Shards of at most ``size`` records, and at most as many as ``w`` may add before its next checkpoint
+    (a record gives one item at most)."""
     it = iter(stream)
-    while chunk := list(itertools.islice(it, size)):
+    while chunk := list(itertools.islice(it, min(size, w.until_checkpoint() or size))):
         yield chunk
 
 
@@ -173,7 +178,8 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
     with kb.writer(checkpoint_every=checkpoint_every, wait_s=wait_s, on_wait=on_wait) as w:
         encoder = encoder or load_encoder(kb.manifest["encoder"]["spec"])
         check_encoder(kb.path, kb.manifest, encoder)
-        start = w.progress(key) if resume else 0  # the writer's view: another writer may have committed
+        committed = w.progress(key)  # the writer's view: another writer may have committed
+        start = committed if resume else 0
         report = IngestReport(source=key, resumed_from=start)
         stream = itertools.islice(stream, start, None if limit is None else start + limit)
         t0 = time.perf_counter()
@@ -182,7 +188,7 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
             _ingest_ray(w, stream, start, key, encoder, batch_size, report, bar)
         else:
             done = start
-            for shard in _shards(stream, shard_size):
+            for shard in _shards(stream, shard_size, w):
                 fresh = [(rec, h) for _, rec, h in _fresh(shard, w, report)]
                 result = encode_shard(fresh, encoder, batch_size)
                 ids = w.add(result.embeddings, result.items) if result.items else []
@@ -190,7 +196,8 @@ def ingest(kb: KnowledgeBase, source: str, encoder=None, *, fmt: str | None = No
                 report.skipped.update(result.skipped)
                 report.seen += len(shard)
                 done += len(shard)
-                w.set_progress(key, done)  # committed together with the items it accounts for
+                # committed together with the items it accounts for; never behind an earlier run's
+                w.set_progress(key, max(done, committed))
                 w.maybe_checkpoint()
                 bar.update(len(shard))
     bar.close()
@@ -228,7 +235,7 @@ def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, repor
 
     The driver stays the single writer: it deduplicates, hands fresh records to Ray, and adds the
     returned embeddings (in stream order) with their progress, so checkpoints and ``--resume`` work
-    exactly as in the sequential runner.
+    exactly as in the sequential runner (a batch is added in pieces that end at the checkpoints).
     """
     import json as _json
 
@@ -237,6 +244,7 @@ def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, repor
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
+    committed = w.progress(key)
     records = list(stream)
     rows = [{"pos": start + i, "modality": rec.modality, "text": rec.text or "", "source_uri": rec.source_uri,
              "path": str(rec.path) if rec.path else "", "hash": h, "extra": _json.dumps(rec.extra)}
@@ -249,17 +257,31 @@ def _ingest_ray(w, stream, start: int, key: str, encoder, batch_size: int, repor
             _RayEncoder, fn_constructor_kwargs={"spec": encoder.spec, "fingerprint": encoder.fingerprint},
             batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers), batch_format="numpy")
         for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
-            ok = batch["ok"]
-            items = [NewItem(m, t or None, u, h, extra=_json.loads(x)) for m, t, u, h, x, good in
-                     zip(batch["modality"], batch["text"], batch["source_uri"], batch["hash"], batch["extra"],
-                         ok) if good]
-            if items:
-                ids = w.add(batch["embedding"][ok], items)
-                report.added += sum(i is not None for i in ids)
-            bad = int((~ok).sum())
-            if bad:
-                report.skipped["corrupt_or_missing_image_or_empty_text"] += bad
-            w.set_progress(key, int(batch["pos"].max()) + 1)
-            w.maybe_checkpoint()
-            bar.update(len(ok))
-    w.set_progress(key, total)
+            first = 0
+            while first < len(batch["ok"]):
+                end = _piece_end(batch["ok"], first, w.until_checkpoint())
+                piece = {k: v[first:end] for k, v in batch.items()}
+                ok = piece["ok"]
+                items = [NewItem(m, t or None, u, h, extra=_json.loads(x)) for m, t, u, h, x, good in
+                         zip(piece["modality"], piece["text"], piece["source_uri"], piece["hash"],
+                             piece["extra"], ok) if good]
+                if items:
+                    ids = w.add(piece["embedding"][ok], items)
+                    report.added += sum(i is not None for i in ids)
+                bad = int((~ok).sum())
+                if bad:
+                    report.skipped["corrupt_or_missing_image_or_empty_text"] += bad
+                w.set_progress(key, max(int(piece["pos"].max()) + 1, committed))
+                w.maybe_checkpoint()
+                bar.update(end - first)
+                first = end
+    w.set_progress(key, max(total, committed))
+
+
+def _piece_end(ok: np.ndarray, first: int, room: int | None) -> int:
+    """Where the piece of a batch that starts at row ``first`` ends: after its ``room``-th usable row (the
+    next checkpoint), or at the end of the batch."""
+    if room is None:
+        return len(ok)
+    reached = np.flatnonzero(np.cumsum(ok[first:]) >= room)
+    return first + int(reached[0]) + 1 if len(reached) else len(ok)

@@ -3,7 +3,8 @@
 * :class:`Item` — a stored item's metadata; :class:`NewItem` — what to store beside a new embedding;
   :class:`Hit` — a search result (its item read lazily, for all hits of one search at once);
 * :func:`content_hash` — what an item *is*, used to refuse duplicates;
-* the ``items`` / ``progress`` table schema and the row helpers the reader and the writer share.
+* the ``items`` / ``progress`` table schema and the row helpers the reader and the writer share, which
+  check what a user hands in (ids SQLite can hold, ``extra`` fields JSON can hold).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragsc.errors import KBError
+from ragsc.errors import InputError, KBError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items(
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS progress(source TEXT PRIMARY KEY, done INTEGER NOT NU
 """
 
 ITEM_COLUMNS = "id, modality, text, source_uri, content_hash, created_at, extra"
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1  # SQLite's INTEGER (and FAISS's idx_t)
 
 
 @dataclass(frozen=True)
@@ -144,9 +146,64 @@ def row_to_item(r: tuple) -> Item:
     return Item(r[0], r[1], r[2], r[3], r[4], r[5], {} if r[6] == "{}" else json.loads(r[6]))
 
 
+def check_ids(ids: Sequence[int]) -> list[int]:
+    """``ids`` as Python ints, each one SQLite can hold.
+
+    Raises
+    ------
+    InputError
+        An id that is not an integer, or out of the 64-bit range (no stored id can be).
+    """
+    out = []
+    for i in ids:
+        try:
+            n = int(i)
+        except (TypeError, ValueError):
+            raise InputError(f"item ids are integers, got {i!r}") from None
+        if not _ID_MIN <= n <= _ID_MAX:
+            raise InputError(f"id {n} is out of range: item ids are 64-bit integers (stored ones count up "
+                             "from 1)")
+        out.append(n)
+    return out
+
+
+def extra_json(position: int, item: NewItem) -> str:
+    """``item.extra`` as the JSON stored in its row.
+
+    Raises
+    ------
+    InputError
+        ``extra`` is not a dict, or a field holds what JSON cannot (a datetime, bytes, a set): the message
+        names the item's position in its batch and the field.
+    """
+    if not isinstance(item.extra, dict):
+        raise InputError(f"item {position}: extra must be a dict of JSON values, got "
+                         f"{type(item.extra).__name__}")
+    try:
+        return json.dumps(item.extra)
+    except (TypeError, ValueError) as exc:
+        bad = next((k for k, v in item.extra.items() if not _is_json(v)), None)
+        raise InputError(f"item {position}: extra field {bad!r} cannot be stored: {exc}; extra fields hold "
+                         "JSON (strings, numbers, booleans, None, and lists and dicts of them)") from None
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def select_in(db: sqlite3.Connection, columns: str, ids: Sequence[int]) -> list[tuple]:
-    """``SELECT columns FROM items WHERE id IN ids``, in chunks under SQLite's bound-parameter limit."""
-    ids = [int(i) for i in ids]
+    """``SELECT columns FROM items WHERE id IN ids``, in chunks under SQLite's bound-parameter limit.
+
+    Raises
+    ------
+    InputError
+        An id SQLite cannot hold (:func:`check_ids`).
+    """
+    ids = check_ids(ids)
     rows: list[tuple] = []
     for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]

@@ -36,7 +36,9 @@ LOCK = "writer.lock"
 DATA_FILES = ("index.faiss", "meta.sqlite")  # what a generation folder holds, and what is checksummed
 Scope = Literal["local", "global"]
 
-_GENERATION = re.compile(r"gen-\d{6,}")  # six digits, more once past 999,999 commits
+# six digits, more once past 999,999 commits; at most 18 (a quintillion commits), so a name always fits the
+# file system's limit on a file name and its number an int64
+_GENERATION = re.compile(r"gen-\d{6,18}")
 _SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -78,8 +80,8 @@ class Manifest(_Strict):
     @classmethod
     def _a_generation_folder(cls, v: str) -> str:
         if not is_generation_name(v):
-            raise ValueError(f"must name a generation folder inside the knowledge base (gen-NNNNNN), "
-                             f"got {v!r}")
+            raise ValueError(f"must name a generation folder inside the knowledge base (gen- and 6 to 18 "
+                             f"digits), got {v!r}")
         return v
 
     @field_validator("checksums")
@@ -138,7 +140,7 @@ def read_manifest(path: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------- generations
 def is_generation_name(name: object) -> bool:
-    """Whether ``name`` is a generation folder's name (``gen-`` and at least six digits)."""
+    """Whether ``name`` is a generation folder's name (``gen-`` and 6 to 18 digits)."""
     return isinstance(name, str) and _GENERATION.fullmatch(name) is not None
 
 
@@ -200,11 +202,50 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 # ---------------------------------------------------------------------------------------- KB paths
 def check_path(path: str | os.PathLike) -> Path:
-    """Refuse KB paths with ``..`` components (a name must not escape its parent folder)."""
+    """Refuse KB paths that are empty, have ``..`` components (a name must not escape its parent folder), or
+    are longer than the file system allows (a name, or the whole path with a generation's files in it).
+
+    Raises
+    ------
+    InputError
+        Naming the problem; nothing is read or written.
+    """
+    if not str(path):
+        raise InputError("knowledge-base path must not be empty; give a name or a folder")
     p = Path(path)
     if ".." in p.parts:
         raise InputError(f"knowledge-base path must not contain '..': {path}")
+    name_max, path_max = _limits(p)
+    for part in p.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise InputError(f"knowledge-base path has a name too long for the file system "
+                             f"({len(os.fsencode(part))} bytes, at most {name_max}): {part[:40]}...")
+    full = len(os.fsencode(str(p.absolute()))) + _INSIDE
+    if full > path_max:
+        raise InputError(f"knowledge-base path is too long for the file system ({full} bytes with a "
+                         f"generation's files, at most {path_max}): {str(p)[:60]}...")
     return p
+
+
+# room for the longest path a KB writes inside its folder (the manifest's temporary name, 53 bytes; a
+# generation's files, 35)
+_INSIDE = 64
+
+
+def _limits(path: Path) -> tuple[int, int]:
+    """The file system's longest file name and path (bytes) where ``path`` would be created."""
+    probe = path.absolute()
+    while probe != probe.parent:
+        try:
+            if probe.exists():
+                break
+        except OSError:  # a name too long to look up
+            pass
+        probe = probe.parent
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError):  # not a POSIX answer here: the common limits
+        return 255, 4096
 
 
 def resolve_path(name: str | os.PathLike) -> Path:
@@ -212,8 +253,10 @@ def resolve_path(name: str | os.PathLike) -> Path:
     from ragsc._assets import home_dir
 
     name = str(name)
+    if not name:  # home_dir() / "kb" / "" would be the folder of all named knowledge bases
+        raise InputError("knowledge-base name must not be empty")
     check_path(name)
-    return Path(name) if ("/" in name or name.startswith(".")) else home_dir() / "kb" / name
+    return Path(name) if ("/" in name or name.startswith(".")) else check_path(home_dir() / "kb" / name)
 
 
 def check_new_location(path: Path) -> None:

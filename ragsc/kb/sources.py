@@ -58,6 +58,9 @@ def detect_format(source: str) -> str:
         return "jsonl"
     if p.suffix == ".json":
         data = _load_json(p)
+        if not isinstance(data, dict):
+            raise InputError(f"{source}: not a JSON object (COCO captions or VQA questions), but a "
+                             f"{type(data).__name__}; give a COCO or VQA file, or pass --format")
         if "annotations" in data and "images" in data:
             return "coco"
         if "questions" in data:
@@ -83,9 +86,42 @@ def records(source: str, fmt: str | None = None, images: str | None = None,
         need = ("images", "annotations") if fmt == "coco" else ("questions",)
         if not isinstance(data, dict) or any(k not in data for k in need):
             raise InputError(f"{source}: a {fmt} file needs the keys {', '.join(need)}")
-        return (_coco if fmt == "coco" else _vqa)(source, images, annotations, data)
+        if fmt == "coco":
+            _check_entries(source, data, "images", {"id": int, "file_name": str})
+            _check_entries(source, data, "annotations", {"image_id": int, "caption": str})
+            return _coco(source, images, data)
+        _check_entries(source, data, "questions", {"question_id": int, "question": str, "image_id": int})
+        return _vqa(source, data, _vqa_answers(source, annotations))
     return {"folder": _folder, "jsonl": _jsonl, "text": _lines, "paragraphs": _paragraphs,
             "easy-vqa": _easy_vqa}[fmt](source, images, annotations)
+
+
+def _check_entries(source: str, data: dict, key: str, fields: dict[str, type]) -> None:
+    """``data[key]`` must be a list of objects with ``fields`` of these types (checked before ingesting)."""
+    entries = data[key]
+    if not isinstance(entries, list):
+        raise InputError(f"{source}: {key!r} must be a list, got a {type(entries).__name__}")
+    names = [repr(f) for f in fields]
+    for n, entry in enumerate(entries):
+        if not isinstance(entry, dict) or any(f not in entry for f in fields):
+            raise InputError(f"{source}: {key}[{n}] needs {', '.join(names[:-1])} and {names[-1]}")
+        for f, kind in fields.items():
+            if not isinstance(entry[f], kind) or isinstance(entry[f], bool):
+                what = "an integer" if kind is int else "a string"
+                raise InputError(f"{source}: {key}[{n}]: {f!r} must be {what}, got {entry[f]!r}")
+
+
+def _vqa_answers(source: str, annotations: str | None) -> dict:
+    """Answers by question id from the VQA annotations file (given, or found by name; none if absent)."""
+    ann_path = (Path(annotations) if annotations
+                else Path(source).with_name(Path(source).name.replace("questions", "annotations")))
+    if not ann_path.is_file() or ann_path == Path(source):
+        return {}
+    data = _load_json(ann_path)
+    if not isinstance(data, dict) or "annotations" not in data:
+        raise InputError(f"{ann_path}: a VQA annotations file needs the key annotations")
+    _check_entries(str(ann_path), data, "annotations", {"question_id": int})
+    return {a["question_id"]: a.get("multiple_choice_answer") for a in data["annotations"]}
 
 
 def _read_caption(path: Path) -> tuple[str | None, tuple[str, ...]]:
@@ -105,7 +141,7 @@ def _folder(source: str, *_: Any) -> Iterator[Record]:
             yield Record("image", caption, str(p.resolve()), p, notes=notes)
 
 
-def _coco(source: str, images: str | None, _: Any, data: dict) -> Iterator[Record]:
+def _coco(source: str, images: str | None, data: dict) -> Iterator[Record]:
     root = Path(images) if images else Path(source).parent
     captions: dict[int, list[str]] = {}
     for a in data["annotations"]:
@@ -117,15 +153,8 @@ def _coco(source: str, images: str | None, _: Any, data: dict) -> Iterator[Recor
                      () if caps else ("missing_caption",))
 
 
-def _vqa(source: str, _: Any, annotations: str | None, data: dict) -> Iterator[Record]:
-    q = data["questions"]
-    ann_path = (Path(annotations) if annotations
-                else Path(source).with_name(Path(source).name.replace("questions", "annotations")))
-    answers = {}
-    if ann_path.is_file() and ann_path != Path(source):
-        answers = {a["question_id"]: a.get("multiple_choice_answer")
-                   for a in _load_json(ann_path)["annotations"]}
-    for item in sorted(q, key=lambda x: x["question_id"]):
+def _vqa(source: str, data: dict, answers: dict) -> Iterator[Record]:
+    for item in sorted(data["questions"], key=lambda x: x["question_id"]):
         ans = answers.get(item["question_id"])
         text = f"{item['question'].strip()} {ans}" if ans else item["question"].strip()
         yield Record("text", text, f"{source}#{item['question_id']}", None,

@@ -11,9 +11,6 @@ readers that still use it; older ones are removed.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import logging
 import os
 import shutil
 import sqlite3
@@ -21,16 +18,16 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import quote
 
 import faiss
 import numpy as np
 
 from ragsc.errors import InputError, KBError
 from ragsc.kb import index as ix
-from ragsc.kb.items import SCHEMA, NewItem, select_in
+from ragsc.kb.generation import GenerationFiles
+from ragsc.kb.items import SCHEMA, NewItem, extra_json, select_in
+from ragsc.kb.lock import WriterLock
 from ragsc.kb.manifest import (
-    LOCK,
     MANIFEST,
     fsync_dir,
     generation_dir,
@@ -41,8 +38,6 @@ from ragsc.kb.manifest import (
     sha256_file,
     write_json_atomic,
 )
-
-log = logging.getLogger("ragsc.kb")
 
 
 class Writer:
@@ -68,23 +63,15 @@ class Writer:
     def __init__(self, path: Path, manifest: dict, fresh: bool = False, checkpoint_every: int | None = None,
                  wait_s: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
         self.path, self.manifest, self.fresh = path, dict(manifest), fresh
-        self.checkpoint_every, self.wait_s, self.on_wait = checkpoint_every, wait_s, on_wait
+        self.checkpoint_every = checkpoint_every
         self._since_commit = 0
         self._changed = fresh  # a new KB commits its empty first generation
-        self._lock_file = None
+        self._lock = WriterLock(path, wait_s, on_wait)
 
     # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> Writer:
+        self._lock.acquire()
         try:
-            self._lock_file = open(self.path / LOCK, "a+")
-        except OSError as exc:
-            raise KBError(f"cannot start writing to {self.path}: {exc}") from None
-        self._acquire_lock()
-        try:
-            self._lock_file.seek(0)
-            self._lock_file.truncate()
-            self._lock_file.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-            self._lock_file.flush()
             if self.fresh and (self.path / MANIFEST).exists():  # created by someone else meanwhile
                 raise KBError(f"a knowledge base already exists at {self.path}")
             for stale in self.path.glob(".staging-*"):  # left by a killed writer; we hold the lock
@@ -104,39 +91,8 @@ class Writer:
             raise
         return self
 
-    def _acquire_lock(self) -> None:
-        deadline = time.monotonic() + self.wait_s
-        said = False
-        while True:
-            try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    if not said:
-                        self._say(f"waiting up to {self.wait_s:g} s for the writer lock of knowledge base "
-                                  f"{self.path} (held by {self._holder()})")
-                        said = True
-                    time.sleep(0.05)
-                    continue
-            holder = self._holder()
-            self._lock_file.close()
-            waited = f" (waited {self.wait_s:g} s)" if self.wait_s > 0 else ""
-            raise KBError(f"knowledge base {self.path} is being written by another process ({holder})"
-                          f"{waited}; only one writer at a time — wait for it to finish") from None
-
-    def _holder(self) -> str:
-        self._lock_file.seek(0)
-        return self._lock_file.read().strip() or "unknown"
-
-    def _say(self, message: str) -> None:
-        if self.on_wait is not None:
-            self.on_wait(message)
-        else:
-            log.warning(message)
-
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._lock_file is None or self._lock_file.closed:
+        if not self._lock.held:
             return
         try:
             if getattr(self, "db", None) is not None:
@@ -144,30 +100,37 @@ class Writer:
             if getattr(self, "staging", None) is not None and self.staging.exists():
                 shutil.rmtree(self.staging, ignore_errors=True)  # uncommitted changes are discarded
         finally:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
+            self._lock.release()
 
     def _stage(self, check: bool = False) -> None:
-        """A private copy of the current generation to write on. ``check``: refuse a damaged one first
-        (its damage would otherwise be copied into the next generation, under fresh checksums)."""
+        """A private copy of the current generation to write on.
+
+        ``check`` (when a writer starts): refuse a damaged generation first, whose damage would otherwise
+        be copied into the next generation under fresh checksums: its files must match the manifest's
+        SHA-256 checksums (bytes changed inside a record pass SQLite's page checks), and the metadata
+        must pass SQLite's ``quick_check`` (damage committed before checksums were verified). Linked data
+        files are refused (:class:`~ragsc.kb.generation.GenerationFiles`).
+        """
         self.staging = self.path / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.staging.mkdir()
-        self.db = sqlite3.connect(self.staging / "meta.sqlite")
         if self.fresh:
+            self.db = sqlite3.connect(self.staging / "meta.sqlite")
             self.db.executescript(SCHEMA)
             self.index = ix.new_index(self.manifest["factory"], self.manifest["dim"])
         else:
-            gen = generation_dir(self.path, self.manifest["generation"])
-            src = sqlite3.connect(f"file:{quote(str(gen / 'meta.sqlite'))}?mode=ro", uri=True)
+            files = GenerationFiles(generation_dir(self.path, self.manifest["generation"]))
             try:
-                if check and (problem := src.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
-                    raise KBError(f"knowledge base {self.path} is damaged (generation {gen.name}): its "
-                                  f"metadata fails SQLite's integrity check ({problem.splitlines()[-1]}); "
-                                  "restore it or rebuild it")
-                src.backup(self.db)
+                if check:
+                    files.verify(self.manifest["checksums"], self.path)
+                files.copy("meta.sqlite", self.staging / "meta.sqlite")
+                self.index = files.read_index()
             finally:
-                src.close()
-            self.index = faiss.read_index(str(gen / "index.faiss"))
+                files.close()
+            self.db = sqlite3.connect(self.staging / "meta.sqlite")
+            if check and (problem := self.db.execute("PRAGMA quick_check").fetchone()[0]) != "ok":
+                raise KBError(f"knowledge base {self.path} is damaged (generation {files.gen.name}): its "
+                              f"metadata fails SQLite's integrity check ({problem.splitlines()[-1]}); "
+                              "restore it or rebuild it")
         self._pending_vectors: list[np.ndarray] = []  # held back until an untrained index can be trained
         self._pending_ids: list[np.ndarray] = []
         self._rebuild_without: set[int] = set()
@@ -178,16 +141,16 @@ class Writer:
         x = ix.as_matrix(embeddings, self.manifest["dim"])
         if len(items) != len(x):
             raise InputError(f"{len(x)} embeddings but {len(items)} items")
+        extras = [extra_json(n, it) for n, it in enumerate(items)]  # all checked before any row is written
         ids: list[int | None] = []
         new_rows = []
         now = time.time()
-        for vec_i, it in enumerate(items):
+        for vec_i, (it, extra) in enumerate(zip(items, extras)):
             try:
                 cur = self.db.execute(
                     "INSERT INTO items(modality, text, source_uri, content_hash, created_at, extra) "
                     "VALUES (?,?,?,?,?,?)",
-                    (it.modality, it.text, it.source_uri, it.hash(), it.created_at or now,
-                     json.dumps(it.extra)))
+                    (it.modality, it.text, it.source_uri, it.hash(), it.created_at or now, extra))
                 ids.append(cur.lastrowid)
                 new_rows.append(vec_i)
             except sqlite3.IntegrityError as exc:
@@ -224,21 +187,35 @@ class Writer:
         return len(existing)
 
     def update(self, ids: Sequence[int], embeddings, items: Sequence[NewItem]) -> None:
-        """Replace stored items in place: same ids, new vectors and metadata."""
+        """Replace stored items in place: same ids, new vectors and metadata. Items whose vector and
+        metadata are already stored as given are left alone (an identical update commits nothing)."""
         x = ix.as_matrix(embeddings, self.manifest["dim"])
-        ids = [int(i) for i in ids]
         if not (len(ids) == len(x) == len(items)):
             raise InputError(f"update needs as many ids, embeddings and items: {len(ids)}, {len(x)}, "
                              f"{len(items)}")
-        missing = set(ids) - {r[0] for r in select_in(self.db, "id", ids)}
+        rows = {r[0]: r[1:] for r in select_in(self.db, "id, modality, text, source_uri, content_hash, extra",
+                                               ids)}
+        ids = [int(i) for i in ids]  # checked by select_in
+        missing = set(ids) - set(rows)
         if missing:
             raise InputError(f"cannot update ids that are not stored: {sorted(missing)}")
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise InputError(f"update got an id more than once: {twice}")
+        extras = [extra_json(n, it) for n, it in enumerate(items)]
+        changed = [n for n, (i, it, extra) in enumerate(zip(ids, items, extras))
+                   if rows[i] != (it.modality, it.text, it.source_uri, it.hash(), extra)
+                   or not self._holds(i, x[n])]
+        if not changed:
+            return
+        ids, x = [ids[n] for n in changed], x[changed]
+        items, extras = [items[n] for n in changed], [extras[n] for n in changed]
         try:
             self.db.executemany(
                 "UPDATE items SET modality = ?, text = ?, source_uri = ?, content_hash = ?, extra = ? "
                 "WHERE id = ?",
-                [(it.modality, it.text, it.source_uri, it.hash(), json.dumps(it.extra), i)
-                 for i, it in zip(ids, items)])
+                [(it.modality, it.text, it.source_uri, it.hash(), extra, i)
+                 for i, it, extra in zip(ids, items, extras)])
         except sqlite3.IntegrityError:
             raise InputError("an updated item's content is already stored under another id") from None
         id_array = np.array(ids, dtype=np.int64)
@@ -250,8 +227,18 @@ class Writer:
             keep = [~np.isin(p, id_array) for p in self._pending_ids]  # drop older staged versions
             self._pending_vectors = [v[k] for v, k in zip(self._pending_vectors, keep)] + [x]
             self._pending_ids = [p[k] for p, k in zip(self._pending_ids, keep)] + [id_array]
-        if ids:
-            self._changed = True
+        self._changed = True
+
+    def _holds(self, id_: int, vector: np.ndarray) -> bool:
+        """Whether ``vector`` is exactly the one staged for ``id_`` (``False`` when that cannot be told: an
+        index that stores vectors inexactly)."""
+        for ids, vecs in zip(reversed(self._pending_ids), reversed(self._pending_vectors)):
+            hit = np.flatnonzero(ids == id_)
+            if len(hit):  # staged, not yet in the index: the latest version
+                return bool(np.array_equal(vecs[hit[-1]], vector))
+        if id_ in self._rebuild_without or not ix.can_reconstruct(self.index):
+            return False
+        return bool(np.array_equal(self.index.reconstruct(id_), vector))
 
     def progress(self, source: str) -> int:
         """Records of ``source`` consumed so far, as staged (what ``--resume`` continues from)."""
@@ -273,6 +260,14 @@ class Writer:
             self.commit()
             return True
         return False
+
+    def until_checkpoint(self) -> int | None:
+        """Items that may still be added before :meth:`maybe_checkpoint` commits (``None``: no checkpoints).
+        An ingestion adds at most this many before it asks, so a checkpoint comes after exactly
+        ``checkpoint_every`` new items, whatever its unit of work."""
+        if not self.checkpoint_every:
+            return None
+        return max(1, self.checkpoint_every - self._since_commit)
 
     def has(self, content_hash_: str) -> bool:
         """Whether content with this hash is stored (or staged)."""

@@ -1,4 +1,4 @@
-"""ragsc/cli/_common.py: the provenance line replays the command it describes; the --out folder check."""
+"""ragsc/cli/_common.py: the provenance line replays the command it describes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from ragsc.cli._common import check_new_folder, provenance
-from ragsc.errors import ConfigError
+from ragsc.cli._common import provenance
 
 
 def toy_app(seen: list) -> typer.Typer:
@@ -58,18 +57,3 @@ def test_provenance_names_every_setting_defaults_included():
     seen = []
     toy_app(seen)(["group", "run", "p"], standalone_mode=False)
     assert seen[0][0] == "ragsc group run p -k 5 --rate 0.001 --lam 0,0.1 --teacher"
-
-
-def test_check_new_folder(tmp_path):
-    check_new_folder(tmp_path / "new")
-    (tmp_path / "empty").mkdir()
-    check_new_folder(tmp_path / "empty")
-    (tmp_path / "file").write_text("x")
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "x").write_text("x")
-    for taken in ("file", "full"):
-        with pytest.raises(ConfigError) as e:
-            check_new_folder(tmp_path / taken)
-        assert str(e.value) == f"--out {tmp_path / taken} exists and is not empty; give a new folder"
-    with pytest.raises(ConfigError, match="^--store "):
-        check_new_folder(tmp_path / "full", "--store")

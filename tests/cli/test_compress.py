@@ -67,6 +67,32 @@ def test_bad_input_is_one_error_line_and_writes_nothing(cli, student_dir, tmp_pa
     assert code == 2 and "not empty" in stderr and sorted(p.name for p in busy.iterdir()) == ["x"]
 
 
+@pytest.mark.parametrize("command", ["encoder", "lm"])
+def test_out_is_checked_before_anything_is_loaded_or_measured(cli, tmp_path, forbid, command):
+    """Under a file (once: the whole front measured, then a traceback), a symbolic link, a FIFO, a folder
+    of other files: one error line before the model is loaded."""
+    import os
+
+    import ragsc.compress
+    import ragsc.encoders
+
+    forbid(ragsc.encoders, "load_encoder")
+    forbid(ragsc.compress, "LinkData", "lm_front", "front")
+    (tmp_path / "file").write_text("keep")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("keep")
+    cases = {tmp_path / "file" / "c": "lies under", tmp_path / "link": "is a symbolic link",
+             tmp_path / "fifo": "is a FIFO", tmp_path / "busy": "is not empty"}
+    for out, problem in cases.items():
+        code, _, err = cli("compress", command, "--out", str(out), *(FAST if command == "encoder" else ()))
+        assert code == 2 and err.startswith(f"error: --out {out}: {problem}"), err
+        assert "Traceback" not in err and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "keep" and not list((tmp_path / "empty").iterdir())
+
+
 def test_the_shipped_student_image_tower_prunes_to_half_its_macs(cli, tmp_path):
     out = tmp_path / "c"
     code, stdout, stderr = cli("compress", "encoder", "--encoder", "student:embedded", "--tower", "image",

@@ -219,3 +219,84 @@ def test_distill_search_bad_input_is_an_error_line_that_writes_nothing(cli, tmp_
     (tmp_path / "file").write_text("x")
     code, _, err = search_cli(cli, train, tmp_path / "file", *TINY_SEARCH)
     assert code == 2 and "is a file" in err and (tmp_path / "file").read_text() == "x"
+
+
+def _refused(result, out, problem: str) -> None:
+    code, _, err = result
+    assert code == 2 and err.startswith(f"error: --out {out}: {problem}"), err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_distill_cache_out_is_checked_before_the_teacher_loads(cli, tmp_path, forbid, monkeypatch):
+    """A folder of other files (once filled with shards beside them), a file, a FIFO, a path under a file:
+    refused before the teacher is loaded; a store, or a killed run's shards, is resumed."""
+    import os
+
+    import ragsc.encoders
+    from ragsc.errors import ModelLoadError
+
+    forbid(ragsc.encoders, "load_encoder")
+    src = tmp_path / "s.jsonl"
+    src.write_text(json.dumps({"text": "a red circle"}) + "\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    os.mkfifo(tmp_path / "fifo")
+    cases = {tmp_path / "mine": "holds other files, not a teacher store (no manifest.json)",
+             src: "is a file, not a folder", tmp_path / "fifo": "is a FIFO",
+             src / "store": "lies under"}
+    for out, problem in cases.items():
+        _refused(cli("distill", "cache", "--data", str(src), "--out", str(out)), out, problem)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+    def reached(spec):
+        raise ModelLoadError("the teacher is loaded")
+
+    monkeypatch.setattr(ragsc.encoders, "load_encoder", reached)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "manifest.json").write_text("{}")
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "shard-00000.safetensors").write_bytes(b"")
+    for out in (tmp_path / "store", tmp_path / "killed"):
+        code, _, err = cli("distill", "cache", "--data", str(src), "--out", str(out))
+        assert code == 2 and "the teacher is loaded" in err, err
+
+
+def test_distill_train_out_is_checked_before_the_store_opens(cli, tmp_path, forbid):
+    """A folder of other files, a saved model of another kind, a symbolic link: refused before the store
+    is opened or a step trained (once refused by the save, after the training)."""
+    import ragsc.distill.store
+    import ragsc.distill.train
+
+    forbid(ragsc.distill.store, "TeacherStore")
+    forbid(ragsc.distill.train, "train_student")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"kind": "decoders", "format_version": 1}))
+    (tmp_path / "link").symlink_to(tmp_path / "mine")
+    cases = {tmp_path / "mine": "holds other files, not a saved model",
+             tmp_path / "model": "holds a 'decoders', not a 'student'",
+             tmp_path / "link": "is a symbolic link"}
+    for out, problem in cases.items():
+        _refused(cli("distill", "train", "--store", str(tmp_path / "store"), "--out", str(out)), out, problem)
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_distill_search_out_is_checked_before_the_store_opens(cli, tmp_path, forbid):
+    """A front's folder that holds other files (once filled beside them), a single student's folder under
+    a file, its checkpoint folder a file: refused before the store is opened."""
+    import ragsc.distill.store
+
+    forbid(ragsc.distill.store, "TeacherStore")
+    (tmp_path / "front").mkdir()
+    (tmp_path / "front" / "notes.txt").write_text("keep")
+    (tmp_path / "file").write_text("keep")
+    (tmp_path / "s.checkpoint").write_text("keep")
+    store = tmp_path / "store"
+    _refused(search_cli(cli, store, tmp_path / "front", "--lam", "0,1"), tmp_path / "front",
+             "holds notes.txt: only a previous front's")
+    _refused(search_cli(cli, store, tmp_path / "file" / "s"), tmp_path / "file" / "s", "lies under")
+    code, _, err = search_cli(cli, store, tmp_path / "s")
+    assert code == 2 and err.startswith(f"error: --out's checkpoint folder {tmp_path / 's.checkpoint'}: is a "
+                                        "file, not a folder"), err
+    assert (tmp_path / "front" / "notes.txt").read_text() == "keep" and not (tmp_path / "s").exists()

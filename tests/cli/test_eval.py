@@ -80,3 +80,39 @@ def test_eval_small_run_writes_csv_and_plots(cli, tmp_path, default_kbs):
     k1000 = tmp_path / "k1000"
     code, _, stderr = cli("eval", str(path), "--k-symbols", "1000", "--out", str(k1000))
     assert code == 2 and "k_symbols=1000" in stderr and "at most" in stderr and not k1000.exists()
+
+
+def test_eval_out_is_checked_before_the_pipeline_is_built(cli, tmp_path, forbid, monkeypatch):
+    """--out is a new or empty folder, or one holding only a previous eval's eval.csv and eval_*.png (which
+    are replaced); a file, a folder of other files, a path under a file are refused before the pipeline is
+    built (once: after the whole sweep, a traceback)."""
+    import ragsc.eval
+    import ragsc.pipelines
+    from ragsc.errors import ConfigError
+
+    spec = str(ROOT / "pipelines" / "multitask.yaml")
+    forbid(ragsc.pipelines, "Pipeline")
+    forbid(ragsc.eval, "run_eval")
+    (tmp_path / "file").write_text("keep")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "eval.csv").write_text("keep")
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    cases = {tmp_path / "file": "is a file, not a folder", tmp_path / "file" / "e": "lies under",
+             tmp_path / "mine": "holds notes.txt (a file): only a previous eval's eval.csv and eval_*.png "
+                                "may be replaced there; name a new or empty folder"}
+    for out, problem in cases.items():
+        code, _, err = cli("eval", spec, "--out", str(out))
+        assert code == 2 and err.startswith(f"error: --out {out}: {problem}"), err
+        assert "Traceback" not in err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+    class Reached:
+        @classmethod
+        def from_config(cls, config):
+            raise ConfigError("the pipeline is built")
+
+    monkeypatch.setattr(ragsc.pipelines, "Pipeline", Reached)
+    (tmp_path / "mine" / "notes.txt").unlink()
+    (tmp_path / "mine" / "eval_text.png").write_text("old")
+    code, _, err = cli("eval", spec, "--out", str(tmp_path / "mine"))  # a previous eval's folder
+    assert code == 2 and "the pipeline is built" in err, err

@@ -72,3 +72,34 @@ def test_run_error_in_a_fresh_process(tmp_path):
     out = ragsc("federated", "run", f)
     assert out.returncode == 2 and out.stderr.startswith("error:") and "student:embedded" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "server"])
+def test_out_is_refused_before_any_training(cli, tmp_path, forbid, monkeypatch, command):
+    """A folder that holds something (once overwritten silently, after the training), a file, a path under
+    a file: one error line before the spec is read, Flower imported or a round run."""
+    import sys
+    import types
+
+    import ragsc.federated
+    import ragsc.federated.config
+
+    forbid(ragsc.federated, "run_federated")
+    forbid(ragsc.federated.config, "load_spec")
+    flower = types.ModuleType("ragsc.federated.flower")  # Flower itself is never imported
+    flower.serve = None
+    forbid(flower, "serve")
+    monkeypatch.setitem(sys.modules, "ragsc.federated.flower", flower)
+    spec = tmp_path / "fed.yaml"
+    spec.write_text("base: embedded\n")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "history.json").write_text("{}")
+    (tmp_path / "file").write_text("keep")
+    cases = {tmp_path / "old": "is not empty; name a new or empty folder",
+             tmp_path / "file": "is a file, not a folder", tmp_path / "file" / "run": "lies under"}
+    for out, problem in cases.items():
+        code, _, err = cli("federated", command, str(spec), "--out", str(out))
+        assert code == 2 and err.startswith(f"error: --out {out}: {problem}"), err
+        assert "Traceback" not in err and err.count("\n") == 1
+    assert (tmp_path / "old" / "history.json").read_text() == "{}"
+    assert (tmp_path / "file").read_text() == "keep"

@@ -211,3 +211,92 @@ def test_kb_commands_report_a_bad_manifest_as_an_error_line(new_kb, cli):
         assert code == 2 and err.startswith("error:")
         assert "generation: Input should be a valid string" in err
     assert not out.exists()
+
+
+def test_stats_says_whether_it_verified(cli, new_kb):
+    kb = new_kb()
+    kb.add(np.eye(8, dtype=np.float32)[:2], [NewItem("text", "a"), NewItem("text", "b")])
+    code, out, err = cli("kb", "stats", str(kb.path))
+    assert code == 0 and json.loads(out)["verified"] is False
+    assert "checksums not verified" in err and "--verify" in err
+    code, out, err = cli("kb", "stats", str(kb.path), "--verify")
+    assert code == 0 and json.loads(out)["verified"] is True and err == ""
+
+
+def test_bad_names_ids_and_sources_are_error_lines_that_change_nothing(tmp_path, cli, new_kb, encoder_loads,
+                                                                       monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAGSC_HOME", str(home))
+    kb = new_kb()
+    kb.add(np.eye(8, dtype=np.float32)[:2], [NewItem("text", "a"), NewItem("text", "b")])
+    gen = kb.manifest["generation"]
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text("5")
+    cases = {("create", ""): "must not be empty",
+             ("stats", "x" * 300): "too long",
+             ("create", "x" * 300): "too long",
+             ("delete", str(kb.path), "1", "99999999999999999999999"): "out of range",
+             ("ingest", str(kb.path), str(scalar)): "not a JSON object"}
+    for args, problem in cases.items():
+        code, _, err = cli("kb", *args)
+        assert code == 2 and err.startswith("error:") and problem in err, (args, err)
+        assert "Traceback" not in err
+    assert encoder_loads == [] and not (home / "kb" / "manifest.json").exists()
+    assert not (home / "kb").exists() or list((home / "kb").iterdir()) == []
+    after = KnowledgeBase.open(kb.path)
+    assert after.manifest["generation"] == gen and len(after) == 2
+
+
+def test_export_over_a_fifo_is_refused_and_the_fifo_kept(tmp_path, cli, new_kb):
+    """``os.replace`` would have put the JSONL where the FIFO was: only a new path or a regular file may be
+    replaced (a FIFO in tmp_path stands for any special file)."""
+    import os
+    import stat
+
+    kb = new_kb()
+    kb.add(np.eye(8, dtype=np.float32)[:2], [NewItem("text", "a"), NewItem("text", "b")])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, _, err = cli("kb", "export", str(kb.path), "--out", str(fifo))
+    assert code == 2 and err == (f"error: --out {fifo}: is a FIFO (named pipe), not a regular file; name a "
+                                 "new file or a file to replace\n")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    (tmp_path / "v.jsonl.npy").symlink_to(fifo)  # the vectors' file is a target too
+    code, _, err = cli("kb", "export", str(kb.path), "--out", str(tmp_path / "v.jsonl"))
+    assert code == 2 and "--out's vectors file" in err and "is a symbolic link" in err
+    assert not (tmp_path / "v.jsonl").exists() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_export_targets_are_refused_before_the_kb_is_opened(tmp_path, cli, forbid, monkeypatch):
+    """A device node, '.', '/', '', a path under a file, a folder, a symbolic link: one error line, the KB
+    never opened, nothing replaced (/dev/null is only looked at)."""
+    import os
+    import stat
+
+    import ragsc.kb
+
+    forbid(ragsc.kb, "KnowledgeBase")
+    real_replace = os.replace
+
+    def replace(src, dst, *a, **k):  # a guard: should the check ever fail, no node outside tmp_path moves
+        assert str(dst).startswith(str(tmp_path)), f"os.replace onto {dst}"
+        return real_replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+    null = os.stat("/dev/null")
+    (tmp_path / "file").write_text("keep")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "x").write_text("keep")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    cases = {"/dev/null": "is a character device, not a regular file", ".": "is the current folder",
+             "/": "is the filesystem root", "": "is the current folder",
+             str(tmp_path / "file" / "x.jsonl"): "lies under", str(tmp_path / "folder"): "is a folder",
+             str(tmp_path / "link"): "is a symbolic link", str(tmp_path / "no" / "x.jsonl"): "does not exist"}
+    for out, problem in cases.items():
+        code, _, err = cli("kb", "export", "facts", "--out", out)
+        assert code == 2 and err.startswith("error: --out ") and problem in err, (out, err)
+        assert "Traceback" not in err and err.count("\n") == 1
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and (after.st_rdev, after.st_ino) == (null.st_rdev, null.st_ino)
+    assert (tmp_path / "file").read_text() == "keep" and (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder", "link"]

@@ -128,7 +128,7 @@ def test_kbs_of_the_teacher_accept_its_student_and_no_other(tmp_path, new_kb):
         check_encoder(kb.path, kb.manifest, FakeEncoder(fingerprint=FAKE["fingerprint"]))
 
 
-def test_bad_student_folders_are_named(stores, tmp_path):
+def test_bad_student_folders_are_named(stores, tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match="no student"):
         load_encoder(f"student:{tmp_path / 'none'}")
     with pytest.raises(ConfigError, match="names its folder"):
@@ -147,9 +147,12 @@ def test_bad_student_folders_are_named(stores, tmp_path):
     (tmp_path / "s" / "config.json").write_text(json.dumps({**header, "kind": "cat-codec"}))
     with pytest.raises(ModelLoadError, match="holds a 'cat-codec', not a student"):
         load_encoder(f"student:{tmp_path / 's'}")
-    with pytest.raises(InputError, match="holds something other than a student"):
-        (tmp_path / "busy").mkdir()
-        (tmp_path / "busy" / "notes.txt").write_text("mine")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    import ragsc.distill.train
+
+    monkeypatch.setattr(ragsc.distill.train, "train_student", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(InputError, match="busy: holds other files, not a saved model"):  # before training
         distill_to_folder(images, tmp_path / "busy", IMAGE, epochs=1)
 
 

@@ -90,3 +90,22 @@ def test_open_retries_when_commits_retire_the_generation_it_read(new_kb, monkeyp
     monkeypatch.setattr(generation, "read_manifest", lambda p: next(first, None) or real_read(p))
     again = KnowledgeBase.open(kb.path)
     assert len(again) == 4 and again.manifest["generation"] == real_read(kb.path)["generation"]
+
+
+@pytest.mark.parametrize("name", ["index.faiss", "meta.sqlite"])
+def test_a_data_file_that_links_to_another_kb_is_refused(new_kb, name):
+    mine = new_kb("mine")
+    mine.add(rand_unit(3), texts(3, "mine"))
+    other = new_kb("other")
+    other.add(rand_unit(3, seed=1), texts(3, "other"))
+    gen = mine.path / mine.manifest["generation"]
+    theirs = other.path / other.manifest["generation"] / name
+    (gen / name).unlink()
+    (gen / name).symlink_to(theirs)
+    with pytest.raises(KBError, match=f"{mine.manifest['generation']}/{name} is a link"):
+        KnowledgeBase.open(mine.path)
+    with pytest.raises(KBError, match=f"{name} is a link"):
+        mine.add(rand_unit(1, seed=2), texts(1, "new"))
+    assert manifest(mine.path)["generation"] == mine.manifest["generation"]
+    assert not list(mine.path.glob(".staging-*")) and (gen / name).is_symlink()
+    assert [it.text for it in KnowledgeBase.open(other.path).items()] == ["other 0", "other 1", "other 2"]

@@ -72,3 +72,18 @@ def test_an_ingested_id_or_score_field_never_overrides_the_reserved_keys(new_kb,
     assert rocket.metadata["extra"] == {"id": 1, "extra": "x"} and rocket.metadata["id"] != 1
     assert store.delete([doc.metadata["id"]])  # deletes the coffee, not whatever item has id 999 or 1
     assert [it.text for it in store.kb.items()] == ["a rocket on a launch pad"]
+
+
+def test_add_texts_with_metadata_json_cannot_hold_is_an_input_error(new_kb, fake_encoder):
+    import datetime
+
+    from ragsc.errors import InputError
+
+    kb = new_kb(encoder=fake_encoder)
+    store = RagscVectorStore(kb, fake_encoder)
+    store.add_texts(["kept"])
+    gen = kb.reload().manifest["generation"]
+    with pytest.raises(InputError, match=r"extra field 'when' .*datetime"):
+        store.add_texts(["a", "b"], [{"n": 1}, {"when": datetime.datetime(2024, 5, 1)}])
+    after = KnowledgeBase.open(kb.path)
+    assert after.manifest["generation"] == gen and [it.text for it in after.items()] == ["kept"]

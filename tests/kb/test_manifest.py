@@ -41,7 +41,8 @@ def two_kbs(new_kb):
 
 
 @pytest.mark.parametrize("generation", ["../other-kb/gen-000002", "ABSOLUTE", "gen-2", "gen-000002/", ".", "",
-                                        "gen-000002/../../other-kb/gen-000002"])
+                                        "gen-000002/../../other-kb/gen-000002",
+                                        "gen-" + "1" * 253])  # longer than a file name may be
 def test_a_generation_outside_the_kb_is_refused_everywhere(two_kbs, generation):
     mine, other = two_kbs
     if generation == "ABSOLUTE":

@@ -18,14 +18,31 @@ def local_ray():
 
 
 @pytest.mark.usefixtures("local_ray")
-def test_ray_ingestion_matches_sequential(embedded, tmp_path):
+def test_ray_ingestion_matches_sequential(embedded, tmp_path, monkeypatch):
+    from ragsc.kb.writer import Writer
+
+    committed = []  # the item count of each generation the Ray runner commits
+    real_commit = Writer.commit
+
+    def commit(self, keep_writing=True):
+        n = self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        done = real_commit(self, keep_writing)
+        if done:
+            committed.append(n)
+        return done
+
     lines = [f"note {i}: the {['red', 'blue', 'green'][i % 3]} shape moved" for i in range(40)]
     src = tmp_path / "notes.txt"
     src.write_text("\n".join(lines + lines[:5]))  # 5 duplicates
     par = KnowledgeBase.create(tmp_path / "ray", embedded)
-    rep = ingest(par, str(src), embedded, distributed="ray", batch_size=8, checkpoint_every=16,
+    monkeypatch.setattr(Writer, "commit", commit)
+    rep = ingest(par, str(src), embedded, distributed="ray", batch_size=8, checkpoint_every=5,
                  progress=False)
+    monkeypatch.undo()
     assert (rep.seen, rep.added, rep.duplicates) == (45, 40, 5)
+    # a checkpoint every 5 new items, though batches hold 8; the last commit moves the progress past the
+    # 5 duplicates at the end
+    assert committed == [5, 10, 15, 20, 25, 30, 35, 40, 40]
     seq = KnowledgeBase.create(tmp_path / "seq", embedded)
     ingest(seq, str(src), embedded, progress=False)
     par, seq = par.reload(), seq.reload()

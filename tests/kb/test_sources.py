@@ -254,3 +254,37 @@ def test_malformed_json_source_is_an_input_error(tmp_path):
     src.write_text("{ not json")
     with pytest.raises(InputError):
         records(str(src))
+
+
+@pytest.mark.parametrize("content", ["5", '"a string"', "null", "[1, 2]", "true"])
+def test_a_json_file_that_is_not_an_object_is_an_input_error(kb, enc, tmp_path, content):
+    src = tmp_path / "scalar.json"
+    src.write_text(content)
+    gen = kb.manifest["generation"]
+    with pytest.raises(InputError, match="scalar.json: .*not a JSON object"):
+        run(kb, src, enc)
+    for fmt in ("coco", "vqa"):
+        with pytest.raises(InputError, match=f"a {fmt} file needs the keys"):
+            run(kb, src, enc, fmt=fmt)
+    assert KnowledgeBase.open(kb.path).manifest["generation"] == gen and enc.calls == {"text": 0, "image": 0}
+
+
+@pytest.mark.parametrize("fmt, data, problem", [
+    ("coco", {"images": 5, "annotations": []}, "'images' must be a list"),
+    ("coco", {"images": [], "annotations": {"a": 1}}, "'annotations' must be a list"),
+    ("coco", {"images": [{"id": 1}], "annotations": []}, "images[0] needs 'id' and 'file_name'"),
+    ("coco", {"images": [], "annotations": [3]}, "annotations[0] needs 'image_id' and 'caption'"),
+    ("coco", {"images": [], "annotations": [{"image_id": 1, "caption": 7}]},
+     "annotations[0]: 'caption' must be a string, got 7"),
+    ("vqa", {"questions": "what?"}, "'questions' must be a list"),
+    ("vqa", {"questions": [{"question": "what?"}]}, "questions[0] needs 'question_id', 'question' and"),
+])
+def test_a_coco_or_vqa_file_of_the_wrong_shape_is_an_input_error_before_writing(kb, enc, tmp_path, fmt, data,
+                                                                               problem):
+    src = tmp_path / "bad.json"
+    src.write_text(json.dumps(data))
+    gen = kb.manifest["generation"]
+    with pytest.raises(InputError) as e:
+        run(kb, src, enc, fmt=fmt)
+    assert problem in str(e.value) and str(src) in str(e.value)
+    assert KnowledgeBase.open(kb.path).manifest["generation"] == gen and enc.calls == {"text": 0, "image": 0}

@@ -675,12 +675,29 @@ def test_export_to_a_folder_or_a_missing_folder_is_an_input_error(new_kb, tmp_pa
     (tmp_path / "v.jsonl.npy").mkdir()
     with pytest.raises(InputError, match="is a folder"):
         kb.export(tmp_path / "a-folder")
-    with pytest.raises(InputError, match=r"v\.jsonl\.npy: it is a folder"):
+    with pytest.raises(InputError, match=r"v\.jsonl\.npy: is a folder"):
         kb.export(tmp_path / "v.jsonl")
     with pytest.raises(InputError, match="does not exist"):
         kb.export(tmp_path / "missing" / "out.jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "kb", "v.jsonl.npy"]
     assert not list((tmp_path / "a-folder").iterdir())
+
+
+def test_export_never_replaces_a_special_file_or_a_file_of_the_kb(new_kb, tmp_path):
+    """Only a new path or a regular file outside the KB is replaced (ragsc.targets.check_file)."""
+    import stat
+
+    kb = new_kb()
+    kb.add(rand_unit(3), texts(3))
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(InputError, match="pipe: is a FIFO"):
+        kb.export(tmp_path / "pipe")
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+    manifest = (kb.path / "manifest.json").read_bytes()
+    with pytest.raises(InputError, match="lies inside the knowledge base"):
+        kb.export(kb.path / "manifest.json")
+    assert (kb.path / "manifest.json").read_bytes() == manifest and kb.check() is None
+    assert kb.export(tmp_path / "ok.jsonl") == 3 and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_create_on_a_file_is_a_kb_error_and_leaves_it(tmp_path):
@@ -691,3 +708,47 @@ def test_create_on_a_file_is_a_kb_error_and_leaves_it(tmp_path):
     with pytest.raises(KBError, match="notes.txt is a file, not a folder"):
         KnowledgeBase.create(f / "kb", dict(FAKE))
     assert f.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+# ---------------------------------------------------------------------------------------- bad input
+def test_an_id_out_of_sqlites_range_is_an_input_error(new_kb):
+    kb = new_kb()
+    kb.add(rand_unit(2), texts(2))
+    gen = kb.manifest["generation"]
+    huge = 99999999999999999999999
+    for call in (lambda: kb.delete([1, huge]), lambda: kb.get([huge]),
+                 lambda: kb.update([huge], rand_unit(1), texts(1, "x")), lambda: kb.delete([-(2**63) - 1])):
+        with pytest.raises(InputError, match="out of range"):
+            call()
+    assert manifest(kb.path)["generation"] == gen and len(KnowledgeBase.open(kb.path)) == 2
+
+
+def test_metadata_that_json_cannot_hold_is_an_input_error_naming_it(new_kb):
+    import datetime
+
+    kb = new_kb()
+    kb.add(rand_unit(1), texts(1))
+    gen = kb.manifest["generation"]
+    when = datetime.datetime(2024, 5, 1)
+    with pytest.raises(InputError, match=r"item 1: extra field 'when' .*datetime"):
+        kb.add(rand_unit(2, seed=1), [NewItem("text", "fine"), NewItem("text", "not", extra={"when": when})])
+    with pytest.raises(InputError, match=r"item 0: extra field 'when' .*datetime"):
+        kb.update([1], rand_unit(1, seed=2), [NewItem("text", "not", extra={"when": when})])
+    assert manifest(kb.path)["generation"] == gen and [it.text for it in kb.reload().items()] == ["item 0"]
+
+
+def test_names_longer_than_the_file_system_allows_are_input_errors(tmp_path):
+    long = tmp_path / ("x" * 300)
+    for call in (lambda: KnowledgeBase.open(long), lambda: KnowledgeBase.create(long, dict(FAKE)),
+                 lambda: KnowledgeBase.open(tmp_path / "a" / ("y" * 256) / "b")):
+        with pytest.raises(InputError, match="too long"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_path_is_an_input_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: KnowledgeBase.create("", dict(FAKE)), lambda: manifest_mod.resolve_path("")):
+        with pytest.raises(InputError, match="empty"):
+            call()
+    assert list(tmp_path.iterdir()) == []

@@ -117,3 +117,122 @@ def test_ingest_takes_the_lock_before_it_loads_the_encoder(new_kb, tmp_path, mon
         held.close()
     assert loads == [] and len(KnowledgeBase.open(kb.path)) == 0
     assert ingest(kb, str(src), progress=False).added == 2 and loads == ["fake:test"]
+
+
+def test_an_identical_update_commits_nothing_a_real_one_does(new_kb):
+    kb = new_kb()
+    x = rand_unit(3)
+    items = [NewItem("text", "a", extra={"n": 1}), NewItem("text", "b"), NewItem("text", "c")]
+    ids = kb.add(x, items)
+    gen = generation(kb.path)
+    kb.update(ids, x, items)  # the same vectors and metadata
+    kb.update(ids[1:2], x[1:2], items[1:2])
+    assert generation(kb.path) == gen and sorted(p.name for p in kb.path.glob("gen-*"))[-1] == gen
+    kb.update(ids[:1], x[:1], [NewItem("text", "a", extra={"n": 2})])  # new metadata
+    assert generation(kb.path) != gen
+    gen = generation(kb.path)
+    kb.update(ids[2:], rand_unit(1, seed=7), items[2:])  # a new vector
+    assert generation(kb.path) != gen
+    assert [it.extra for it in KnowledgeBase.open(kb.path).items()] == [{"n": 2}, {}, {}]
+
+
+def test_an_identical_update_of_an_hnsw_index_commits_nothing(new_kb):
+    kb = new_kb(index="HNSW32")
+    x = rand_unit(3)
+    ids = kb.add(x, texts(3))
+    gen = generation(kb.path)
+    kb.update(ids, x, texts(3))
+    assert generation(kb.path) == gen
+
+
+def test_a_limited_ingestion_of_a_finished_source_does_not_roll_its_progress_back(new_kb, tmp_path):
+    enc = FakeEncoder()
+    kb = new_kb(encoder=enc)
+    src = tmp_path / "lines.txt"
+    src.write_text("\n".join(f"line {i}" for i in range(10)) + "\n")
+    ingest(kb, str(src), encoder=enc, progress=False)
+    gen = generation(kb.path)
+    r = ingest(kb, str(src), encoder=enc, limit=3, progress=False)  # no --resume: the first 3 again
+    assert (r.seen, r.duplicates, r.added) == (3, 3, 0)
+    assert generation(kb.path) == gen  # nothing changed, nothing committed
+    assert KnowledgeBase.open(kb.path).progress(source_key(str(src), "text")) == 10
+    r = ingest(kb, str(src), encoder=enc, resume=True, progress=False)
+    assert (r.resumed_from, r.seen) == (10, 0)
+
+
+def committed_counts(monkeypatch) -> list[int]:
+    """The item count of every generation a writer commits from now on."""
+    from ragsc.kb import writer as writer_mod
+
+    counts = []
+    real = writer_mod.Writer.commit
+
+    def commit(self, keep_writing=True):
+        n = self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0] if self.db is not None else None
+        done = real(self, keep_writing)
+        if done:
+            counts.append(n)
+        return done
+
+    monkeypatch.setattr(writer_mod.Writer, "commit", commit)
+    return counts
+
+
+def test_checkpoint_every_below_the_shard_size_is_honoured(new_kb, tmp_path, monkeypatch):
+    enc = FakeEncoder()
+    kb = new_kb(encoder=enc)
+    src = tmp_path / "lines.txt"
+    src.write_text("\n".join(["line 0", "line 1", "line 0"] + [f"line {i}" for i in range(2, 10)]) + "\n")
+    counts = committed_counts(monkeypatch)
+    r = ingest(kb, str(src), encoder=enc, checkpoint_every=3, progress=False)  # default shard_size 512
+    assert (r.seen, r.added) == (11, 10)
+    assert counts == [3, 6, 9, 10]  # a commit as soon as 3 new items are staged, the rest at the end
+    assert KnowledgeBase.open(kb.path).progress(source_key(str(src), "text")) == 11
+
+
+# ---------------------------------------------------------------------------------------- integrity
+def tamper(f: Path, old: bytes, new: bytes) -> None:
+    data = f.read_bytes()
+    assert old in data
+    f.write_bytes(data.replace(old, new))
+
+
+@pytest.mark.parametrize("name", ["meta.sqlite", "index.faiss"])
+def test_a_writer_refuses_a_generation_whose_bytes_do_not_match_its_checksums(new_kb, tmp_path, name):
+    enc = FakeEncoder(dim=8, spec="fake", fingerprint="f1")  # the encoder new_kb() records
+    kb = new_kb()
+    x = rand_unit(10)
+    kb.add(x, texts(10, "original"))
+    gen = generation(kb.path)
+    f = kb.path / gen / name
+    if name == "meta.sqlite":  # bytes inside a record: SQLite's page checks cannot see it
+        tamper(f, b"original 3", b"tampered 3")
+    else:  # one stored vector
+        tamper(f, x[3].tobytes(), x[4].tobytes())
+    before = {p.name: p.read_bytes() for p in (kb.path / gen).iterdir()}
+    KnowledgeBase.open(kb.path).check()  # passes: the damage is in the bytes, not the structure
+    src = tmp_path / "lines.txt"
+    src.write_text("something new\n")
+    writes = {"add": lambda: kb.add(rand_unit(1, seed=1), texts(1, "new")),
+              "delete": lambda: kb.delete([1]),
+              "update": lambda: kb.update([2], rand_unit(1, seed=2), texts(1, "changed")),
+              "ingest": lambda: ingest(kb, str(src), encoder=enc, progress=False)}
+    for what, write in writes.items():
+        with pytest.raises(KBError, match=f"{name} does not match its checksum") as e:
+            write()
+        assert gen in str(e.value) and "restore" in str(e.value), what
+    assert generation(kb.path) == gen and sorted(p.name for p in kb.path.glob("gen-*"))[-1] == gen
+    assert not list(kb.path.glob(".staging-*"))
+    assert {p.name: p.read_bytes() for p in (kb.path / gen).iterdir()} == before
+
+
+def test_stats_says_whether_it_verified_the_checksums(new_kb):
+    kb = new_kb()
+    kb.add(rand_unit(3), texts(3, "original"))
+    assert kb.stats()["verified"] is False
+    assert kb.stats(verify=True)["verified"] is True
+    tamper(kb.path / generation(kb.path) / "meta.sqlite", b"original 1", b"tampered 1")
+    reader = KnowledgeBase.open(kb.path)
+    assert reader.stats()["verified"] is False  # cheap, and says so
+    with pytest.raises(KBError, match="meta.sqlite does not match its checksum"):
+        reader.stats(verify=True)
