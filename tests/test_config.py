@@ -42,6 +42,19 @@ def test_missing_and_malformed_files(tmp_path):
         load_pipeline_spec(f)
 
 
+def test_a_spec_that_is_not_utf8_is_a_config_error(tmp_path):
+    from ragsc.federated.config import load_spec
+
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes("name: café\ntask: text\n".encode("latin-1"))  # was a UnicodeDecodeError traceback
+    for load, what in ((load_pipeline_spec, "pipeline spec"), (load_spec, "federated spec")):
+        with pytest.raises(ConfigError, match=rf"latin1.yaml: not UTF-8 text \(byte 0xe9 at offset 9\): "
+                                              rf"save the {what} as UTF-8"):
+            load(f)
+    f.write_bytes("\ufeffname: café\ntask: text\n".encode("utf-8"))  # a byte-order mark is fine
+    assert load_pipeline_spec(f).name == "café"
+
+
 def test_validate_direct():
     assert validate(EncoderConfig, {"spec": " hf:/x "}).spec == "hf:/x"
     assert PipelineSpec(name="n", task="vqa").channel.snr_db == 10.0
