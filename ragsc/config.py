@@ -253,6 +253,31 @@ class TextLinkConfig(Config):
                                "(both ends rebuild them)")
 
 
+class Limits(Config):
+    """The most one call may hand ragsc: a pipeline spec's ``limits:`` section (defaults: :data:`LIMITS`).
+
+    Each item and each batch is checked where it enters (:mod:`ragsc.checks` says where), before the work
+    it would cost; past a limit an :class:`~ragsc.errors.InputError` names the item, its size and the
+    limit. The defaults were measured on a 2-core CPU with the default text pipeline
+    (:attr:`text_tokens`: README, reliability); raise them in a spec for a bigger machine.
+    """
+
+    text_chars: int = Field(100_000, ge=1, le=100_000_000, description="characters per text: bounds the "
+                            "tokenizer's work (an encoder reads its model's context, the rest is cut)")
+    text_tokens: int = Field(512, ge=1, le=1_000_000, description="LM tokens per sentence on the token "
+                             "link, all its frames together: the receiver's beam search grows with them")
+    image_pixels: int = Field(40_000_000, ge=1, le=178_956_970, description="pixels per image (width x "
+                              "height), read from the file's header before it is decoded; at most "
+                              "178,956,970, where Pillow refuses an image as a decompression bomb")
+    batch_items: int = Field(256, ge=1, le=1_000_000, description="items per transmit() / run() call")
+    batch_tokens: int = Field(4096, ge=1, le=100_000_000, description="LM tokens per transmit() / run() "
+                              "call on the token link, its sentences together (4,096: 32 full frames of "
+                              "128 tokens, one beam-search pass of 128 rows at beam 4)")
+
+
+LIMITS = Limits()  # the defaults: what a call may hand ragsc outside a pipeline spec
+
+
 class PipelineSpec(Config):
     """A pipeline as declared in ``pipelines/<task>.yaml``."""
 
@@ -265,6 +290,7 @@ class PipelineSpec(Config):
     text: TextLinkConfig = TextLinkConfig()
     seed: int = Field(0, description="the pipeline's seed: it seeds the channel of every transmission "
                       "(a call's seed= overrides it), so the same spec gives the same results")
+    limits: Limits = LIMITS
 
     @field_validator("channel")
     @classmethod
