@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("errors", {"errors"}),
     ("shared", {"types", "_deps", "_assets", "registry", "report", "targets"}),
     ("configs, data, saved models", {"config", "datasets", "saved"}),
+    ("input checks", {"checks"}),
     ("encoders", {"encoders"}),
     ("channel", {"channel"}),
     ("kb", {"kb"}),

@@ -42,6 +42,19 @@ def test_missing_and_malformed_files(tmp_path):
         load_pipeline_spec(f)
 
 
+def test_a_spec_that_is_not_utf8_is_a_config_error(tmp_path):
+    from ragsc.federated.config import load_spec
+
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes("name: café\ntask: text\n".encode("latin-1"))  # was a UnicodeDecodeError traceback
+    for load, what in ((load_pipeline_spec, "pipeline spec"), (load_spec, "federated spec")):
+        with pytest.raises(ConfigError, match=rf"latin1.yaml: not UTF-8 text \(byte 0xe9 at offset 9\): "
+                                              rf"save the {what} as UTF-8"):
+            load(f)
+    f.write_bytes("\ufeffname: café\ntask: text\n".encode("utf-8"))  # a byte-order mark is fine
+    assert load_pipeline_spec(f).name == "café"
+
+
 def test_validate_direct():
     assert validate(EncoderConfig, {"spec": " hf:/x "}).spec == "hf:/x"
     assert PipelineSpec(name="n", task="vqa").channel.snr_db == 10.0
@@ -187,3 +200,22 @@ def test_config_constructors_name_nested_fields():
         PipelineSpec(name="x", task="text", channel={"snr_db": 99})
     with pytest.raises(ConfigError, match="snr: Extra inputs are not permitted"):
         ChannelConfig(snr=3)
+
+
+def test_limits_have_documented_defaults_a_spec_may_override():
+    from ragsc.config import LIMITS, Limits
+
+    assert (LIMITS.text_chars, LIMITS.text_tokens, LIMITS.image_pixels, LIMITS.batch_items,
+            LIMITS.batch_tokens) == (100_000, 512, 40_000_000, 256, 4096)
+    assert PipelineSpec(name="x", task="text").limits == LIMITS
+    spec = PipelineSpec(name="x", task="text", limits={"text_tokens": 2048, "batch_items": 8})
+    assert (spec.limits.text_tokens, spec.limits.batch_items, spec.limits.text_chars) == (2048, 8, 100_000)
+    assert spec.resolved()["limits"]["image_pixels"] == 40_000_000  # `ragsc spec validate` prints them
+    with pytest.raises(ConfigError, match=r"limits\.text_tokens: .*greater than or equal to 1"):
+        PipelineSpec(name="x", task="text", limits={"text_tokens": 0})
+    with pytest.raises(ConfigError, match=r"limits\.image_pixels: .*less than or equal to 178956970"):
+        PipelineSpec(name="x", task="text", limits={"image_pixels": 400_000_000})
+    with pytest.raises(ConfigError, match=r"limits\.tokens: Extra inputs"):
+        PipelineSpec(name="x", task="text", limits={"tokens": 5})
+    with pytest.raises(ConfigError, match=r"invalid Limits: batch_items"):
+        Limits(batch_items=2.5)

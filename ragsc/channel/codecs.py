@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ragsc import checks
+from ragsc.config import LIMITS, Limits
 from ragsc.errors import ConfigError
 
 # ----------------------------------------------------------------------------- bits <-> bytes
@@ -134,16 +136,19 @@ class ImageCodec:
     alone exceed small budgets; both are offered as the classic separate-coding baseline.
 
     Header (48 bits): payload length, original width and height (16 bits each); the receiver
-    upsamples to the original size. Candidates are tried from full resolution down to 1/8.
+    upsamples to the original size. An image over ``limits.image_pixels`` is refused
+    (:class:`~ragsc.errors.InputError`) by both: the encoder would search qualities at full resolution, and
+    a header could announce 65535 x 65535, 12.9 GB of RGB. Candidates are tried from full resolution down
+    to 1/8.
     """
 
     header_bits = 48
     scales = (1.0, 0.5, 0.25, 0.125)
 
-    def __init__(self, fmt: str = "webp") -> None:
+    def __init__(self, fmt: str = "webp", limits: Limits = LIMITS) -> None:
         if fmt not in ("jpeg", "webp"):
             raise ConfigError(f"image codec must be 'jpeg' or 'webp', got {fmt!r}")
-        self.fmt = fmt
+        self.fmt, self.limits = fmt, limits
 
     def _encode(self, im: Image.Image, quality: int) -> bytes:
         buf = io.BytesIO()
@@ -151,6 +156,7 @@ class ImageCodec:
         return buf.getvalue()
 
     def encode(self, image: Image.Image, max_bits: int) -> bytes | None:
+        checks.image_pixels(image.size, 0, self.limits, label="image")
         image = image.convert("RGB")
         budget = (max_bits - self.header_bits) // 8
         if budget <= 0:
@@ -172,6 +178,7 @@ class ImageCodec:
 
     def decode(self, data: bytes) -> Image.Image:
         length, w, h = struct.unpack(">HHH", data[:6])
+        checks.image_pixels((w, h), 0, self.limits, "the payload's header announces ", "image")
         im = Image.open(io.BytesIO(data[6 : 6 + length]))
         im.load()
         im = im.convert("RGB")

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ragsc import checks
 from ragsc.config import SNR_RANGE_DB, check_snr_db
 from ragsc.errors import ConfigError, InputError
 
@@ -162,8 +163,7 @@ def estimate_snr_db(channel: Channel, n_items: int, n_pilots: int,
     Least-squares ``h = mean(y p*)`` and ``N0 = mean |y - h p|^2 * n / (n - 1)``; the estimate is the
     average SNR ``1 / N0`` (Es = 1). Needs ``n_pilots >= 2``; the pilots are channel uses of the caller's.
     """
-    if n_pilots < 2:
-        raise ConfigError(f"SNR estimation needs at least 2 pilots, got {n_pilots}")
+    n_pilots = checks.integer(n_pilots, "n_pilots (SNR estimation needs at least 2 pilots)", 2)
     pilots = torch.full((n_items, n_pilots), complex(math.sqrt(0.5), math.sqrt(0.5)), dtype=torch.complex64,
                         device=channel.generator.device)
     y, _ = channel(pilots, snr_db_to_no(snr_db))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ragsc import checks
 from ragsc.channel.models import Channel, equalize_for_detection, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath, path_configs
 from ragsc.config import ChannelConfig
@@ -220,9 +221,9 @@ class TokenLink(TransmissionPath):
         (self.config,) = path_configs(config, overrides, what="token link")
         if codebook is None:
             raise ConfigError("a token link needs a TokenCodebook (its vocabulary is the tokenizer's)")
-        if max_tokens < 1 or header_symbols < 1 or gain_symbols < 1:
-            raise ConfigError(f"max_tokens, header_symbols and gain_symbols must be >= 1, got {max_tokens}, "
-                              f"{header_symbols}, {gain_symbols}")
+        max_tokens = checks.integer(max_tokens, "max_tokens")
+        header_symbols = checks.integer(header_symbols, "header_symbols")
+        gain_symbols = checks.integer(gain_symbols, "gain_symbols")
         c = self.config
         self.codebook, self.max_tokens, self.header_symbols = codebook, max_tokens, header_symbols
         self.channel = Channel(c.channel, c.fading, c.rician_k, c.seed)

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ragsc import checks
 from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, item_pixels, pooled
 from ragsc.errors import ConfigError, InputError
@@ -127,6 +128,8 @@ class ImageDecoder:
     """
 
     def __init__(self, net: ImageDecoderNet, copy_threshold: float | None = 0.7) -> None:
+        if copy_threshold is not None:  # a cosine; NaN would silently never copy
+            copy_threshold = checks.real(copy_threshold, "copy_threshold", -1.0, 1.0)
         self.net, self.copy_threshold = net.eval(), copy_threshold
 
     @torch.no_grad()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ragsc import checks
 from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, rank_weights
 from ragsc.errors import ConfigError, InputError
@@ -206,7 +207,7 @@ class TextDecoder:
         if mode not in ("fast", "lm"):
             raise InputError(f"text decoder mode must be 'fast' or 'lm', got {mode!r}")
         self.net, self.vocab, self.mode = net.eval(), vocab, mode
-        self._lm, self.rerank_weight = lm, rerank_weight
+        self._lm, self.rerank_weight = lm, checks.real(rerank_weight, "rerank_weight", 0.0)
 
     @property
     def lm(self):

@@ -30,6 +30,7 @@ from collections import Counter
 
 import torch
 
+from ragsc import checks
 from ragsc.channel.lm_codec import DEFAULT_PROMPT  # one prompt for the LM's sentences, both decoders'
 from ragsc.channel.token_link import TokenCodebook, TokenObservation
 from ragsc.errors import ConfigError, InputError
@@ -67,25 +68,31 @@ class ChannelLMDecoder:
         Text the LM reads before the sentence, so that its prior is that of a plain English sentence
         (an instruct model's BOS alone expects chat markup). It should end where a sentence starts (a
         newline), since the sentence's first token carries no leading space. ``""``: the BOS token.
+    max_rows
+        The most LM rows (sentences x ``beam``) one forward pass carries: a batch of more frames is
+        searched a part at a time (each hypothesis is its own, so only the cost changes), which bounds
+        the peak memory of the KV cache and the logits whatever the batch (at least one sentence's
+        beams per pass).
+
+    Raises
+    ------
+    ConfigError
+        A setting out of range or not a finite number of the right kind (NaN, inf, 2.5 beams).
     """
 
     def __init__(self, lm, codebook: TokenCodebook, beam: int = 4, lm_weight: float = 1.0,
                  prompt: str = DEFAULT_PROMPT, rag_neighbours: int = 3, rag_prior: float = 0.5,
-                 length_candidates: int = 1) -> None:
+                 length_candidates: int = 1, max_rows: int = 128) -> None:
+        beam = checks.integer(beam, "beam")
+        length_candidates = checks.integer(length_candidates, "length_candidates")
+        rag_neighbours = checks.integer(rag_neighbours, "rag_neighbours")
+        rag_prior = checks.real(rag_prior, "rag_prior", 0.0, 1.0, open_lo=True, open_hi=True)
+        lm_weight = checks.real(lm_weight, "lm_weight", 0.0)
+        self.max_rows = checks.integer(max_rows, "max_rows")
         if isinstance(lm, str):
             from ragsc.decoders.lm import load_lm
 
             lm = load_lm(lm)
-        if beam < 1:
-            raise ConfigError(f"beam must be >= 1, got {beam}")
-        if length_candidates < 1:
-            raise ConfigError(f"length_candidates must be >= 1, got {length_candidates}")
-        if rag_neighbours < 1:
-            raise ConfigError(f"rag_neighbours must be >= 1, got {rag_neighbours}")
-        if not 0.0 < rag_prior < 1.0:
-            raise ConfigError(f"rag_prior must be in (0, 1), got {rag_prior}")
-        if lm_weight < 0:
-            raise ConfigError(f"lm_weight must be >= 0, got {lm_weight}")
         n_logits = lm.n_logits
         if len(codebook) > n_logits:
             raise ConfigError(f"the codebook has {len(codebook)} tokens but the LM {lm.name!r} "
@@ -256,12 +263,14 @@ class ChannelLMDecoder:
                           prompts: list[list[int]]) -> tuple[list[list[int]], list[float]]:
         """:meth:`_search` over groups of readings of similar length (each hypothesis is its own: the
         grouping changes the cost only). A batch runs as many LM steps as its longest reading, so without
-        it one long reading (a header misread at low SNR) makes every sentence of its batch pay for it."""
+        it one long reading (a header misread at low SNR) makes every sentence of its batch pay for it;
+        and a group holds at most ``max_rows // beam`` readings, so the KV cache stays bounded."""
         order = sorted(range(len(views)), key=lambda i: views[i].length)
         groups: list[list[int]] = []
+        per_pass = max(1, self.max_rows // self.beam)  # sentences whose beams one LM pass carries
         for i in order:
             first = views[groups[-1][0]].length if groups else 0
-            if not groups or views[i].length > max(first + 4, 1.5 * first):
+            if not groups or views[i].length > max(first + 4, 1.5 * first) or len(groups[-1]) == per_pass:
                 groups.append([])
             groups[-1].append(i)
         ids: list[list[int]] = [[] for _ in views]
@@ -334,6 +343,7 @@ class KBSentences:
     """
 
     def __init__(self, texts: list[str], ids: list[list[int]], z: float = 3.0) -> None:
+        z = checks.real(z, "z", 0.0, open_lo=True)
         self.texts, self.ids, self.z = list(texts), [list(x) for x in ids], z
         self._by_length: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         groups: dict[int, list[int]] = {}

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ragsc.config import LIMITS, Limits
 from ragsc.encoders.inputs import ImageLike, as_batch, check_texts, load_image
 from ragsc.encoders.towers import Tower
 from ragsc.types import Modality, SemanticTokens
@@ -68,7 +69,8 @@ class MultimodalEncoder(ABC):
     # ------------------------------------------------------------------ public API
     @torch.inference_mode()
     def encode_images(
-        self, images: ImageLike | list[ImageLike], *, return_tokens: bool = False, progress: bool = False
+        self, images: ImageLike | list[ImageLike], *, return_tokens: bool = False, progress: bool = False,
+        limits: Limits = LIMITS,
     ) -> SemanticTokens:
         """Encode a batch of images.
 
@@ -80,6 +82,9 @@ class MultimodalEncoder(ABC):
             Also return patch tokens ``[N, T, d]`` (when the backend has them).
         progress
             Show a progress bar over batches.
+        limits
+            ``limits.image_pixels`` bounds each image, checked before it is decoded
+            (:class:`~ragsc.errors.InputError` past it); images are loaded ``batch_size`` at a time.
 
         Returns
         -------
@@ -87,21 +92,23 @@ class MultimodalEncoder(ABC):
             ``embeddings`` of shape ``[N, dim]``, L2-normalised, ``modality="image"``.
         """
         items = as_batch(images, "image")
-        return self._run("image", items, return_tokens, progress)
+        return self._run("image", items, return_tokens, progress, limits)
 
     @torch.inference_mode()
     def encode_texts(
-        self, texts: str | list[str], *, return_tokens: bool = False, progress: bool = False
+        self, texts: str | list[str], *, return_tokens: bool = False, progress: bool = False,
+        limits: Limits = LIMITS,
     ) -> SemanticTokens:
-        """Encode a batch of texts (non-empty strings; long texts are truncated and reported in meta).
+        """Encode a batch of texts (non-empty strings of at most ``limits.text_chars`` characters; texts
+        longer than the model's context are truncated and reported in meta).
 
         Returns
         -------
         SemanticTokens
             ``embeddings`` of shape ``[N, dim]``, L2-normalised, ``modality="text"``.
         """
-        items = check_texts(as_batch(texts, "text"))
-        return self._run("text", items, return_tokens, progress)
+        items = check_texts(as_batch(texts, "text"), limits)
+        return self._run("text", items, return_tokens, progress, limits)
 
     @property
     def fingerprint(self) -> str:
@@ -150,7 +157,8 @@ class MultimodalEncoder(ABC):
         return type(self).__name__
 
     # ------------------------------------------------------------------ shared machinery
-    def _run(self, modality: Modality, items: list, return_tokens: bool, progress: bool) -> SemanticTokens:
+    def _run(self, modality: Modality, items: list, return_tokens: bool, progress: bool,
+             limits: Limits = LIMITS) -> SemanticTokens:
         meta: dict[str, Any] = {"encoder": self.spec}
         if not items:
             return SemanticTokens(torch.empty(0, self.dim), modality, meta=meta)
@@ -158,8 +166,8 @@ class MultimodalEncoder(ABC):
         chunks = list(self._chunks(items))
         for start, chunk in tqdm(chunks, desc=f"encode {modality}s", disable=not progress or len(chunks) < 2):
             if modality == "image":
-                out = self._encode_image_batch([load_image(x, start + i) for i, x in enumerate(chunk)],
-                                               return_tokens)
+                images = [load_image(x, start + i, limits) for i, x in enumerate(chunk)]
+                out = self._encode_image_batch(images, return_tokens)
             else:
                 out = self._encode_text_batch(chunk, return_tokens)
             embs.append(out.embeddings.float())

@@ -10,18 +10,26 @@ Documented handling of awkward inputs (every backend shares it):
 * numpy arrays ``HxW`` / ``HxWxC`` (uint8, uint16 or float in [0, 1]) are accepted like images;
 * texts must be non-empty strings; texts longer than the model's context are truncated by the
   backend, which records their indices in ``SemanticTokens.meta["truncated"]``;
-* an empty batch returns an empty :class:`~ragsc.types.SemanticTokens` (shape ``[0, dim]``).
+* an empty batch returns an empty :class:`~ragsc.types.SemanticTokens` (shape ``[0, dim]``);
+* sizes are bounded by :class:`~ragsc.config.Limits` (:mod:`ragsc.checks`): an image of more than
+  ``image_pixels`` pixels is refused from its file's header, before it is decoded (Pillow's own
+  decompression-bomb error becomes the same :class:`~ragsc.errors.InputError`), a text of more than
+  ``text_chars`` characters before it is tokenised.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ragsc import checks
+from ragsc.config import LIMITS, Limits
 from ragsc.errors import InputError
 
 ImageLike = Image.Image | str | os.PathLike | np.ndarray
@@ -38,20 +46,60 @@ def as_batch(items: Any, what: str) -> list:
     raise InputError(f"expected a {what} or a sequence of {what}s, got {type(items).__name__}")
 
 
-def load_image(item: ImageLike, index: int = 0) -> Image.Image:
-    """Open / convert one image to 8-bit RGB, raising :class:`InputError` on anything unusable."""
+def open_image(path: str | os.PathLike, index: int = 0, limits: Limits = LIMITS,
+               label: str = "image") -> Image.Image:
+    """The image file at ``path`` opened lazily (Pillow reads the header only) and its size checked
+    against ``limits.image_pixels``; :class:`InputError` naming ``label`` ``index`` ("image 3") when it
+    is missing, unreadable or too large. Close it (or use it in a ``with``) when done."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{label} {index}: file not found: {path}")
+    if os.path.isdir(path):
+        raise InputError(f"{label} {index}: is a directory, not an image file: {path}")
+    try:
+        with warnings.catch_warnings():  # between Pillow's warning and error sizes: the limit decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:  # over twice Pillow's MAX_IMAGE_PIXELS: it read the size
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow opens"
+        raise InputError(f"{label} {index}: {path}: {size}, more than Pillow opens (it refuses a possible "
+                         f"decompression bomb); the limit is {limits.image_pixels:,} pixels "
+                         "(limits.image_pixels)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{label} {index}: cannot read image file {path}: {exc}") from exc
+    try:
+        checks.image_pixels(im.size, index, limits, f"{path}: ", label)
+    except InputError:
+        im.close()
+        raise
+    return im
+
+
+def check_image(item: Any, index: int = 0, limits: Limits = LIMITS, label: str = "image") -> None:
+    """Check an image item's size against ``limits.image_pixels`` without decoding it (a path's header is
+    read; ``label`` ``index`` names it in errors); anything else :func:`load_image` would refuse is left
+    to it."""
+    if isinstance(item, (str, os.PathLike)):
+        open_image(item, index, limits, label).close()
+    elif isinstance(item, Image.Image):
+        checks.image_pixels(item.size, index, limits, label=label)
+    elif isinstance(item, np.ndarray) and item.ndim in (2, 3):
+        checks.image_pixels((item.shape[1], item.shape[0]), index, limits, label=label)
+
+
+def load_image(item: ImageLike, index: int = 0, limits: Limits = LIMITS) -> Image.Image:
+    """Open / convert one image to 8-bit RGB, raising :class:`InputError` on anything unusable or larger
+    than ``limits.image_pixels`` (checked before decoding)."""
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
-        if not os.path.exists(path):
-            raise InputError(f"image {index}: file not found: {path}")
-        if os.path.isdir(path):
-            raise InputError(f"image {index}: is a directory, not an image file: {path}")
-        try:
-            with Image.open(path) as im:
+        with open_image(path, index, limits) as im:
+            try:
                 im.load()
                 return to_rgb(im)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise InputError(f"image {index}: cannot read image file {path}: {exc}") from exc
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                raise InputError(f"image {index}: cannot read image file {path}: {exc}") from exc
+    check_image(item, index, limits)
     if isinstance(item, Image.Image):
         if item.width < 1 or item.height < 1:
             raise InputError(f"image {index}: has zero size {item.size}")
@@ -102,8 +150,9 @@ def _array_to_image(arr: np.ndarray, index: int) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(data), mode)
 
 
-def check_texts(texts: Sequence[Any]) -> list[str]:
-    """Validate a batch of texts: every item a non-empty, non-blank string."""
+def check_texts(texts: Sequence[Any], limits: Limits = LIMITS) -> list[str]:
+    """Validate a batch of texts: every item a non-empty, non-blank string of at most
+    ``limits.text_chars`` characters."""
     out = []
     for i, t in enumerate(texts):
         if not isinstance(t, str):
@@ -113,6 +162,7 @@ def check_texts(texts: Sequence[Any]) -> list[str]:
             )
         if not t.strip():
             raise InputError(f"text {i}: is empty; an encoder needs at least one non-blank character")
+        checks.text_chars(t, i, limits, "text")
         out.append(t)
     return out
 

@@ -5,10 +5,15 @@ array (image and VQA pipelines; in multitask pass a ``Path``, PIL image or array
 ``{"image": ..., "questions": [...]}`` adds questions the receiver asks about the image (they
 are the receiver's, not sent over the channel), ``{"text": ...}`` is a sentence. One item is a
 batch of one.
+
+Sizes are checked here against the pipeline's :class:`~ragsc.config.Limits` (the spec's ``limits:``),
+before anything is encoded: a text's characters, an image's pixels (a file's from its header, before it
+is decoded); :class:`~ragsc.errors.InputError` names the item, its size and the limit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ragsc import checks
+from ragsc.config import LIMITS, Limits
+from ragsc.encoders.inputs import check_image
 from ragsc.errors import InputError
 
 # the modalities each task's transmitter sends
@@ -35,14 +43,20 @@ def _is_image(x: Any) -> bool:
     return isinstance(x, (Image.Image, np.ndarray, Path))
 
 
-def parse_items(items, task: str) -> list[Message]:
+def parse_items(items, task: str, limits: Limits = LIMITS, batch: bool = False) -> list[Message]:
     """Validate ``items`` for a ``task`` pipeline (see the module docstring); :class:`InputError` names
-    the item."""
+    the item (sizes against ``limits``: ``text_chars``, ``image_pixels``, and with ``batch`` the number
+    of items, ``batch_items``, checked first)."""
     if isinstance(items, (str, dict, Image.Image, np.ndarray, Path)) or items is None:
         items = [items]  # one item is a batch of one
+    if not isinstance(items, Iterable) or isinstance(items, bytes):
+        raise InputError(f"expected an item (a sentence, an image or a dict) or a list of items, "
+                         f"got {type(items).__name__}")
     items = list(items)
     if not items:
         raise InputError("empty batch: nothing to send")
+    if batch:
+        checks.batch_items(len(items), limits)
     kinds = TASK_KINDS[task]
     out = []
     for i, x in enumerate(items):
@@ -83,6 +97,10 @@ def parse_items(items, task: str) -> list[Message]:
                              f"({type(msg.content).__name__})")
         if msg.kind == "text" and (not isinstance(msg.content, str) or not msg.content.strip()):
             raise InputError(f"item {i}: empty or non-string text")
+        if msg.kind == "text":
+            checks.text_chars(msg.content, i, limits)
+        else:
+            check_image(msg.content, i, limits, "item")
         if task == "vqa" and not msg.questions:
             raise InputError(f"item {i}: the vqa pipeline needs questions: "
                              f"pass {{'image': ..., 'questions': [...]}}")

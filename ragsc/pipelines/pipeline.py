@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from ragsc import checks
 from ragsc.channel import AnalogLink, CATCodec, CATLink, Received
 from ragsc.config import PipelineSpec, validate
 from ragsc.errors import InputError
@@ -66,7 +67,7 @@ class Pipeline:
         self.sentence_path = None
         if spec.text.link == "token" and "text" in TASK_KINDS[self.task]:
             self.sentence_path = SentencePath(spec.text, spec.channel, parts.lm,
-                                              owner=f"pipeline {spec.name!r}")
+                                              owner=f"pipeline {spec.name!r}", limits=spec.limits)
         self.receiver = Receiver(spec, self.encoder, self.decoders, parts.retriever, parts.lm,
                                  self.sentence_path)
         self.timings: dict[str, float] = {}
@@ -117,8 +118,9 @@ class Pipeline:
 
     # ------------------------------------------------------------------------- transmitter
     def messages(self, items) -> list[Message]:
-        """Validate items for this task (see :mod:`ragsc.pipelines.items`) without encoding them."""
-        return parse_items(items, self.task)
+        """Validate items for this task (see :mod:`ragsc.pipelines.items`; each item's size against the
+        spec's ``limits``) without encoding them."""
+        return parse_items(items, self.task, self.spec.limits)
 
     def encode(self, messages: list[Message]) -> SemanticTokens:
         """The messages' :class:`SemanticTokens`, in order, each row with its modality (images and texts are
@@ -129,8 +131,9 @@ class Pipeline:
             idx = [i for i, m in enumerate(messages) if m.kind == kind]
             if idx:
                 contents = [messages[i].content for i in idx]
-                enc = (self.encoder.encode_images(contents) if kind == "image"
-                       else self.encoder.encode_texts(contents))
+                lim = self.spec.limits
+                enc = (self.encoder.encode_images(contents, limits=lim) if kind == "image"
+                       else self.encoder.encode_texts(contents, limits=lim))
                 emb[idx] = enc.embeddings.float().cpu()
                 meta = {**enc.meta, **meta}
         meta.pop("truncated", None)  # per-modality row numbers: they do not index this batch
@@ -144,25 +147,31 @@ class Pipeline:
 
     def transmit(self, items, *, snr_db: float | None = None, channel: str | None = None,
                  seed: int | None = None, noiseless: bool = False) -> Transmission:
-        """Encode and send ``items``; ``noiseless`` sends the same symbols without noise (the bound)."""
+        """Encode and send ``items``; ``noiseless`` sends the same symbols without noise (the bound).
+
+        A batch of more than the spec's ``limits.batch_items`` items, or an item over its size limits, is
+        an :class:`~ragsc.errors.InputError` before anything is encoded.
+        """
         link = self.link(channel, seed)  # validates channel and k before any encoding
         if not noiseless:
             link.snr(snr_db)  # and the SNR
-        messages = self.messages(items)
+        messages = parse_items(items, self.task, self.spec.limits, batch=True)
         t0 = time.perf_counter()
         tokens = self.encode(messages)
         encode_s = time.perf_counter() - t0
-        tx = self.send(messages, tokens, snr_db=snr_db, link=link, noiseless=noiseless)
+        tx = self.send(messages, tokens, snr_db=snr_db, link=link, noiseless=noiseless, batch_limits=True)
         tx.timings = self.timings = {"encode": encode_s, **tx.timings}
         return tx
 
     def send(self, messages: list[Message], tokens: SemanticTokens, *, snr_db: float | None = None,
              channel: str | None = None, seed: int | None = None, noiseless: bool = False,
-             link: AnalogLink | CATLink | None = None) -> Transmission:
+             link: AnalogLink | CATLink | None = None, batch_limits: bool = False) -> Transmission:
         """Send already-encoded messages (sweeps encode once and send at every SNR).
 
         Images (and sentences, with ``text.link: embedding``) cross ``link`` (default :meth:`link`: the
-        analog link or CAT); sentences on the token link cross the same channel, seed and SNR.
+        analog link or CAT); sentences on the token link cross the same channel, seed and SNR. Each
+        sentence is held to the spec's ``limits.text_tokens``; ``batch_limits`` (as :meth:`transmit`
+        asks) also holds the batch's sentences together to ``limits.batch_tokens``.
         """
         link = link or self.link(channel, seed)
         if not isinstance(tokens, SemanticTokens):
@@ -177,7 +186,10 @@ class Pipeline:
         token_rows = [i for i, m in enumerate(messages) if by_token and m.kind == "text"]
         analog_rows = [i for i in range(len(messages)) if i not in set(token_rows)]
         texts = [messages[i].content for i in token_rows]
-        frames = self.sentence_path.frames(texts) if token_rows else None  # refuse before sending anything
+        # refuse before sending anything; errors name the batch's item
+        frames = self.sentence_path.frames(texts, items=token_rows) if token_rows else None
+        if frames is not None and batch_limits:
+            checks.batch_tokens(SentencePath.tokens_per_item(frames), token_rows, self.spec.limits)
         t0 = time.perf_counter()
         rx = link(tokens.select(analog_rows), snr_db, noiseless=noiseless) if analog_rows else None
         sentences = None

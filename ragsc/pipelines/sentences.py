@@ -8,7 +8,12 @@
   :class:`~ragsc.channel.token_link.TokenLink` (``symbols_per_token`` complex symbols per token plus a
   length header). A sentence longer than ``max_tokens`` tokens is sent in several frames, each with
   its own header, and the receiver joins them: ``frames_per_item`` in the received meta says how many,
-  and the pipeline's :class:`~ragsc.pipelines.Output` reports it (nothing is dropped);
+  and the pipeline's :class:`~ragsc.pipelines.Output` reports it (nothing is dropped). A sentence of
+  more than the spec's ``limits.text_tokens`` tokens (all frames together) is refused with an
+  :class:`~ragsc.errors.InputError` naming the item, its tokens and the limit: the receiver's work grows
+  with them (on 2 CPU cores a 512-token sentence decoded in 99.5 s, a 12-token one in 5.7 s). A long
+  text is not split into sentences here: one item is one output, and where a text breaks is the
+  caller's to decide;
 * the receiver decodes each frame with a :class:`~ragsc.decoders.token_decoder.ChannelLMDecoder`
   (beam search over channel likelihood + the LM's prior), with RAG from the KBs' sentences when asked.
 
@@ -18,9 +23,10 @@ never sends a sentence never loads it.
 
 from __future__ import annotations
 
+from ragsc import checks
 from ragsc.channel import Received
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink
-from ragsc.config import ChannelConfig, TextLinkConfig
+from ragsc.config import LIMITS, ChannelConfig, Limits, TextLinkConfig
 from ragsc.errors import InputError, ModelLoadError
 
 
@@ -38,10 +44,13 @@ class SentencePath:
         in ``lm`` (a pipeline shares it with the paths it derives), loaded by :attr:`decoder`.
     owner
         Who asked for it (a pipeline's name), for error messages.
+    limits
+        The spec's :class:`~ragsc.config.Limits`: ``text_chars`` and ``text_tokens`` per sentence.
     """
 
-    def __init__(self, config: TextLinkConfig, channel: ChannelConfig, lm, owner: str = "pipeline") -> None:
-        self.config, self.channel, self.owner = config, channel, owner
+    def __init__(self, config: TextLinkConfig, channel: ChannelConfig, lm, owner: str = "pipeline",
+                 limits: Limits = LIMITS) -> None:
+        self.config, self.channel, self.owner, self.limits = config, channel, owner, limits
         self.lm = lm  # as given: the decoder loads a spec string on first use
         self._decoder = None
 
@@ -72,12 +81,22 @@ class SentencePath:
         return TokenLink(config or self.channel, self.decoder.codebook, max_tokens=self.config.max_tokens,
                          header_symbols=self.config.header_symbols, gain_symbols=self.config.gain_symbols)
 
-    def frames(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
-        """Each text's token ids cut into frames of at most ``max_tokens``; and the frames per text."""
+    def frames(self, texts: list[str], items: list[int] | None = None) -> tuple[list[list[int]], list[int]]:
+        """Each text's token ids cut into frames of at most ``max_tokens``; and the frames per text.
+
+        :class:`~ragsc.errors.InputError` for a text over ``limits.text_chars`` (before it is tokenised) or
+        ``limits.text_tokens``; ``items``: each text's index in the caller's batch, for the messages.
+        """
+        texts = list(texts)
+        items = list(range(len(texts))) if items is None else list(items)
+        for i, text in zip(items, texts):
+            if isinstance(text, str):  # anything else is token_ids' error
+                checks.text_chars(text, i, self.limits)
         frames, counts = [], []
         m = self.config.max_tokens
         tok = self.decoder.lm.tokenizer
-        for i, (text, ids) in enumerate(zip(texts, self.decoder.token_ids(list(texts)))):
+        for i, text, ids in zip(items, texts, self.decoder.token_ids(texts)):
+            checks.text_tokens(len(ids), i, self.limits)
             if not ids:
                 raise InputError(f"sentence {i} has no tokens to send")
             if tok.decode(ids, clean_up_tokenization_spaces=False) != text:
@@ -89,19 +108,30 @@ class SentencePath:
             counts.append(len(chunks))
         return frames, counts
 
+    @staticmethod
+    def tokens_per_item(frames: tuple[list[list[int]], list[int]]) -> list[int]:
+        """Each text's tokens, all its frames together, from :meth:`frames`' result."""
+        chunks, counts = frames
+        out, j = [], 0
+        for c in counts:
+            out.append(sum(len(f) for f in chunks[j:j + c]))
+            j += c
+        return out
+
     def send(self, texts: list[str], snr_db: float | None = None, *, config: ChannelConfig | None = None,
              noiseless: bool = False, frames: tuple[list[list[int]], list[int]] | None = None) -> Received:
         """Send ``texts`` over ``config`` (default: the spec's channel; a pipeline passes its link's, so
         sentences and images cross the same channel); ``frames``: :meth:`frames` of them, already
         checked. ``rx.content`` holds one observation per frame, ``rx.meta`` the per-item
         ``channel_uses_per_item``, ``frames_per_item`` and ``tokens_per_item``."""
-        frames, counts = frames if frames is not None else self.frames(texts)
+        frames = frames if frames is not None else self.frames(texts)
+        tokens = self.tokens_per_item(frames)
+        frames, counts = frames
         rx = self.link(config)(frames, snr_db, noiseless=noiseless)
         per_frame = rx.meta["channel_uses_per_item"]
-        uses, tokens, j = [], [], 0
+        uses, j = [], 0
         for c in counts:
             uses.append(sum(per_frame[j:j + c]))
-            tokens.append(sum(len(f) for f in frames[j:j + c]))
             j += c
         rx.meta.update(channel_uses_per_item=uses, frames_per_item=counts, tokens_per_item=tokens)
         rx.channel_uses = round(sum(uses) / len(uses))

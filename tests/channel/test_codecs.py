@@ -17,7 +17,8 @@ from ragsc.channel.codecs import (
     features_that_fit,
     quantize,
 )
-from ragsc.errors import ConfigError
+from ragsc.config import Limits
+from ragsc.errors import ConfigError, InputError
 
 from ._util import gaussian_features
 
@@ -218,6 +219,20 @@ def test_image_codec_uses_most_of_a_large_budget(images):
     for im in images[3:5]:
         budget = 20_000
         assert 8 * len(codec.encode(im, budget)) > 0.8 * budget  # rate matching, not a timid first guess
+
+
+def test_image_codec_refuses_a_header_over_the_pixel_limit(images):
+    import struct
+
+    data = ImageCodec("webp").encode(images[0], 20_000)
+    # the same payload announcing 8000 x 6000 = 48 MP (the header allows 65535 x 65535): was upsampled to it
+    big = struct.pack(">HHH", struct.unpack(">H", data[:2])[0], 8000, 6000) + data[6:]
+    with pytest.raises(InputError, match=r"image 0: the payload's header announces an image of 8000 x 6000 "
+                                         r"= 48,000,000 pixels, more than the limit of 40,000,000"):
+        ImageCodec("webp").decode(big)
+    with pytest.raises(InputError, match=r"image 0: an image of 30 x 20 = 600 pixels, more than the limit "
+                                         r"of 500"):
+        ImageCodec("webp", Limits(image_pixels=500)).encode(Image.new("RGB", (30, 20)), 20_000)
 
 
 def test_image_codec_rejects_unknown_format():

@@ -1,59 +1,21 @@
-"""ragsc.channel.lm_codec: the arithmetic coder alone, then the LM text codec on a tiny random LM."""
+"""ragsc.channel.lm_codec: the LM text codec on a tiny random LM."""
 
 from __future__ import annotations
 
 import math
 import random
-from itertools import accumulate
 
 import pytest
 import torch
 
 from ragsc.channel.codecs import DeflateTextCodec
-from ragsc.channel.lm_codec import ArithmeticDecoder, LMTextCodec, arithmetic_encode
+from ragsc.channel.lm_codec import LMTextCodec
 from ragsc.errors import ConfigError, InputError
 
 from ..decoders._tiny_lm import tiny_lm
 
 TEXTS = ["the cat sat on the mat", "Zoë paid €12.50 at 9:45!", "🙂", "", "two\nlines end\n",
          "a literal </s> inside", "numbers like 12, 3.5 and 2026 matter"]
-
-
-# ----------------------------------------------------------------------------- the arithmetic coder
-
-
-@pytest.mark.parametrize("precision", [16, 32])
-def test_arithmetic_coder_round_trips_random_skewed_tables(precision):
-    rng = random.Random(precision)
-    state_bits = precision + 18
-    for _ in range(20):
-        steps, symbols = [], []
-        for _ in range(rng.randint(0, 40)):
-            # skewed tables: one symbol with almost all the mass, the rest at the floor of 1
-            freqs = [1] * rng.randint(2, 50)
-            freqs[rng.randrange(len(freqs))] = 2**precision - len(freqs)
-            s = rng.randrange(len(freqs)) if rng.random() < 0.3 else freqs.index(max(freqs))
-            cum = [0, *accumulate(freqs)]
-            steps.append(cum)
-            symbols.append(s)
-        intervals = [(cum[s], cum[s + 1], cum[-1]) for cum, s in zip(steps, symbols)]
-        bits = arithmetic_encode(intervals, state_bits)
-        assert not bits or bits[-1] == 1  # trailing zeros are implied, never sent
-        info = sum(math.log2(cum[-1] / (cum[s + 1] - cum[s])) for cum, s in zip(steps, symbols))
-        assert len(bits) <= info + 2.01
-        padded = bits + [0] * (-len(bits) % 8)
-        data = bytes(int("".join(map(str, padded[i : i + 8])), 2) for i in range(0, len(padded), 8))
-        dec = ArithmeticDecoder(data, state_bits)
-        out = []
-        for cum in steps:
-            target = dec.target(cum[-1])
-            s = next(i for i in range(len(cum) - 1) if cum[i] <= target < cum[i + 1])
-            dec.consume(cum[s], cum[s + 1], cum[-1])
-            out.append(s)
-        assert out == symbols
-
-
-# ----------------------------------------------------------------------------- the LM codec
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +167,37 @@ def test_no_terminator_codes_eos_alone(lm):
 
 
 @pytest.mark.parametrize("kwargs", [dict(precision=8), dict(precision=64), dict(terminator="the cat"),
-                                    dict(terminator="</s>"), dict(max_tokens=0)])
+                                    dict(terminator="</s>"), dict(max_tokens=0), dict(max_tokens=2.5),
+                                    dict(max_tokens=float("nan")), dict(max_tokens=float("inf")),
+                                    dict(cache_size=float("nan")), dict(cache_size=-1),
+                                    dict(precision=float("nan")), dict(precision=24.0)])
 def test_bad_settings_are_config_errors(lm, kwargs):
     with pytest.raises(ConfigError):
         LMTextCodec(lm, **kwargs)
+
+
+def test_a_text_over_the_character_limit_is_refused_before_tokenising(lm):
+    from ragsc.config import Limits
+
+    codec = LMTextCodec(lm, limits=Limits(text_chars=50))
+    calls = []
+    codec._tokenize = lambda text, f=codec._tokenize: calls.append(text) or f(text)
+    with pytest.raises(InputError, match=r"text 0: a text of 62 characters.*limit of 50.*limits.text_chars"):
+        codec.encode("the cat sat on the mat " * 2 + "the ship is safe", 10_000)
+    assert calls == []
+
+
+def test_a_long_text_is_cut_with_a_bounded_number_of_tokenisations(lm):
+    codec = LMTextCodec(lm, max_tokens=12)
+    text = " ".join(["the cat sat on the mat"] * 400)  # 2,400 words, far over max_tokens
+    calls = []
+    codec._tokenize = lambda t, f=codec._tokenize: calls.append(t) or f(t)
+    data = codec.encode(text, 10_000)
+    got = codec.decode(data)
+    assert text.startswith(got) and len(codec._ids(got)) <= 12
+    longer = " ".join(text.split(" ")[:len(got.split(" ")) + 1])
+    assert len(codec._ids(longer)) > 12  # the longest prefix of whole words that fits
+    assert len(calls) < 40, len(calls)  # bisection: not one tokenisation per word dropped (2,400)
 
 
 def test_not_an_lm_is_a_config_error():

@@ -268,7 +268,7 @@ def test_pilot_snr_estimate_improves_with_pilots():
     assert all(a > b for a, b in zip(errs, errs[1:]))
 
 
-@pytest.mark.parametrize("n_pilots", [1, 0, -3])
+@pytest.mark.parametrize("n_pilots", [1, 0, -3, 2.5, float("nan"), float("inf")])
 def test_snr_estimation_needs_two_pilots(n_pilots):
     with pytest.raises(ConfigError):
         estimate_snr_db(Channel(), 4, n_pilots, 10.0)

@@ -105,6 +105,13 @@ def test_snr_default_and_bad_input():
         TokenLink(ChannelConfig(), CB, header_symbols=0)
 
 
+@pytest.mark.parametrize("name", ["max_tokens", "header_symbols", "gain_symbols"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2.5, 4.0, True])
+def test_sizes_that_are_not_integers_are_config_errors(name, value):
+    with pytest.raises(ConfigError, match=f"{name} must be an integer >= 1, got {value!r}"):
+        TokenLink(ChannelConfig(), CB, **{name: value})
+
+
 def test_gaussian_codewords_are_independent_of_the_global_rng():
     torch.manual_seed(0)
     a = gaussian_codewords(5, 3, seed=9)

@@ -192,6 +192,14 @@ def test_image_decoder_validation(tiny_net):
         dec(z, Context([[]]))
 
 
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), -float("inf"), 1.5, "0.7"])
+def test_copy_threshold_is_a_cosine(tiny_net, threshold):
+    # NaN compared False with every score: the decoder silently never copied
+    with pytest.raises(ConfigError, match="copy_threshold must be a finite number >= -1.0 and <= 1.0"):
+        ImageDecoder(tiny_net, threshold)
+    assert ImageDecoder(tiny_net, None).copy_threshold is None
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
 

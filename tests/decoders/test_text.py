@@ -242,6 +242,9 @@ def test_text_decoder_validation(decoders, text_decoder, embedded):
         text_decoder(emb[None])
     with pytest.raises(InputError, match="mode"):
         TextDecoder(decoders.text, decoders.vocab, mode="slow")
+    for weight in (float("nan"), float("inf"), -1.0):  # NaN scores silently kept retrieval's top-1
+        with pytest.raises(ConfigError, match="rerank_weight must be a finite number >= 0"):
+            TextDecoder(decoders.text, decoders.vocab, rerank_weight=weight)
     with pytest.raises(InputError, match="1 rows for 2"):
         text_decoder(emb, text_context([["a red triangle"]]))
     with pytest.raises(InputError, match="3 rows for 2"):

@@ -7,7 +7,7 @@ import torch
 
 from ragsc.channel import ChannelConfig
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink
-from ragsc.decoders.token_decoder import ChannelLMDecoder
+from ragsc.decoders.token_decoder import ChannelLMDecoder, KBSentences
 from ragsc.errors import ConfigError, InputError
 
 from ._tiny_lm import CORPUS, tiny_lm
@@ -158,6 +158,40 @@ def test_bad_settings_and_input(lm):
     with pytest.raises(InputError, match="list of strings"):
         ChannelLMDecoder(lm, cb).token_ids("one sentence")
     assert ChannelLMDecoder(lm, cb)([]) == []
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("name, value", [("lm_weight", NAN), ("lm_weight", INF), ("rag_prior", NAN),
+                                         ("beam", NAN), ("beam", INF), ("beam", 2.5), ("beam", 4.0),
+                                         ("length_candidates", NAN), ("length_candidates", 1.5),
+                                         ("rag_neighbours", NAN), ("rag_neighbours", INF),
+                                         ("max_rows", 0), ("max_rows", NAN)])
+def test_settings_that_are_not_finite_numbers_of_their_kind_are_refused(lm, name, value):
+    # lm_weight=nan used to decode '</s></s></s>' for any sentence; a nan beam a TypeError mid-search
+    cb = TokenCodebook(TokenCodebookConfig(len(lm.tokenizer), 4))
+    with pytest.raises(ConfigError, match=f"{name} must be an? (finite number|integer).*got {value!r}"):
+        ChannelLMDecoder(lm, cb, **{name: value})
+
+
+@pytest.mark.parametrize("z", [NAN, INF, 0.0, -1.0])
+def test_kb_sentences_need_a_finite_positive_threshold(lm, z):
+    with pytest.raises(ConfigError, match="z must be a finite number > 0"):
+        KBSentences(["the cat sat"], [[1, 2, 3]], z=z)
+
+
+def test_a_batch_is_searched_at_most_max_rows_lm_rows_at_a_time(lm, monkeypatch):
+    # twelve frames at beam 2: six rows per pass are three frames per pass, each decoded as if alone
+    dec = decoder(lm, k=2, beam=2, max_rows=6)
+    texts = ["a red triangle", "numbers like 12", "the cat sat", "the ship is safe"] * 3
+    rx = TokenLink(ChannelConfig(snr_db=3.0, seed=2), dec.codebook)(dec.token_ids(texts))
+    passes = []
+    search = dec._search
+    monkeypatch.setattr(dec, "_search", lambda v, p: passes.append(len(v)) or search(v, p))
+    got = dec.decode_ids(rx.content)
+    assert sum(passes) == 12 and max(passes) == 3
+    assert got == [search([o], [dec.start_ids])[0][0] for o in rx.content]
 
 
 @pytest.mark.slow

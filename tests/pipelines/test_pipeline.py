@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from ragsc.errors import ConfigError, InputError
 from ragsc.pipelines import Output, Pipeline, Transmission
 
 from ._cat import cat_spec, solid_images
+from ._helpers import SPECS
 
 
 def test_transmit_and_receive(multitask, test_images):
@@ -166,6 +168,25 @@ def test_bad_batches_and_vqa_items(pipes, test_images):
         pipes["image"].transmit([{}])
     with pytest.raises(InputError, match="array must be"):
         pipes["image"].transmit([np.zeros((2, 8, 8, 3), np.uint8)])
+    for p in pipes.values():  # was a TypeError from list(5)
+        with pytest.raises(InputError, match="a list of items, got int"):
+            p.run(5)
+
+
+@pytest.mark.usefixtures("disk_unchanged")
+def test_a_batch_over_the_limit_is_refused_before_anything_is_encoded(pipes, parts, monkeypatch):
+    encoded = []
+    monkeypatch.setattr(parts["encoder"], "encode_texts", lambda *a, **k: encoded.append(a))
+    with pytest.raises(InputError, match=r"item 256: a batch of 257 items, more than the limit of 256 "
+                                         r"\(limits.batch_items\)"):
+        pipes["text"].transmit(["a red circle"] * 257, noiseless=True)
+    images = [np.zeros((8, 8, 3), np.uint8)] * 3
+    spec = {**yaml.safe_load((SPECS / "image.yaml").read_text()), "limits": {"batch_items": 2}}
+    pipe = Pipeline.from_config(spec, **parts)
+    assert len(pipe.transmit(images[:2], noiseless=True)) == 2
+    with pytest.raises(InputError, match="item 2: a batch of 3 items, more than the limit of 2"):
+        pipe.run(images)
+    assert encoded == []
 
 
 @pytest.mark.usefixtures("disk_unchanged")

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from ragsc._assets import asset_dir
-from ragsc.errors import ConfigError, ModelLoadError
+from ragsc.errors import ConfigError, InputError, ModelLoadError
 from ragsc.eval.metrics import bleu
 from ragsc.pipelines import Pipeline
 
@@ -90,6 +90,31 @@ def test_a_sentence_longer_than_a_frame_is_sent_in_several(parts):
     assert tx.channel_uses_per_item == [18 * f + 4 * len(x) for f, x in zip(frames, ids)]  # a header each
     out = pipe.receive(tx, rag=False)
     assert [o.text for o in out] == TYPED[:2] and [o.meta["frames"] for o in out] == frames
+
+
+def test_a_sentence_over_the_token_limit_is_refused_before_anything_is_sent(text, parts, test_images):
+    long = "the cat sat on the mat. " * 100  # about 700 tokens, over the default limit of 512
+    with pytest.raises(InputError, match=r"item 1: a sentence of [0-9,]+ tokens, more than the limit of 512 "
+                                         r"\(limits.text_tokens\)"):
+        text.transmit([TYPED[0], long], noiseless=True)
+    n = len(text.sentence_path.decoder.token_ids(TYPED[:1])[0])
+    # a spec's own limit; in a multitask batch the message names the batch's item, not the sentence's rank
+    pipe = Pipeline.from_config({**spec("multitask"), "limits": {"text_tokens": n}}, **parts)
+    assert len(pipe.transmit([TYPED[0]], noiseless=True)) == 1
+    with pytest.raises(InputError, match=rf"item 2: a sentence of [0-9]+ tokens, more than the limit of {n}"):
+        pipe.transmit([TYPED[0], test_images[0].path, TYPED[1]], noiseless=True)
+
+
+def test_a_batch_over_the_token_limit_is_refused_by_transmit_not_by_a_sweeps_send(parts):
+    n = [len(x) for x in Pipeline.from_config(spec(), **parts).sentence_path.decoder.token_ids(TYPED)]
+    pipe = Pipeline.from_config({**spec(), "limits": {"batch_tokens": n[0] + n[1] - 1}}, **parts)
+    assert len(pipe.transmit(TYPED[1:2], noiseless=True)) == 1
+    with pytest.raises(InputError, match=rf"item 1: with it the batch's sentences have {n[0] + n[1]} tokens "
+                                         rf"\({sum(n)} in all\), more than the limit of {n[0] + n[1] - 1} "
+                                         r"\(limits.batch_tokens\)"):
+        pipe.transmit(TYPED, noiseless=True)
+    messages = pipe.messages(TYPED)  # a sweep sends its whole evaluation set at once
+    assert len(pipe.send(messages, pipe.encode(messages), noiseless=True)) == 3
 
 
 def test_the_embedding_path_stays_a_choice(parts):
