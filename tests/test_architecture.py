@@ -9,6 +9,7 @@ made; their targets are checked to exist instead.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,11 @@ def test_one_class_per_name():
 def test_no_module_over_400_lines():
     long = {m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > 400}
     assert not long, f"modules over 400 lines (split them by concept): {long}"
+
+
+def test_the_architecture_page_shows_these_layers():
+    """docs/architecture.md's table of layers is LAYERS, rank by rank."""
+    page = (ROOT.parent / "docs" / "architecture.md").read_text()
+    rows = [line.split("|")[1:4] for line in page.splitlines() if re.match(r"\| \d+ \|", line)]
+    shown = [(name.strip(), set(re.findall(r"`([\w.]+)`", packages))) for _, name, packages in rows]
+    assert shown == LAYERS
