@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ragsc.checks import text_chars
 from ragsc.encoders.inputs import load_image
 from ragsc.errors import InputError
 from ragsc.kb.generation import check_encoder
@@ -80,6 +81,12 @@ def encode_shard(shard: list[tuple[Record, str]], encoder, batch_size: int = 64)
                 skipped["corrupt_or_missing_image"] += 1
                 log.warning("skipped %s: %s", rec.source_uri, exc)
         elif rec.text and rec.text.strip():
+            try:
+                text_chars(rec.text, len(texts))  # the encoder would refuse the shard for it
+            except InputError as exc:
+                skipped["text_too_long"] += 1
+                log.warning("skipped %s: %s", rec.source_uri, exc)
+                continue
             texts.append(rec.text)
             text_items.append(item)
         else:

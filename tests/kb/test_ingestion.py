@@ -76,6 +76,20 @@ def test_ingest_checkpoints_and_resume(new_kb, tmp_path):
     assert len(KnowledgeBase.open(kb.path)) == 45
 
 
+def test_a_text_over_the_character_limit_is_skipped_not_the_shard(new_kb, tmp_path, embedded):
+    """The encoder refuses a text over limits.text_chars (ragsc.config.LIMITS): ingestion skips that
+    record with a reason and adds the rest of its shard."""
+    from ragsc.config import LIMITS
+
+    kb = new_kb(encoder=embedded)
+    src = tmp_path / "lines.txt"
+    src.write_text("a short line\n" + "x" * (LIMITS.text_chars + 1) + "\nanother short line\n")
+    r = ingest(kb, str(src), encoder=embedded, shard_size=8, progress=False)
+    assert r.seen == 3 and r.added == 2 and r.skipped == {"text_too_long": 1}
+    assert sorted(it.text for it in KnowledgeBase.open(kb.path).items()) == ["a short line",
+                                                                             "another short line"]
+
+
 def test_ingest_refuses_an_encoder_with_another_fingerprint(new_kb, tmp_path):
     kb = new_kb(encoder=FakeEncoder(spec="fake:a", fingerprint="fp-a"))
     src = tmp_path / "t.txt"
