@@ -25,6 +25,13 @@ Fusion = Literal["rrf", "weighted"]
 # item's two ranks, so any local item would outrank a better global match.
 FUSION_DEFAULT: Fusion = "weighted"
 
+# Bounds of the sizes a saved model's config may ask for: generous (far above any model ragsc trains), but
+# finite, so that a damaged or hostile config.json is refused by name before anything is allocated rather
+# than building whatever it asks for (an embedding of 2^20 dimensions, a negative width).
+MAX_DIM = 65_536  # an embedding's dimension (a teacher's, a student's output, a codec's target)
+MAX_WIDTH = 8_192  # a network's width: channels, hidden units, a transformer's model dimension
+MAX_CLASSES = 1_000_000  # task classes, vocabulary entries, answers
+
 
 def check_snr_db(snr_db: float) -> float:
     """``snr_db`` as a float; :class:`~ragsc.errors.InputError` unless finite and in :data:`SNR_RANGE_DB`."""
@@ -38,6 +45,20 @@ def check_snr_db(snr_db: float) -> float:
     if not lo <= snr <= hi:
         raise InputError(f"snr_db must lie in [{lo}, {hi}] dB, got {snr_db!r}")
     return snr
+
+
+def check_int(cfg, name: str, low: int, high: int) -> int:
+    """Field ``name`` of ``cfg`` (a dataclass config) if it is an integer in ``[low, high]``, else
+    :class:`~ragsc.errors.ConfigError` naming ``Class.name``, the bounds and the value.
+
+    For the dataclass configs that are not pydantic models; a bool or a float (JSON's ``8.0``) is refused,
+    since it would otherwise build another architecture than the one the weights were trained in.
+    """
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer in [{low}, {high:,}], "
+                          f"got {value!r}")
+    return value
 
 
 class FieldErrors(ConfigError):
@@ -79,7 +100,7 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __init__(self, **data) -> None:
+    def __init__(self, /, **data) -> None:  # positional-only: a field named "self" is an unknown field
         try:
             super().__init__(**data)
         except ValidationError as exc:

@@ -12,8 +12,9 @@ student's own training. :func:`build_store` computes them once and writes safete
 Items are keyed by content hash (the image's bytes or pixels, the text), in the source's stream order.
 A run that is killed resumes at the first shard the manifest does not list; a run against an existing
 store whose teacher or recipe differs is refused before anything is written. :class:`TeacherStore`
-reads a store back, and :meth:`TeacherStore.inputs` re-reads the source items in the same order,
-checking each against its stored key, so a student trains on exactly the inputs the teacher saw.
+reads a store back (its manifest validated first: :mod:`ragsc.distill.store_manifest`), and
+:meth:`TeacherStore.inputs` re-reads the source items in the same order, checking each against its
+stored key, so a student trains on exactly the inputs the teacher saw.
 
 Sources (``DataRecipe.source``): every KB ingestion format (:mod:`ragsc.kb.sources`: a folder of
 images with captions, jsonl, text, paragraphs, COCO, VQA, ``easy-vqa`` train/test) and
@@ -32,27 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import Field
 
-from ragsc.config import Config
+from ragsc.distill.store_manifest import MANIFEST, STORE_FORMAT, DataRecipe, read_manifest, write_manifest
 from ragsc.errors import InputError
 
-STORE_FORMAT = "ragsc-teacher-store/1"
-MANIFEST = "manifest.json"
-
-
-class DataRecipe(Config):
-    """What a store was computed from: a store is reused only for the same recipe and teacher."""
-
-    source: str = Field(description="a KB ingestion source, fashion-mnist:train|test, or corpus")
-    format: str | None = Field(None, description="KB source format (None: detected)")
-    n: int | None = Field(None, ge=1, description="the first n items of the stream (None: all)")
-    views: int = Field(0, ge=0, le=64, description="augmented views per image (random resized crop + flip)")
-    tokens: bool = Field(False, description="also store the teacher's patch tokens (images)")
-    label_field: str | None = Field(None, description="record field that labels an item (easy-vqa: shape, "
-                                    "color); Fashion-MNIST items carry their class")
-    seed: int = 0
-
+__all__ = ["MANIFEST", "STORE_FORMAT", "DataRecipe", "StoreItem", "TeacherStore", "augmented", "build_store",
+           "image_array", "source_items"]
 
 @dataclass
 class StoreItem:
@@ -146,25 +132,6 @@ def _teacher_info(teacher) -> dict:
     return {"spec": teacher.spec, "fingerprint": teacher.fingerprint, "dim": teacher.dim}
 
 
-def _read_manifest(path: Path) -> dict | None:
-    f = path / MANIFEST
-    if not f.is_file():
-        return None
-    try:
-        m = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{f}: not a teacher-store manifest: {exc}") from None
-    if not isinstance(m, dict) or m.get("format") != STORE_FORMAT:
-        raise InputError(f"{f}: not a teacher-store manifest (format {STORE_FORMAT!r})")
-    return m
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
-
-
 def build_store(path: str | Path, teacher, recipe: DataRecipe, shard_size: int = 512,
                 progress: bool = False) -> TeacherStore:
     """Compute the teacher's outputs over ``recipe``'s items into ``path`` (resuming a killed run).
@@ -179,7 +146,7 @@ def build_store(path: str | Path, teacher, recipe: DataRecipe, shard_size: int =
     if shard_size < 1:
         raise InputError(f"shard_size must be >= 1, got {shard_size}")
     info = _teacher_info(teacher)
-    manifest = _read_manifest(path) if path.is_dir() else None
+    manifest = read_manifest(path) if path.is_dir() else None
     if manifest is not None:
         _check_same(path, manifest, info, recipe)
         if manifest["complete"]:
@@ -202,14 +169,14 @@ def build_store(path: str | Path, teacher, recipe: DataRecipe, shard_size: int =
         manifest["shards"].append({"file": name, "count": len(keys)})
         manifest["items"] += len(keys)
         manifest["labels"] = list(labels)
-        _write_json(path / MANIFEST, manifest)
+        write_manifest(path, manifest)
         bar.update(len(shard))
     bar.close()
     if manifest["items"] == 0:
         raise InputError(f"{recipe.source}: no items to compute the teacher's outputs for")
     manifest["labels"] = list(labels)
     manifest["complete"] = True
-    _write_json(path / MANIFEST, manifest)
+    write_manifest(path, manifest)
     return TeacherStore(path)
 
 
@@ -269,7 +236,7 @@ class TeacherStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        manifest = _read_manifest(self.path)
+        manifest = read_manifest(self.path)
         if manifest is None:
             raise InputError(f"{self.path}: no teacher store here (no {MANIFEST}); build one with "
                              "`ragsc distill cache`")
@@ -326,7 +293,9 @@ class TeacherStore:
         parts: dict[str, list[torch.Tensor]] = {}
         keys: list[str] = []
         for shard in self.manifest["shards"]:
-            f = self.path / shard["file"]
+            f = self.path / shard["file"]  # a plain shard-NNNNN.safetensors name (read_manifest checked it)
+            if f.is_symlink():  # a link could point at another store's files, or anywhere
+                raise InputError(f"{f}: a link, not a shard of the teacher store")
             try:
                 with safe_open(str(f), framework="pt") as h:
                     meta = h.metadata() or {}

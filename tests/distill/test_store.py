@@ -114,3 +114,53 @@ def test_views_are_seeded():
     assert all(x.size == (32, 32) for x in a)
     assert augmented(img, "ab" * 32, 1, seed=0).tobytes() == a[1].tobytes()
     assert len({x.tobytes() for x in a}) > 1
+
+
+def _text_store(tmp_path, name: str, texts: list[str]):
+    src = tmp_path / f"{name}.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return build_store(tmp_path / name, FakeEncoder(), DataRecipe(source=str(src)))
+
+
+def _edit_manifest(store, **changes):
+    """Change fields of the store's manifest; a field set to ``...`` is removed."""
+    path = store.path / "manifest.json"
+    manifest = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps({k: v for k, v in manifest.items() if v is not ...}))
+
+
+def test_a_shard_outside_the_store_is_never_read(tmp_path):
+    store = _text_store(tmp_path, "s", ["a red bicycle", "the harbour at noon"])
+    other = _text_store(tmp_path, "other", ["something else", "another thing"])
+    elsewhere = str(other.path / "shard-00000.safetensors")
+    for file in (elsewhere, "../other/shard-00000.safetensors", "manifest.json", "shard-0.safetensors"):
+        _edit_manifest(store, shards=[{"file": file, "count": 2}])
+        with pytest.raises(InputError, match=r"shards\.0\.file: must name a shard file inside the store"):
+            TeacherStore(store.path).tensors()
+        with pytest.raises(InputError, match=r"shards\.0\.file"):  # nor resumed into
+            build_store(store.path, FakeEncoder(), store.recipe)
+    _edit_manifest(store, shards=[{"file": "shard-00000.safetensors", "count": 2}])
+    (store.path / "shard-00000.safetensors").unlink()
+    (store.path / "shard-00000.safetensors").symlink_to(elsewhere)
+    with pytest.raises(InputError, match="a link, not a shard"):
+        TeacherStore(store.path).tensors()
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"complete": ...}, r"complete: Field required"),
+    ({"complete": 1}, r"complete: Input should be a valid boolean"),
+    ({"items": "2"}, r"items: Input should be a valid integer"),
+    ({"items": 5}, r"items \(5\) must be the shards' counts added up \(2\)"),
+    ({"shards": [{"file": "shard-00000.safetensors"}]}, r"shards\.0\.count: Field required"),
+    ({"shards": "shard-00000.safetensors"}, r"shards: Input should be a valid list"),
+    ({"teacher": {"spec": "fake"}}, r"teacher\.fingerprint: Field required"),
+    ({"teacher": {"spec": "fake", "fingerprint": "x", "dim": -3}}, r"teacher\.dim: Input should be greater"),
+    ({"recipe": {"source": 3}}, r"recipe\.source: Input should be a valid string"),
+    ({"labels": "abc"}, r"labels: Input should be a valid list"),
+    ({"extra": 1}, r"extra: Extra inputs are not permitted"),
+])
+def test_a_damaged_manifest_names_its_field(tmp_path, changes, match):
+    store = _text_store(tmp_path, "s", ["a red bicycle", "the harbour at noon"])
+    _edit_manifest(store, **changes)
+    with pytest.raises(InputError, match=r"manifest\.json: invalid teacher-store manifest: .*" + match):
+        TeacherStore(store.path).check_teacher(FakeEncoder())
