@@ -55,9 +55,10 @@ def check_int(cfg, name: str, low: int, high: int) -> int:
     since it would otherwise build another architecture than the one the weights were trained in.
     """
     value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer in [{low}, {high:,}], "
-                          f"got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer >= {low}, got {value!r}")
+    if value > high:
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be at most {high}, got {value!r}")
     return value
 
 

@@ -18,6 +18,13 @@ that kind; ``config`` is the architecture's config (what the network is built fr
 * :func:`load` reads it back: ``load(folder)`` -> the model, a clear :class:`~ragsc.errors.ModelLoadError`
   for a missing or unknown ``kind``, a ``format_version`` newer than this ragsc reads, a missing file, a
   missing or unexpected tensor, or a tensor of the wrong shape (:func:`load_state`).
+* :func:`build` is how a class rebuilds its network from a folder: the network its config describes is laid
+  out on PyTorch's ``meta`` device (shapes, no memory) and compared with the file's tensors *before* it is
+  built, so a config that asks for sizes the weights do not have allocates nothing (each kind's config also
+  bounds its sizes: :data:`ragsc.config.MAX_DIM` and its siblings).
+* :func:`loading` marks the folders of a model that is built on another saved model (a compressed
+  encoder's base, ``compressed:<dir>``): a chain that comes back to a folder is refused, not a
+  ``RecursionError``.
 
 A class takes part by three members (:class:`Saveable`): ``kind`` and ``format_version`` (class attributes),
 ``to_saved() -> Saved`` and the classmethod ``from_saved(saved, **options)``.
@@ -28,13 +35,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 
-from ragsc.errors import InputError, ModelLoadError
+from ragsc.errors import ConfigError, InputError, ModelLoadError
 from ragsc.registry import Registry
 from ragsc.targets import check_folder
 
@@ -246,6 +256,23 @@ def require(folder: str | Path, kind: str, what: str, hint: str = "") -> dict:
     return header
 
 
+C = TypeVar("C")
+
+
+def parse_config(model: Callable[..., C], config: dict[str, Any], where: str | Path | None, what: str) -> C:
+    """``config`` (a folder's ``config``) validated by ``model``, a :class:`ragsc.config.Config` class.
+
+    Raises
+    ------
+    ModelLoadError
+        ``"<where>: not a valid <what> config: <each bad field>"``, for the ConfigError ``model`` raises.
+    """
+    try:
+        return model(**config)
+    except ConfigError as exc:
+        raise ModelLoadError(f"{where}: not a valid {what} config: {exc}") from None
+
+
 def load(folder: str | Path, *, kind: str | None = None, **options):
     """The model saved in ``folder``: its class (by ``kind``) rebuilt from the folder.
 
@@ -287,8 +314,42 @@ def load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], where:
         A tensor the module needs is missing, one it does not have is present, or one has another shape; the
         message names the tensor and ``where`` (the folder).
     """
+    own = _check_tensors(module.state_dict(), tensors, where, prefix)
+    module.load_state_dict(own, strict=True)
+    return module
+
+
+N = TypeVar("N", bound=torch.nn.Module)
+
+
+def build(factory: Callable[[], N], tensors: dict[str, torch.Tensor], where: str, prefix: str = "") -> N:
+    """The network ``factory()`` builds from a folder's config, its weights ``tensors`` loaded
+    (:func:`load_state`): it is first laid out on the ``meta`` device, where a tensor has a shape and no
+    memory, and compared with ``tensors``, so that nothing is allocated for a config the file does not fit.
+
+    Parameters
+    ----------
+    factory
+        Builds the network from the (validated, size-bounded) config: ``lambda: Net(config)``. Called twice:
+        on the meta device, then for real.
+    tensors, where, prefix
+        As in :func:`load_state`.
+
+    Raises
+    ------
+    ModelLoadError
+        As :func:`load_state`, before the network is built.
+    """
+    with torch.device("meta"):
+        layout = factory()
+    _check_tensors(layout.state_dict(), tensors, where, prefix)
+    return load_state(factory(), tensors, where, prefix)
+
+
+def _check_tensors(want: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: str,
+                   prefix: str) -> dict[str, torch.Tensor]:
+    """``tensors`` under ``prefix`` (stripped) when they are exactly ``want``'s names and shapes."""
     own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    want = module.state_dict()
     missing = sorted(set(want) - set(own))
     unexpected = sorted(set(own) - set(want))
     if missing:
@@ -301,5 +362,37 @@ def load_state(module: torch.nn.Module, tensors: dict[str, torch.Tensor], where:
         if tuple(t.shape) != tuple(want[name].shape):
             raise ModelLoadError(f"{where}: tensor {prefix + name!r} has shape {tuple(t.shape)}, the config "
                                  f"builds {tuple(want[name].shape)}")
-    module.load_state_dict(own, strict=True)
-    return module
+    return own
+
+
+MAX_CHAIN = 8  # saved models built on saved models (a compressed encoder's base): at most this deep
+_LOADING: ContextVar[tuple[Path, ...]] = ContextVar("ragsc_saved_loading", default=())
+
+
+@contextmanager
+def loading(folder: str | Path | None, what: str) -> Iterator[None]:
+    """Mark ``folder`` as being loaded while the model in it loads the saved model it is built on (``None``:
+    a model not read from a folder, nothing to mark).
+
+    ``what`` names the link (``"compressed encoder's base"``). A chain of such folders that comes back to one
+    of them (a ``compressed:`` folder whose base is itself, or two that name each other) or that is deeper
+    than :data:`MAX_CHAIN` raises :class:`ModelLoadError` naming the chain, instead of recursing until
+    Python's ``RecursionError``.
+    """
+    if folder is None:
+        yield
+        return
+    key = Path(folder).resolve()
+    chain = _LOADING.get()
+    if key in chain:
+        path = " -> ".join(str(p) for p in (*chain[chain.index(key):], key))
+        raise ModelLoadError(f"{folder}: the {what} comes back to a folder already being loaded ({path}); "
+                             "a saved model cannot be built on itself")
+    if len(chain) >= MAX_CHAIN:
+        raise ModelLoadError(f"{folder}: {what}s nested more than {MAX_CHAIN} deep "
+                             f"({' -> '.join(str(p) for p in chain)} -> ...)")
+    token = _LOADING.set((*chain, key))
+    try:
+        yield
+    finally:
+        _LOADING.reset(token)

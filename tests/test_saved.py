@@ -153,6 +153,46 @@ def test_bad_tensors_are_named(tmp_path):
         saved.read(tmp_path / "nowhere")
 
 
+def test_a_config_the_weights_do_not_fit_allocates_nothing(tmp_path):
+    """build lays the network out on the meta device first: a config.json that asks for other (here: huge)
+    sizes than model.safetensors holds is refused before a real tensor is allocated."""
+    folder = save(Tiny(3), tmp_path / "m")
+    tensors = saved.read(folder).tensors
+    devices = []
+
+    def factory(width: int):
+        def make() -> Tiny:
+            devices.append(torch.empty(0).device.type)  # where this construction puts its tensors
+            return Tiny(width)
+        return make
+
+    with pytest.raises(ModelLoadError, match=r"'lin.weight' has shape \(2, 3\), the config builds "
+                                             r"\(2, 4294967296\)"):
+        saved.build(factory(2 ** 32), tensors, str(folder))  # 2^33 floats, had it been built
+    assert devices == ["meta"]
+    net = saved.build(factory(3), tensors, str(folder))
+    assert devices[1:] == ["meta", "cpu"] and torch.equal(net.lin.weight, tensors["lin.weight"])
+
+
+def test_a_chain_of_saved_models_that_comes_back_is_refused(tmp_path):
+    from contextlib import ExitStack
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    with saved.loading(a, "base"), saved.loading(b, "base"):
+        with pytest.raises(ModelLoadError, match=r"the base comes back to a folder already being loaded "
+                                                 r"\(.*a -> .*b -> .*a\)"):
+            with saved.loading(tmp_path / "b" / ".." / "a", "base"):
+                pass
+    with saved.loading(a, "base"):  # the chain is unwound when a load ends, however it ends
+        pass
+    with ExitStack() as chain:
+        for i in range(saved.MAX_CHAIN):
+            chain.enter_context(saved.loading(tmp_path / str(i), "base"))
+        with pytest.raises(ModelLoadError, match=f"bases nested more than {saved.MAX_CHAIN} deep"):
+            with saved.loading(tmp_path / "deeper", "base"):
+                pass
+
+
 def test_every_kind_names_a_class_that_takes_part():
     for entry in KINDS.entries():
         cls = entry.load()

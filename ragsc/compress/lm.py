@@ -47,12 +47,11 @@ from pydantic import Field
 from ragsc.compress.config import LMCompressionConfig
 from ragsc.compress.measure import median_ms, threads
 from ragsc.compress.quantize import int8_dynamic, quiet
-from ragsc.compress.saved import parse
 from ragsc.compress.serialize import decode_state, encode_state, stored_bytes
 from ragsc.config import Config
 from ragsc.decoders.lm import CausalLM, as_lm
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, read, require, save
+from ragsc.saved import Saved, loading, parse_config, read, require, save
 
 KIND = "compressed-lm"
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -197,8 +196,9 @@ def _from_saved(saved: Saved) -> CompressedLM:
     from ragsc.decoders.lm import load_lm
 
     folder, tensors = saved.folder, saved.tensors
-    record = parse(SavedLM, saved, "compressed LM")
-    base = load_lm(record.config.lm)  # a new object: the base LM of any other holder stays float
+    record = parse_config(SavedLM, saved.config, folder, "compressed LM")
+    with loading(folder, "compressed LM's base"):  # a base of compressed:<this folder> is refused
+        base = load_lm(record.config.lm)  # a new object: the base LM of any other holder stays float
     if base.fingerprint != record.base_fingerprint:
         raise ModelLoadError(f"{folder} compressed the LM {record.config.lm!r} with fingerprint "
                              f"{record.base_fingerprint}; that spec now loads {base.fingerprint}: compress "

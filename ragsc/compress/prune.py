@@ -110,19 +110,33 @@ def architecture(unit: nn.Module) -> dict:
     return {"modules": modules, "tensors": tensors}
 
 
+_MISFIT = "the recorded architecture does not fit this network"
+
+
 def apply_architecture(unit: nn.Module, record: dict) -> nn.Module:
     """Give ``unit`` (in place) the sizes of ``record`` (:func:`architecture` of a pruned copy): layers
     take the recorded size attributes, tensors of another shape are replaced by uninitialised ones (the
-    stored weights fill them)."""
+    stored weights fill them).
+
+    Pruning only removes: a record (read from a saved folder) that names an attribute other than a layer's
+    size, or asks for a size larger than the float network's, is refused before anything is allocated.
+    """
     try:
         for name, attrs in record["modules"].items():
             m = unit.get_submodule(name)
+            sizes = next((a for t, a in _SIZES.items() if isinstance(m, t)), ())
             for a, v in attrs.items():
-                setattr(m, a, tuple(v) if isinstance(v, list) else v)
+                if a not in sizes:
+                    raise ConfigError(f"{_MISFIT}: {name}: {a!r} is not a size of a {type(m).__name__} "
+                                      f"(its sizes: {', '.join(sizes) or 'none'})")
+                value = tuple(v) if isinstance(v, list) else v
+                _no_larger(f"{name}.{a}", value, getattr(m, a), low=1)
+                setattr(m, a, value)
         for name, shape in record["tensors"].items():
             owner_name, _, leaf = name.rpartition(".")
             owner = unit.get_submodule(owner_name)
             old = getattr(owner, leaf)
+            _no_larger(f"tensor {name}", tuple(shape), tuple(old.shape), low=0)
             if list(old.shape) == list(shape):
                 continue
             new = torch.empty(shape, dtype=old.dtype)
@@ -131,5 +145,15 @@ def apply_architecture(unit: nn.Module, record: dict) -> nn.Module:
             else:
                 owner.register_buffer(leaf, new)
     except (AttributeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"the recorded architecture does not fit this network: {exc}") from None
+        raise ConfigError(f"{_MISFIT}: {exc}") from None
     return unit
+
+
+def _no_larger(what: str, new, old, low: int) -> None:
+    """``new`` (an int or a tuple of ints, each >= ``low``) is ``old`` or smaller in every dimension."""
+    pair = (new, old) if isinstance(old, tuple) else ((new,), (old,))
+    ok = (isinstance(new, tuple) == isinstance(old, tuple) and len(pair[0]) == len(pair[1])
+          and all(isinstance(n, int) and not isinstance(n, bool) and low <= n <= o for n, o in zip(*pair)))
+    if not ok:
+        raise ConfigError(f"{_MISFIT}: it asks {what} to be {new!r}; pruning keeps or shrinks it ({old!r} "
+                          "before)")

@@ -28,18 +28,20 @@ from pydantic import Field
 from ragsc.compress.apply import Compressed, rebuild
 from ragsc.compress.config import CompressionConfig
 from ragsc.compress.towers import tower_of
-from ragsc.config import Config
+from ragsc.config import MAX_DIM, Config
 from ragsc.encoders.base import Encoded, MultimodalEncoder, serves
 from ragsc.errors import ConfigError, ModelLoadError
-from ragsc.saved import Saved, read, require, save
+from ragsc.saved import Saved, loading, parse_config, read, require, save
 
 KIND = "compressed-encoder"
 
 
 class BaseRef(Config):
-    spec: str
-    fingerprint: str
-    dim: int
+    """The encoder a compression started from: its spec (loaded again), fingerprint and dimension."""
+
+    spec: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1)
+    dim: int = Field(ge=1, le=MAX_DIM)
 
 
 class SavedCompression(Config):
@@ -51,14 +53,6 @@ class SavedCompression(Config):
     state: dict[str, dict] = Field(default_factory=dict, description="encode_state's description")
     params: int = Field(ge=0, description="parameters of the compressed unit")
     base_params: int = Field(ge=0, description="parameters of the float unit it replaces")
-
-
-def parse(model: type[Config], saved: Saved, what: str):
-    """``saved.config`` validated as ``model``; :class:`ModelLoadError` when invalid."""
-    try:
-        return model(**saved.config)
-    except ConfigError as exc:
-        raise ModelLoadError(f"{saved.folder}: not a valid {what} config: {exc}") from None
 
 
 def save_compressed(folder: str | Path, compressed: Compressed, figures: dict | None = None,
@@ -98,13 +92,14 @@ class CompressedEncoder(MultimodalEncoder):
         if saved is None:
             require(self.folder, KIND, "compressed encoder", "make one with `ragsc compress encoder`")
             saved = read(self.folder)
-        self.record = parse(SavedCompression, saved, "compressed encoder")
+        self.record = parse_config(SavedCompression, saved.config, self.folder, "compressed encoder")
         self.info = saved.info
         cfg = self.record.config
         if torch.device(device).type != "cpu" and cfg.precision in ("int8-dynamic", "int8-static"):
             raise ConfigError(f"{self.folder}: int8 towers run on the CPU, not on {device}")
         self._tensors = saved.tensors
-        self.base = load_encoder(self.record.base.spec, device=device, batch_size=batch_size)
+        with loading(self.folder, "compressed encoder's base"):  # compressed:<this folder> is refused
+            self.base = load_encoder(self.record.base.spec, device=device, batch_size=batch_size)
         if self.base.fingerprint != self.record.base.fingerprint:
             raise ModelLoadError(f"{self.folder} compressed {self.record.base.spec} with fingerprint "
                                  f"{self.record.base.fingerprint}; that spec now loads "

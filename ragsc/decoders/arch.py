@@ -13,18 +13,20 @@ import dataclasses
 import json
 from typing import TypeVar
 
+from ragsc.config import MAX_WIDTH, check_int
 from ragsc.errors import ConfigError
 
 C = TypeVar("C")
 
 
-def check_positive(cfg, *names: str) -> None:
-    """Raise :class:`ConfigError` unless each named field of ``cfg`` is an integer >= 1."""
+def check_positive(cfg, *names: str, high: int = MAX_WIDTH) -> None:
+    """Raise :class:`ConfigError` unless each named field of ``cfg`` is an integer in ``[1, high]``.
+
+    ``high`` bounds what a saved config may ask for (a layer of any size would otherwise be allocated as
+    asked); bool is an int to Python, and a JSON float such as 8.0 must not slip through as a layer size.
+    """
     for name in names:
-        value = getattr(cfg, name)
-        # bool is an int to Python, and a JSON float such as 8.0 must not slip through as a layer size
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer >= 1, got {value!r}")
+        check_int(cfg, name, 1, high)
 
 
 def config_to_json(cfg) -> str:

@@ -24,7 +24,7 @@ from ragsc.decoders.image import ImageDecoderConfig, ImageDecoderNet
 from ragsc.decoders.text import SPECIALS, TextGRU, TextGRUConfig, Vocab
 from ragsc.decoders.vqa import AnswerHead, AnswerHeadConfig
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, load_state, read, require, save
+from ragsc.saved import Saved, build, read, require, save
 
 DECODERS_DIR = "decoders"
 PARTS = ("text", "image", "vqa")
@@ -112,8 +112,9 @@ class Decoders:
         nets: dict = dict.fromkeys(PARTS)
         for part in (p for p in PARTS if p not in skip):
             _, config_cls, net_cls = ARCHS[part]
-            net = net_cls(parse(part, lambda c, k=config_cls: config_from_json(k, json.dumps(c))))
-            nets[part] = load_state(net, saved.tensors, where, f"{part}.").eval().requires_grad_(False)
+            cfg = parse(part, lambda c, k=config_cls: config_from_json(k, json.dumps(c)))
+            net = build(lambda n=net_cls, c=cfg: n(c), saved.tensors, where, f"{part}.")
+            nets[part] = net.eval().requires_grad_(False)
         vocab = parse("vocab", _vocab) if nets["text"] is not None else None
         fingerprint = parse("encoder_fingerprint", _string)
         try:

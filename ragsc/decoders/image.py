@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 from ragsc import checks
+from ragsc.config import MAX_DIM
 from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, item_pixels, pooled
 from ragsc.errors import ConfigError, InputError
@@ -49,7 +50,9 @@ class ImageDecoderConfig:
     width: int = 16
 
     def __post_init__(self) -> None:
-        check_positive(self, "dim", "size", "width")
+        check_positive(self, "dim", high=MAX_DIM)
+        check_positive(self, "size")
+        check_positive(self, "width", high=1024)  # the 4x4 grid has 8 * width channels
         if self.size != 64:  # an InputError, as ImageDecoderNet(size=...) raised before configs existed
             raise InputError("the image decoder generates 64x64 images")
         if self.width % 4:  # GroupNorm(4, c) on every block needs channels divisible by 4

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ragsc import checks
+from ragsc.config import MAX_CLASSES, MAX_DIM
 from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, rank_weights
 from ragsc.errors import ConfigError, InputError
@@ -108,7 +109,10 @@ class TextGRUConfig:
     max_len: int = 24
 
     def __post_init__(self) -> None:
-        check_positive(self, "vocab_size", "dim", "emb", "hidden", "max_len")
+        check_positive(self, "emb", "hidden")  # at most MAX_WIDTH
+        check_positive(self, "vocab_size", high=MAX_CLASSES)
+        check_positive(self, "dim", high=MAX_DIM)
+        check_positive(self, "max_len", high=1024)
         if self.vocab_size <= UNK:
             raise ConfigError(f"TextGRUConfig.vocab_size must count the {len(SPECIALS)} special tokens, "
                               f"got {self.vocab_size}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ragsc.config import MAX_DIM
 from ragsc.decoders.arch import check_positive
 from ragsc.decoders.context import Context, pooled
 from ragsc.errors import ConfigError, InputError
@@ -50,7 +51,8 @@ class AnswerHeadConfig:
         if not self.answers or len(set(self.answers)) != len(self.answers):
             raise ConfigError(f"AnswerHeadConfig.answers must be distinct and at least one, "
                               f"got {list(self.answers)}")
-        check_positive(self, "dim", "hidden")
+        check_positive(self, "dim", high=MAX_DIM)
+        check_positive(self, "hidden")  # at most MAX_WIDTH
 
 
 class AnswerHead(nn.Module):

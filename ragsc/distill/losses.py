@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ragsc.config import MAX_CLASSES, MAX_DIM, check_int
 from ragsc.errors import ConfigError, InputError
 
 
@@ -61,10 +62,8 @@ class BottleneckConfig:
 
     def __post_init__(self) -> None:
         for name in ("in_dim", "code_dim", "target_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"BottleneckConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_classes < 0:
-            raise ConfigError(f"BottleneckConfig.num_classes must be >= 0, got {self.num_classes}")
+            check_int(self, name, 1, MAX_DIM)
+        check_int(self, "num_classes", 0, MAX_CLASSES)
 
 
 class BottleneckHead(nn.Module):

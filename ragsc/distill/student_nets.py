@@ -12,37 +12,79 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
-from ragsc.config import Config
+from ragsc.config import MAX_CLASSES, MAX_DIM, MAX_WIDTH, Config
 from ragsc.distill.losses import BottleneckConfig, BottleneckHead
 from ragsc.errors import ConfigError, ModelLoadError
 
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+
 
 class ImageStudentConfig(Config):
+    """An image student's tower; every size is bounded (:data:`ragsc.config.MAX_WIDTH` and its siblings), so a
+    saved config cannot ask for an allocation of any size."""
+
     kind: Literal["cnn", "darts"] = "cnn"
     image_size: int = Field(64, ge=16, le=512)
-    widths: tuple[int, ...] = Field((24, 48, 96, 192), min_length=1, description="cnn: channels per stage")
+    widths: tuple[Width, ...] = Field((24, 48, 96, 192), min_length=1, max_length=16,
+                                      description="cnn: channels per stage (each halves the side)")
     architecture: dict | None = Field(None, description="darts: the searched architecture's config")
-    out_dim: int = Field(384, ge=1)
-    code_dim: int = Field(0, ge=0, description="> 0: an information-bottleneck head with this code size")
-    num_classes: int = Field(0, ge=0, description="task classes of the bottleneck head (0: none)")
+    out_dim: int = Field(384, ge=1, le=MAX_DIM)
+    code_dim: int = Field(0, ge=0, le=MAX_DIM, description="> 0: an information-bottleneck head with this "
+                          "code size")
+    num_classes: int = Field(0, ge=0, le=MAX_CLASSES, description="task classes of the bottleneck head "
+                             "(0: none)")
+
+    @model_validator(mode="after")
+    def _architecture_of_its_kind(self) -> ImageStudentConfig:
+        if self.kind == "cnn" and self.architecture is not None:
+            raise ValueError("architecture is the searched network of kind 'darts'; a cnn student has none")
+        if self.kind == "darts":
+            searched(self)
+        return self
+
+
+def searched(config: ImageStudentConfig):
+    """The :class:`~ragsc.distill.darts.ArchitectureConfig` of a ``darts`` image student, checked against the
+    student's sizes; :class:`ConfigError` names what is wrong with it."""
+    from ragsc.distill.darts import ArchitectureConfig
+
+    if config.architecture is None:
+        raise ConfigError("an image student of kind 'darts' needs its searched architecture")
+    arch = ArchitectureConfig.from_json(json.dumps(config.architecture))
+    if arch.in_channels != 3 or arch.image_size != config.image_size:
+        raise ConfigError(f"the searched architecture reads {arch.in_channels}x{arch.image_size}px "
+                          f"images, the student {config.image_size}px RGB")
+    if arch.out_dim != config.out_dim:
+        raise ConfigError(f"the searched architecture projects onto {arch.out_dim}-d, the student's "
+                          f"teacher space is {config.out_dim}-d")
+    return arch
 
 
 class TextStudentConfig(Config):
+    """A text student's tower (bounded like :class:`ImageStudentConfig`)."""
+
     kind: Literal["transformer"] = "transformer"
     tokenizer: str = Field("minilm", description="'minilm' (the embedded teacher's) or a local tokenizer dir")
-    width: int = Field(128, ge=8)
+    width: int = Field(128, ge=8, le=MAX_WIDTH)
     layers: int = Field(2, ge=1, le=12)
-    heads: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1, le=64)
     max_tokens: int = Field(64, ge=4, le=512)
-    out_dim: int = Field(384, ge=1)
-    code_dim: int = Field(0, ge=0)
-    num_classes: int = Field(0, ge=0)
+    out_dim: int = Field(384, ge=1, le=MAX_DIM)
+    code_dim: int = Field(0, ge=0, le=MAX_DIM)
+    num_classes: int = Field(0, ge=0, le=MAX_CLASSES)
+
+    @model_validator(mode="after")
+    def _heads_divide_the_width(self) -> TextStudentConfig:
+        if self.width % self.heads:
+            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads}): each head "
+                             "attends over width / heads dimensions")
+        return self
 
 
 # ----------------------------------------------------------------------------------------- towers
@@ -86,17 +128,9 @@ class ImageStudent(nn.Module):
             self.backbone = cnn(config.widths)
             feat = config.widths[-1]
         else:
-            from ragsc.distill.darts import ArchitectureConfig, DerivedNetwork
+            from ragsc.distill.darts import DerivedNetwork
 
-            if config.architecture is None:
-                raise ConfigError("an image student of kind 'darts' needs its searched architecture")
-            arch = ArchitectureConfig.from_json(json.dumps(config.architecture))
-            if arch.in_channels != 3 or arch.image_size != config.image_size:
-                raise ConfigError(f"the searched architecture reads {arch.in_channels}x{arch.image_size}px "
-                                  f"images, the student {config.image_size}px RGB")
-            if arch.out_dim != config.out_dim:
-                raise ConfigError(f"the searched architecture projects onto {arch.out_dim}-d, the student's "
-                                  f"teacher space is {config.out_dim}-d")
+            arch = searched(config)
             self.backbone = DerivedNetwork(arch)  # ends in a projection of its own, onto the teacher's space
             feat = arch.out_dim
         self.head = _Head(feat, config.out_dim, config.code_dim, config.num_classes,

@@ -22,7 +22,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from ragsc.config import Config
+from ragsc.config import MAX_DIM, Config
 from ragsc.distill.student_nets import (
     ImageStudent,
     ImageStudentConfig,
@@ -35,13 +35,15 @@ from ragsc.distill.student_nets import (
 from ragsc.encoders.base import Encoded, MultimodalEncoder
 from ragsc.encoders.towers import Inputs, Tower, load_images
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, load_state, read, read_header, require, save
+from ragsc.saved import Saved, build, parse_config, read, read_header, require, save
 
 
 class TeacherRef(Config):
-    spec: str
-    fingerprint: str
-    dim: int
+    """The teacher a student serves: its spec, fingerprint and embedding dimension."""
+
+    spec: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1)
+    dim: int = Field(ge=1, le=MAX_DIM)
 
 
 class StudentConfig(Config):
@@ -72,18 +74,17 @@ class StudentEncoder(MultimodalEncoder):
                  saved: Saved | None = None) -> None:
         self.folder = Path(folder)
         saved = saved if saved is not None else _read(self.folder)
-        self.config = _config(saved)
+        self.config = _config(saved.config, saved.info, self.folder)
         super().__init__(f"student:{folder}", self.config.teacher.dim, batch_size, device)
         self.image_net = self.text_net = None
-        where = str(self.folder)
-        if self.config.image is not None:
-            net = ImageStudent(self.config.image)
-            self.image_net = _frozen(load_state(net, saved.tensors, where, "image."))
-            self.transform = image_transform(self.config.image.image_size)
-        if self.config.text is not None:
-            self.tokenizer = load_tokenizer(self.config.text.tokenizer)
-            net = TextStudent(self.config.text, len(self.tokenizer))
-            self.text_net = _frozen(load_state(net, saved.tensors, where, "text."))
+        where, image, text = str(self.folder), self.config.image, self.config.text
+        if image is not None:  # each tower's shapes checked against the file before it is built
+            self.image_net = _frozen(build(lambda: ImageStudent(image), saved.tensors, where, "image."))
+            self.transform = image_transform(image.image_size)
+        if text is not None:
+            self.tokenizer = load_tokenizer(text.tokenizer)
+            vocab = len(self.tokenizer)
+            self.text_net = _frozen(build(lambda: TextStudent(text, vocab), saved.tensors, where, "text."))
         for net in (self.image_net, self.text_net):
             if net is not None:
                 net.to(self.device)
@@ -153,7 +154,7 @@ def read_config(folder: str | Path) -> StudentConfig:
 
     Raises :class:`ModelLoadError` when ``folder`` holds no student or an invalid one."""
     header = _header(folder)
-    return _config(Saved(header["kind"], header["format_version"], header["config"], {}, header["info"]))
+    return _config(header["config"], header["info"], folder)
 
 
 def _header(folder: str | Path) -> dict:
@@ -165,11 +166,9 @@ def _read(folder: Path) -> Saved:
     return read(folder)
 
 
-def _config(saved: Saved) -> StudentConfig:
-    try:
-        return StudentConfig(**saved.config, info=saved.info)
-    except ConfigError as exc:
-        raise ModelLoadError(f"{saved.folder}: not a valid student config: {exc}") from None
+def _config(config: dict, info: dict, folder: str | Path | None) -> StudentConfig:
+    # the folder's info is the config's (a config.json "config" that holds one of its own is overruled)
+    return parse_config(StudentConfig, {**config, "info": info}, folder, "student")
 
 
 def _frozen(net: nn.Module) -> nn.Module:

@@ -21,6 +21,7 @@ the 7x7 feature-map cells; word tokens are the text head applied to MiniLM's tok
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,10 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ragsc._assets import asset_dir
+from ragsc.config import MAX_CLASSES, MAX_DIM, MAX_WIDTH, check_int
 from ragsc.encoders.base import Encoded, MultimodalEncoder
 from ragsc.encoders.towers import Inputs, Tower, load_images
-from ragsc.errors import ModelLoadError
-from ragsc.saved import Saved, load_state, save
+from ragsc.errors import ConfigError, ModelLoadError
+from ragsc.saved import Saved, build, save
 from ragsc.saved import load as load_saved
 
 HEADS_DIR = "heads"
@@ -55,6 +57,17 @@ class HeadsConfig:
     bridge_temperature: float = 1.0
     domain_clusters: int = 32
 
+    def __post_init__(self) -> None:  # bounded: a saved config.json cannot ask for an allocation of any size
+        for name, high in (("feature_dim", MAX_DIM), ("text_dim", MAX_DIM), ("hidden_dim", MAX_WIDTH),
+                           ("num_classes", MAX_CLASSES), ("image_size", 4096), ("domain_clusters", 65_536)):
+            check_int(self, name, 1, high)
+        for name, low in (("mean", -math.inf), ("std", 0.0), ("bridge_temperature", 0.0)):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value <= low:
+                above = "" if low == -math.inf else f" > {low:g}"
+                raise ConfigError(f"HeadsConfig.{name} must be a finite number{above}, got {value!r}")
+
 
 class EmbeddedHeads(nn.Module):
     """The trained part: maps tower outputs into the shared (text) space. Output is not normalised."""
@@ -66,9 +79,9 @@ class EmbeddedHeads(nn.Module):
         """Heads rebuilt from their :class:`HeadsConfig` and weights, frozen, in eval mode."""
         try:
             cfg = HeadsConfig(**saved.config)
-        except TypeError as exc:  # a missing or unknown field
+        except (TypeError, ConfigError) as exc:  # a missing or unknown field, a bad value
             raise ModelLoadError(f"{saved.folder}: invalid heads config: {exc}") from None
-        return load_state(cls(cfg), saved.tensors, str(saved.folder)).eval().requires_grad_(False)
+        return build(lambda: cls(cfg), saved.tensors, str(saved.folder)).eval().requires_grad_(False)
 
     def to_saved(self) -> Saved:
         return Saved(self.kind, self.format_version, asdict(self.cfg), self.state_dict())

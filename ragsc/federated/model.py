@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ragsc.channel.cat import normalize_power
+from ragsc.config import Config
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, load_state, read, require, save
+from ragsc.saved import Saved, build, load_state, parse_config, read, require, save
 
 
 # ----------------------------------------------------------------------------------------- the base
@@ -92,13 +94,8 @@ def load_base(spec: str) -> Base:
 def _image_student(base: Base) -> nn.Module:
     from ragsc.distill.student_nets import ImageStudent
 
-    net = ImageStudent(base.config)
-    try:
-        net.load_state_dict(base.state)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"{base.spec}: the weights do not fit the student's image architecture: "
-                             f"{exc}") from None
-    return net.eval().requires_grad_(False)
+    # the shapes are checked against the student's config before the network is built
+    return build(lambda: ImageStudent(base.config), base.state, base.spec).eval().requires_grad_(False)
 
 
 def default_targets(base: Base) -> tuple[str, ...]:
@@ -240,6 +237,21 @@ class ReceiverHead(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------- files
+class AdaptedBase(Config):
+    """The base model adapters were trained on: its spec and fingerprint."""
+
+    spec: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1)
+
+
+class AdaptersConfig(Config):
+    """What a federated model's ``config.json`` holds as its ``config`` (bounded like every saved config)."""
+
+    base: AdaptedBase
+    targets: list[str] = Field(min_length=1, max_length=4096, description="the adapted layers")
+    k_symbols: int = Field(ge=1, le=1_000_000, description="complex symbols per image")
+
+
 class Adapters:
     """A federated run's trained parts as saved (:mod:`ragsc.saved`, kind ``federated-adapters``): the LoRA
     adapters and the transmitter (``adapters.*``), the server's receiver (``receiver.*``, optional), and in
@@ -256,10 +268,7 @@ class Adapters:
     @classmethod
     def from_saved(cls, saved: Saved) -> Adapters:
         config = saved.config
-        base = config.get("base")
-        if not (isinstance(base, dict) and isinstance(config.get("targets"), list)
-                and isinstance(config.get("k_symbols"), int)):
-            raise ModelLoadError(f"{saved.folder}: the adapters' config needs base, targets and k_symbols")
+        parse_config(AdaptersConfig, config, saved.folder, "federated adapters")  # checked, kept as read
         part = {name: {k.removeprefix(name + "."): v for k, v in saved.tensors.items()
                        if k.startswith(name + ".")} for name in ("adapters", "receiver")}
         return cls(config, part["adapters"], part["receiver"] or None, saved.info, saved.folder)

@@ -48,6 +48,25 @@ def test_a_pruned_architecture_is_rebuilt_from_its_record():
         apply_architecture(nn.Sequential(nn.Linear(2, 2)), record)
 
 
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda r: r["tensors"].update({"0.weight": [2 ** 40, 3, 3, 3]}),
+     r"asks tensor 0\.weight to be \(1099511627776, 3, 3, 3\); pruning keeps or shrinks it \(\(16, 3,"),
+    (lambda r: r["tensors"].update({"0.weight": [8, 3, 3]}), r"asks tensor 0\.weight to be \(8, 3, 3\)"),
+    (lambda r: r["tensors"].update({"0.weight": [-8, 3, 3, 3]}), r"asks tensor 0\.weight to be \(-8,"),
+    (lambda r: r["modules"].update({"0": {"out_channels": 64}}), r"asks 0\.out_channels to be 64"),
+    (lambda r: r["modules"].update({"0": {"forward": 3}}), r"0: 'forward' is not a size of a Conv2d \(its "
+                                                           r"sizes: in_channels, out_channels, groups\)"),
+])
+def test_a_record_that_grows_the_network_is_refused(change, match):
+    """Pruning only removes: a saved record asking for a larger (here: 2^40-row) tensor, or setting
+    something other than a layer's size, is refused before anything is allocated or set."""
+    record = architecture(_net())
+    change(record)
+    net = _net()
+    with pytest.raises(ConfigError, match="the recorded architecture does not fit this network: .*" + match):
+        apply_architecture(net, record)
+
+
 def test_impossible_prune_targets_are_refused():
     net = _net()
     example = Inputs(args=(torch.randn(1, 3, 16, 16),))

@@ -109,6 +109,34 @@ def test_broken_folders_are_load_errors(student, data, tmp_path):
         load_encoder(f"compressed:{folder}")
 
 
+def test_a_base_chain_that_comes_back_is_refused(student, tmp_path):
+    """A compressed: folder whose base names itself, or two that name each other: a load error naming the
+    chain (was RecursionError)."""
+    import shutil
+
+    c = compress(CompressionConfig(encoder=student.spec, tower="text"), student)
+    a = save_compressed(tmp_path / "a", c)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+
+    def base(folder, spec):
+        header = json.loads((folder / "config.json").read_text())
+        header["config"]["base"]["spec"] = spec
+        (folder / "config.json").write_text(json.dumps(header))
+
+    base(a, f"compressed:{a}")
+    with pytest.raises(ModelLoadError, match=r"compressed encoder's base comes back to a folder already "
+                                             r"being loaded \(.*a -> .*a\)"):
+        load_encoder(f"compressed:{a}")
+    base(a, f"compressed:{b}")
+    base(b, f"compressed:{tmp_path}/./a")
+    with pytest.raises(ModelLoadError, match=r"comes back .*\(.*a -> .*b -> .*a\)"):
+        load_encoder(f"compressed:{a}")
+    base(b, student.spec)
+    with pytest.raises(ModelLoadError, match="compress it again"):  # a chain that ends: loads to the end
+        load_encoder(f"compressed:{a}")
+
+
 def test_a_teacher_store_is_the_fine_tune_data_when_given(student, tmp_path):
     from ragsc.distill.store import DataRecipe, build_store
 

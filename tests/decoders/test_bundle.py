@@ -183,6 +183,10 @@ def test_bad_values_are_a_load_error(small, tmp_path, key, value):
     ("vqa", lambda c: c.update(hidden=0), "AnswerHeadConfig.hidden must be an integer >= 1"),
     ("vqa", lambda c: c.update(answers=["yes", "yes"]), "distinct"),
     ("text", lambda c: c.update(emb=8.0), "TextGRUConfig.emb must be an integer"),
+    ("text", lambda c: c.update(hidden=2 ** 40), "TextGRUConfig.hidden must be at most 8192"),
+    ("text", lambda c: c.update(vocab_size=2 ** 40), "TextGRUConfig.vocab_size must be at most 1000000"),
+    ("image", lambda c: c.update(width=2 ** 20), "ImageDecoderConfig.width must be at most 1024"),
+    ("vqa", lambda c: c.update(dim=-384), "AnswerHeadConfig.dim must be an integer >= 1, got -384"),
 ])
 def test_bad_config_is_a_load_error_naming_the_key(small, tmp_path, key, change, problem):
     folder = save_decoders(small, tmp_path / "d")

@@ -156,6 +156,52 @@ def test_bad_student_folders_are_named(stores, tmp_path, monkeypatch):
         distill_to_folder(images, tmp_path / "busy", IMAGE, epochs=1)
 
 
+@pytest.fixture(scope="module")
+def image_student(stores, tmp_path_factory):
+    """A saved image student (one epoch) and its config.json's header."""
+    folder = tmp_path_factory.mktemp("image_student") / "s"
+    distill_to_folder(stores[0], folder, IMAGE, epochs=1)
+    return folder, json.loads((folder / "config.json").read_text())
+
+
+def _resize(c: dict, dim: int) -> None:
+    c["image"]["out_dim"] = c["teacher"]["dim"] = dim
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda c: c["image"].update(widths=[-4]), r"image\.widths\.0: Input should be greater than or equal "
+                                                r"to 1"),
+    (lambda c: c["image"].update(widths=[4, 2 ** 40]), r"image\.widths\.1: Input should be less than or "
+                                                        r"equal to 8192"),
+    (lambda c: _resize(c, 2 ** 40), r"teacher\.dim: Input should be less than or equal to 65536"),
+    (lambda c: c.update(text={**TEXT.model_dump(), "heads": 3}), r"text: .*width \(16\) must be divisible by "
+                                                                 r"heads \(3\)"),
+    (lambda c: c.update(image={**c["image"], "architecture": {"channels": 8}}), r"image: .*a cnn student has "
+                                                                               "none"),
+    (lambda c: c.update(self=1), r"self: Extra inputs are not permitted"),
+])
+def test_a_student_config_asking_for_bad_sizes_is_refused_by_name(image_student, tmp_path, change, match):
+    """Negative, huge or inconsistent sizes: a load error naming the field, before anything is allocated."""
+    folder, header = image_student
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    config = json.loads(json.dumps(header["config"]))
+    change(config)
+    (bad / "config.json").write_text(json.dumps({**header, "config": config}))
+    with pytest.raises(ModelLoadError, match=r"not a valid student config: .*" + match):
+        load_encoder(f"student:{bad}")
+
+
+def test_a_config_that_holds_its_own_info_loads_with_the_folders(image_student, tmp_path):
+    folder, header = image_student
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    (tmp_path / "s" / "config.json").write_text(json.dumps({**header, "config": {**header["config"],
+                                                                                  "info": {"x": 1}}}))
+    assert load_encoder(f"student:{tmp_path / 's'}").config.info == header["info"]
+
+
 @needs_fmnist
 def test_fashion_mnist_students_at_equal_labels(tmp_path):
     store = build_store(tmp_path / "f", FakeEncoder(), DataRecipe(source="fashion-mnist:test", n=128))

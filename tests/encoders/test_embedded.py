@@ -87,6 +87,23 @@ def test_bad_heads_folder(tmp_path):
         load_encoder(f"embedded:{tmp_path / 'missing'}")
 
 
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"num_classes": -1}, "HeadsConfig.num_classes must be an integer >= 1, got -1"),
+    ({"feature_dim": 2 ** 40}, "HeadsConfig.feature_dim must be at most 65536"),
+    ({"std": 0}, "HeadsConfig.std must be a finite number > 0, got 0"),
+])
+def test_a_heads_config_asking_for_bad_sizes_is_refused_by_name(tmp_path, changes, match):
+    import json
+
+    from ragsc.encoders.embedded import load_heads, save_heads
+
+    folder = save_heads(load_heads(), tmp_path / "heads")
+    header = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**header, "config": {**header["config"], **changes}}))
+    with pytest.raises(ModelLoadError, match="invalid heads config: " + match):
+        load_heads(folder)
+
+
 def test_bad_input_never_a_torch_traceback(embedded, tmp_path):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n broken")

@@ -35,7 +35,7 @@ from ragsc.channel.cat.policy import choose_length
 from ragsc.channel.models import CHANNELS, Channel, equalize, snr_db_to_no
 from ragsc.config import check_snr_db
 from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, load, load_state, save
+from ragsc.saved import Saved, build, load, save
 
 
 class _Conditioning(nn.Module):
@@ -227,10 +227,10 @@ class CATCodec(nn.Module):
     def from_saved(cls, saved: Saved, device: str = "cpu") -> CATCodec:
         """Rebuild a codec from its :class:`~ragsc.saved.Saved` folder, on ``device``, in eval mode."""
         try:
-            codec = cls(CATConfig(**saved.config))
+            config = CATConfig(**saved.config)
         except ConfigError as exc:
             raise ModelLoadError(f"{saved.folder}: invalid CAT codec config: {exc}") from None
-        return load_state(codec, saved.tensors, str(saved.folder)).to(device).eval()
+        return build(lambda: cls(config), saved.tensors, str(saved.folder)).to(device).eval()
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """:func:`ragsc.saved.save` of this codec (``config.json`` + ``model.safetensors``)."""

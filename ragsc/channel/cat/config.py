@@ -15,11 +15,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ragsc.channel.models import CHANNELS
-from ragsc.config import SNR_RANGE_DB, Config
+from ragsc.config import MAX_DIM, MAX_WIDTH, SNR_RANGE_DB, Config
 from ragsc.errors import ConfigError
 
 Size = Annotated[int, Field(strict=True, ge=1)]  # strict: a JSON 8.0 must not build another architecture
+Dim = Annotated[int, Field(strict=True, ge=1, le=MAX_DIM)]
+Width = Annotated[int, Field(strict=True, ge=1, le=MAX_WIDTH)]
 ChannelName = Literal["awgn", "rayleigh", "rician"]
+# The receiver reads each symbol position out through its own model_dim x model_dim matrix: the codec's
+# largest weight, max_symbols * model_dim ** 2 numbers, is bounded (2^28: 1 GiB of float32; the shipped
+# sizes hold 2^20)
+MAX_READOUT = 2 ** 28
 
 
 class CATCalibration(Config):
@@ -80,15 +86,20 @@ class CATConfig(Config):
         Seed of the weights' initialisation.
     calibration
         The rate table (:func:`ragsc.distill.cat.calibrate`), or ``None`` before calibration.
+
+    Every size is bounded, so that a ``config.json`` cannot ask for an allocation of any size: ``token_dim``
+    and ``target_dim`` up to :data:`~ragsc.config.MAX_DIM`, ``model_dim`` up to
+    :data:`~ragsc.config.MAX_WIDTH`, 48 layers, 64 heads, 65,536 tokens and symbols, and
+    ``max_symbols * model_dim ** 2`` up to :data:`MAX_READOUT`.
     """
 
-    token_dim: Size
-    target_dim: Size
-    model_dim: Size = 128
-    layers: Size = 2
-    heads: Size = 4
-    max_tokens: Size = 256
-    max_symbols: Size = 64
+    token_dim: Dim
+    target_dim: Dim
+    model_dim: Width = 128
+    layers: Annotated[int, Field(strict=True, ge=1, le=48)] = 2
+    heads: Annotated[int, Field(strict=True, ge=1, le=64)] = 4
+    max_tokens: Annotated[int, Field(strict=True, ge=1, le=65_536)] = 256
+    max_symbols: Annotated[int, Field(strict=True, ge=1, le=65_536)] = 64
     levels: tuple[Size, ...] = (8, 16, 32, 48, 64)
     channels: tuple[ChannelName, ...] = CHANNELS
     snr_range_db: tuple[float, float] = (-5.0, 20.0)
@@ -102,6 +113,9 @@ class CATConfig(Config):
     def _consistent(self) -> CATConfig:
         if self.model_dim % self.heads:
             raise ValueError(f"model_dim ({self.model_dim}) must be divisible by heads ({self.heads})")
+        if self.max_symbols * self.model_dim ** 2 > MAX_READOUT:
+            raise ValueError(f"max_symbols x model_dim^2 ({self.max_symbols} x {self.model_dim}^2) is the "
+                             f"receiver's read-out size; at most {MAX_READOUT:,} (2^28)")
         lv = self.levels
         if not lv or any(b <= a for a, b in zip(lv, lv[1:])) or lv[-1] != self.max_symbols:
             raise ValueError("levels must be strictly increasing and end at max_symbols "

@@ -14,16 +14,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ragsc.config import MAX_DIM, MAX_WIDTH, check_int
 from ragsc.decoders.arch import json_fields as _json_fields  # exactly the fields: no default fills a gap
 from ragsc.distill.darts.ops import OPS, PRIMITIVES
 from ragsc.errors import ConfigError
 
-
-def _check_int(cfg, name: str, minimum: int) -> None:
-    value = getattr(cfg, name)
-    # bool is an int to Python, and a JSON float such as 8.0 must not slip through as a size
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer >= {minimum}, got {value!r}")
+# (lowest, highest) of each size: generous, but finite, so that a saved network's config.json cannot ask for
+# an allocation of any size (the widest cell, channels * 2 ** reductions, is bounded by MAX_WIDTH too)
+BOUNDS = {"in_channels": (1, 64), "image_size": (1, 1024), "channels": (2, 1024), "layers": (1, 64),
+          "reductions": (0, 10), "out_dim": (1, MAX_DIM), "nodes": (1, 16)}
 
 
 def reduction_positions(layers: int, reductions: int) -> tuple[int, ...]:
@@ -33,9 +32,11 @@ def reduction_positions(layers: int, reductions: int) -> tuple[int, ...]:
 
 def _check_sizes(cfg) -> None:
     """The checks :class:`SearchSpaceConfig` and :class:`ArchitectureConfig` share."""
-    for name, minimum in (("in_channels", 1), ("image_size", 1), ("channels", 2), ("layers", 1),
-                          ("reductions", 0), ("out_dim", 1)):
-        _check_int(cfg, name, minimum)
+    for name in ("in_channels", "image_size", "channels", "layers", "reductions", "out_dim"):
+        check_int(cfg, name, *BOUNDS[name])
+    if cfg.channels * 2 ** cfg.reductions > MAX_WIDTH:
+        raise ConfigError(f"{type(cfg).__name__}: the widest cells have channels * 2 ** reductions = "
+                          f"{cfg.channels * 2 ** cfg.reductions} channels; at most {MAX_WIDTH}")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise ConfigError(f"{type(cfg).__name__}.seed must be an integer, got {cfg.seed!r}")
     if len(set(reduction_positions(cfg.layers, cfg.reductions))) < cfg.reductions:
@@ -85,7 +86,7 @@ class SearchSpaceConfig:
 
     def __post_init__(self) -> None:
         _check_sizes(self)
-        _check_int(self, "nodes", 1)
+        check_int(self, "nodes", *BOUNDS["nodes"])
         if isinstance(self.ops, str) or not isinstance(self.ops, Sequence):
             raise ConfigError(f"SearchSpaceConfig.ops must be a sequence of op names, got {self.ops!r}")
         object.__setattr__(self, "ops", tuple(self.ops))  # a JSON list becomes the hashable tuple
@@ -130,9 +131,9 @@ class Genotype:
         for name in ("normal", "reduce"):
             cell = _cell_from_json(name, getattr(self, name))
             object.__setattr__(self, name, cell)
-            if not cell or len(cell) % 2:
-                raise ConfigError(f"Genotype.{name} needs two [op, input] pairs per node, "
-                                  f"got {len(cell)} pairs")
+            if not cell or len(cell) % 2 or len(cell) > 2 * BOUNDS["nodes"][1]:
+                raise ConfigError(f"Genotype.{name} needs two [op, input] pairs per node, for 1 to "
+                                  f"{BOUNDS['nodes'][1]} nodes, got {len(cell)} pairs")
             for k, (op, source) in enumerate(cell):
                 node = k // 2
                 if op not in OPS or op == "none":

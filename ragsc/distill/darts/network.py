@@ -19,7 +19,7 @@ from ragsc.distill.darts.config import ArchitectureConfig
 from ragsc.distill.darts.layout import CellSpec, cell_specs, check_images, edge_shape, make_stem, preprocess
 from ragsc.distill.darts.ops import OPS
 from ragsc.errors import ConfigError, ModelLoadError
-from ragsc.saved import Saved, load, load_state, save
+from ragsc.saved import Saved, build, load, save
 
 
 class _DerivedCell(nn.Module):
@@ -84,7 +84,7 @@ class DerivedNetwork(nn.Module):
             arch = ArchitectureConfig.from_json(json.dumps(saved.config))
         except ConfigError as exc:
             raise ModelLoadError(f"{saved.folder}: invalid architecture config: {exc}") from None
-        return load_state(cls(arch), saved.tensors, str(saved.folder)).eval()
+        return build(lambda: cls(arch), saved.tensors, str(saved.folder)).eval()
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """:func:`ragsc.saved.save` of this network (``config.json`` + ``model.safetensors``)."""

@@ -29,7 +29,9 @@ def test_config_json_round_trip():
      (dict(calibration=dict(snrs_db=(10.0, 0.0), quality={}, n_items=3)), "increasing"),
      (dict(channels=("awgn",), calibration={**TABLE.model_dump(), "quality": {"rician": ((0.5,) * 3,) * 3}}),
       "not trained on"),
-     (dict(calibration={**TABLE.model_dump(), "quality": {"awgn": ((0.5, 0.6),) * 3}}), "quality per level")],
+     (dict(calibration={**TABLE.model_dump(), "quality": {"awgn": ((0.5, 0.6),) * 3}}), "quality per level"),
+     (dict(model_dim=2048, max_symbols=128, levels=(128,)), "read-out size; at most 268,435,456"),
+     (dict(token_dim=2 ** 17), "token_dim"), (dict(max_tokens=2 ** 17), "max_tokens")],
 )
 def test_config_rejects_bad_fields_naming_them(bad, names):
     with pytest.raises(ConfigError, match=names):

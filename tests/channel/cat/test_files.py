@@ -63,3 +63,20 @@ def test_load_errors_name_the_file(codec, tmp_path):
     cfg.write_text(json.dumps({**header, "kind": "darts-network"}))
     fails("holds a 'darts-network', not a 'cat-codec'")
     assert torch.equal(CATCodec.load(folder).tx_slots, codec.tx_slots)  # restored: loads again
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"model_dim": 2 ** 20, "max_tokens": 1}, r"model_dim: Input should be less than or equal to 8192"),
+    ({"max_symbols": 2 ** 17, "levels": [2 ** 17]}, r"max_symbols: Input should be less than or equal to "
+                                                     r"65536"),
+    ({"layers": 49}, r"layers: Input should be less than or equal to 48"),
+    ({"heads": 2 ** 20}, r"heads: Input should be less than or equal to 64"),
+    ({"token_dim": -1}, r"token_dim: Input should be greater than or equal to 1"),
+])
+def test_sizes_beyond_the_bounds_are_refused_by_name(codec, tmp_path, changes, match):
+    """A config.json that asks for sizes of 2^20 is a load error naming the field, never an allocation."""
+    folder = codec.save(tmp_path / "cat")
+    header = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**header, "config": {**header["config"], **changes}}))
+    with pytest.raises(ModelLoadError, match="invalid CAT codec config: .*" + match):
+        CATCodec.load(folder)

@@ -85,6 +85,21 @@ def test_load_refuses_a_config_that_does_not_match_the_weights(tmp_path):
         DerivedNetwork.load(path)
 
 
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"channels": 2 ** 20}, "channels must be at most 1024"),
+    ({"layers": 65}, "layers must be at most 64"),
+    ({"out_dim": -8}, "out_dim must be an integer >= 1"),
+    ({"channels": 1024, "reductions": 4, "layers": 5, "image_size": 16}, "at most 8192"),
+])
+def test_load_refuses_sizes_beyond_the_bounds_by_name(tmp_path, changes, match):
+    """A saved network's config asking for sizes of 2^20 (or 65 cells) is refused before it is built."""
+    path = _saved(tmp_path)
+    stored = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**stored, "config": {**stored["config"], **changes}}))
+    with pytest.raises(ModelLoadError, match="invalid architecture config: .*" + match):
+        DerivedNetwork.load(path)
+
+
 def _search(cfg, data, **kw):
     x, t, labels = data
     net = SearchNetwork(cfg)

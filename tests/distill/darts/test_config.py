@@ -35,6 +35,10 @@ def test_genotype_json_round_trip():
     ({"layers": 1, "reductions": 2}, "1 layers cannot hold 2 reduction"),
     ({"channels": 1}, "channels must be an integer >= 2"),
     ({"out_dim": 8.0}, "out_dim must be an integer"),
+    ({"nodes": 1000}, "nodes must be at most 16"),
+    ({"channels": 100_000}, "channels must be at most 1024"),
+    ({"reductions": -1}, "reductions must be an integer >= 0"),
+    ({"image_size": 10 ** 6}, "image_size must be at most 1024"),
 ])
 def test_bad_configs_raise_config_error(change, match):
     with pytest.raises(ConfigError, match=match):
@@ -46,6 +50,7 @@ def test_bad_configs_raise_config_error(change, match):
     ((("conv_9x9", 0), ("conv_3x3", 1)), "op 'conv_9x9'"),
     ((("conv_3x3", 0), ("conv_3x3", 2)), "reads input 2"),
     ((("conv_3x3", 0),), "two \\[op, input\\] pairs per node"),
+    ((("conv_3x3", 0), ("conv_3x3", 1)) * 17, "for 1 to 16 nodes, got 34 pairs"),
 ])
 def test_bad_genotypes_raise_config_error(normal, match):
     with pytest.raises(ConfigError, match=match):
