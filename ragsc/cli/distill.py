@@ -90,7 +90,7 @@ def distill_train(
     classes = len(s.labels) if objective == "ib" else 0
     if modality == "image":
         cfg = validate(ImageStudentConfig, {"image_size": image_size, "out_dim": s.teacher["dim"],
-                                            "widths": [int(w) for w in widths.split(",") if w.strip()],
+                                            "widths": _integers(widths, "--widths"),
                                             "code_dim": code_dim, "num_classes": classes}, "distill train")
     elif modality == "text":
         cfg = validate(TextStudentConfig, {"width": width, "layers": layers, "out_dim": s.teacher["dim"],
@@ -101,6 +101,14 @@ def distill_train(
                                    beta=beta, epochs=epochs, batch_size=batch_size, lr=lr,
                                    label_fraction=label_fraction, seed=seed, progress=True)
     typer.echo(f"wrote {out}\n" + json.dumps(figures, indent=2))
+
+
+def _integers(text: str, option: str) -> list[int]:
+    """A comma list of integers, e.g. ``--widths 24,48,96`` (their bounds are the config's to check)."""
+    try:
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} must be a comma list of integers, got {text!r}") from None
 
 
 def _numbers(text: str, option: str) -> list[float]:

@@ -97,8 +97,9 @@ def train_deepjscc(model: DeepJSCC, images: torch.Tensor, labels: torch.Tensor, 
     keep = labels >= 0
     if not bool(keep.any()):
         raise InputError("DeepJSCC learns from labels only, and none of these items has one")
-    if epochs < 1 or batch_size < 1:
-        raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    from ragsc.distill.darts.train import check_training
+
+    check_training(epochs, batch_size, lr=lr)
     # the labelled items cycled to the whole set's length: every label share trains for as many steps
     cycled = torch.from_numpy(np.resize(keep.nonzero().flatten().numpy(), len(keep)))
     images, labels = images[cycled], labels[cycled]

@@ -131,8 +131,10 @@ def _through_channel(embed, student: nn.Module | None, codec: CATCodec, head: nn
                      student_lr: float | None = None) -> RobustResult:
     """The training loop of :func:`train_robust` and :func:`train_receiver`: ``embed(idx)`` gives the
     transmitter's features of items ``idx`` (differentiable when ``student`` is trained with them)."""
-    if epochs < 1 or batch_size < 1:
-        raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    from ragsc.distill.darts.train import check_training
+
+    check_training(epochs, batch_size, lr=lr, task_weight=task_weight,
+                   **({} if student_lr is None else {"student_lr": student_lr}))
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     train_idx, val_idx = split(len(targets), val_fraction, seed)

@@ -34,6 +34,7 @@ from ragsc.distill.darts import (
     lambda_front,
     plot_front,
 )
+from ragsc.distill.darts.train import check_training
 from ragsc.distill.store import TeacherStore
 from ragsc.distill.student_nets import ImageStudent, ImageStudentConfig
 from ragsc.distill.students import (
@@ -188,6 +189,7 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
     for name, value in (("epochs", epochs), ("retrain_epochs", retrain_epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    check_training(epochs, batch_size, lr_w=lr_w, lr_alpha=lr_alpha)  # before the images are read
     if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction must be in (0, 1): the students are scored on that share, "
                           f"got {val_fraction!r}")
@@ -197,8 +199,8 @@ def search_student(store: TeacherStore, out: str | Path, *, lams: Sequence[float
     space = SearchSpaceConfig(in_channels=3, image_size=image_size, channels=channels, layers=layers,
                               nodes=nodes, ops=tuple(PRIMITIVES if ops is None else ops), out_dim=dim,
                               reductions=reductions, seed=seed)
-    validate(ImageStudentConfig, {"kind": "darts", "image_size": image_size, "out_dim": dim},
-             "distill search")
+    # the student's sizes (the searched architecture is checked against them when it is saved)
+    validate(ImageStudentConfig, {"image_size": image_size, "out_dim": dim}, "distill search")
     front = len(lams) > 1
     out = check_out(out, front)
     for lam in lams:

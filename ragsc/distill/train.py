@@ -131,8 +131,10 @@ def train_student(store: TeacherStore, config: ImageStudentConfig | TextStudentC
         raise ConfigError(f"objective must be kd, ib or scratch, got {objective!r}")
     if objective == "ib" and config.code_dim < 1:
         raise ConfigError("objective 'ib' needs a student config with code_dim > 0 (the stochastic code)")
-    if epochs < 1 or batch_size < 1:
-        raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    from ragsc.distill.darts.train import check_training
+
+    # a NaN or infinite rate would reach the optimiser (a torch ValueError) or train to NaN weights
+    check_training(epochs, batch_size, lr=lr, beta=beta, task_weight=task_weight)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     t = store.tensors()

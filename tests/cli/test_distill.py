@@ -37,6 +37,26 @@ def test_distill_cache_then_train_a_student_that_loads(cli, tmp_path):
     code, _, err = cli("distill", "train", "--store", str(tmp_path / "none"), "--out", str(out))
     assert code == 2 and "no teacher store" in err
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("--lr", "nan"), "lr must be a finite number >= 0, got nan"),
+    (("--lr", "inf"), "lr must be a finite number >= 0, got inf"),
+    (("--beta", "nan"), "beta must be a finite number >= 0, got nan"),
+    (("--widths", "abc"), "--widths must be a comma list of integers, got 'abc'"),
+    (("--widths=-4",), "widths.0: Input should be greater than or equal to 1 (got -4)"),
+    (("--widths", "4,99999"), "widths.1: Input should be less than or equal to 8192 (got 99999)"),
+    (("--modality", "text", "--width", "10"), "width (10) must be divisible by heads (4)"),
+    (("--modality", "text", "--width", "100000"), "width: Input should be less than or equal to 8192"),
+])
+def test_distill_train_bad_numbers_are_an_error_line_that_writes_nothing(cli, tmp_path, fake_stores, args,
+                                                                         message):
+    train, _, _, texts = fake_stores
+    out = tmp_path / "out"
+    code, _, err = cli("distill", "train", "--store", texts if "text" in args else train, "--out", out,
+                       "--epochs", "1", "--image-size", "16", *args)
+    assert code == 2 and err.startswith("error:") and message in err, err
+    assert "Traceback" not in err and not out.exists()
+
+
 TINY_SEARCH = ["--epochs", "2", "--retrain-epochs", "1", "--image-size", "16", "--channels", "2",
                "--layers", "2", "--nodes", "1", "--reductions", "1", "--ops", "none,max_pool_3x3,conv_3x3",
                "--batch-size", "4"]
@@ -196,7 +216,11 @@ def test_distill_search_bad_input_is_an_error_line_that_writes_nothing(cli, tmp_
              ("--image-size", "8"): "image_size",
              ("--ops", "none,conv_9x9"): "unknown op(s) ['conv_9x9']",
              ("--val-fraction", "0"): "val_fraction must be in (0, 1)",
-             ("--channels", "1"): "channels must be an integer >= 2"}
+             ("--channels", "1"): "channels must be an integer >= 2",
+             ("--channels", "100000"): "channels must be at most 1024, got 100000",
+             ("--nodes", "1000"): "nodes must be at most 16, got 1000",
+             ("--lr-w", "nan"): "lr_w must be a finite number >= 0, got nan",
+             ("--lr-alpha", "inf"): "lr_alpha must be a finite number >= 0, got inf"}
     real = ragsc.distill.train.image_inputs
     for args, message in cases.items():
         # every one of these fails before the store's images are read
