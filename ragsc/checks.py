@@ -16,7 +16,8 @@ spec's ``limits:`` section overrides them) are enforced where items enter, befor
 
 Past a limit, an :class:`~ragsc.errors.InputError` names the item's index, its size and the limit.
 A component's numeric constructor argument that is not a number of the right kind (NaN, inf, 2.5 where
-an integer is meant) is a :class:`~ragsc.errors.ConfigError` naming it (:func:`integer`, :func:`real`).
+an integer is meant) is a :class:`~ragsc.errors.ConfigError` naming it (:func:`integer`, :func:`real`);
+a size field of a dataclass config (what a saved model is rebuilt from) is checked by :func:`size`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ragsc.config import LIMITS, Limits
+from ragsc.config import LIMITS, MAX_WIDTH, Limits
 from ragsc.errors import ConfigError, InputError
 
 
@@ -101,3 +102,17 @@ def real(value, name: str, lo: float | None = None, hi: float | None = None, *, 
         span = " and ".join(b for b in bounds if b)
         raise ConfigError(f"{name} must be a finite number{' ' + span if span else ''}, got {value!r}")
     return float(value)
+
+
+def size(cfg, name: str, lo: int = 1, hi: int = MAX_WIDTH) -> int:
+    """Field ``name`` of ``cfg`` (a dataclass config of a network) if it is an integer in ``[lo, hi]``, else
+    :class:`ConfigError` naming ``Class.name``.
+
+    ``hi`` bounds what a saved ``config.json`` may ask for (:data:`~ragsc.config.MAX_WIDTH` and its
+    siblings): a layer of any size would otherwise be allocated as asked. A bool or a float (JSON's
+    ``8.0``) is refused: it would build another architecture than the one the weights were trained in.
+    """
+    value = integer(getattr(cfg, name), f"{type(cfg).__name__}.{name}", lo)
+    if value > hi:
+        raise ConfigError(f"{type(cfg).__name__}.{name} must be at most {hi}, got {value!r}")
+    return value

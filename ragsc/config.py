@@ -47,21 +47,6 @@ def check_snr_db(snr_db: float) -> float:
     return snr
 
 
-def check_int(cfg, name: str, low: int, high: int) -> int:
-    """Field ``name`` of ``cfg`` (a dataclass config) if it is an integer in ``[low, high]``, else
-    :class:`~ragsc.errors.ConfigError` naming ``Class.name``, the bounds and the value.
-
-    For the dataclass configs that are not pydantic models; a bool or a float (JSON's ``8.0``) is refused,
-    since it would otherwise build another architecture than the one the weights were trained in.
-    """
-    value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{type(cfg).__name__}.{name} must be an integer >= {low}, got {value!r}")
-    if value > high:
-        raise ConfigError(f"{type(cfg).__name__}.{name} must be at most {high}, got {value!r}")
-    return value
-
-
 class FieldErrors(ConfigError):
     """A config's bad fields: ``problems`` holds ``(dotted field, what is wrong)`` pairs, so a config nested
     in another reports ``encoder.batch_size`` rather than a message inside a message."""

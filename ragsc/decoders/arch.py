@@ -13,7 +13,8 @@ import dataclasses
 import json
 from typing import TypeVar
 
-from ragsc.config import MAX_WIDTH, check_int
+from ragsc.checks import size
+from ragsc.config import MAX_WIDTH
 from ragsc.errors import ConfigError
 
 C = TypeVar("C")
@@ -26,7 +27,7 @@ def check_positive(cfg, *names: str, high: int = MAX_WIDTH) -> None:
     asked); bool is an int to Python, and a JSON float such as 8.0 must not slip through as a layer size.
     """
     for name in names:
-        check_int(cfg, name, 1, high)
+        size(cfg, name, 1, high)
 
 
 def config_to_json(cfg) -> str:

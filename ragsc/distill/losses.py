@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ragsc.config import MAX_CLASSES, MAX_DIM, check_int
+from ragsc.checks import size
+from ragsc.config import MAX_CLASSES, MAX_DIM
 from ragsc.errors import ConfigError, InputError
 
 
@@ -62,8 +63,8 @@ class BottleneckConfig:
 
     def __post_init__(self) -> None:
         for name in ("in_dim", "code_dim", "target_dim"):
-            check_int(self, name, 1, MAX_DIM)
-        check_int(self, "num_classes", 0, MAX_CLASSES)
+            size(self, name, 1, MAX_DIM)
+        size(self, "num_classes", 0, MAX_CLASSES)
 
 
 class BottleneckHead(nn.Module):

@@ -21,7 +21,6 @@ the 7x7 feature-map cells; word tokens are the text head applied to MiniLM's tok
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ragsc._assets import asset_dir
-from ragsc.config import MAX_CLASSES, MAX_DIM, MAX_WIDTH, check_int
+from ragsc.checks import real, size
+from ragsc.config import MAX_CLASSES, MAX_DIM, MAX_WIDTH
 from ragsc.encoders.base import Encoded, MultimodalEncoder
 from ragsc.encoders.towers import Inputs, Tower, load_images
 from ragsc.errors import ConfigError, ModelLoadError
@@ -60,13 +60,10 @@ class HeadsConfig:
     def __post_init__(self) -> None:  # bounded: a saved config.json cannot ask for an allocation of any size
         for name, high in (("feature_dim", MAX_DIM), ("text_dim", MAX_DIM), ("hidden_dim", MAX_WIDTH),
                            ("num_classes", MAX_CLASSES), ("image_size", 4096), ("domain_clusters", 65_536)):
-            check_int(self, name, 1, high)
-        for name, low in (("mean", -math.inf), ("std", 0.0), ("bridge_temperature", 0.0)):
-            value = getattr(self, name)
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not math.isfinite(value) or value <= low:
-                above = "" if low == -math.inf else f" > {low:g}"
-                raise ConfigError(f"HeadsConfig.{name} must be a finite number{above}, got {value!r}")
+            size(self, name, 1, high)
+        real(self.mean, "HeadsConfig.mean")
+        for name in ("std", "bridge_temperature"):
+            real(getattr(self, name), f"HeadsConfig.{name}", 0.0, open_lo=True)
 
 
 class EmbeddedHeads(nn.Module):

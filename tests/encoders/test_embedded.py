@@ -90,7 +90,7 @@ def test_bad_heads_folder(tmp_path):
 @pytest.mark.parametrize(("changes", "match"), [
     ({"num_classes": -1}, "HeadsConfig.num_classes must be an integer >= 1, got -1"),
     ({"feature_dim": 2 ** 40}, "HeadsConfig.feature_dim must be at most 65536"),
-    ({"std": 0}, "HeadsConfig.std must be a finite number > 0, got 0"),
+    ({"std": 0}, "HeadsConfig.std must be a finite number > 0.0, got 0"),
 ])
 def test_a_heads_config_asking_for_bad_sizes_is_refused_by_name(tmp_path, changes, match):
     import json

@@ -14,7 +14,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragsc.config import MAX_DIM, MAX_WIDTH, check_int
+from ragsc.checks import size
+from ragsc.config import MAX_DIM, MAX_WIDTH
 from ragsc.decoders.arch import json_fields as _json_fields  # exactly the fields: no default fills a gap
 from ragsc.distill.darts.ops import OPS, PRIMITIVES
 from ragsc.errors import ConfigError
@@ -33,7 +34,7 @@ def reduction_positions(layers: int, reductions: int) -> tuple[int, ...]:
 def _check_sizes(cfg) -> None:
     """The checks :class:`SearchSpaceConfig` and :class:`ArchitectureConfig` share."""
     for name in ("in_channels", "image_size", "channels", "layers", "reductions", "out_dim"):
-        check_int(cfg, name, *BOUNDS[name])
+        size(cfg, name, *BOUNDS[name])
     if cfg.channels * 2 ** cfg.reductions > MAX_WIDTH:
         raise ConfigError(f"{type(cfg).__name__}: the widest cells have channels * 2 ** reductions = "
                           f"{cfg.channels * 2 ** cfg.reductions} channels; at most {MAX_WIDTH}")
@@ -86,7 +87,7 @@ class SearchSpaceConfig:
 
     def __post_init__(self) -> None:
         _check_sizes(self)
-        check_int(self, "nodes", *BOUNDS["nodes"])
+        size(self, "nodes", *BOUNDS["nodes"])
         if isinstance(self.ops, str) or not isinstance(self.ops, Sequence):
             raise ConfigError(f"SearchSpaceConfig.ops must be a sequence of op names, got {self.ops!r}")
         object.__setattr__(self, "ops", tuple(self.ops))  # a JSON list becomes the hashable tuple
