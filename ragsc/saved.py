@@ -18,13 +18,10 @@ that kind; ``config`` is the architecture's config (what the network is built fr
 * :func:`load` reads it back: ``load(folder)`` -> the model, a clear :class:`~ragsc.errors.ModelLoadError`
   for a missing or unknown ``kind``, a ``format_version`` newer than this ragsc reads, a missing file, a
   missing or unexpected tensor, or a tensor of the wrong shape (:func:`load_state`).
-* :func:`build` is how a class rebuilds its network from a folder: the network its config describes is laid
-  out on PyTorch's ``meta`` device (shapes, no memory) and compared with the file's tensors *before* it is
-  built, so a config that asks for sizes the weights do not have allocates nothing (each kind's config also
-  bounds its sizes: :data:`ragsc.config.MAX_DIM` and its siblings).
-* :func:`loading` marks the folders of a model that is built on another saved model (a compressed
-  encoder's base, ``compressed:<dir>``): a chain that comes back to a folder is refused, not a
-  ``RecursionError``.
+* :func:`build` rebuilds a network from a folder: laid out on the ``meta`` device (shapes, no memory) and
+  compared with the file's tensors first, so a config the weights do not fit allocates nothing (each kind's
+  config also bounds its sizes: :data:`ragsc.config.MAX_DIM` and its siblings). :func:`loading` refuses a
+  chain of models built on saved models (``compressed:`` bases) that comes back to a folder.
 
 A class takes part by three members (:class:`Saveable`): ``kind`` and ``format_version`` (class attributes),
 ``to_saved() -> Saved`` and the classmethod ``from_saved(saved, **options)``.
@@ -323,23 +320,10 @@ N = TypeVar("N", bound=torch.nn.Module)
 
 
 def build(factory: Callable[[], N], tensors: dict[str, torch.Tensor], where: str, prefix: str = "") -> N:
-    """The network ``factory()`` builds from a folder's config, its weights ``tensors`` loaded
-    (:func:`load_state`): it is first laid out on the ``meta`` device, where a tensor has a shape and no
-    memory, and compared with ``tensors``, so that nothing is allocated for a config the file does not fit.
-
-    Parameters
-    ----------
-    factory
-        Builds the network from the (validated, size-bounded) config: ``lambda: Net(config)``. Called twice:
-        on the meta device, then for real.
-    tensors, where, prefix
-        As in :func:`load_state`.
-
-    Raises
-    ------
-    ModelLoadError
-        As :func:`load_state`, before the network is built.
-    """
+    """``factory()`` (``lambda: Net(config)``, the config validated and bounded) with ``tensors`` loaded as
+    by :func:`load_state`; it is first called on the ``meta`` device (a tensor has a shape and no memory) and
+    compared with ``tensors``, so a config the file does not fit raises :class:`ModelLoadError` (as
+    :func:`load_state`) before anything is allocated."""
     with torch.device("meta"):
         layout = factory()
     _check_tensors(layout.state_dict(), tensors, where, prefix)
@@ -371,14 +355,10 @@ _LOADING: ContextVar[tuple[Path, ...]] = ContextVar("ragsc_saved_loading", defau
 
 @contextmanager
 def loading(folder: str | Path | None, what: str) -> Iterator[None]:
-    """Mark ``folder`` as being loaded while the model in it loads the saved model it is built on (``None``:
-    a model not read from a folder, nothing to mark).
-
-    ``what`` names the link (``"compressed encoder's base"``). A chain of such folders that comes back to one
-    of them (a ``compressed:`` folder whose base is itself, or two that name each other) or that is deeper
-    than :data:`MAX_CHAIN` raises :class:`ModelLoadError` naming the chain, instead of recursing until
-    Python's ``RecursionError``.
-    """
+    """Mark ``folder`` (``None``: nothing to mark) as being loaded while its model loads the saved model it
+    is built on, ``what`` (``"compressed encoder's base"``). A chain that comes back to a folder (a
+    ``compressed:`` base naming itself, two naming each other) or is deeper than :data:`MAX_CHAIN` raises
+    :class:`ModelLoadError` naming the chain, instead of recursing until ``RecursionError``."""
     if folder is None:
         yield
         return
