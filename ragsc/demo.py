@@ -27,7 +27,7 @@ DEMO_CHANNELS = ("awgn", "rayleigh")
 
 
 def run_demo(limit: int = 240, echo: Callable[[str], None] = print,
-             snrs: tuple[float, ...] = DEMO_SNRS, n: int = 12, lm: bool = True, out=None,
+             snrs: tuple[float, ...] = DEMO_SNRS, n: int = 8, lm: bool = True, out=None,
              channels: tuple[str, ...] = DEMO_CHANNELS) -> dict:
     """Run the demo and return its figures (also printed through ``echo``).
 

@@ -7,7 +7,8 @@ import typer
 
 def demo(
     limit: int = typer.Option(240, min=1, help="easy-VQA test images for the encoder check."),
-    n: int = typer.Option(12, min=1, help="Sentences and images in the sweep."),
+    n: int = typer.Option(8, min=1, help="Sentences and images in the sweep (8: about 5 minutes in all on "
+                                         "2 cores)."),
     lm: bool = typer.Option(True, help="Also decode the example sentences the embedding way "
                             "(the semantic-embedding baseline)."),
 ) -> None:
