@@ -44,10 +44,10 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/ragsc demo
 
-# two workers (pytest-xdist) on the two cores of the machines this is built on; tests that share a costly
-# fixture or start Ray run on one worker (xdist_group marks)
+# two workers (pytest-xdist) on the two cores of the machines this is built on; a test file runs on one
+# worker, so a module's costly fixture is made once
 test: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=20
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
 
 lint: setup
 	$(BIN)/ruff check .

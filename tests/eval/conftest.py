@@ -1,4 +1,4 @@
-"""A small multitask sweep, run once and shared by the sweep and results tests."""
+"""A small multitask sweep, run once and shared by the sweep tests (tests/eval/test_sweep.py)."""
 
 import pytest
 

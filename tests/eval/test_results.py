@@ -6,12 +6,11 @@ import pytest
 
 from ragsc.errors import InputError
 from ragsc.eval.results import plot, save, summary_table, write_csv
+from ragsc.eval.scoring import TASK_METRICS
 from ragsc.eval.sweep import COLUMNS, SWEEP_METHODS
 
-# one xdist worker runs the tests of the shared sweep (tests/eval/conftest.py), so it is run once
-pytestmark = pytest.mark.xdist_group("sweep")
-
 PNG = b"\x89PNG\r\n\x1a\n"
+TASK_POINTS = [(task, metric) for task, metrics in TASK_METRICS.items() for metric in metrics]
 
 
 def _row(method="semantic", snr=0, value=0.5, **kw):
@@ -19,8 +18,11 @@ def _row(method="semantic", snr=0, value=0.5, **kw):
             "value": value, "channel_uses": 48, "n": 1, "subset": "all", **kw}
 
 
-def test_csv_plot_and_table(sweep_rows, tmp_path):
-    rows = sweep_rows
+def test_csv_plot_and_table(tmp_path):
+    # a sweep's shape (every method, task, metric and SNR; tests/eval/test_sweep.py runs a real one)
+    rows = [_row(method, snr, round((i % 20) / 20, 6), task=task, metric=metric)
+            for i, (method, (task, metric), snr) in enumerate(
+                (m, tm, s) for m in SWEEP_METHODS for tm in TASK_POINTS for s in (0, 20))]
     path = tmp_path / "eval.csv"
     write_csv(rows, path)
     with open(path, newline="") as f:

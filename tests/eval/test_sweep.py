@@ -8,9 +8,6 @@ from ragsc.errors import ConfigError
 from ragsc.eval.scoring import TASK_METRICS
 from ragsc.eval.sweep import COLUMNS, SWEEP_METHODS, TEXT_ONLY, run_eval
 
-# one xdist worker runs the tests of the shared sweep (tests/eval/conftest.py), so it is run once
-pytestmark = pytest.mark.xdist_group("sweep")
-
 
 @pytest.fixture(scope="module")
 def rows(sweep_rows):

@@ -6,9 +6,6 @@ ray = pytest.importorskip("ray")
 
 from ragsc.kb import KnowledgeBase, ingest  # noqa: E402
 
-# one xdist worker runs every test that starts Ray (make test runs the suite on two workers)
-pytestmark = pytest.mark.xdist_group("ray")
-
 
 @pytest.fixture(scope="module")
 def local_ray():

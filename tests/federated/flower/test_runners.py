@@ -14,9 +14,6 @@ pytest.importorskip("flwr")
 from ragsc.federated import flower  # noqa: E402
 from ragsc.federated.run import run_federated  # noqa: E402
 
-# one xdist worker runs every test that starts Ray (make test runs the suite on two workers)
-pytestmark = pytest.mark.xdist_group("ray")
-
 
 def _same_run(a, b):
     assert abs(a.initial_accuracy - b.initial_accuracy) <= 0.02
