@@ -68,6 +68,11 @@ class CATCalibration(Config):
 class CATConfig(Config):
     """What a :class:`~ragsc.channel.cat.CATCodec` is built from, and what it was trained and calibrated for.
 
+    Every size is bounded, so that a ``config.json`` cannot ask for an allocation of any size: ``token_dim``
+    and ``target_dim`` up to :data:`~ragsc.config.MAX_DIM`, ``model_dim`` up to
+    :data:`~ragsc.config.MAX_WIDTH`, 48 layers, 64 heads, 65,536 tokens and symbols, and
+    ``max_symbols * model_dim ** 2`` up to :data:`MAX_READOUT`.
+
     Attributes
     ----------
     token_dim, target_dim
@@ -86,11 +91,6 @@ class CATConfig(Config):
         Seed of the weights' initialisation.
     calibration
         The rate table (:func:`ragsc.distill.cat.calibrate`), or ``None`` before calibration.
-
-    Every size is bounded, so that a ``config.json`` cannot ask for an allocation of any size: ``token_dim``
-    and ``target_dim`` up to :data:`~ragsc.config.MAX_DIM`, ``model_dim`` up to
-    :data:`~ragsc.config.MAX_WIDTH`, 48 layers, 64 heads, 65,536 tokens and symbols, and
-    ``max_symbols * model_dim ** 2`` up to :data:`MAX_READOUT`.
     """
 
     token_dim: Dim
