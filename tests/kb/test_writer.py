@@ -43,13 +43,18 @@ def test_writes_that_change_nothing_commit_nothing(new_kb):
     assert [it.id for it in KnowledgeBase.open(kb.path).items()] == ids
 
 
-def test_an_ingestion_commits_only_what_moved(new_kb, tmp_path):
+def _ingested(new_kb, tmp_path):
+    """A KB that has ingested a 10-line source to its end: (kb, encoder, source, its generation)."""
     enc = FakeEncoder()
     kb = new_kb(encoder=enc)
     src = tmp_path / "lines.txt"
     src.write_text("\n".join(f"line {i}" for i in range(10)) + "\n")
     ingest(kb, str(src), encoder=enc, progress=False)
-    gen = generation(kb.path)
+    return kb, enc, src, generation(kb.path)
+
+
+def test_an_ingestion_commits_only_what_moved(new_kb, tmp_path):
+    kb, enc, src, gen = _ingested(new_kb, tmp_path)
     r = ingest(kb, str(src), encoder=enc, resume=True, progress=False)  # a finished source
     assert (r.seen, r.added) == (0, 0) and generation(kb.path) == gen
     r = ingest(kb, str(src), encoder=enc, progress=False)  # everything again: all duplicates, same progress
@@ -146,12 +151,7 @@ def test_an_identical_update_of_an_hnsw_index_commits_nothing(new_kb):
 
 
 def test_a_limited_ingestion_of_a_finished_source_does_not_roll_its_progress_back(new_kb, tmp_path):
-    enc = FakeEncoder()
-    kb = new_kb(encoder=enc)
-    src = tmp_path / "lines.txt"
-    src.write_text("\n".join(f"line {i}" for i in range(10)) + "\n")
-    ingest(kb, str(src), encoder=enc, progress=False)
-    gen = generation(kb.path)
+    kb, enc, src, gen = _ingested(new_kb, tmp_path)
     r = ingest(kb, str(src), encoder=enc, limit=3, progress=False)  # no --resume: the first 3 again
     assert (r.seen, r.duplicates, r.added) == (3, 3, 0)
     assert generation(kb.path) == gen  # nothing changed, nothing committed
