@@ -51,6 +51,7 @@ KINDS = Registry("model kind", "cat-codec")
 KINDS.register("embedded-heads", "ragsc.encoders.embedded:EmbeddedHeads",
                "the embedded encoder's trained alignment heads")
 KINDS.register("cat-codec", "ragsc.channel.cat.codec:CATCodec", "the CAT codec (channel-aware transmission)")
+KINDS.register("image-jscc", "ragsc.channel.jscc.codec:JSCCCodec", "the image JSCC codec (photos to symbols)")
 KINDS.register("darts-network", "ragsc.distill.darts.network:DerivedNetwork",
                "a network derived by the KDL-DARTS search")
 KINDS.register("student", "ragsc.distill.students:StudentEncoder", "a distilled student encoder")

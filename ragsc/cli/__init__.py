@@ -25,6 +25,7 @@ from ragsc.cli import (  # noqa: E402
     distill,
     encoders,
     federated,
+    jscc,
     kb,
     spec,
 )
@@ -40,7 +41,7 @@ app.command("eval")(eval_.eval_pipeline)
 app.command("demo")(demo.demo)
 for _name, _module in (("encoders", encoders), ("spec", spec), ("channel", channel), ("kb", kb),
                        ("decoders", decoders), ("distill", distill), ("federated", federated),
-                       ("compress", compress)):
+                       ("compress", compress), ("jscc", jscc)):
     app.add_typer(_module.app, name=_name)
 
 

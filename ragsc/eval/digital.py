@@ -30,16 +30,21 @@ def best_mcs(contents: list, cfg, channel: str, snr: float, seed: int = 0,
     """
     from ragsc.channel import SeparateCoding
 
+    # fastest first: the first MCS that delivers every item has the most bits of all such (bits grow with
+    # rate), so the search stops there; otherwise every MCS is tried
     best, first = None, None
-    for m, r in DIGITAL_MCS:
+    for m, r in reversed(DIGITAL_MCS):
         rx = SeparateCoding(cfg, channel=channel, modulation=m, code_rate=r, seed=seed, **codec)(
             contents, snr, channel_uses=channel_uses)
-        first = rx if first is None else first
         key = (int(rx.ok.sum()), sum(rx.meta["bits_used"]))
         if best is None or key > best[0]:
             best = (key, rx, (m, r))
+        if (m, r) == DIGITAL_MCS[0]:
+            first = rx
+        if key[0] == len(rx.ok):
+            break
     if best[0][0] == 0:
-        return first, None
+        return first if first is not None else best[1], None
     return best[1], best[2]
 
 

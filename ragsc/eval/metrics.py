@@ -89,6 +89,32 @@ def ssim(decoded: Sequence, originals: Sequence) -> np.ndarray:
     return np.array(out)
 
 
+def ms_ssim(decoded: Sequence, originals: Sequence) -> np.ndarray:
+    """MS-SSIM per image pair (``pytorch-msssim``: five scales, Gaussian window, 8-bit range).
+
+    The window is 11 pixels where the image's smaller side exceeds 160 (the standard setting); a smaller
+    image gets the largest odd window its four downsamplings leave room for (at least 3, so sides over 32),
+    a side of 11..32 pixels is scored by single-scale SSIM (11-pixel window), and a smaller one is ``nan``.
+    """
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+    from pytorch_msssim import ssim as _ssim
+
+    out = []
+    for a, b in _image_pairs(decoded, originals, "ms_ssim"):
+        side = min(a.shape[:2])
+        x, y = (torch.from_numpy(np.atleast_3d(v).astype(np.float32)).permute(2, 0, 1)[None] for v in (a, b))
+        win = min(11, (side - 1) // 16 + 1)  # the largest window with (win - 1) * 16 < side ...
+        win -= 1 - win % 2  # ... that is odd
+        if side > 32 and win >= 3:
+            out.append(float(_ms_ssim(x, y, data_range=255, win_size=win)))
+        elif side >= 11:
+            out.append(float(_ssim(x, y, data_range=255)))
+        else:
+            out.append(float("nan"))
+    return np.array(out)
+
+
 def accuracy(predictions: Sequence, targets: Sequence) -> np.ndarray:
     """1.0 where the prediction equals the target (strings compared case- and space-insensitively)."""
     _same_length(predictions, targets, "accuracy")

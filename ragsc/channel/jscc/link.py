@@ -1,0 +1,315 @@
+"""JSCCLink: photos of any size through the image JSCC codec and the channel (``path(images, snr_db)``).
+
+What the path does to a photo, in order (every step documented, none silent):
+
+1. the photo is read as 8-bit RGB (:func:`~ragsc.encoders.inputs.load_image`: a path, a PIL image or an
+   array; EXIF orientation applied, grayscale / palette / 16-bit / float converted, transparency composited
+   on white; more than ``limits.image_pixels`` pixels refused from the header);
+2. it is cut into tiles of at most ``tile`` x ``tile`` pixels (a photo of at most ``tile``^2 pixels is one
+   tile), each padded up to multiples of 8 by repeating its edge (a 1x1 photo is an 8x8 tile): memory is
+   bounded by the tile, not the photo;
+3. each tile is encoded at the ratio's level; the photo's symbols are concatenated and scaled to unit mean
+   power (one codeword per photo, one fading coefficient per photo: block fading);
+4. the receiver equalises (perfect CSI, MMSE), decodes tile by tile at the photo's effective SNR, crops the
+   padding and pastes the tiles.
+
+Channel uses per photo are the tiles' symbols, ``sum(ceil(h/8) ceil(w/8)) * level / 2``, plus
+:data:`HEADER_SYMBOLS` for the photo's size (what the receiver must know to cut and crop); the padding is
+paid for. The bandwidth ratio ``channel uses / (3 H W)`` is therefore at least the nominal one (equal for
+sizes that are multiples of 8).
+
+Side information (a codec with ``side_info``): ``side`` gives, per photo, photos the receiver holds (e.g.
+retrieved from its KB); each is resized to the photo's size and fused by the decoder, and the fused decode is
+kept only when, re-encoded, it explains the received symbols better than the plain decode (an unrelated
+neighbour then costs nothing but time). ``known`` gives, per
+photo, candidate photos the receiver holds; a candidate of the photo's size whose own code explains the
+received symbols within the noise (:func:`consistency`) *is* the photo, and is returned exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ragsc.channel.jscc.codec import JSCCCodec, from_symbols, to_symbols
+from ragsc.channel.jscc.config import DOWNSAMPLE
+from ragsc.channel.models import Channel, equalize, snr_db_to_no
+from ragsc.channel.path import Received, TransmissionPath, path_configs
+from ragsc.config import LIMITS, ChannelConfig, Limits
+from ragsc.errors import ConfigError, InputError
+
+HEADER_SYMBOLS = 16  # the photo's width and height (2 x 16 bits) as QPSK symbols: counted, assumed error-free
+ACCEPT_SIGMAS = 6.0  # a KB photo is accepted when its residual is within this many standard deviations
+
+
+def default_codec_dir() -> Path:
+    """The shipped codec: ``encoders/embedded/jscc`` (trained by ``ragsc jscc train --data debian``)."""
+    from ragsc._assets import asset_dir
+
+    return asset_dir("encoders") / "embedded" / "jscc"
+
+
+@dataclass
+class _Tiles:
+    """Where a photo's tiles lie: ``(top, left, height, width)`` each, and the photo's size."""
+
+    boxes: list[tuple[int, int, int, int]]
+    size: tuple[int, int]  # (height, width)
+
+
+def tile_boxes(height: int, width: int, tile: int) -> _Tiles:
+    """The tiles of an ``height`` x ``width`` photo: itself when it has at most ``tile``^2 pixels, else a grid
+    of
+    ``tile`` x ``tile`` tiles (the last row and column smaller)."""
+    if height * width <= tile * tile:
+        return _Tiles([(0, 0, height, width)], (height, width))
+    return _Tiles(
+        [
+            (t, s, min(tile, height - t), min(tile, width - s))
+            for t in range(0, height, tile)
+            for s in range(0, width, tile)
+        ],
+        (height, width),
+    )
+
+
+def _pad8(x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % DOWNSAMPLE, (-w) % DOWNSAMPLE
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def symbols_for(height: int, width: int, tile: int, level: int) -> int:
+    """Complex data symbols of an ``height`` x ``width`` photo at ``level`` (without the header)."""
+    return sum(
+        math.ceil(h / DOWNSAMPLE) * math.ceil(w / DOWNSAMPLE) * level // 2
+        for _, _, h, w in tile_boxes(height, width, tile).boxes
+    )
+
+
+def to_tensor(im: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> float ``[1, 3, H, W]`` in [0, 1]."""
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def to_image(x: torch.Tensor) -> Image.Image:
+    """Float ``[1, 3, H, W]`` (or ``[3, H, W]``) in [0, 1] -> RGB PIL image (rounded)."""
+    x = x.reshape(3, *x.shape[-2:]).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return Image.fromarray(x.permute(1, 2, 0).numpy(), "RGB")
+
+
+def consistency(y: torch.Tensor, s: torch.Tensor, no_eff: torch.Tensor | float) -> float:
+    """How well symbols ``s`` explain the zero-forced ``y``: ``mean |y - s|^2 / no_eff``; about 1 (standard
+    deviation ``1/sqrt(n)``) when ``s`` is what was sent, larger by ``mean |s_sent - s|^2 / no_eff``
+    otherwise."""
+    return float(((y - s).abs().square() / no_eff).mean())
+
+
+class JSCCLink(TransmissionPath):
+    """Photos through a trained :class:`JSCCCodec` over the project's :class:`Channel` (module docstring).
+
+    Parameters
+    ----------
+    codec
+        The codec, or its folder; ``None``: the shipped one (:func:`default_codec_dir`).
+    config
+        The :class:`~ragsc.config.ChannelConfig` (keyword overrides of its fields are merged in); its
+        ``k_symbols`` is not used (the ratio decides), its CSI must be perfect and its fading ``block``.
+    ratio
+        The bandwidth ratio, one the codec sends (``"1/12"``; :attr:`JSCCConfig.ratios`).
+    tile
+        The largest tile side in pixels (a multiple of 8, 64..4096): the bound on the decoder's memory.
+    limits
+        Input bounds (``image_pixels``).
+
+    Notes
+    -----
+    Call ``rx = link(images, snr_db=None, side=None, known=None)`` -> :class:`Received`: ``rx.content`` the
+    reconstructed PIL photos (their own sizes), ``rx.channel_uses`` the mean per photo and
+    ``rx.meta["channel_uses_per_item"]`` each; ``meta["recognised"]`` the index of the ``known`` photo each
+    item was recognised as (or ``None``), ``meta["consistency"]`` its statistic.
+    """
+
+    def __init__(
+        self,
+        codec: JSCCCodec | str | Path | None = None,
+        config: ChannelConfig | None = None,
+        ratio: str = "1/12",
+        tile: int = 1024,
+        limits: Limits = LIMITS,
+        **overrides,
+    ) -> None:
+        (self.config,) = path_configs(config, overrides, what="JSCC link")
+        c = self.config
+        if c.csi != "perfect" or c.fading != "block":
+            raise ConfigError(
+                f"the image JSCC link decodes with perfect CSI over block fading; the channel has "
+                f"csi={c.csi!r}, fading={c.fading!r}"
+            )
+        if isinstance(tile, bool) or not isinstance(tile, int) or tile % DOWNSAMPLE or not 64 <= tile <= 4096:
+            raise ConfigError(f"tile must be a multiple of {DOWNSAMPLE} in 64..4096 pixels, got {tile!r}")
+        self.codec = codec if isinstance(codec, JSCCCodec) else JSCCCodec.load(codec or default_codec_dir())
+        if c.channel not in self.codec.config.channels:
+            raise ConfigError(
+                f"this image codec was trained on {', '.join(self.codec.config.channels)}, not {c.channel!r}"
+            )
+        self.level = self.codec.config.level_for(ratio)
+        self.ratio, self.tile, self.limits = self.codec.config.ratio(self.level), tile, limits
+        self.channel = Channel(c.channel, "block", c.rician_k, c.seed)
+
+    def channel_uses(self, height: int, width: int) -> int:
+        """Complex symbols one ``height`` x ``width`` photo costs, header included."""
+        return symbols_for(height, width, self.tile, self.level) + HEADER_SYMBOLS
+
+    # --------------------------------------------------------------------------- the two ends
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, snr_db: float) -> torch.Tensor:
+        """One photo ``[1, 3, H, W]`` -> its complex symbols ``[n]``: the tiles' codes concatenated, each at
+        unit
+        mean power (as in training), so the photo's is 1 too."""
+        return torch.cat(
+            [
+                to_symbols(self.codec.encode(_pad8(x[..., t : t + h, s : s + w]), snr_db, self.level))[0]
+                for t, s, h, w in tile_boxes(*x.shape[-2:], self.tile).boxes
+            ]
+        )
+
+    @torch.no_grad()
+    def decode(
+        self, y_eq: torch.Tensor, snr_eff_db: float, size: tuple[int, int], side: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Equalised symbols ``[n]`` of one photo of ``size`` (H, W) -> pixels ``[1, 3, H, W]``; ``side``
+        optional side photos ``[K, 3, H, W]`` of the photo's size."""
+        out = torch.empty(1, 3, *size)
+        start = 0
+        for t, s, h, w in tile_boxes(*size, self.tile).boxes:
+            hp, wp = math.ceil(h / DOWNSAMPLE), math.ceil(w / DOWNSAMPLE)
+            n = hp * wp * self.level // 2
+            part = y_eq[start : start + n]
+            start += n
+            z = from_symbols(part[None], (1, self.level, hp, wp))
+            side_t = _pad8(side[..., t : t + h, s : s + w])[None] if side is not None else None
+            out[..., t : t + h, s : s + w] = self.codec.decode(z, snr_eff_db, side_t)[..., :h, :w]
+        return out
+
+    def __call__(
+        self, images, snr_db: float | None = None, side: list | None = None, known: list | None = None
+    ) -> Received:
+        from ragsc.encoders.inputs import as_batch, load_image
+
+        snr = self.snr(snr_db)
+        items = as_batch(images, "images")
+        side, known = _per_item(side, len(items), "side"), _per_item(known, len(items), "known")
+        pics = [load_image(im, i, self.limits) for i, im in enumerate(items)]
+        out, uses, recognised, stats, side_used = [], [], [], [], []
+        no = snr_db_to_no(snr)
+        for i, im in enumerate(pics):
+            x = to_tensor(im)
+            sym = self.encode(x, snr)
+            y, h = self.channel(sym[None], no)
+            y_zf, no_eff = equalize(y, h, no, "perfect", "zf")
+            y_mmse, _ = equalize(y, h, no, "perfect", "mmse")
+            snr_eff = snr + (
+                10 * math.log10(max(float(h.abs().square().mean()), 1e-6)) if h is not None else 0.0
+            )
+            match, stat = self._recognise(y_zf[0], no_eff[0, 0], known[i], im.size, snr)
+            used_side = False
+            if match is not None:
+                rec = to_tensor(_rgb(known[i][match]))
+            else:
+                rec = self.decode(y_mmse[0], snr_eff, (im.height, im.width))
+                if side[i]:
+                    rec, used_side = self._with_side(
+                        rec, y_zf[0], no_eff[0, 0], side[i], im, y_mmse[0], snr_eff, snr
+                    )
+            out.append(to_image(rec))
+            uses.append(self.channel_uses(im.height, im.width))
+            recognised.append(match)
+            stats.append(stat)
+            side_used.append(used_side)
+        meta = {
+            "path": "jscc",
+            "channel": self.config.channel,
+            "ratio": str(self.ratio),
+            "channel_uses_per_item": uses,
+            "recognised": recognised,
+            "consistency": stats,
+            "side_used": side_used,
+            "tile": self.tile,
+        }
+        return Received(
+            None,
+            None,
+            None,
+            round(sum(uses) / max(1, len(uses))),
+            snr,
+            meta,
+            out,
+            torch.ones(len(out), dtype=torch.bool),
+        )
+
+    def _with_side(
+        self,
+        plain: torch.Tensor,
+        y_zf: torch.Tensor,
+        no_eff,
+        photos: list,
+        im: Image.Image,
+        y_mmse: torch.Tensor,
+        snr_eff: float,
+        snr: float,
+    ) -> tuple[torch.Tensor, bool]:
+        """The decode with side information, kept only when its own code explains the received symbols better
+        than the plain decode's (:func:`consistency`): an unrelated neighbour is then almost never used."""
+        fused = self.decode(y_mmse, snr_eff, (im.height, im.width), _side_tensor(photos, im.size))
+        c_plain = consistency(y_zf, self.encode(_quantised(plain), snr), no_eff)
+        c_fused = consistency(y_zf, self.encode(_quantised(fused), snr), no_eff)
+        return (fused, True) if c_fused < c_plain else (plain, False)
+
+    def _recognise(
+        self, y_zf: torch.Tensor, no_eff, candidates: list, size: tuple[int, int], snr: float
+    ) -> tuple[int | None, float | None]:
+        best, best_stat = None, None
+        for j, cand in enumerate(candidates or []):
+            cand = _rgb(cand)
+            if cand.size != size:
+                continue
+            stat = consistency(y_zf, self.encode(to_tensor(cand), snr), no_eff)
+            if best_stat is None or stat < best_stat:
+                best, best_stat = j, stat
+        if best is None or best_stat > 1.0 + ACCEPT_SIGMAS / math.sqrt(len(y_zf)):
+            return None, best_stat
+        return best, best_stat
+
+
+def _quantised(x: torch.Tensor) -> torch.Tensor:
+    """Pixels as the receiver would output them (8-bit)."""
+    return x.clamp(0, 1).mul(255).round().div(255)
+
+
+def _rgb(im) -> Image.Image:
+    from ragsc.encoders.inputs import load_image
+
+    return load_image(im)
+
+
+def _side_tensor(photos: list, size: tuple[int, int]) -> torch.Tensor:
+    """Side photos resized to ``size`` (W, H): ``[K, 3, H, W]`` (aligned concatenation)."""
+    return torch.cat([to_tensor(_rgb(p).resize(size, Image.Resampling.BICUBIC)) for p in photos])
+
+
+def _per_item(value: list | None, n: int, name: str) -> list:
+    if value is None:
+        return [None] * n
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        raise InputError(
+            f"{name} must be a list with one entry (a list of photos, or None) per item: {n}, got "
+            f"{len(value) if isinstance(value, (list, tuple)) else type(value).__name__}"
+        )
+    return [list(v) if v else None for v in value]
