@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 # threads made the test suite seven times slower (tests/conftest.py also runs the tests on one thread)
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test lint docs test-slow bench clean
+.PHONY: setup demo test lint docs test-slow bench photos clean
 
 setup: $(STAMP)
 
@@ -61,6 +61,14 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_encoders.py
+
+# real photos from Debian (~170 MB, root): the image JSCC's training photos (`ragsc jscc train --data debian`)
+# and one of the image benchmark's held-out photos; nothing in `make test` needs them
+photos:
+	apt-get install -y -qq --no-install-recommends mate-backgrounds lomiri-wallpapers-16.04 \
+		lomiri-wallpapers-20.04 plasma-workspace-wallpapers || (apt-get update -qq && apt-get install -y -qq \
+		--no-install-recommends mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
+		plasma-workspace-wallpapers)
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

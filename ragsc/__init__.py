@@ -18,12 +18,18 @@ def __getattr__(name: str):
         from ragsc import pipelines
 
         return getattr(pipelines, name)
+    if name in ("JSCCCodec", "JSCCLink"):  # the image JSCC (torch, Sionna): on first use too
+        from ragsc.channel import jscc
+
+        return getattr(jscc, name)
     raise AttributeError(f"module 'ragsc' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError",
     "HybridRetriever",
     "InputError",
+    "JSCCCodec",
+    "JSCCLink",
     "KBError",
     "KnowledgeBase",
     "MissingDependencyError",

@@ -288,6 +288,35 @@ class Limits(Config):
 LIMITS = Limits()  # the defaults: what a call may hand ragsc outside a pipeline spec
 
 
+class ImageLinkConfig(Config):
+    """How a pipeline sends the pixels of its images (the embedding always crosses ``channel.path`` too: it is
+    what retrieval, captions and answers read).
+
+    ``embedding`` (the easy-VQA specs): no pixels are sent; the receiver draws an image from the embedding
+    and its retrieved neighbours (the trained generator). ``jscc``: the photo itself crosses the image JSCC
+    (:class:`~ragsc.channel.jscc.JSCCLink`) at bandwidth ratio ``ratio`` with the codec in folder ``codec``
+    (default: the shipped one); with RAG the receiver recognises a retrieved KB photo consistent with what
+    it received (returned exactly) and otherwise decodes with the top one as side information. Each image's
+    channel uses are its embedding's plus its photo's.
+    """
+
+    link: Literal["embedding", "jscc"] = "embedding"
+    ratio: str = Field("1/12", description="bandwidth ratio (complex symbols per source value), one the "
+                       "codec sends: 1/48, 1/12 or 1/6 for the shipped codec")
+    codec: str | None = Field(None, description="folder of an image JSCC codec (ragsc jscc train --out); "
+                              "null: the shipped one")
+    tile: int = Field(1024, ge=64, le=4096, multiple_of=8, description="largest tile side in pixels: bounds "
+                      "the decoder's memory on large photos")
+
+    @model_validator(mode="after")
+    def _jscc_only(self) -> ImageLinkConfig:
+        fields = type(self).model_fields
+        stray = [n for n in ("ratio", "codec", "tile") if getattr(self, n) != fields[n].default]
+        if self.link != "jscc" and stray:
+            raise ValueError(f"{', '.join('image.' + n for n in stray)} apply only to image.link: jscc")
+        return self
+
+
 class PipelineSpec(Config):
     """A pipeline as declared in ``pipelines/<task>.yaml``."""
 
@@ -298,6 +327,7 @@ class PipelineSpec(Config):
     knowledge_bases: list[KBRef] = Field(default_factory=list)
     decoder: DecoderConfig = DecoderConfig()
     text: TextLinkConfig = TextLinkConfig()
+    image: ImageLinkConfig = ImageLinkConfig()
     seed: int = Field(0, description="the pipeline's seed: it seeds the channel of every transmission "
                       "(a call's seed= overrides it), so the same spec gives the same results")
     limits: Limits = LIMITS

@@ -26,6 +26,11 @@ Every transmission path is configured with one :class:`~ragsc.config.ChannelConf
 * :class:`CATLink` (``cat/``): the trained channel-adaptive path, a channel-aware transformer codec
   (:class:`CATCodec`, :class:`CATConfig`) conditioned on the SNR and the channel kind, whose calibrated
   rate policy sends fewer symbols where the channel is good; trained by :mod:`ragsc.distill.cat`.
+* :class:`JSCCLink` (``jscc/``): photos of any size through a learned, SNR-adaptive image JSCC
+  (:class:`JSCCCodec`, :class:`JSCCConfig`; an ordered code for several bandwidth ratios, side information
+  and exact recognition of photos the receiver holds); trained by :mod:`ragsc.distill.image_jscc`.
+* :class:`~ragsc.channel.phy_table.BlerTable` (``phy_table.py``): the coded PHY's measured abstraction
+  (code-block BLER per MCS and SNR) for digital baselines on photos too large to simulate bit by bit.
 * :func:`estimate_snr_db` (``models.py``): the SNR from known pilots (they cost channel uses).
 * :mod:`~ragsc.channel.digital`: quantised tokens and classic separate source-channel coding over
   5G LDPC (Sionna's transport-block encoder/decoder) + QAM, and the ideal capacity bound.
@@ -38,6 +43,7 @@ from ragsc.channel.adaptive import PCAOrdering
 from ragsc.channel.analog import AnalogLink
 from ragsc.channel.cat import CATCalibration, CATCodec, CATConfig, CATLink
 from ragsc.channel.digital import CodedPHY, CodingConfig, DigitalLink, IdealDigital, SeparateCoding
+from ragsc.channel.jscc import JSCCCodec, JSCCConfig, JSCCLink
 from ragsc.channel.lm_codec import LMTextCodec
 from ragsc.channel.models import CHANNELS, Channel, equalize, estimate_snr_db, snr_db_to_no
 from ragsc.channel.path import Received, TransmissionPath
@@ -45,6 +51,7 @@ from ragsc.config import ChannelConfig
 
 __all__ = [
     "CHANNELS", "CATCalibration", "CATCodec", "CATConfig", "CATLink", "Channel", "ChannelConfig", "CodedPHY",
-    "CodingConfig", "DigitalLink", "IdealDigital", "LMTextCodec", "AnalogLink", "PCAOrdering", "Received",
-    "SeparateCoding", "TransmissionPath", "equalize", "estimate_snr_db", "snr_db_to_no",
+    "CodingConfig", "DigitalLink", "IdealDigital", "JSCCCodec", "JSCCConfig", "JSCCLink", "LMTextCodec",
+    "AnalogLink", "PCAOrdering", "Received", "SeparateCoding", "TransmissionPath", "equalize",
+    "estimate_snr_db", "snr_db_to_no",
 ]

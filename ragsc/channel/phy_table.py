@@ -41,8 +41,10 @@ def tb_layout(k_symbols: int, modulation: int, code_rate: float) -> tuple[int, i
         )
     except Exception:  # Sionna asserts on impossible sizes
         return None
-    tb_size, n_cbs, cw = int(cfg[0]), int(cfg[2]), cfg[5]
-    if tb_size > int(cfg[3]) + int(torch.as_tensor(cw).sum()):
+    tb_size, cb_size, n_cbs, cw = int(cfg[0]), int(cfg[1]), int(cfg[2]), torch.as_tensor(cfg[5])
+    if tb_size > int(cfg[3]) + int(cw.sum()):
+        return None
+    if not 1 / 5 <= cb_size / int(cw.max()) <= 0.95:  # the rates Sionna's LDPC5GEncoder refuses (38.212)
         return None
     return target, n_cbs
 

@@ -56,8 +56,7 @@ def jscc_train(
     ),
     ratio: str = typer.Option(
         "1/48,1/12,1/6",
-        help="Bandwidth ratios the one codec sends (a comma list: an "
-        "ordered code, each ratio a prefix of the next). Each must be "
+        help="Bandwidth ratios the one codec sends (a comma list; both ends are told which). Each must be "
         "an even number of 384ths.",
     ),
     snr_range: str = typer.Option("-5:25", help="SNRs (dB) trained over, lo:hi (drawn uniformly)."),
@@ -166,7 +165,9 @@ def jscc_eval(
         None, help="Bandwidth ratios (comma list; default: every one the codec sends)."
     ),
     seed: int = typer.Option(0),
-    out: Path | None = typer.Option(None, help="Also write the rows as JSON to this file (new)."),
+    out: Path | None = typer.Option(
+        None, help="Also write the rows as JSON to this file (written whole, replacing it)."
+    ),
 ) -> None:
     """PSNR and MS-SSIM of photos through a codec, per channel, SNR and ratio."""
     from ragsc.channel.jscc import JSCCCodec

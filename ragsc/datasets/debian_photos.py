@@ -75,6 +75,6 @@ def photo_paths(root: Path = ROOT) -> tuple[list[Path], list[Path]]:
     if missing:
         raise InputError(
             f"{len(missing)} of the Debian background photos are missing (first: {root / missing[0]}); "
-            f"install them: apt-get install {' '.join(PACKAGES)}"
+            f"install them: make photos (apt-get install {' '.join(PACKAGES)})"
         )
     return [root / n for n in PHOTOS if n not in VALIDATION], [root / n for n in VALIDATION]

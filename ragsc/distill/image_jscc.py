@@ -4,7 +4,8 @@ Photos are decoded once, at a few scales (their long side ``scales`` pixels: pho
 to a fully convolutional codec only if it has seen their statistics at several scales), and random
 ``patch`` x ``patch`` crops (flipped at random) make the batches. Each batch crosses one channel kind drawn
 from the codec's ``channels``, each item at an SNR drawn uniformly over its ``snr_range_db`` and the batch at
-one code level drawn from its ``levels`` (the ordered code); the loss is the pixels' mean squared error.
+one code level drawn from its ``levels`` (one model, several ratios); the loss is the pixels' mean squared
+error.
 
 The weights' exponential moving average (``ema``) is what is validated and kept: every ``eval_every`` steps
 the validation photos' fixed crops are scored (mean PSNR over the levels at AWGN 0 and 10 dB), the best
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ragsc.channel.jscc.codec import JSCCCodec, from_symbols, to_symbols
+from ragsc.channel.jscc.config import DOWNSAMPLE
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
 from ragsc.config import Config
 from ragsc.distill.jscc_checkpoint import load_optimizer, resume_state, write_run
@@ -164,13 +166,16 @@ def train_jscc(codec: JSCCCodec, train: list[Path], val: list[Path], out: str | 
     g = torch.Generator().manual_seed(cfg.seed)
     images = load_scaled(train, cfg.scales, cfg.patch)
     side_info = codec.config.side_info
-    val_images = load_scaled(val, (768,), 256)
+    val_images = load_scaled(val, (768,), cfg.patch)
+    # fixed validation crops of 256 pixels, or of what the smallest validation photo holds (a multiple of 8)
+    val_crop = min(256, *(min(t.shape[1:]) // DOWNSAMPLE * DOWNSAMPLE for t in val_images))
     if side_info:
         crops, val_side = crops_with_neighbours(
-            val_images, 2 * len(val), 256, torch.Generator().manual_seed(1), cfg.unrelated
+            val_images, 2 * len(val), val_crop, torch.Generator().manual_seed(1), cfg.unrelated
         )
     else:
-        crops, val_side = random_crops(val_images, 2 * len(val), 256, torch.Generator().manual_seed(1)), None
+        crops = random_crops(val_images, 2 * len(val), val_crop, torch.Generator().manual_seed(1))
+        val_side = None
     if cfg.freeze_encoder:
         for module in (codec.enc, codec.enc_af, codec.enc_head):
             module.requires_grad_(False)

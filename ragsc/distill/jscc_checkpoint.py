@@ -88,6 +88,9 @@ def resume_state(out: Path, codec: JSCCCodec, train: list[Path], cfg) -> dict | 
 
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return None
+    if not (out / "config.json").is_file():
+        raise InputError(f"--out {out}: holds other files, not a training run; nothing to resume (name a new "
+                         "or empty folder)")
     saved = read(out)
     if saved.kind != codec.kind or TRAINER_FILE not in saved.files:
         raise InputError(

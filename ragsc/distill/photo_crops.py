@@ -1,11 +1,10 @@
 """Training crops of photos for the image JSCC: decoded once at a few scales, cropped at random.
 
 Photos are decoded once (EXIF orientation applied, converted to RGB by
-:func:`~ragsc.encoders.inputs.load_image`)
-at a few scales, their long side ``scales`` pixels (a fully convolutional codec meets photos of every size, so
-it sees their statistics at several scales), and kept as uint8; batches are random crops, flipped at random
-(:func:`random_crops`), or crops with a *neighbour* for side-information training
-(:func:`crops_with_neighbours`).
+:func:`~ragsc.encoders.inputs.load_image`) at a few scales, their long side ``scales`` pixels, and at their
+own size (a fully convolutional codec meets photos of every size, so it sees their statistics at several
+scales), and kept as uint8; batches are random crops, flipped at random (:func:`random_crops`), or crops
+with a *neighbour* for side-information training (:func:`crops_with_neighbours`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ def load_scaled(paths: list[Path], scales: tuple[int, ...], patch: int) -> list[
         im = load_image(p, i)
         versions = [t for s in sorted(set(scales)) if min((t := _scaled(im, s)).shape[1:]) >= patch]
         if min(im.size) >= patch and not any(t.shape[1:] == (im.height, im.width) for t in versions):
-            versions.append(_scaled(im, max(im.size)))  # full size when every scale is larger
+            versions.append(_scaled(im, max(im.size)))  # and the photo at its own size
         if not versions:
             raise InputError(f"{p}: {im.width}x{im.height} is smaller than the {patch}-pixel training patch")
         out.extend(versions)

@@ -2,7 +2,8 @@
 
 Documented handling of awkward inputs (every backend shares it):
 
-* paths (``str`` / ``os.PathLike``) are opened with Pillow; a missing or unreadable file raises
+* paths (``str`` / ``os.PathLike``) are opened with Pillow, their EXIF orientation applied (a camera's
+  rotated photo comes out as it is shown); a missing or unreadable file raises
   :class:`~ragsc.errors.InputError` naming the path and the batch index;
 * grayscale, palette, CMYK and 16/32-bit images are converted to 8-bit RGB (16-bit values are scaled
   by 1/257, float images by their own range); transparent pixels are composited onto white;
@@ -26,13 +27,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ragsc import checks
 from ragsc.config import LIMITS, Limits
 from ragsc.errors import InputError
 
 ImageLike = Image.Image | str | os.PathLike | np.ndarray
+EXIF_ORIENTATION = 0x0112  # the EXIF tag a file's display rotation / mirroring is in
 
 
 def as_batch(items: Any, what: str) -> list:
@@ -96,6 +98,8 @@ def load_image(item: ImageLike, index: int = 0, limits: Limits = LIMITS) -> Imag
         with open_image(path, index, limits) as im:
             try:
                 im.load()
+                if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a camera's rotated photo: as it is shown
+                    im = ImageOps.exif_transpose(im)
                 return to_rgb(im)
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 raise InputError(f"image {index}: cannot read image file {path}: {exc}") from exc

@@ -1,5 +1,5 @@
 """From a pipeline spec to its parts: the spec itself (a shipped name, a YAML path, a dict), the encoder, the
-decoders, the CAT codec, the semantic link and the knowledge bases.
+decoders, the CAT codec, the semantic link, the image JSCC and the knowledge bases.
 
 A bare name (``"multitask"``) is one of the shipped specs, ``pipelines/<name>.yaml`` of the assets
 (:func:`~ragsc._assets.asset_dir`), as open_clip names its model configs; a path is read as it is.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragsc._assets import asset_dir
-from ragsc.channel import AnalogLink, CATCodec, CATLink
+from ragsc.channel import AnalogLink, CATCodec, CATLink, JSCCCodec, JSCCLink
 from ragsc.channel.path import path_configs
 from ragsc.config import PipelineSpec, load_pipeline_spec, validate
 from ragsc.decoders import load_decoders
@@ -105,6 +105,28 @@ def semantic_link(spec: PipelineSpec, decoders, cat: CATCodec | None, channel: s
     except ConfigError as exc:
         raise ConfigError(f"pipeline {spec.name!r}: the CAT codec (channel.cat = {c.cat!r}) cannot "
                           f"serve this link: {exc}") from None
+
+
+def image_link(spec: PipelineSpec, codec, config) -> JSCCLink:
+    """The spec's image JSCC path (``image.link: jscc``) over the channel ``config`` of the semantic link."""
+    try:
+        return JSCCLink(codec, config, ratio=spec.image.ratio, tile=spec.image.tile, limits=spec.limits)
+    except ConfigError as exc:
+        which = spec.image.codec or "the shipped one"
+        raise ConfigError(f"pipeline {spec.name!r}: the image codec ({which}) "
+                          f"cannot serve image.link jscc here: {exc}") from None
+
+
+def image_codec(spec: PipelineSpec, codec: JSCCCodec | None = None) -> JSCCCodec | None:
+    """The image JSCC codec of ``image.link: jscc`` (``codec`` if given, else ``image.codec`` or the shipped
+    one), ``None`` for ``image.link: embedding`` or a task without images."""
+    if spec.image.link != "jscc" or spec.task == "text":
+        return None
+    if codec is not None:
+        return codec
+    from ragsc.channel.jscc.link import default_codec_dir
+
+    return JSCCCodec.load(spec.image.codec or default_codec_dir())
 
 
 def open_retriever(spec: PipelineSpec, encoder, local=None, global_=None):

@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 
 from ragsc import checks
-from ragsc.channel import AnalogLink, CATCodec, CATLink, Received
+from ragsc.channel import AnalogLink, CATCodec, CATLink, JSCCCodec, Received
 from ragsc.config import PipelineSpec, validate
 from ragsc.errors import InputError
-from ragsc.pipelines.factory import build_parts, load_spec, semantic_link
+from ragsc.pipelines.factory import build_parts, image_codec, image_link, load_spec, semantic_link
 from ragsc.pipelines.items import TASK_KINDS, Message, parse_items
 from ragsc.pipelines.receiver import Receiver
 from ragsc.pipelines.sentences import SentencePath
@@ -55,21 +55,27 @@ class Pipeline:
     encoder, local, global_, decoders, lm, cat
         Already-built parts to use instead of building them from the spec (tests, notebooks and
         sweeps share one encoder and KB this way); ``cat`` is a :class:`~ragsc.channel.CATCodec` for
-        ``channel.path: cat`` (default: loaded from ``channel.cat``).
+        ``channel.path: cat`` (default: loaded from ``channel.cat``), ``jscc`` a
+        :class:`~ragsc.channel.JSCCCodec` for ``image.link: jscc`` (default: ``image.codec`` or the shipped
+        one).
     """
 
     def __init__(self, spec: PipelineSpec, *, encoder=None, local=None, global_=None, decoders=None,
-                 lm=None, cat: CATCodec | None = None) -> None:
+                 lm=None, cat: CATCodec | None = None, jscc: JSCCCodec | None = None) -> None:
         parts = build_parts(spec, encoder=encoder, local=local, global_=global_, decoders=decoders, lm=lm,
                             cat=cat)
         self.spec, self.encoder, self.decoders, self.cat = spec, parts.encoder, parts.decoders, parts.cat
+        # photos' pixels on the image JSCC (image.link: jscc); checked against the spec's channel now
+        self.jscc = image_codec(spec, jscc)
+        if self.jscc is not None:
+            image_link(spec, self.jscc, self.link().config)
         # sentences on the token link (text.link: token), decoded by the channel-guided LM
         self.sentence_path = None
         if spec.text.link == "token" and "text" in TASK_KINDS[self.task]:
             self.sentence_path = SentencePath(spec.text, spec.channel, parts.lm,
                                               owner=f"pipeline {spec.name!r}", limits=spec.limits)
         self.receiver = Receiver(spec, self.encoder, self.decoders, parts.retriever, parts.lm,
-                                 self.sentence_path)
+                                 self.sentence_path, self.jscc)
         self.timings: dict[str, float] = {}
 
     @classmethod
@@ -114,7 +120,7 @@ class Pipeline:
         kbs = dict(self.retriever.kbs) if self.retriever is not None else {}
         lm = self.sentence_path.lm if self.sentence_path is not None else None
         return Pipeline(spec, encoder=self.encoder, decoders=self.decoders, local=kbs.get("local"),
-                        global_=kbs.get("global"), lm=lm, cat=self.cat)
+                        global_=kbs.get("global"), lm=lm, cat=self.cat, jscc=self.jscc)
 
     # ------------------------------------------------------------------------- transmitter
     def messages(self, items) -> list[Message]:
@@ -192,12 +198,16 @@ class Pipeline:
             checks.batch_tokens(SentencePath.tokens_per_item(frames), token_rows, self.spec.limits)
         t0 = time.perf_counter()
         rx = link(tokens.select(analog_rows), snr_db, noiseless=noiseless) if analog_rows else None
+        image_rows = [i for i in analog_rows if messages[i].kind == "image"] if self.jscc is not None else []
+        photos = (image_link(self.spec, self.jscc, link.config).transmit(
+            [messages[i].content for i in image_rows], snr_db, noiseless=noiseless) if image_rows else None)
         sentences = None
         if token_rows:  # over the same channel (kind, seed, CSI, fading) as the analog link
             sentences = self.sentence_path.send(texts, snr_db, config=link.config, noiseless=noiseless,
                                                 frames=frames)
         self.timings = {"channel": time.perf_counter() - t0}
-        return Transmission(messages, rx, dict(self.timings), sentences, analog_rows, token_rows)
+        return Transmission(messages, rx, dict(self.timings), sentences, analog_rows, token_rows, photos,
+                            image_rows)
 
     # ------------------------------------------------------------------------- receiver
     def retrieve(self, received: torch.Tensor, kinds: list[str]) -> list[list]:

@@ -50,10 +50,12 @@ class Receiver:
         A :class:`~ragsc.decoders.lm.CausalLM` or an LM spec, shared by the text and VQA decoders.
     sentence_path
         The pipeline's token link for sentences (``None``: sentences are sent as embeddings).
+    jscc
+        The image JSCC codec of ``image.link: jscc`` (``None``: images are drawn from their embeddings).
     """
 
     def __init__(self, spec: PipelineSpec, encoder, decoders, retriever=None, lm=None,
-                 sentence_path: SentencePath | None = None) -> None:
+                 sentence_path: SentencePath | None = None, jscc=None) -> None:
         if retriever is None and spec.decoder.rag:
             raise ConfigError(f"pipeline {spec.name!r}: decoder.rag is on but no knowledge base is "
                               "configured (add knowledge_bases or set decoder.rag: false)")
@@ -64,6 +66,11 @@ class Receiver:
         self.image_decoder = ImageDecoder(d.image, spec.decoder.image_copy_threshold)
         self.vqa_decoder = VQADecoder(d.vqa, encoder, spec.decoder.vqa, lm=self.lm)
         self.sentence_path = sentence_path
+        self.photo_link = None
+        if jscc is not None:  # the receiving end only: the channel settings are the transmitter's
+            from ragsc.channel.jscc import JSCCLink
+
+            self.photo_link = JSCCLink(jscc, ratio=spec.image.ratio, tile=spec.image.tile, limits=spec.limits)
         self._kb_sentences: tuple | None = None  # (key, KBSentences) of the KBs' sentences, for RAG
         self.timings: dict[str, float] = {}
 
@@ -111,20 +118,49 @@ class Receiver:
         outputs: list[Output | None] = [None] * len(tx)
         timings = {"retrieve": 0.0, "decode": 0.0}
         if tx.received is not None:
+            tasks = tasks or IMAGE_TASKS[self.spec.task]
+            drawn = tuple(t for t in tasks if t != "image") if tx.photos is not None else tasks
             analog = self.decode(tx.received.tokens, [tx.messages[i] for i in tx.analog_rows], rag=rag,
-                                 tasks=tasks)
+                                 tasks=drawn)
             per_item = tx.received.meta.get("channel_uses_per_item")
             for j, (i, o) in enumerate(zip(tx.analog_rows, analog)):
                 if per_item is not None:  # a variable-length path (CAT): what this item cost
                     o.meta = {"channel_uses": per_item[j], "n_symbols": tx.received.meta["n_symbols"][j]}
                 outputs[i] = o
             timings = dict(self.timings)
+            if tx.photos is not None and "image" in tasks:
+                t0 = time.perf_counter()
+                self._decode_photos(tx, outputs)
+                timings["decode"] += time.perf_counter() - t0
         if tx.sentences is not None:
             for i, o in zip(tx.token_rows, self.decode_sentences(tx.sentences, rag=rag)):
                 outputs[i] = o
             timings = {k: timings[k] + self.timings[k] for k in timings}
         self.timings = {**tx.timings, **timings}
         return outputs
+
+    def _decode_photos(self, tx: Transmission, outputs: list) -> None:
+        """The photos that crossed the image JSCC: with RAG, a retrieved KB photo consistent with the received
+        code is returned exactly, else the top one is the decoder's side information."""
+        if self.photo_link is None:
+            raise ConfigError(f"pipeline {self.spec.name!r} received photos but has no image codec "
+                              "(image.link: embedding)")
+        from ragsc.decoders.context import item_image_path
+        from ragsc.encoders.inputs import load_image
+
+        known, side = [], []
+        for i in tx.photo_rows:
+            hits = outputs[i].context or []
+            paths = [p for p in (item_image_path(h.item) for h in hits) if p is not None]
+            photos = [load_image(p) for p in paths]
+            known.append(photos or None)
+            side.append(photos[:1] if photos and self.photo_link.codec.config.side_info else None)
+        images, meta = self.photo_link.receive(tx.photos, side, known)
+        for j, (i, im) in enumerate(zip(tx.photo_rows, images)):
+            outputs[i].image = im
+            outputs[i].meta = {**outputs[i].meta, "channel_uses": tx.channel_uses_per_item[i],
+                               "recognised": meta["recognised"][j] is not None,
+                               "side_used": meta["side_used"][j]}
 
     def decode_sentences(self, received: Received, *, rag: bool | None = None) -> list[Output]:
         """Decode sentences received on the token link (``rag`` as in :meth:`receive`): RAG uses the
@@ -160,7 +196,7 @@ class Receiver:
         if len(tokens) != len(messages):
             raise InputError(f"{len(tokens)} received items for {len(messages)} messages")
         rag = self._rag(rag)
-        tasks = tasks or IMAGE_TASKS[self.spec.task]
+        tasks = IMAGE_TASKS[self.spec.task] if tasks is None else tasks  # (): nothing for images
         received = tokens.embeddings.float()
         kinds = list(tokens.modalities)
         t0 = time.perf_counter()

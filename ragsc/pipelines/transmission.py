@@ -24,7 +24,9 @@ class Transmission:
     batch (``received.tokens``: embeddings ``[n, D]`` and each row's modality, the per-item header;
     ``None`` when there are none). Sentences on the token link
     (``text.link: token``, the default) are in ``sentences``, rows ``token_rows``: one
-    :class:`~ragsc.channel.token_link.TokenObservation` per frame. ``messages`` keep what was sent (for
+    :class:`~ragsc.channel.token_link.TokenObservation` per frame. With ``image.link: jscc`` the images'
+    pixels crossed the image JSCC too: ``photos`` holds one :class:`~ragsc.channel.jscc.Arrival` per image,
+    rows ``photo_rows``. ``messages`` keep what was sent (for
     scoring; the receiver reads only the questions the receiver itself asks about images).
     """
 
@@ -34,6 +36,8 @@ class Transmission:
     sentences: Received | None = None
     analog_rows: list[int] | None = None
     token_rows: list[int] = field(default_factory=list)
+    photos: list | None = None
+    photo_rows: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.analog_rows is None:  # every row on the analog link
@@ -78,6 +82,8 @@ class Transmission:
         if self.sentences is not None:
             for i, u in zip(self.token_rows, self.sentences.meta["channel_uses_per_item"]):
                 uses[i] = u
+        for i, a in zip(self.photo_rows, self.photos or []):  # the photo's symbols, beside its embedding's
+            uses[i] += a.channel_uses
         return uses
 
     @property

@@ -226,7 +226,7 @@ def test_image_codec_refuses_a_header_over_the_pixel_limit(images):
 
     data = ImageCodec("webp").encode(images[0], 20_000)
     # the same payload announcing 8000 x 6000 = 48 MP (the header allows 65535 x 65535): was upsampled to it
-    big = struct.pack(">HHH", struct.unpack(">H", data[:2])[0], 8000, 6000) + data[6:]
+    big = struct.pack(">IHH", struct.unpack(">I", data[:4])[0], 8000, 6000) + data[8:]
     with pytest.raises(InputError, match=r"image 0: the payload's header announces an image of 8000 x 6000 "
                                          r"= 48,000,000 pixels, more than the limit of 40,000,000"):
         ImageCodec("webp").decode(big)
@@ -238,3 +238,85 @@ def test_image_codec_refuses_a_header_over_the_pixel_limit(images):
 def test_image_codec_rejects_unknown_format():
     with pytest.raises(ConfigError):
         ImageCodec("png")
+
+
+def _gradient(height: int, width: int, seed: int = 0) -> Image.Image:
+    """A smooth colour photo with a little noise (seeded)."""
+    y, x = np.mgrid[0:height, 0:width]
+    px = np.stack([x / width, y / height, (x + y) / (width + height)], -1) * 220 + 16
+    px += np.random.default_rng(seed).normal(0, 6, px.shape)
+    return Image.fromarray(np.clip(px, 0, 255).astype(np.uint8), "RGB")
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    err = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return 10 * np.log10(255**2 / err)
+
+
+@pytest.mark.parametrize("fmt", ["heif", "avif"])
+def test_heif_and_avif_round_trip_within_the_budget(fmt):
+    codec = ImageCodec(fmt)
+    im = _gradient(48, 64)
+    sizes, qualities = [], []
+    for budget in (4000, 12_000, 40_000):
+        data = codec.encode(im, budget)
+        assert data is not None and 8 * len(data) <= budget
+        out = codec.decode(data)
+        assert out.size == (64, 48) and out.mode == "RGB"
+        sizes.append(len(data))
+        qualities.append(_psnr(out, im))
+    assert sizes[0] < sizes[1] and qualities[0] < qualities[2] and qualities[0] > 20
+    # the container alone (~300-460 bytes) does not fit 1000 bits, even at 1/8 scale
+    assert codec.encode(im, 1000) is None and codec.encode(im, 64) is None
+    grey = codec.decode(codec.encode(im.convert("L"), 12_000))  # converted inside the codec
+    assert grey.size == (64, 48) and grey.mode == "RGB"
+
+
+def test_heif_decodes_from_a_fresh_codec_object():
+    data = ImageCodec("heif").encode(_gradient(32, 40, seed=1), 20_000)
+    assert ImageCodec("heif").decode(data).size == (40, 32)
+
+
+def test_image_header_is_64_bits_with_a_32_bit_length():
+    import io
+    import struct
+
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (320, 300, 3), dtype=np.uint8))
+    data = ImageCodec("webp").encode(noise, 8 * 400_000)
+    length, w, h = struct.unpack(">IHH", data[:8])
+    assert ImageCodec.header_bits == 64
+    assert (w, h) == (300, 320) and length == len(data) - 8
+    assert length > 2**16  # more than a 16-bit length field could say
+    out = ImageCodec("webp").decode(data)
+    with Image.open(io.BytesIO(data[8:])) as payload:  # the payload is the whole WebP file after the header
+        assert out.size == payload.size == (300, 320)
+        assert np.array_equal(np.asarray(out), np.asarray(payload.convert("RGB")))
+    # the header is inside the budget: exactly header + payload fits that payload, one byte less does not
+    im = _gradient(24, 24)
+    small = ImageCodec("webp").encode(im, 2000)
+    assert struct.unpack(">I", small[:4])[0] == len(small) - 8 <= (2000 - 64) // 8
+    assert ImageCodec("webp").encode(im, 8 * len(small)) == small
+    assert len(ImageCodec("webp").encode(im, 8 * len(small) - 8)) < len(small)
+
+
+def test_image_encodings_are_memoised(monkeypatch):
+    calls = []
+    real = ImageCodec._encode
+
+    def counting(self, im, quality):
+        calls.append((self.fmt, im.size, quality))
+        return real(self, im, quality)
+
+    monkeypatch.setattr(ImageCodec, "_encode", counting)
+    codec = ImageCodec("webp")
+    im = _gradient(40, 56, seed=11)
+    first = codec.encode(im, 6000)
+    n = len(calls)
+    assert n > 0
+    assert codec.encode(im, 6000) == first and len(calls) == n  # the same search: all from the memo
+    assert ImageCodec("webp").encode(im.copy(), 6000) == first and len(calls) == n  # by content, not object
+    codec.encode(_gradient(40, 56, seed=12), 6000)  # another photo of the same size: encoded again
+    assert len(calls) > n
+    m = len(calls)
+    ImageCodec("jpeg").encode(im, 6000)  # another format: encoded again
+    assert len(calls) > m and calls[-1][0] == "jpeg"

@@ -45,3 +45,58 @@ def test_accuracy_and_recall():
     assert recall_at_k([[3, 1, 2]], [{2, 8}], k=3).tolist() == [1.0]
     with pytest.raises(InputError):
         recall_at_k([[1]], [1], k=0)
+
+
+def _noisy(img: np.ndarray, amount: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(img.astype(int) + rng.integers(-amount, amount + 1, img.shape), 0, 255).astype(np.uint8)
+
+
+def _smooth(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    return (np.stack([x / w, y / h, (x * y) / (w * h)], -1) * 255).astype(np.uint8)
+
+
+def test_ms_ssim_is_one_for_copies_and_falls_with_noise():
+    from ragsc.eval.metrics import ms_ssim
+
+    img = _smooth(180, 200)
+    s = ms_ssim([img, _noisy(img, 10), _noisy(img, 60), Image.fromarray(img)], [img, img, img, img])
+    assert s[0] == pytest.approx(1.0, abs=1e-6) and s[3] == pytest.approx(1.0, abs=1e-6)
+    assert 0 < s[2] < s[1] < 1
+    grey = img[:, :, 0]  # HxW arrays are scored too
+    assert ms_ssim([_noisy(grey, 30)], [grey])[0] < 1 and ms_ssim([grey], [grey])[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("side", "win"), [(161, 11), (200, 11), (100, 7), (64, 3), (48, 3), (33, 3)])
+def test_ms_ssim_window_shrinks_for_small_photos(side, win):
+    """Five scales with the largest odd window the photo's four downsamplings leave room for (11 at most)."""
+    import torch
+    from pytorch_msssim import ms_ssim as reference
+
+    from ragsc.eval.metrics import ms_ssim
+
+    img = _smooth(side, side + 7)
+    noisy = _noisy(img, 40)
+    x, y = (torch.from_numpy(v.astype(np.float32)).permute(2, 0, 1)[None] for v in (noisy, img))
+    assert ms_ssim([noisy], [img])[0] == pytest.approx(float(reference(x, y, data_range=255, win_size=win)),
+                                                       abs=1e-6)
+
+
+def test_ms_ssim_of_tiny_photos_is_single_scale_ssim_or_nan():
+    import torch
+    from pytorch_msssim import ssim as reference
+
+    from ragsc.eval.metrics import ms_ssim
+
+    for side in (11, 20, 32):
+        img = _smooth(side, 40)
+        noisy = _noisy(img, 40)
+        x, y = (torch.from_numpy(v.astype(np.float32)).permute(2, 0, 1)[None] for v in (noisy, img))
+        assert ms_ssim([noisy], [img])[0] == pytest.approx(float(reference(x, y, data_range=255)), abs=1e-6)
+    img = _smooth(10, 40)
+    assert np.isnan(ms_ssim([img], [img])[0])
+    with pytest.raises(InputError, match="differ in size"):
+        ms_ssim([img[:, :20]], [img])
+    with pytest.raises(InputError, match="2 hypotheses but 1"):
+        ms_ssim([img, img], [img])

@@ -4,8 +4,8 @@ The encoder (pixels -> a feature map at 1/8 scale) and the decoder (the received
 stages: stride-2 convolutions down (pixel shuffles up), depthwise 7x7 blocks in between. After every stage an
 *attention-feature* module (ADJSCC, Xu et al. 2021) rescales the channels from their global mean, the SNR and
 the sent share of the code, so one model serves every SNR, channel kind and rate: the encoder is told the
-average SNR, the decoder the effective SNR it received at (``|h|^2 SNR`` after equalisation). The code is
-ordered (the first ``c`` channels are a code of their own for each ``c`` in ``levels``, see
+average SNR, the decoder the effective SNR it received at (``|h|^2 SNR`` after equalisation). A code of
+``c`` channels is sent for each ``c`` in ``levels`` (both ends told ``c``; see
 :mod:`ragsc.channel.jscc.config`).
 
 With ``side_info`` the decoder also takes *side information*: one or more photos the receiver holds (retrieved

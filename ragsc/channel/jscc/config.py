@@ -3,9 +3,10 @@
 Rates. The encoder maps an ``H x W`` RGB image to a ``max_channels``-channel feature map at ``1/8`` of its
 size (``H`` and ``W`` padded up to multiples of 8); channel pair ``2i, 2i+1`` of a position is one complex
 symbol. Sending the first ``c`` channels costs ``(H/8)(W/8) c/2`` complex symbols for ``3HW`` source values:
-a bandwidth ratio of ``c / 384``. ``levels`` are the channel counts one model is trained to send (the code is
-*ordered*, trained with a random level per batch: the first ``c`` channels are a code of their own, a
-successive refinement); the defaults ``(8, 32, 64)`` are the ratios ``1/48, 1/12, 1/6``.
+a bandwidth ratio of ``c / 384``. ``levels`` are the channel counts one model is trained to send (trained
+with a random level per batch, both ends told the level): one model serves the ratios ``1/48, 1/12, 1/6`` of
+the defaults ``(8, 32, 64)``. The encoder is told the level, so the code at 1/48 is not a prefix of the code
+at 1/12: three codes from one network, not a successive refinement (that needs a level-blind encoder).
 """
 
 from __future__ import annotations
@@ -112,10 +113,11 @@ class JSCCConfig(Config):
         return tuple(self.ratio(c) for c in self.levels)
 
     def level_for(self, ratio: str | float | Fraction) -> int:
-        """The level whose ratio is ``ratio``; :class:`ConfigError` naming the ratios this codec sends."""
+        """The level whose ratio is ``ratio`` (a number within 0.5 % of it matches: ``0.0833`` is 1/12);
+        :class:`ConfigError` naming the ratios this codec sends."""
         r = parse_ratio(ratio)
         for c in self.levels:
-            if self.ratio(c) == r:
+            if abs(float(self.ratio(c)) - float(r)) <= 0.005 * float(self.ratio(c)):
                 return c
         have = ", ".join(str(x) for x in self.ratios)
         raise ConfigError(

@@ -56,6 +56,21 @@ def default_codec_dir() -> Path:
 
 
 @dataclass
+class Arrival:
+    """One photo as it reached the receiver: its size ``(H, W)``, the zero-forced and the MMSE-equalised
+    symbols ``[n]``, the effective noise variance per symbol, the SNR it was sent at and its effective SNR
+    ``|h|^2 SNR`` (dB), and the channel uses it cost."""
+
+    size: tuple[int, int]
+    y_zf: torch.Tensor
+    y_mmse: torch.Tensor
+    no_eff: float
+    snr_db: float
+    snr_eff_db: float
+    channel_uses: int
+
+
+@dataclass
 class _Tiles:
     """Where a photo's tiles lie: ``(top, left, height, width)`` each, and the photo's size."""
 
@@ -133,7 +148,10 @@ class JSCCLink(TransmissionPath):
     Call ``rx = link(images, snr_db=None, side=None, known=None)`` -> :class:`Received`: ``rx.content`` the
     reconstructed PIL photos (their own sizes), ``rx.channel_uses`` the mean per photo and
     ``rx.meta["channel_uses_per_item"]`` each; ``meta["recognised"]`` the index of the ``known`` photo each
-    item was recognised as (or ``None``), ``meta["consistency"]`` its statistic.
+    item was recognised as (or ``None``), ``meta["consistency"]`` its statistic, ``meta["side_used"]``
+    whether the side-information decode was kept; ``noiseless=True`` is the path's bound. The two ends apart:
+    :meth:`transmit` (photos -> :class:`Arrival` s) and :meth:`receive` (arrivals -> photos), as a
+    pipeline's transmitter and receiver use them.
     """
 
     def __init__(
@@ -171,8 +189,7 @@ class JSCCLink(TransmissionPath):
     @torch.no_grad()
     def encode(self, x: torch.Tensor, snr_db: float) -> torch.Tensor:
         """One photo ``[1, 3, H, W]`` -> its complex symbols ``[n]``: the tiles' codes concatenated, each at
-        unit
-        mean power (as in training), so the photo's is 1 too."""
+        unit mean power (as in training), so the photo's is 1 too."""
         return torch.cat(
             [
                 to_symbols(self.codec.encode(_pad8(x[..., t : t + h, s : s + w]), snr_db, self.level))[0]
@@ -198,78 +215,71 @@ class JSCCLink(TransmissionPath):
             out[..., t : t + h, s : s + w] = self.codec.decode(z, snr_eff_db, side_t)[..., :h, :w]
         return out
 
-    def __call__(
-        self, images, snr_db: float | None = None, side: list | None = None, known: list | None = None
-    ) -> Received:
+    def transmit(self, images, snr_db: float | None = None, *, noiseless: bool = False) -> list[Arrival]:
+        """The transmitter and the channel: photos -> what reached the receiver, one :class:`Arrival` each.
+        ``noiseless`` delivers the symbols exactly (the path's bound; the decoder is told the top of the
+        codec's SNR range)."""
         from ragsc.encoders.inputs import as_batch, load_image
 
-        snr = self.snr(snr_db)
-        items = as_batch(images, "images")
-        side, known = _per_item(side, len(items), "side"), _per_item(known, len(items), "known")
+        snr = self.codec.config.snr_range_db[1] if noiseless else self.snr(snr_db)
+        items = as_batch(images, "image")  # "image": one array is one photo, not a batch of rows
         pics = [load_image(im, i, self.limits) for i, im in enumerate(items)]
-        out, uses, recognised, stats, side_used = [], [], [], [], []
         no = snr_db_to_no(snr)
-        for i, im in enumerate(pics):
-            x = to_tensor(im)
-            sym = self.encode(x, snr)
+        out = []
+        for im in pics:
+            sym = self.encode(to_tensor(im), snr)
+            uses = self.channel_uses(im.height, im.width)
+            if noiseless:
+                out.append(Arrival((im.height, im.width), sym, sym, 1e-12, snr, snr, uses))
+                continue
             y, h = self.channel(sym[None], no)
             y_zf, no_eff = equalize(y, h, no, "perfect", "zf")
             y_mmse, _ = equalize(y, h, no, "perfect", "mmse")
-            snr_eff = snr + (
-                10 * math.log10(max(float(h.abs().square().mean()), 1e-6)) if h is not None else 0.0
-            )
-            match, stat = self._recognise(y_zf[0], no_eff[0, 0], known[i], im.size, snr)
+            gain = float(h.abs().square().mean()) if h is not None else 1.0
+            out.append(Arrival((im.height, im.width), y_zf[0], y_mmse[0], float(no_eff[0, 0]), snr,
+                               snr + 10 * math.log10(max(gain, 1e-6)), uses))
+        return out
+
+    def receive(self, arrivals: list[Arrival], side: list | None = None, known: list | None = None
+                ) -> tuple[list[Image.Image], dict]:
+        """The receiver: arrivals -> photos, and per photo ``recognised`` (the index of the ``known`` photo it
+        was recognised as, or None), ``consistency`` (that photo's statistic) and ``side_used``."""
+        side, known = _per_item(side, len(arrivals), "side"), _per_item(known, len(arrivals), "known")
+        out, meta = [], {"recognised": [], "consistency": [], "side_used": []}
+        for i, a in enumerate(arrivals):
+            h, w = a.size
+            match, stat = self._recognise(a.y_zf, a.no_eff, known[i], (w, h), a.snr_db)
             used_side = False
             if match is not None:
                 rec = to_tensor(_rgb(known[i][match]))
             else:
-                rec = self.decode(y_mmse[0], snr_eff, (im.height, im.width))
+                rec = self.decode(a.y_mmse, a.snr_eff_db, a.size)
                 if side[i]:
-                    rec, used_side = self._with_side(
-                        rec, y_zf[0], no_eff[0, 0], side[i], im, y_mmse[0], snr_eff, snr
-                    )
+                    rec, used_side = self._with_side(rec, a, side[i])
             out.append(to_image(rec))
-            uses.append(self.channel_uses(im.height, im.width))
-            recognised.append(match)
-            stats.append(stat)
-            side_used.append(used_side)
-        meta = {
-            "path": "jscc",
-            "channel": self.config.channel,
-            "ratio": str(self.ratio),
-            "channel_uses_per_item": uses,
-            "recognised": recognised,
-            "consistency": stats,
-            "side_used": side_used,
-            "tile": self.tile,
-        }
-        return Received(
-            None,
-            None,
-            None,
-            round(sum(uses) / max(1, len(uses))),
-            snr,
-            meta,
-            out,
-            torch.ones(len(out), dtype=torch.bool),
-        )
+            meta["recognised"].append(match)
+            meta["consistency"].append(stat)
+            meta["side_used"].append(used_side)
+        return out, meta
 
-    def _with_side(
-        self,
-        plain: torch.Tensor,
-        y_zf: torch.Tensor,
-        no_eff,
-        photos: list,
-        im: Image.Image,
-        y_mmse: torch.Tensor,
-        snr_eff: float,
-        snr: float,
-    ) -> tuple[torch.Tensor, bool]:
+    def __call__(self, images, snr_db: float | None = None, side: list | None = None,
+                 known: list | None = None, *, noiseless: bool = False) -> Received:
+        arrivals = self.transmit(images, snr_db, noiseless=noiseless)
+        out, meta = self.receive(arrivals, side, known)
+        uses = [a.channel_uses for a in arrivals]
+        meta = {"path": "jscc", "channel": "none" if noiseless else self.config.channel,
+                "ratio": str(self.ratio), "channel_uses_per_item": uses, **meta, "tile": self.tile}
+        snr = float("inf") if noiseless else arrivals[0].snr_db if arrivals else self.snr(snr_db)
+        return Received(None, None, None, round(sum(uses) / max(1, len(uses))), snr, meta, out,
+                        torch.ones(len(out), dtype=torch.bool))
+
+    def _with_side(self, plain: torch.Tensor, a: Arrival, photos: list) -> tuple[torch.Tensor, bool]:
         """The decode with side information, kept only when its own code explains the received symbols better
         than the plain decode's (:func:`consistency`): an unrelated neighbour is then almost never used."""
-        fused = self.decode(y_mmse, snr_eff, (im.height, im.width), _side_tensor(photos, im.size))
-        c_plain = consistency(y_zf, self.encode(_quantised(plain), snr), no_eff)
-        c_fused = consistency(y_zf, self.encode(_quantised(fused), snr), no_eff)
+        h, w = a.size
+        fused = self.decode(a.y_mmse, a.snr_eff_db, a.size, _side_tensor(photos, (w, h)))
+        c_plain = consistency(a.y_zf, self.encode(_quantised(plain), a.snr_db), a.no_eff)
+        c_fused = consistency(a.y_zf, self.encode(_quantised(fused), a.snr_db), a.no_eff)
         return (fused, True) if c_fused < c_plain else (plain, False)
 
     def _recognise(
