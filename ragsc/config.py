@@ -303,6 +303,21 @@ class ImageLinkConfig(Config):
     link: Literal["embedding", "jscc"] = "embedding"
     ratio: str = Field("1/12", description="bandwidth ratio (complex symbols per source value), one the "
                        "codec sends: 1/48, 1/12 or 1/6 for the shipped codec")
+
+    @field_validator("ratio", mode="before")
+    @classmethod
+    def _ratio(cls, v):
+        from fractions import Fraction
+
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise ValueError(f"a fraction like '1/12' or a number, got {v!r}")
+        try:
+            r = Fraction(v.strip()) if isinstance(v, str) else Fraction(v).limit_denominator(10_000)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"a fraction like '1/12' or a number, got {v!r}") from None
+        if not 0 < r <= 1:
+            raise ValueError(f"a bandwidth ratio in (0, 1], got {v!r}")
+        return v.strip() if isinstance(v, str) else str(v)
     codec: str | None = Field(None, description="folder of an image JSCC codec (ragsc jscc train --out); "
                               "null: the shipped one")
     tile: int = Field(1024, ge=64, le=4096, multiple_of=8, description="largest tile side in pixels: bounds "
@@ -313,7 +328,8 @@ class ImageLinkConfig(Config):
         fields = type(self).model_fields
         stray = [n for n in ("ratio", "codec", "tile") if getattr(self, n) != fields[n].default]
         if self.link != "jscc" and stray:
-            raise ValueError(f"{', '.join('image.' + n for n in stray)} apply only to image.link: jscc")
+            verb = "applies" if len(stray) == 1 else "apply"
+            raise ValueError(f"{', '.join('image.' + n for n in stray)} {verb} only to image.link: jscc")
         return self
 
 

@@ -219,3 +219,62 @@ def test_limits_have_documented_defaults_a_spec_may_override():
         PipelineSpec(name="x", task="text", limits={"tokens": 5})
     with pytest.raises(ConfigError, match=r"invalid Limits: batch_items"):
         Limits(batch_items=2.5)
+
+
+def test_image_link_defaults_and_jscc_settings():
+    from ragsc.config import ImageLinkConfig
+
+    spec = validate(PipelineSpec, {"name": "n", "task": "image"})
+    assert isinstance(spec.image, ImageLinkConfig)
+    assert spec.image.model_dump() == {"link": "embedding", "ratio": "1/12", "codec": None, "tile": 1024}
+    jscc = {"link": "jscc", "ratio": "1/6", "codec": "runs/jscc", "tile": 512}
+    spec = validate(PipelineSpec, {"name": "n", "task": "multitask", "image": jscc})
+    assert spec.image.model_dump() == jscc
+    # the printed spec reads back, either link
+    assert validate(PipelineSpec, spec.resolved()) == spec
+    plain = validate(PipelineSpec, {"name": "n", "task": "image"})
+    assert validate(PipelineSpec, plain.resolved()) == plain
+    # a jscc-only field at its default value is no stray setting
+    assert validate(PipelineSpec, {"name": "n", "task": "image", "image": {"ratio": "1/12"}}).image.link \
+        == "embedding"
+    # a YAML number is a ratio too (the codec matches it within 0.5 %)
+    assert validate(PipelineSpec, {"name": "n", "task": "image", "image": {"link": "jscc", "ratio": 0.0833}}
+                    ).image.ratio == "0.0833"
+
+
+@pytest.mark.parametrize(("image", "match"), [
+    ({"link": "embedding", "ratio": "1/6"}, r"image: .*image\.ratio applies only to image\.link: jscc"),
+    ({"ratio": "1/6", "codec": "x", "tile": 512},
+     r"image\.ratio, image\.codec, image\.tile apply only to image\.link: jscc"),
+    ({"codec": "x"}, r"image\.codec applies only to image\.link: jscc"),
+    ({"link": "pixels"}, r"image\.link: .*'embedding' or 'jscc'"),
+    ({"link": "jscc", "tile": 100}, r"image\.tile: .*multiple of 8"),
+    ({"link": "jscc", "tile": 32}, r"image\.tile: .*greater than or equal to 64"),
+    ({"link": "jscc", "tile": 8192}, r"image\.tile: .*less than or equal to 4096"),
+    ({"link": "jscc", "ratio": "abc"}, r"image\.ratio: .*a fraction like '1/12' or a number"),
+    ({"link": "jscc", "ratio": "2"}, r"image\.ratio: .*a bandwidth ratio in \(0, 1\]"),
+    ({"link": "jscc", "ratio": True}, r"image\.ratio: .*a fraction like"),
+    ({"link": "jscc", "size": 64}, r"image\.size: Extra inputs"),
+])
+def test_image_link_settings_are_checked(image, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(PipelineSpec, {"name": "n", "task": "image", "image": image}, "pipeline spec")
+
+
+def test_spec_validate_prints_the_image_section(cli, tmp_path):
+    import json
+
+    import yaml
+
+    code, out, _ = cli("spec", "validate", PIPELINES / "image.yaml")
+    assert code == 0
+    assert json.loads(out)["image"] == {"link": "embedding", "ratio": "1/12", "codec": None, "tile": 1024}
+    path = tmp_path / "jscc.yaml"
+    image = {"link": "jscc", "ratio": "1/48"}
+    path.write_text(yaml.safe_dump({"name": "j", "task": "image", "image": image}))
+    code, out, _ = cli("spec", "validate", path)
+    assert code == 0 and json.loads(out)["image"] == {"link": "jscc", "ratio": "1/48", "codec": None,
+                                                      "tile": 1024}
+    path.write_text("name: j\ntask: image\nimage: {link: embedding, ratio: 1/6}\n")
+    code, _, err = cli("spec", "validate", path)
+    assert code == 2 and err.startswith("error:") and "image.ratio applies only to image.link: jscc" in err

@@ -72,8 +72,8 @@ def jscc_train(
     side_info: bool = typer.Option(False, help="Give the decoder the side-information branch (KB photos)."),
     init: Path | None = typer.Option(
         None,
-        help="Start from this trained codec's weights (with --side-info: its "
-        "transmitter is kept as it is, only the receiver trains).",
+        help="Start from this trained codec's weights (with --side-info: only the side-information branch "
+        "trains; the codec's transmitter and plain decoder stay exactly as they were).",
     ),
     resume: bool = typer.Option(False, help="Continue the unfinished run in --out."),
     seed: int = typer.Option(0),
@@ -121,7 +121,7 @@ def jscc_train(
             "patience": patience,
             "max_minutes": max_minutes,
             "seed": seed,
-            "freeze_encoder": side_info and init is not None,
+            "side_only": side_info and init is not None,
         },
         "jscc train",
     )

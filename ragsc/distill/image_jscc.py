@@ -12,7 +12,8 @@ the validation photos' fixed crops are scored (mean PSNR over the levels at AWGN
 average so far is what the run folder holds, and a run stops after ``patience`` evaluations without a gain of
 ``min_delta_db`` (a plateau), at ``steps``, or after ``max_minutes``. With side information
 (``config.side_info``) each crop comes with a neighbour (:func:`crops_with_neighbours`) and
-``freeze_encoder`` trains the receiver only.
+``side_only`` trains the side branch alone (the side encoder and the fusion convolutions): the codec's
+plain path, transmitter and decoder, stays exactly as it was, so RAG off decodes as before.
 
 The run folder is the codec's saved-model folder (:mod:`ragsc.saved`, the best weights) plus two extra files:
 ``trainer.json`` (the step, the history, the data's listing, the training config) and, until the run ends,
@@ -56,10 +57,10 @@ class JSCCTrainConfig(Config):
     patience: int = Field(8, ge=1)
     min_delta_db: float = Field(0.05, ge=0)
     max_minutes: float | None = Field(None, gt=0)
-    freeze_encoder: bool = Field(
+    side_only: bool = Field(
         False,
-        description="train the decoder (and side branch) only: a codec whose "
-        "transmitter is already deployed gains side information at the receiver",
+        description="train the side-information branch only: a codec whose transmitter and plain decoder "
+        "are deployed gains side information at the receiver, and decodes as before without it",
     )
     unrelated: float = Field(
         0.3,
@@ -176,9 +177,12 @@ def train_jscc(codec: JSCCCodec, train: list[Path], val: list[Path], out: str | 
     else:
         crops = random_crops(val_images, 2 * len(val), val_crop, torch.Generator().manual_seed(1))
         val_side = None
-    if cfg.freeze_encoder:
-        for module in (codec.enc, codec.enc_af, codec.enc_head):
-            module.requires_grad_(False)
+    if cfg.side_only:
+        if not side_info:
+            raise InputError("side_only trains the side-information branch: the codec has none (side_info)")
+        codec.requires_grad_(False)
+        for module in (codec.side, codec.fuse):
+            module.requires_grad_(True)
     opt = torch.optim.AdamW([p for p in codec.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=1e-4)
     history, best_db, best, step, elapsed0 = [], -math.inf, None, 0, 0.0
     if state is not None:

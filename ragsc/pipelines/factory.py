@@ -107,14 +107,13 @@ def semantic_link(spec: PipelineSpec, decoders, cat: CATCodec | None, channel: s
                           f"serve this link: {exc}") from None
 
 
-def image_link(spec: PipelineSpec, codec, config) -> JSCCLink:
+def image_link(spec: PipelineSpec, codec: JSCCCodec, config) -> JSCCLink:
     """The spec's image JSCC path (``image.link: jscc``) over the channel ``config`` of the semantic link."""
     try:
         return JSCCLink(codec, config, ratio=spec.image.ratio, tile=spec.image.tile, limits=spec.limits)
     except ConfigError as exc:
-        which = spec.image.codec or "the shipped one"
-        raise ConfigError(f"pipeline {spec.name!r}: the image codec ({which}) "
-                          f"cannot serve image.link jscc here: {exc}") from None
+        raise ConfigError(f"pipeline {spec.name!r}: its image codec cannot serve image.link jscc here "
+                          f"(image.ratio {spec.image.ratio}, channel {config.channel}): {exc}") from None
 
 
 def image_codec(spec: PipelineSpec, codec: JSCCCodec | None = None) -> JSCCCodec | None:
@@ -126,7 +125,13 @@ def image_codec(spec: PipelineSpec, codec: JSCCCodec | None = None) -> JSCCCodec
         return codec
     from ragsc.channel.jscc.link import default_codec_dir
 
-    return JSCCCodec.load(spec.image.codec or default_codec_dir())
+    folder = spec.image.codec or default_codec_dir()
+    try:
+        return JSCCCodec.load(folder)
+    except ModelLoadError as exc:
+        hint = ("set image.codec to the folder `ragsc jscc train --out` wrote" if spec.image.codec else
+                "the shipped codec is missing from this install: set image.codec, or image.link: embedding")
+        raise ModelLoadError(f"pipeline {spec.name!r}: image.codec: {exc}; {hint}") from None
 
 
 def open_retriever(spec: PipelineSpec, encoder, local=None, global_=None):

@@ -70,7 +70,9 @@ class Receiver:
         if jscc is not None:  # the receiving end only: the channel settings are the transmitter's
             from ragsc.channel.jscc import JSCCLink
 
-            self.photo_link = JSCCLink(jscc, ratio=spec.image.ratio, tile=spec.image.tile, limits=spec.limits)
+            # on a channel the codec knows (the default, AWGN, refused a codec trained without it)
+            self.photo_link = JSCCLink(jscc, channel=jscc.config.channels[0], ratio=spec.image.ratio,
+                                       tile=spec.image.tile, limits=spec.limits)
         self._kb_sentences: tuple | None = None  # (key, KBSentences) of the KBs' sentences, for RAG
         self.timings: dict[str, float] = {}
 

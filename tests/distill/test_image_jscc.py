@@ -170,18 +170,24 @@ def test_resume_continues_from_the_checkpointed_weights_not_the_codec_passed(pho
     assert any(k.startswith("opt.") for k in state["tensors"])  # the optimiser's moments travel too
 
 
-def test_freeze_encoder_trains_the_receiver_only(photos, tmp_path):
+def test_side_only_trains_the_side_branch_alone(photos, tmp_path):
     train, val = photos
-    codec = _codec(seed=3)
+    codec = _codec(seed=3, side_info=True)
     before = {k: v.clone() for k, v in codec.state_dict().items()}
-    run = train_jscc(codec, train, val, tmp_path / "run", _cfg(steps=3, freeze_encoder=True, ema=0.0))
+    run = train_jscc(codec, train, val, tmp_path / "run", _cfg(steps=3, side_only=True, ema=0.0, lr=1e-2))
     after = JSCCCodec.load(tmp_path / "run").state_dict()
-    enc = [k for k in before if k.startswith(("enc.", "enc_af.", "enc_head."))]
-    dec = [k for k in before if k.startswith(("dec_",))]
-    assert enc and dec
-    assert all(torch.equal(before[k], after[k]) for k in enc)
-    assert any(not torch.equal(before[k], after[k]) for k in dec)
+    plain = [k for k in before if not k.startswith(("side.", "fuse."))]
+    side = [k for k in before if k.startswith(("side.", "fuse."))]
+    assert plain and side
+    assert all(torch.equal(before[k], after[k]) for k in plain)  # RAG off decodes exactly as before
+    assert any(not torch.equal(before[k], after[k]) for k in side)
     assert run.step == 3
+
+
+def test_side_only_needs_a_side_branch(photos, tmp_path):
+    train, val = photos
+    with pytest.raises(InputError, match="side-information branch"):
+        train_jscc(_codec(seed=3), train, val, tmp_path / "run", _cfg(steps=1, side_only=True))
 
 
 def test_side_information_training_moves_the_fusion_from_zero(photos, tmp_path):
