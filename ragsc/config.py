@@ -8,17 +8,16 @@ decoders; :class:`ragsc.Pipeline` builds from it.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ragsc.errors import ConfigError, InputError
+from ragsc.errors import ConfigError
 from ragsc.registry import ENCODERS
+from ragsc.types import SNR_RANGE_DB, check_snr_db, parse_ratio  # noqa: F401 (re-exported)
 
-SNR_RANGE_DB = (-30.0, 60.0)  # the SNRs (Es/N0, dB) every path accepts
 Fusion = Literal["rrf", "weighted"]
 # How a receiver fuses its local and global KBs' hits, for specs and HybridRetriever alike: weighted
 # (max cosine) rather than RRF, because the local KB is a subset of the global one and RRF would sum an
@@ -31,20 +30,6 @@ FUSION_DEFAULT: Fusion = "weighted"
 MAX_DIM = 65_536  # an embedding's dimension (a teacher's, a student's output, a codec's target)
 MAX_WIDTH = 8_192  # a network's width: channels, hidden units, a transformer's model dimension
 MAX_CLASSES = 1_000_000  # task classes, vocabulary entries, answers
-
-
-def check_snr_db(snr_db: float) -> float:
-    """``snr_db`` as a float; :class:`~ragsc.errors.InputError` unless finite and in :data:`SNR_RANGE_DB`."""
-    try:
-        snr = float(snr_db)
-    except (TypeError, ValueError):
-        raise InputError(f"snr_db must be a number, got {snr_db!r}") from None
-    lo, hi = SNR_RANGE_DB
-    if not math.isfinite(snr):
-        raise InputError(f"snr_db must be finite, got {snr_db!r}")
-    if not lo <= snr <= hi:
-        raise InputError(f"snr_db must lie in [{lo}, {hi}] dB, got {snr_db!r}")
-    return snr
 
 
 class FieldErrors(ConfigError):
@@ -265,11 +250,8 @@ class Limits(Config):
 
     Each item and each batch is checked where it enters (:mod:`ragsc.checks` says where), before the work
     it would cost; past a limit an :class:`~ragsc.errors.InputError` names the item, its size and the
-    limit. Raise them in a spec for a bigger machine. Measured on a shared 2-core CPU
-    (``pipelines/text.yaml``, AWGN 10 dB, the process's peak RSS): a 12-token sentence 5.7 s (loading
-    SmolLM2 included), 2.47 GB; a 512-token one 99.5 s, 2.47 GB; 8 of them in one batch (4,094 tokens, 32
-    frames) 218 s, 3.48 GB; a 39.5 MP PNG through the embedded encoder 3.5 s, 1.47 GB (640 x 480: 0.6 s,
-    1.43 GB).
+    limit. Raise them in a spec for a bigger machine; what the defaults cost (time, memory) is measured in
+    the reliability guide.
     """
 
     text_chars: int = Field(100_000, ge=1, le=100_000_000, description="characters per text: bounds the "
@@ -289,44 +271,31 @@ LIMITS = Limits()  # the defaults: what a call may hand ragsc outside a pipeline
 
 
 class ImageLinkConfig(Config):
-    """How a pipeline sends the pixels of its images (the embedding always crosses ``channel.path`` too: it is
-    what retrieval, captions and answers read).
-
-    ``embedding`` (the easy-VQA specs): no pixels are sent; the receiver draws an image from the embedding
-    and its retrieved neighbours (the trained generator). ``jscc``: the photo itself crosses the image JSCC
-    (:class:`~ragsc.channel.jscc.JSCCLink`) at bandwidth ratio ``ratio`` with the codec in folder ``codec``
-    (default: the shipped one); with RAG the receiver recognises a retrieved KB photo consistent with what
-    it received (returned exactly) and otherwise decodes with the top one as side information. Each image's
-    channel uses are its embedding's plus its photo's.
-    """
+    """How a pipeline sends its images' pixels (their embeddings cross ``channel.path`` in any case):
+    ``embedding`` (the easy-VQA specs), none, the receiver draws an image from the embedding and its
+    neighbours; ``jscc``, the photo crosses the image JSCC (:class:`~ragsc.channel.jscc.JSCCLink`) at
+    ``ratio`` with the codec in ``codec`` (default: the shipped one), and with RAG a retrieved KB photo that
+    explains what arrived is returned exactly, else the top one is side information. An image's channel
+    uses are its embedding's plus its photo's."""
 
     link: Literal["embedding", "jscc"] = "embedding"
-    ratio: str = Field("1/12", description="bandwidth ratio (complex symbols per source value), one the "
-                       "codec sends: 1/48, 1/12 or 1/6 for the shipped codec")
+    ratio: str = Field("1/12", description="bandwidth ratio, one the codec sends (shipped: 1/48, 1/12, 1/6)")
+    codec: str | None = Field(None, description="a folder of `ragsc jscc train`; null: the shipped one")
+    tile: int = Field(1024, ge=64, le=4096, multiple_of=8, description="largest tile side in pixels")
 
     @field_validator("ratio", mode="before")
     @classmethod
     def _ratio(cls, v):
-        from fractions import Fraction
-
-        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-            raise ValueError(f"a fraction like '1/12' or a number, got {v!r}")
         try:
-            r = Fraction(v.strip()) if isinstance(v, str) else Fraction(v).limit_denominator(10_000)
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"a fraction like '1/12' or a number, got {v!r}") from None
-        if not 0 < r <= 1:
-            raise ValueError(f"a bandwidth ratio in (0, 1], got {v!r}")
+            parse_ratio(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return v.strip() if isinstance(v, str) else str(v)
-    codec: str | None = Field(None, description="folder of an image JSCC codec (ragsc jscc train --out); "
-                              "null: the shipped one")
-    tile: int = Field(1024, ge=64, le=4096, multiple_of=8, description="largest tile side in pixels: bounds "
-                      "the decoder's memory on large photos")
 
     @model_validator(mode="after")
     def _jscc_only(self) -> ImageLinkConfig:
-        fields = type(self).model_fields
-        stray = [n for n in ("ratio", "codec", "tile") if getattr(self, n) != fields[n].default]
+        default = type(self).model_fields
+        stray = [n for n in ("ratio", "codec", "tile") if getattr(self, n) != default[n].default]
         if self.link != "jscc" and stray:
             verb = "applies" if len(stray) == 1 else "apply"
             raise ValueError(f"{', '.join('image.' + n for n in stray)} {verb} only to image.link: jscc")

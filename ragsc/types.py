@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
 import torch
 
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
 
 Modality = Literal["image", "text"]
 
@@ -98,3 +100,35 @@ class SemanticTokens:
         return SemanticTokens(
             move(self.embeddings), self.modality, move(self.tokens), move(self.token_mask), dict(self.meta)
         )
+
+
+def parse_ratio(value: str | float | Fraction) -> Fraction:
+    """A bandwidth ratio (complex symbols per source value) from ``"1/12"``, a number or a
+    :class:`~fractions.Fraction`; :class:`~ragsc.errors.ConfigError` unless it is a number in (0, 1]."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float, Fraction)):
+            raise TypeError
+        r = Fraction(value.strip()) if isinstance(value, str) else Fraction(value).limit_denominator(10_000)
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise ConfigError(f"bandwidth ratio must be a fraction like '1/12' or a number, got {value!r}"
+                          ) from None
+    if not 0 < r <= 1:
+        raise ConfigError(f"bandwidth ratio must be in (0, 1], got {value!r}")
+    return r
+
+
+SNR_RANGE_DB = (-30.0, 60.0)  # the SNRs (Es/N0, dB) every path accepts
+
+
+def check_snr_db(snr_db: float) -> float:
+    """``snr_db`` as a float; :class:`~ragsc.errors.InputError` unless finite and in :data:`SNR_RANGE_DB`."""
+    try:
+        snr = float(snr_db)
+    except (TypeError, ValueError):
+        raise InputError(f"snr_db must be a number, got {snr_db!r}") from None
+    lo, hi = SNR_RANGE_DB
+    if not math.isfinite(snr):
+        raise InputError(f"snr_db must be finite, got {snr_db!r}")
+    if not lo <= snr <= hi:
+        raise InputError(f"snr_db must lie in [{lo}, {hi}] dB, got {snr_db!r}")
+    return snr

@@ -12,6 +12,16 @@ PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 def test_shipped_specs_validate(task):
     spec = load_pipeline_spec(PIPELINES / f"{task}.yaml")
     assert spec.task == task and spec.encoder.spec == "embedded"
+    # photos cross the image JSCC in the image and multitask specs; the easy-VQA path keeps its own specs
+    assert spec.image.link == ("jscc" if task in ("image", "multitask") else "embedding")
+
+
+@pytest.mark.parametrize("task", ["image", "multitask"])
+def test_the_easy_vqa_path_is_a_named_spec(task):
+    plain, easy = (load_pipeline_spec(PIPELINES / f"{n}.yaml") for n in (task, f"{task}-easyvqa"))
+    assert easy.image.link == "embedding" and easy.name == f"{task}-easyvqa"
+    # the same spec but for how the pixels travel
+    assert easy.model_dump(exclude={"image", "name"}) == plain.model_dump(exclude={"image", "name"})
 
 
 def test_error_names_the_bad_field(tmp_path):
@@ -110,7 +120,7 @@ def test_pipeline_spec_knowledge_bases():
 @pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_spec_validates(path):
     spec = load_pipeline_spec(path)
-    assert spec.name and spec.task == path.stem
+    assert spec.name and spec.task == path.stem.removesuffix("-easyvqa")
     assert spec.decoder.rag and {k.scope for k in spec.knowledge_bases} == {"local", "global"}
     assert all(k.build == "default" for k in spec.knowledge_bases)
     assert spec.channel.k_symbols == 48
@@ -252,7 +262,7 @@ def test_image_link_defaults_and_jscc_settings():
     ({"link": "jscc", "tile": 32}, r"image\.tile: .*greater than or equal to 64"),
     ({"link": "jscc", "tile": 8192}, r"image\.tile: .*less than or equal to 4096"),
     ({"link": "jscc", "ratio": "abc"}, r"image\.ratio: .*a fraction like '1/12' or a number"),
-    ({"link": "jscc", "ratio": "2"}, r"image\.ratio: .*a bandwidth ratio in \(0, 1\]"),
+    ({"link": "jscc", "ratio": "2"}, r"image\.ratio: .*bandwidth ratio must be in \(0, 1\]"),
     ({"link": "jscc", "ratio": True}, r"image\.ratio: .*a fraction like"),
     ({"link": "jscc", "size": 64}, r"image\.size: Extra inputs"),
 ])
@@ -267,6 +277,9 @@ def test_spec_validate_prints_the_image_section(cli, tmp_path):
     import yaml
 
     code, out, _ = cli("spec", "validate", PIPELINES / "image.yaml")
+    assert code == 0
+    assert json.loads(out)["image"] == {"link": "jscc", "ratio": "1/12", "codec": None, "tile": 1024}
+    code, out, _ = cli("spec", "validate", PIPELINES / "image-easyvqa.yaml")
     assert code == 0
     assert json.loads(out)["image"] == {"link": "embedding", "ratio": "1/12", "codec": None, "tile": 1024}
     path = tmp_path / "jscc.yaml"

@@ -15,3 +15,19 @@ def test_examples_print_sentences_images_and_answers(multitask):
     assert "decoded, RAG (fast)" in out and "decoded, no RAG (GRU)" in out
     # three easy-VQA test images with two questions each, answered with and without RAG
     assert out.count(" -> ") == 6
+
+
+def test_photo_example_sets_a_real_photo_beside_heif_and_ldpc(multitask, tmp_path):
+    from ragsc.demo import photo_example
+
+    lines = []
+    png = tmp_path / "photo.png"
+    res = photo_example(multitask, lines.append, png, snrs=(10.0,))
+    out = "\n".join(lines)
+    assert "a real photo (451x300, scikit-image's 'chelsea')" in out and "HEIF + LDPC (best MCS)" in out
+    assert png.is_file() and png.stat().st_size > 10_000
+    (row,) = res["rows"]
+    # its embedding's 48 symbols + the JSCC's (1/12 of 451 x 300 x 3, padded to 456 x 304) + a header
+    assert row[0] == "10" and row[1] == 48 + 57 * 38 * 16 + 16
+    jscc_psnr = float(row[2].split(" / ")[0])
+    assert 15.0 < jscc_psnr < 60.0  # a photo came back, not a blank

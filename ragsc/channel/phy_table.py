@@ -44,9 +44,20 @@ def tb_layout(k_symbols: int, modulation: int, code_rate: float) -> tuple[int, i
     tb_size, cb_size, n_cbs, cw = int(cfg[0]), int(cfg[1]), int(cfg[2]), torch.as_tensor(cfg[5])
     if tb_size > int(cfg[3]) + int(cw.sum()):
         return None
-    if not 1 / 5 <= cb_size / int(cw.max()) <= 0.95:  # the rates Sionna's LDPC5GEncoder refuses (38.212)
+    rate = cb_size / int(cw.max())
+    if not 1 / 5 <= rate <= 0.95:  # the rates Sionna's LDPC5GEncoder refuses (38.212)
+        return None
+    # 38.212's base graph choice; Sionna's base graph 1 takes only rates above 1/3 (no repetition)
+    bg1 = not (cb_size <= 292 or (cb_size <= 3824 and rate <= 0.67) or rate <= 0.25)
+    if bg1 and rate <= 1 / 3:
         return None
     return target, n_cbs
+
+
+def block_bits(code_rate: float, info_bits: int) -> int:
+    """The code block a :class:`BlerTable` measures at ``code_rate``: ``info_bits``, or at most 3,000 bits at
+    rates up to 1/3, where 5G uses base graph 2 (code blocks of at most 3,824 bits with their CRC)."""
+    return info_bits if code_rate > 1 / 3 else min(info_bits, 3000)
 
 
 @dataclass
@@ -62,7 +73,8 @@ class BlerTable:
     bler
         Per MCS, the measured code-block error rate at each grid point.
     info_bits, blocks, ldpc_iterations
-        The code block measured (information bits), how many per point, the decoder's iterations.
+        The code block measured (information bits; see :func:`block_bits`), how many per point, the
+        decoder's iterations.
     """
 
     mcs: list[tuple[int, float]]
@@ -99,7 +111,7 @@ class BlerTable:
         total = sum(len(x) for x in grids)
         with tqdm(total=total, desc="BLER table", disable=not progress) as bar:
             for (m, r), grid in zip(mcs, grids):
-                k = math.ceil(info_bits / (math.log2(m) * r))
+                k = math.ceil(block_bits(r, info_bits) / (math.log2(m) * r))
                 phy = CodedPHY(
                     ChannelConfig(channel="awgn", k_symbols=k, seed=seed),
                     CodingConfig(modulation=m, code_rate=r, ldpc_iterations=ldpc_iterations),

@@ -58,9 +58,11 @@ def test_eval_small_run_writes_csv_and_plots(cli, tmp_path, default_kbs):
     assert len(rows) == sum(per_method.values())  # retrieval: image PSNR / SSIM; text baselines: text
     assert {r["method"] for r in rows} == set(methods)
     assert {r["snr_db"] for r in rows} == {"10.0"}
-    # images (and sentences as embeddings) in 48 symbols; sentences on the token link in what they cost
-    embedded = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]
-    assert {r["channel_uses"] for r in embedded} == {"48"}
+    # sentences as embeddings in 48 symbols, 64x64 images in 48 + their pixels on the image JSCC at 1/12
+    # (1,024 + a 16-symbol header); sentences on the token link in what they cost
+    assert {r["channel_uses"] for r in rows if r["method"] == "semantic-embedding" and r["task"] == "text"} \
+        == {"48"}
+    assert {r["channel_uses"] for r in rows if r["task"] != "text"} == {"1088"}
     assert len({r["channel_uses"] for r in rows if r["task"] == "text"}) == 2
     assert {r["n"] for r in rows} == {"3"} and {r["subset"] for r in rows} == {"all"}
     for task in ("text", "image", "vqa"):

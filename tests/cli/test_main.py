@@ -9,7 +9,7 @@ from ragsc.cli import app
 TREE = {"encoders": {"list", "train-embedded", "eval"}, "spec": {"validate"}, "channel": {"sweep"},
         "kb": {"create", "ingest", "search", "stats", "delete", "export"}, "decoders": {"train"},
         "distill": {"cache", "train", "search", "eval"}, "federated": {"run", "server", "client"},
-        "compress": {"encoder", "lm"}, "eval": None, "demo": None}
+        "compress": {"encoder", "lm"}, "jscc": {"train", "eval"}, "eval": None, "demo": None}
 
 
 def test_the_command_tree():

@@ -61,6 +61,12 @@ def pipe(lm_parts, codec):
 
 
 @pytest.fixture(scope="module")
+def plain(lm_parts):
+    """The same spec with ``image.link: embedding`` (the easy-VQA path)."""
+    return Pipeline.from_config({**jscc_spec(), "image": {"link": "embedding"}}, **lm_parts)
+
+
+@pytest.fixture(scope="module")
 def side_pipe(lm_parts):
     """Sentences as embeddings, a codec with the side-information branch."""
     return Pipeline.from_config(jscc_spec(text="embedding"), **lm_parts, jscc=tiny_codec(1, side_info=True))
@@ -77,13 +83,13 @@ def kb_photo(default_kbs):
     return x.path
 
 
-def test_photos_cross_the_jscc_beside_their_embeddings(pipe, multitask, codec, test_images):
+def test_photos_cross_the_jscc_beside_their_embeddings(pipe, plain, codec, test_images):
     odd = photo(45, 70, seed=2)  # not square, not a multiple of 8: the padding is paid for
     question = {"image": test_images[0].path, "questions": ["what is the color of the shape?"]}
     items = ["a red triangle", question, odd]
-    assert pipe.jscc is codec and multitask.jscc is None
+    assert pipe.jscc is codec and plain.jscc is None
     tx = pipe.transmit(items, snr_db=12.5)
-    ref = multitask.transmit(items, snr_db=12.5)  # the same spec with image.link: embedding
+    ref = plain.transmit(items, snr_db=12.5)  # the same spec with image.link: embedding
     assert tx.photo_rows == [1, 2] and tx.analog_rows == [1, 2] and tx.token_rows == [0]
     assert [a.size for a in tx.photos] == [(64, 64), (45, 70)]
     link = JSCCLink(codec, ratio="1/12")
@@ -95,7 +101,7 @@ def test_photos_cross_the_jscc_beside_their_embeddings(pipe, multitask, codec, t
     assert tx.channel_uses == round(sum(tx.channel_uses_per_item) / 3)
     # the photos take their own channel: the embeddings and the sentence cross exactly as without them
     assert torch.equal(tx.received.tokens.embeddings, ref.received.tokens.embeddings)
-    outs, ref_outs = pipe.receive(tx), multitask.receive(ref)
+    outs, ref_outs = pipe.receive(tx), plain.receive(ref)
     assert [o.kind for o in outs] == ["text", "image", "image"]
     assert outs[0].text == ref_outs[0].text == "a red triangle" and outs[0].meta == ref_outs[0].meta
     assert outs[0].image is None

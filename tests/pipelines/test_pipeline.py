@@ -23,11 +23,12 @@ def test_transmit_and_receive(multitask, test_images):
     tx = multitask.transmit(items, snr_db=12.5)
     assert isinstance(tx, Transmission) and len(tx) == 2
     assert tx.kinds == ["text", "image"]
-    # the sentence crosses the token link (16-symbol header + 2 gain symbols + 4 per token), the image
-    # the analog one
+    # the sentence crosses the token link (16-symbol header + 2 gain symbols + 4 per token), the image's
+    # embedding the analog one and its 64x64 pixels the image JSCC (64 * 64 * 3 / 12 symbols + a 16-symbol
+    # header)
     n_tokens = len(multitask.sentence_path.decoder.token_ids(["a red triangle"])[0])
-    assert tx.token_rows == [0] and tx.analog_rows == [1]
-    assert tx.channel_uses_per_item == [18 + 4 * n_tokens, multitask.spec.channel.k_symbols]
+    assert tx.token_rows == [0] and tx.analog_rows == [1] and tx.photo_rows == [1]
+    assert tx.channel_uses_per_item == [18 + 4 * n_tokens, multitask.spec.channel.k_symbols + 1024 + 16]
     assert tx.channel_uses == round(sum(tx.channel_uses_per_item) / 2)
     assert tx.snr_db == 12.5 and tx.channel == "awgn" and tx.sentences.snr_db == 12.5
     z = tx.received.tokens.embeddings

@@ -18,28 +18,10 @@ from pydantic import Field, model_validator
 from ragsc.channel.models import CHANNELS
 from ragsc.config import Config
 from ragsc.errors import ConfigError
+from ragsc.types import parse_ratio
 
 DOWNSAMPLE = 8  # three stride-2 stages
 SOURCE_VALUES_PER_POSITION = 3 * DOWNSAMPLE * DOWNSAMPLE  # RGB values one 1/8-scale position stands for
-
-
-def parse_ratio(value: str | float | Fraction) -> Fraction:
-    """A bandwidth ratio from ``"1/12"``, ``0.0833`` or a :class:`~fractions.Fraction` (``ConfigError`` when
-    it is
-    not a number in (0, 1])."""
-    try:
-        r = (
-            Fraction(value).limit_denominator(10_000)
-            if not isinstance(value, str)
-            else Fraction(value.strip())
-        )
-    except (ValueError, ZeroDivisionError, TypeError):
-        raise ConfigError(
-            f"bandwidth ratio must be a fraction like '1/12' or a number, got {value!r}"
-        ) from None
-    if not 0 < r <= 1:
-        raise ConfigError(f"bandwidth ratio must be in (0, 1], got {value!r}")
-    return r
 
 
 class JSCCConfig(Config):
