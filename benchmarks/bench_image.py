@@ -72,9 +72,10 @@ def related_crop(im):
 def rag_rows(codec, names, photos, channel, ratio, snrs, mode, seed=0) -> list[dict]:
     """JSCC + retrieval: embeddings on the analog link, top-3 KB photos, recognition or side information."""
     from ragsc.channel.analog import AnalogLink
+    from ragsc.decoders import load_decoders
     from ragsc.encoders import load_encoder
 
-    enc = load_encoder("embedded")
+    enc, pca = load_encoder("embedded"), load_decoders().pca  # the pipelines' embedding path
     if mode == "own":
         kb = list(photos)
         owners = list(range(len(photos)))
@@ -90,7 +91,7 @@ def rag_rows(codec, names, photos, channel, ratio, snrs, mode, seed=0) -> list[d
     rows = []
     for snr in snrs:
         link = JSCCLink(codec, channel=channel, ratio=ratio, seed=seed)
-        analog = AnalogLink(channel=channel, k_symbols=48, seed=seed)
+        analog = AnalogLink(channel=channel, k_symbols=48, seed=seed, transform=pca)
         rx_emb = analog(enc.encode_images(photos), snr).tokens.embeddings
         sims = rx_emb @ kb_emb.T
         side, known, top1_right = [], [], 0

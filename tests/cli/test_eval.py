@@ -77,7 +77,8 @@ def test_eval_small_run_writes_csv_and_plots(cli, tmp_path, default_kbs):
     assert code == 0, stderr
     with open(tmp_path / "k24" / "eval.csv", newline="") as f:
         k24 = list(csv.DictReader(f))
-    assert {(r["channel_uses"], r["subset"]) for r in k24 if r["task"] != "text"} == {("24", "novel")}
+    # the embedding in 24 symbols, the 64x64 pixels on the image JSCC as before (1,024 + 16)
+    assert {(r["channel_uses"], r["subset"]) for r in k24 if r["task"] != "text"} == {("1064", "novel")}
     assert {r["subset"] for r in k24} == {"novel"}
     k1000 = tmp_path / "k1000"
     code, _, stderr = cli("eval", str(path), "--k-symbols", "1000", "--out", str(k1000))

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ragsc.channel.jscc.config import DOWNSAMPLE, JSCCConfig
-from ragsc.errors import ConfigError, InputError, ModelLoadError
-from ragsc.saved import Saved, build, load, save
+from ragsc.errors import ConfigError, InputError
+from ragsc.saved import Saved, build, load, parse_config, save
 
 
 class _AF(nn.Module):
@@ -195,10 +195,7 @@ class JSCCCodec(nn.Module):
     @classmethod
     def from_saved(cls, saved: Saved, device: str = "cpu") -> JSCCCodec:
         """Rebuild a codec from its :class:`~ragsc.saved.Saved` folder, on ``device``, in eval mode."""
-        try:
-            config = JSCCConfig(**saved.config)
-        except ConfigError as exc:
-            raise ModelLoadError(f"{saved.folder}: invalid image JSCC config: {exc}") from None
+        config = parse_config(JSCCConfig, saved.config, saved.folder, "image JSCC")
         codec = build(lambda: cls(config), saved.tensors, str(saved.folder)).to(device).eval()
         codec.info = dict(saved.info)
         return codec

@@ -118,8 +118,8 @@ def test_loading_another_kind_is_a_model_load_error(tmp_path):
     (dict(widths=[8, 8, 16]), "has shape"),
     (dict(side_info=True), r"tensor '(fuse|side)\..*' is missing \(and \d+ more\)"),
     (dict(blocks=[0, 2]), "is missing"),
-    (dict(max_channels=9, levels=[9]), "invalid image JSCC config: .*max_channels must be even"),
-    (dict(levels=[2, 4]), "invalid image JSCC config"),
+    (dict(max_channels=9, levels=[9]), "not a valid image JSCC config: .*max_channels must be even"),
+    (dict(levels=[2, 4]), "not a valid image JSCC config"),
 ])
 def test_a_config_the_weights_do_not_fit_is_a_model_load_error(codec, tmp_path, change, message):
     folder = codec.save(tmp_path / "jscc")
