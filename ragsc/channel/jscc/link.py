@@ -109,14 +109,23 @@ def symbols_for(height: int, width: int, tile: int, level: int) -> int:
 
 
 def to_tensor(im: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float ``[1, 3, H, W]`` in [0, 1]."""
-    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)[None].float() / 255.0
+    """RGB PIL image -> 8-bit ``[1, 3, H, W]`` (photos stay 8-bit; each tile becomes float on its own, so a
+    large photo's memory is a byte per value, not four)."""
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
 
 
 def to_image(x: torch.Tensor) -> Image.Image:
-    """Float ``[1, 3, H, W]`` (or ``[3, H, W]``) in [0, 1] -> RGB PIL image (rounded)."""
-    x = x.reshape(3, *x.shape[-2:]).clamp(0, 1).mul(255).round().to(torch.uint8)
+    """8-bit, or float in [0, 1], ``[1, 3, H, W]`` (or ``[3, H, W]``) -> RGB PIL image (rounded)."""
+    x = _bytes(x.reshape(3, *x.shape[-2:]))
     return Image.fromarray(x.permute(1, 2, 0).numpy(), "RGB")
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x
+
+
+def _bytes(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype == torch.uint8 else x.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 def consistency(y: torch.Tensor, s: torch.Tensor, no_eff: torch.Tensor | float) -> float:
@@ -190,20 +199,19 @@ class JSCCLink(TransmissionPath):
     def encode(self, x: torch.Tensor, snr_db: float) -> torch.Tensor:
         """One photo ``[1, 3, H, W]`` -> its complex symbols ``[n]``: the tiles' codes concatenated, each at
         unit mean power (as in training), so the photo's is 1 too."""
-        return torch.cat(
-            [
-                to_symbols(self.codec.encode(_pad8(x[..., t : t + h, s : s + w]), snr_db, self.level))[0]
-                for t, s, h, w in tile_boxes(*x.shape[-2:], self.tile).boxes
-            ]
-        )
+        codes = []
+        for t, s, h, w in tile_boxes(*x.shape[-2:], self.tile).boxes:
+            tile = _pad8(_unit(x[..., t : t + h, s : s + w]))  # float, one tile at a time
+            codes.append(to_symbols(self.codec.encode(tile, snr_db, self.level))[0])
+        return torch.cat(codes)
 
     @torch.no_grad()
     def decode(
         self, y_eq: torch.Tensor, snr_eff_db: float, size: tuple[int, int], side: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Equalised symbols ``[n]`` of one photo of ``size`` (H, W) -> pixels ``[1, 3, H, W]``; ``side``
-        optional side photos ``[K, 3, H, W]`` of the photo's size."""
-        out = torch.empty(1, 3, *size)
+        """Equalised symbols ``[n]`` of one photo of ``size`` (H, W) -> 8-bit pixels ``[1, 3, H, W]``;
+        ``side`` optional side photos ``[K, 3, H, W]`` of the photo's size."""
+        out = torch.empty(1, 3, *size, dtype=torch.uint8)
         start = 0
         for t, s, h, w in tile_boxes(*size, self.tile).boxes:
             hp, wp = math.ceil(h / DOWNSAMPLE), math.ceil(w / DOWNSAMPLE)
@@ -211,8 +219,8 @@ class JSCCLink(TransmissionPath):
             part = y_eq[start : start + n]
             start += n
             z = from_symbols(part[None], (1, self.level, hp, wp))
-            side_t = _pad8(side[..., t : t + h, s : s + w])[None] if side is not None else None
-            out[..., t : t + h, s : s + w] = self.codec.decode(z, snr_eff_db, side_t)[..., :h, :w]
+            side_t = _pad8(_unit(side[..., t : t + h, s : s + w]))[None] if side is not None else None
+            out[..., t : t + h, s : s + w] = _bytes(self.codec.decode(z, snr_eff_db, side_t)[..., :h, :w])
         return out
 
     def transmit(self, images, snr_db: float | None = None, *, noiseless: bool = False) -> list[Arrival]:
@@ -278,8 +286,8 @@ class JSCCLink(TransmissionPath):
         than the plain decode's (:func:`consistency`): an unrelated neighbour is then almost never used."""
         h, w = a.size
         fused = self.decode(a.y_mmse, a.snr_eff_db, a.size, _side_tensor(photos, (w, h)))
-        c_plain = consistency(a.y_zf, self.encode(_quantised(plain), a.snr_db), a.no_eff)
-        c_fused = consistency(a.y_zf, self.encode(_quantised(fused), a.snr_db), a.no_eff)
+        c_plain = consistency(a.y_zf, self.encode(plain, a.snr_db), a.no_eff)
+        c_fused = consistency(a.y_zf, self.encode(fused, a.snr_db), a.no_eff)
         return (fused, True) if c_fused < c_plain else (plain, False)
 
     def _recognise(
@@ -296,11 +304,6 @@ class JSCCLink(TransmissionPath):
         if best is None or best_stat > 1.0 + ACCEPT_SIGMAS / math.sqrt(len(y_zf)):
             return None, best_stat
         return best, best_stat
-
-
-def _quantised(x: torch.Tensor) -> torch.Tensor:
-    """Pixels as the receiver would output them (8-bit)."""
-    return x.clamp(0, 1).mul(255).round().div(255)
 
 
 def _rgb(im) -> Image.Image:
