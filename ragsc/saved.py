@@ -377,3 +377,23 @@ def loading(folder: str | Path | None, what: str) -> Iterator[None]:
         yield
     finally:
         _LOADING.reset(token)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str = "opt.") -> dict[str, torch.Tensor]:
+    """An optimiser's per-parameter state as named tensors, ``<prefix><param index>.<name>`` (safetensors, not
+    pickle: resumable checkpoints keep it this way); :func:`load_optimizer_tensors` reads it back."""
+    return {f"{prefix}{i}.{name}": torch.as_tensor(v).detach().clone()
+            for i, st in opt.state_dict()["state"].items() for name, v in st.items()}
+
+
+def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                           prefix: str = "opt.") -> None:
+    """Restore :func:`optimizer_tensors`' output into ``opt`` (other names in ``tensors`` are ignored)."""
+    saved = opt.state_dict()
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix):
+            i, name = key[len(prefix):].split(".", 1)
+            state.setdefault(int(i), {})[name] = v
+    saved["state"] = state
+    opt.load_state_dict(saved)

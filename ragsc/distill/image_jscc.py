@@ -38,10 +38,10 @@ from ragsc.channel.jscc.codec import JSCCCodec, from_symbols, to_symbols
 from ragsc.channel.jscc.config import DOWNSAMPLE
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
 from ragsc.config import Config
-from ragsc.distill.jscc_checkpoint import load_optimizer, resume_state, write_run
+from ragsc.distill.jscc_checkpoint import resume_state, write_run
 from ragsc.distill.photo_crops import crops_with_neighbours, load_scaled, random_crops
 from ragsc.errors import InputError
-from ragsc.saved import check_target
+from ragsc.saved import check_target, load_optimizer_tensors
 
 
 class JSCCTrainConfig(Config):
@@ -187,7 +187,7 @@ def train_jscc(codec: JSCCCodec, train: list[Path], val: list[Path], out: str | 
     history, best_db, best, step, elapsed0 = [], -math.inf, None, 0, 0.0
     if state is not None:
         codec.load_state_dict({k[6:]: v for k, v in state["tensors"].items() if k.startswith("model.")})
-        load_optimizer(opt, state["tensors"])
+        load_optimizer_tensors(opt, state["tensors"])
         best = {k: v.clone() for k, v in state["best"].items()}
         t = state["trainer"]
         history, best_db, step = t["history"], t["best_db"], t["step"]

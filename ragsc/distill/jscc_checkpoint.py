@@ -15,32 +15,13 @@ import torch
 
 from ragsc.channel.jscc.codec import JSCCCodec
 from ragsc.errors import InputError
-from ragsc.saved import Saved, read, save
+from ragsc.saved import Saved, optimizer_tensors, read, save
 
 TRAINER_FILE, CHECKPOINT_FILE = "trainer.json", "checkpoint.safetensors"
 
 
 def _listing(paths: list[Path]) -> list[list]:
     return [[p.name, p.stat().st_size] for p in paths]
-
-
-def _opt_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    out = {}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            out[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().clone()
-    return out
-
-
-def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for name, v in tensors.items():
-        if name.startswith("opt."):
-            _, i, k = name.split(".", 2)
-            state.setdefault(int(i), {})[k] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 def write_run(out: Path, codec: JSCCCodec, best: dict, opt, history: list[dict], best_db: float, step: int,
@@ -65,7 +46,7 @@ def write_run(out: Path, codec: JSCCCodec, best: dict, opt, history: list[dict],
     if not done:
         latest = {f"model.{k}": v.detach().contiguous() for k, v in codec.state_dict().items()}
         latest.update({f"ema.{k}": v.contiguous() for k, v in (ema or {}).items()})
-        files[CHECKPOINT_FILE] = save_bytes({**latest, **_opt_tensors(opt)})
+        files[CHECKPOINT_FILE] = save_bytes({**latest, **optimizer_tensors(opt)})
     meta = {
         **(info or {}),
         "val_psnr_db": round(best_db, 3),

@@ -45,6 +45,7 @@ from ragsc.federated.protocol import (
     Update,
     Upload,
 )
+from ragsc.saved import load_optimizer_tensors, optimizer_tensors
 
 _BATCHES, _DROP, _NOISE = 1, 2, 3  # streams of derive_seed
 
@@ -220,8 +221,7 @@ class Client:
         state = {"meta": torch.tensor([round_, self.expect, self._token], dtype=torch.int64)}
         state.update({f"w.{k}": v for k, v in self.model.get_weights().items()})
         if self.optimizer is not None:
-            for i, s in self.optimizer.state_dict()["state"].items():
-                state.update({f"opt.{i}.{name}": torch.as_tensor(v).clone() for name, v in s.items()})
+            state.update(optimizer_tensors(self.optimizer))
         return state
 
     def import_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -235,11 +235,4 @@ class Client:
         self.optimizer = None
         if self.round is not None:
             self.optimizer = self._optimizer(self.round)
-            saved = self.optimizer.state_dict()
-            inner: dict[int, dict] = {}
-            for k, v in state.items():
-                if k.startswith("opt."):
-                    _, i, name = k.split(".", 2)
-                    inner.setdefault(int(i), {})[name] = v
-            saved["state"] = inner
-            self.optimizer.load_state_dict(saved)
+            load_optimizer_tensors(self.optimizer, state)

@@ -13,12 +13,12 @@ from ragsc.distill.image_jscc import JSCCTrainConfig
 from ragsc.distill.jscc_checkpoint import (
     CHECKPOINT_FILE,
     TRAINER_FILE,
-    _opt_tensors,
-    load_optimizer,
     resume_state,
     write_run,
 )
 from ragsc.errors import InputError
+from ragsc.saved import load_optimizer_tensors as load_optimizer
+from ragsc.saved import optimizer_tensors as _opt_tensors
 
 
 def _codec() -> JSCCCodec:
