@@ -204,8 +204,17 @@ class DecoderConfig(Config):
     text: Literal["fast", "lm"] = Field("fast", description="sentences sent as embeddings (text.link: "
                                         "embedding): fast: GRU / re-ranked retrieval; lm: a causal LM writes "
                                         "(the token link decodes by beam search with decoder.lm instead)")
-    vqa: Literal["head", "lm"] = Field("head", description="head: trained closed-vocabulary answers; "
-                                       "lm: open answers")
+    vqa: Literal["head", "lm", "open"] = Field("head", description="head: trained closed-vocabulary "
+                                               "answers (easy-VQA); lm: the LM answers from the retrieved "
+                                               "captions; open: open-vocabulary answers for photos "
+                                               "(ragsc.decoders.photo_text)")
+    caption: Literal["retrieved", "open"] = Field("retrieved", description="retrieved: the top retrieved "
+                                                  "image's caption; open: a caption from what the encoder "
+                                                  "recognises and the retrieved captions "
+                                                  "(ragsc.decoders.photo_text)")
+    describe: Literal["embedding", "photo"] = Field("embedding", description="what open captions and "
+                                                    "answers read: the received embedding, or (image.link: "
+                                                    "jscc) the decoded photo, embedded again at the receiver")
     image_copy_threshold: float | None = Field(0.7, ge=-1.0, le=1.0, description="show the best retrieved "
                                                "image when its cosine is at least this (retrieve or "
                                                "generate); null: always generate")
@@ -343,6 +352,20 @@ class PipelineSpec(Config):
                              "are decoded (text: {link: embedding}); on the token link (the default) they "
                              "are decoded by beam search with decoder.lm: remove decoder.text or set "
                              "text.link: embedding")
+        return self
+
+    @model_validator(mode="after")
+    def _describe_needs_photos(self) -> PipelineSpec:
+        # the decoded photo exists only when the pixels crossed the image JSCC, and only open captions and
+        # answers read it
+        dec = self.decoder
+        if dec.describe == "photo":
+            if self.image.link != "jscc":
+                raise ValueError("decoder.describe: photo reads the decoded photo, which only image.link: "
+                                 "jscc sends; set image.link: jscc or decoder.describe: embedding")
+            if "open" not in (dec.caption, dec.vqa):
+                raise ValueError("decoder.describe: photo applies to open captions or answers: set "
+                                 "decoder.caption: open or decoder.vqa: open")
         return self
 
     def resolved(self) -> dict:

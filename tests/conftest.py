@@ -28,6 +28,9 @@ import pytest  # noqa: E402
 @pytest.fixture(autouse=True, scope="session")
 def _ragsc_home(tmp_path_factory):
     os.environ["RAGSC_HOME"] = str(tmp_path_factory.mktemp("ragsc_home"))
+    # the default global KB adds GCompris's photos when the package is installed: tests build it the same
+    # way on every machine, without them (tests of the photo corpus point at their own bundles)
+    os.environ.setdefault("RAGSC_GCOMPRIS_DIR", str(tmp_path_factory.mktemp("no_gcompris")))
 
 
 @pytest.fixture(scope="session")

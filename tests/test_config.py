@@ -12,16 +12,19 @@ PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 def test_shipped_specs_validate(task):
     spec = load_pipeline_spec(PIPELINES / f"{task}.yaml")
     assert spec.task == task and spec.encoder.spec == "embedded"
-    # photos cross the image JSCC in the image and multitask specs; the easy-VQA path keeps its own specs
-    assert spec.image.link == ("jscc" if task in ("image", "multitask") else "embedding")
+    # photos cross the image JSCC in the image, VQA and multitask specs; the easy-VQA path keeps its own specs
+    assert spec.image.link == ("jscc" if task in ("image", "vqa", "multitask") else "embedding")
 
 
-@pytest.mark.parametrize("task", ["image", "multitask"])
+@pytest.mark.parametrize("task", ["image", "vqa", "multitask"])
 def test_the_easy_vqa_path_is_a_named_spec(task):
     plain, easy = (load_pipeline_spec(PIPELINES / f"{n}.yaml") for n in (task, f"{task}-easyvqa"))
     assert easy.image.link == "embedding" and easy.name == f"{task}-easyvqa"
-    # the same spec but for how the pixels travel
-    assert easy.model_dump(exclude={"image", "name"}) == plain.model_dump(exclude={"image", "name"})
+    assert (easy.decoder.caption, easy.decoder.vqa) == ("retrieved", "head")  # the easy-VQA decoders
+    assert "open" in (plain.decoder.caption, plain.decoder.vqa)  # photos: open captions and answers
+    # the same spec but for how the pixels travel and what describes them
+    skip = {"image": True, "name": True, "decoder": {"caption", "vqa"}}
+    assert easy.model_dump(exclude=skip) == plain.model_dump(exclude=skip)
 
 
 def test_error_names_the_bad_field(tmp_path):
@@ -291,3 +294,17 @@ def test_spec_validate_prints_the_image_section(cli, tmp_path):
     path.write_text("name: j\ntask: image\nimage: {link: embedding, ratio: 1/6}\n")
     code, _, err = cli("spec", "validate", path)
     assert code == 2 and err.startswith("error:") and "image.ratio applies only to image.link: jscc" in err
+
+
+def test_open_decoders_and_what_they_read():
+    from ragsc.config import PipelineSpec
+
+    base = {"name": "p", "task": "vqa"}
+    spec = PipelineSpec(**base, image={"link": "jscc"}, decoder={"vqa": "open", "describe": "photo"})
+    assert (spec.decoder.vqa, spec.decoder.caption, spec.decoder.describe) == ("open", "retrieved", "photo")
+    with pytest.raises(ConfigError, match="only image.link: jscc sends"):
+        PipelineSpec(**base, decoder={"vqa": "open", "describe": "photo"})
+    with pytest.raises(ConfigError, match="applies to open captions or answers"):
+        PipelineSpec(**base, image={"link": "jscc"}, decoder={"describe": "photo"})
+    with pytest.raises(ConfigError, match="caption"):
+        PipelineSpec(**base, decoder={"caption": "poem"})

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ragsc.config import validate
+from ragsc.errors import InputError
 
 app = typer.Typer(help="The receiver's trained decoders (text GRU, image generator, VQA head).",
                   no_args_is_help=True)
@@ -25,6 +26,13 @@ def decoders_train(
     only: str | None = typer.Option(None, help="Comma list of text,image,vqa: retrain only these (the "
                                                "others and their PCA basis are kept from --out, or from "
                                                "the shipped decoders when --out holds none yet)."),
+    data: str | None = typer.Option(None, help="Train the text and image decoders on your own content "
+                                               "instead of the default corpora: any `ragsc kb ingest` "
+                                               "source (a folder of images with same-name .txt captions, "
+                                               "COCO captions JSON, JSONL, text lines); implies --only "
+                                               "text,image (the VQA head trains on easy-VQA only)."),
+    data_format: str | None = typer.Option(None, "--format", help="The --data source's format (as `ragsc "
+                                                                  "kb ingest --format`; default: detected)."),
 ) -> None:
     """Train the text, image and VQA decoders behind an encoder (about 13 minutes on 2 CPU cores)."""
     from ragsc.decoders.bundle import default_path
@@ -35,7 +43,17 @@ def decoders_train(
     cfg = validate(TrainDecodersConfig, {"encoder": encoder, "text_steps": text_steps,
                                          "image_steps": image_steps, "vqa_steps": vqa_steps,
                                          "seed": seed}, "decoders train")
-    parts = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ("text", "image", "vqa")
+    everything = ("text", "image") if data is not None else ("text", "image", "vqa")
+    parts = tuple(p.strip() for p in only.split(",") if p.strip()) if only else everything
+    if data is not None:
+        from ragsc.kb.sources import FORMATS
+
+        if data_format is not None and data_format not in FORMATS:
+            raise InputError(f"--format must be one of {', '.join(FORMATS)}, got {data_format!r}")
+        if not Path(data).exists() and data not in ("train", "test"):
+            raise InputError(f"--data: no such file or folder: {data}")
+    elif data_format is not None:
+        raise InputError("--format describes the --data source; give --data too")
     kept = target if (target / "config.json").is_file() else default_path()  # the decoders --only keeps
-    info = train_decoders(target, cfg, parts=parts, base=kept)
+    info = train_decoders(target, cfg, parts=parts, base=kept, data=data, data_format=data_format)
     typer.echo(f"wrote {target}\n" + json.dumps({k: v for k, v in info.items() if k != "config"}, indent=2))

@@ -62,7 +62,8 @@ def pooled(rows: list[torch.Tensor], dim_shape: tuple[int, ...]) -> tuple[torch.
 
 
 def item_image_path(item) -> Path | None:
-    """The image file behind a KB item (folder/COCO paths, ``easy-vqa:<split>/<id>`` URIs), if any."""
+    """The image file behind a KB item (folder/COCO paths, ``easy-vqa:<split>/<id>`` and ``gcompris:`` URIs),
+    if any."""
     uri = item.source_uri or ""
     if item.modality != "image":
         return None
@@ -71,6 +72,14 @@ def item_image_path(item) -> Path | None:
 
         split, _, image_id = uri.removeprefix("easy-vqa:").partition("/")
         path = _package_dir() / split / "images" / f"{image_id}.png"
+    elif uri.startswith("gcompris:"):
+        from ragsc.datasets import gcompris
+        from ragsc.errors import InputError
+
+        try:
+            path = gcompris.photo_file(uri)
+        except InputError:  # the package is not installed here: the item has no pixels
+            return None
     else:
         path = Path(uri)
     return path if path.is_file() else None

@@ -79,6 +79,24 @@ class CausalLM:
         texts = self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         return [t.strip().split("\n")[0].split(" | ")[0].strip().strip('"') for t in texts]
 
+    @torch.inference_mode()
+    def score(self, prompts: list[str], continuations: list[str]) -> torch.Tensor:
+        """``[N]`` mean log-probability per token of ``continuations[i]`` after ``prompts[i]`` (how
+        likely the LM finds each answer; the mean, so long answers are not penalised for length)."""
+        if len(prompts) != len(continuations):
+            raise InputError(f"{len(prompts)} prompts for {len(continuations)} continuations")
+        tok = self.tokenizer
+        out = torch.empty(len(prompts))
+        for i, (p, c) in enumerate(zip(prompts, continuations)):
+            head = tok(p, add_special_tokens=False)["input_ids"]
+            tail = tok(c, add_special_tokens=False)["input_ids"]
+            if not head or not tail:
+                raise InputError(f"prompt and continuation {i} must both be non-empty")
+            ids = torch.tensor([head + tail])
+            logp = self.model(input_ids=ids).logits[0, len(head) - 1:-1].float().log_softmax(-1)
+            out[i] = logp.gather(1, torch.tensor(tail)[:, None]).mean()
+        return out
+
 
 def load_lm(spec: str = "smollm2") -> CausalLM:
     """Load a causal LM, a new object each call: ``"smollm2"`` (embedded), ``"hf:<dir|id>"``,

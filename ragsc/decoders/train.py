@@ -20,7 +20,6 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import ConfigDict, Field
@@ -31,8 +30,8 @@ from ragsc.decoders.bundle import PARTS, Decoders, save_decoders
 from ragsc.decoders.context import rank_weights
 from ragsc.decoders.image import ImageDecoderConfig, ImageDecoderNet
 from ragsc.decoders.text import TextGRU, TextGRUConfig, Vocab
+from ragsc.decoders.train_data import enough_data, training_data, user_data
 from ragsc.decoders.vqa import AnswerHead, AnswerHeadConfig
-from ragsc.encoders.cache import cached_embeddings, corpus_key
 from ragsc.errors import ConfigError, InputError
 
 
@@ -53,32 +52,6 @@ class TrainDecodersConfig(Config):
     held_fraction: float = Field(0.5, ge=0.0, le=1.0,
                                  description="share of images whose KB holds the image itself")
     lr: float = 2e-3
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def training_data(encoder, progress: bool = True) -> dict:
-    """Embeddings, pixels, texts and questions of the default corpora (embeddings cached)."""
-    from ragsc.datasets import load_easy_vqa
-    from ragsc.datasets.corpus import decoder_corpus, text_corpus
-    from ragsc.decoders.context import load_pixels
-
-    train = load_easy_vqa("train")
-    kb_texts = list(text_corpus())  # the PCA basis is fitted on what the KB holds
-    sentences = list(decoder_corpus())  # the text decoder never sees the KB-only fortunes
-    paths = [x.path for x in train]
-    images = cached_embeddings(encoder, f"easyvqa-train-{len(train)}",
-                               lambda: encoder.encode_images(paths, progress=progress).embeddings)
-    kb_emb = cached_embeddings(encoder, "texts-" + corpus_key(kb_texts),
-                               lambda: encoder.encode_texts(kb_texts).embeddings)
-    index = {t: i for i, t in enumerate(kb_texts)}
-    texts = kb_emb[[index[t] for t in sentences]]
-    pixels = np.stack([load_pixels(str(x.path), 64) for x in train])
-    pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
-    qa = [(i, q, a) for i, x in enumerate(train) for q, a in x.questions]
-    return {"train": train, "images": images, "pixels": pixels, "sentences": sentences, "texts": texts,
-            "kb_texts": kb_emb, "qa": qa}
 
 
 class NoisyChannel:
@@ -276,13 +249,16 @@ def train_vqa(data: dict, channel: NoisyChannel, text_embed, cfg: TrainDecodersC
 
 
 def train_decoders(out: str | Path, cfg: TrainDecodersConfig | None = None, progress: bool = True,
-                   parts: tuple[str, ...] = PARTS, base: str | Path | None = None) -> dict:
+                   parts: tuple[str, ...] = PARTS, base: str | Path | None = None, data: str | None = None,
+                   data_format: str | None = None) -> dict:
     """Train the decoders and the PCA basis, save them into the folder ``out``; returns the training figures.
 
     ``cfg`` defaults to ``TrainDecodersConfig()``. ``parts`` retrains only some decoders: the others (and
     the PCA basis they were trained in) are taken from the bundle at ``base`` (default: ``out``), so they
     stay consistent. ``out`` may be new, empty, or a decoders folder (replaced whole when the new bundle is
-    complete); anything else is refused before any training.
+    complete); anything else is refused before any training. ``data`` trains the text and image decoders on
+    your own content instead of the default corpora (:func:`user_data`; ``data_format`` as ``ragsc kb
+    ingest --format``); the answer head is not trained on it.
     """
     from ragsc.decoders.bundle import load_decoders
     from ragsc.encoders import load_encoder
@@ -292,6 +268,10 @@ def train_decoders(out: str | Path, cfg: TrainDecodersConfig | None = None, prog
     bad = [p for p in parts if p not in PARTS]
     if bad or not parts:
         raise ConfigError(f"parts must be some of {', '.join(PARTS)}, got {list(parts)}")
+    if data is not None and "vqa" in parts:
+        raise ConfigError("the VQA answer head is trained on easy-VQA's questions only; --data trains the "
+                          "text and image decoders (--only text,image; photos are answered by "
+                          "decoder.vqa: open)")
     kind = read_header(out)["kind"] if Path(out, "config.json").is_file() else None
     replace = kind is not None
     if replace and kind != Decoders.kind:
@@ -304,7 +284,8 @@ def train_decoders(out: str | Path, cfg: TrainDecodersConfig | None = None, prog
     if set(parts) != set(PARTS):
         kept = load_decoders(base or out, skip=parts)
         kept.check_encoder(encoder)
-    data = training_data(encoder, progress)
+    data = (training_data(encoder, progress) if data is None
+            else enough_data(user_data(encoder, data, data_format, progress), parts, cfg))
     pca = kept.pca if kept is not None else PCAOrdering.fit(torch.cat([data["images"], data["kb_texts"]]))
     channel = NoisyChannel(pca, cfg)
     info = dict(kept.info) if kept is not None else {}

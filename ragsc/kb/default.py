@@ -4,9 +4,10 @@
 (a wheel carries them as ``ragsc/_assets/kb``); each validates into a :class:`Recipe` and is chosen
 by its scope (``build: default`` in a pipeline spec, :func:`build_default_kb`):
 
-* global: the easy-VQA train images with their captions (3,578) and the text corpus — caption
+* global: the easy-VQA train images with their captions (3,578), the text corpus — caption
   sentences in five of the six templates and the one-line fortunes of Debian's ``fortunes``
-  (1,444 when installed);
+  (1,444 when installed) — and 246 real captioned photos from Debian's ``gcompris-qt-data`` (monuments,
+  animals, fishes, tools, energy, objects; :mod:`ragsc.datasets.gcompris`, when installed);
 * local: what a user's device recently saw — the first 200 easy-VQA *test* images with their
   captions, standing in for recently shared photos, and the last 200 sentences of the corpus;
   time-stamped now.
@@ -21,10 +22,12 @@ Building is a sync, so a KB built by an older recipe follows the current one, in
 recipe's items the KB lacks are added, and items the recipe stored once but no longer holds are
 deleted. Items are matched by content hash (a change of an item's metadata alone is not synced);
 an item counts as the recipe's when its source URI is a default one (``easy-vqa:``,
-``corpus:default``) and its hash is the one the recipe gives it, so items a user ingested (image
+``corpus:default``, ``gcompris:``) and its hash is the one the recipe gives it, so items a user ingested
+(image
 hashes are of the bytes) are never touched. Sentences are not deleted while Debian's ``fortunes``
-is missing (the corpus is then incomplete, not changed), and a KB that holds items but none of the
-recipe's is refused: ``build: default`` is pointing at someone else's KB.
+is missing, nor photos while ``gcompris-qt-data`` is (the corpus is then incomplete, not changed), and
+a KB that holds items but none of the recipe's is refused: ``build: default`` is pointing at someone
+else's KB.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from ragsc.errors import ConfigError, KBError
 
 log = logging.getLogger("ragsc.kb")
 
-DEFAULT_SOURCES = ("easy-vqa:", "corpus:default")  # source URIs of the recipes' items
+DEFAULT_SOURCES = ("easy-vqa:", "corpus:default", "gcompris:")  # source URIs of the recipes' items
 
 
 # ---------------------------------------------------------------------------------------- recipes
@@ -65,6 +68,13 @@ class TextSource(_RecipeModel):
     last: int | None = Field(None, ge=0, description="the last n sentences of the corpus; null: all")
 
 
+class PhotoSource(_RecipeModel):
+    """Real captioned photos (:mod:`ragsc.datasets.gcompris`, Debian's ``gcompris-qt-data``), each stored
+    with its caption, title and category; skipped with a warning while the package is missing."""
+
+    source: Literal["gcompris"]
+
+
 class Recipe(_RecipeModel):
     """One ``kb/*.yaml`` recipe: which KB, of which scope, holds what."""
 
@@ -73,6 +83,7 @@ class Recipe(_RecipeModel):
     index: str | None = Field(None, description="FAISS factory string; null: chosen by size")
     images: ImageSource
     texts: TextSource
+    photos: PhotoSource | None = None
 
 
 def load_recipes(folder: str | Path | None = None) -> dict[str, Recipe]:
@@ -136,6 +147,7 @@ class _Part:
 
     name: str  # embedding cache key
     kind: str  # "image" | "text"
+    source: str  # the source URI prefix of its items (which stored items it owns)
     contents: list
     items: list
     complete: bool = True  # False: an optional source is missing, so absent items are not stale
@@ -172,9 +184,32 @@ def _parts(recipe: Recipe, first: int | None, last: int | None) -> list[_Part]:
                            extra={"color": x.color, "shape": x.shape, "image_id": x.image_id})
                    for x in photos]
     text_items = [NewItem("text", s, "corpus:default", created_at=created) for s in sentences]
-    return [_Part(f"easyvqa-{split}-{len(photos)}", "image", [x.path for x in photos], image_items,
-                  split=split),
-            _Part("texts-" + corpus_key(sentences), "text", sentences, text_items, complete=with_fortunes)]
+    parts = [_Part(f"easyvqa-{split}-{len(photos)}", "image", "easy-vqa:", [x.path for x in photos],
+                   image_items, split=split),
+             _Part("texts-" + corpus_key(sentences), "text", "corpus:default", sentences, text_items,
+                   complete=with_fortunes)]
+    if recipe.photos is not None:
+        parts.append(_photo_part(created))
+    return parts
+
+
+def _photo_part(created: float | None) -> _Part:
+    """The captioned photos of Debian's ``gcompris-qt-data`` (an incomplete, empty part while it is missing:
+    the photos a KB holds are then kept)."""
+    from ragsc.datasets import gcompris
+    from ragsc.encoders.cache import corpus_key
+    from ragsc.kb.items import NewItem
+
+    if not gcompris.available():
+        log.warning(f"the default KB's captioned photos need Debian's {gcompris.PACKAGE} "
+                    f"(make photos); building without them")
+        return _Part("gcompris", "image", gcompris.URI_PREFIX, [], [], complete=False)
+    photos = gcompris.captioned_photos()
+    items = [NewItem("image", p.caption, p.uri, created_at=created,
+                     extra={"title": p.title, "category": p.category}) for p in photos]
+    paths = [str(gcompris.photo_file(p.uri)) for p in photos]
+    key = "gcompris-" + corpus_key([p.uri for p in photos])
+    return _Part(key, "image", gcompris.URI_PREFIX, paths, items)
 
 
 def _owned(item) -> bool:
@@ -236,8 +271,9 @@ def build_default_kb(path: str | Path, encoder, scope: str = "global", images: i
                       "default's; `build: default` only builds and syncs the default KBs: point the path "
                       "elsewhere or drop it")
     wanted = {it.hash() for part in parts for it in part.items}
-    final = {part.kind for part in parts if part.complete}  # modalities whose recipe is whole
-    stale = [it.id for it in owned if it.content_hash not in wanted and it.modality in final]
+    final = tuple(part.source for part in parts if part.complete)  # sources whose recipe part is whole
+    stale = [it.id for it in owned
+             if it.content_hash not in wanted and (it.source_uri or "").startswith(final)]
     missing = [(part, [j for j, it in enumerate(part.items) if it.hash() not in stored]) for part in parts]
     missing = [(part, rows) for part, rows in missing if rows]
     if not stale and not missing:

@@ -64,7 +64,13 @@ class Receiver:
         d = decoders
         self.text_decoder = TextDecoder(d.text, d.vocab, spec.decoder.text, lm=self.lm)
         self.image_decoder = ImageDecoder(d.image, spec.decoder.image_copy_threshold)
-        self.vqa_decoder = VQADecoder(d.vqa, encoder, spec.decoder.vqa, lm=self.lm)
+        dec = spec.decoder
+        self.vqa_decoder = VQADecoder(d.vqa, encoder, "head" if dec.vqa == "open" else dec.vqa, lm=self.lm)
+        self.describer = None  # captions and answers for photos (decoder.caption / decoder.vqa: open)
+        if "open" in (dec.caption, dec.vqa):
+            from ragsc.decoders.photo_text import PhotoDescriber
+
+            self.describer = PhotoDescriber(encoder, self.lm)
         self.sentence_path = sentence_path
         self.photo_link = None
         if jscc is not None:  # the receiving end only: the channel settings are the transmitter's
@@ -122,6 +128,10 @@ class Receiver:
         if tx.received is not None:
             tasks = tasks or IMAGE_TASKS[self.spec.task]
             drawn = tuple(t for t in tasks if t != "image") if tx.photos is not None else tasks
+            later = ()  # described from the decoded photos (decoder.describe: photo), after they are decoded
+            if tx.photos is not None and self.spec.decoder.describe == "photo" and "image" in tasks:
+                later = tuple(t for t in drawn if t in ("caption", "vqa"))
+                drawn = tuple(t for t in drawn if t not in later)
             analog = self.decode(tx.received.tokens, [tx.messages[i] for i in tx.analog_rows], rag=rag,
                                  tasks=drawn)
             per_item = tx.received.meta.get("channel_uses_per_item")
@@ -133,6 +143,8 @@ class Receiver:
             if tx.photos is not None and "image" in tasks:
                 t0 = time.perf_counter()
                 self._decode_photos(tx, outputs)
+                if later:
+                    self._describe_photos([outputs[i] for i in tx.photo_rows], later)
                 timings["decode"] += time.perf_counter() - t0
         if tx.sentences is not None:
             for i, o in zip(tx.token_rows, self.decode_sentences(tx.sentences, rag=rag)):
@@ -163,6 +175,24 @@ class Receiver:
             outputs[i].meta = {**outputs[i].meta, "channel_uses": tx.channel_uses_per_item[i],
                                "recognised": meta["recognised"][j] is not None,
                                "side_used": meta["side_used"][j]}
+
+    def _describe_photos(self, outputs: list[Output], tasks: tuple[str, ...]) -> None:
+        """Captions and answers read from the decoded photos, embedded again by the receiver's encoder."""
+        z = self.encoder.encode_images([o.image for o in outputs]).embeddings.float()
+        has_ctx = all(o.context is not None for o in outputs)
+        self._describe(z, outputs, Context([o.context for o in outputs]) if has_ctx else None, tasks)
+
+    def _describe(self, z: torch.Tensor, outputs: list[Output], ctx: Context | None,
+                  tasks: tuple[str, ...]) -> None:
+        """Open captions and answers (:class:`~ragsc.decoders.photo_text.PhotoDescriber`) into ``outputs``."""
+        dec = self.spec.decoder
+        if "caption" in tasks and dec.caption == "open":
+            for o, text in zip(outputs, self.describer.caption(z, ctx)):
+                o.caption = text
+        questions = [o.questions for o in outputs]
+        if "vqa" in tasks and dec.vqa == "open" and any(questions):
+            for o, answers in zip(outputs, self.describer.answer(z, questions, ctx)):
+                o.answers = answers
 
     def decode_sentences(self, received: Received, *, rag: bool | None = None) -> list[Output]:
         """Decode sentences received on the token link (``rag`` as in :meth:`receive`): RAG uses the
@@ -229,7 +259,9 @@ class Receiver:
         if "image" in tasks:
             for i, im in zip(idx, self.image_decoder(z, ctx)):
                 outputs[i].image = im
-        if "caption" in tasks:
+        dec = self.spec.decoder
+        self._describe(z, [outputs[i] for i in idx], ctx, tasks)
+        if "caption" in tasks and dec.caption == "retrieved":
             if ctx is not None:
                 for i, row in zip(idx, ctx.hits):
                     outputs[i].caption = row[0].item.text if row else None
@@ -237,7 +269,7 @@ class Receiver:
             else:  # no KB: the text decoder reads the image embedding (the two spaces are aligned)
                 for i, text in zip(idx, self.text_decoder.draft(z)):
                     outputs[i].caption = text
-        if "vqa" in tasks:
+        if "vqa" in tasks and dec.vqa != "open":
             questions = [outputs[i].questions for i in idx]
             if any(questions):
                 for i, answers in zip(idx, self.vqa_decoder(z, questions, ctx)):

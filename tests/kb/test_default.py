@@ -296,3 +296,29 @@ def test_two_recipes_of_one_scope_or_none_are_refused(embedded, tmp_path, recipe
     with pytest.raises(ConfigError, match="no KB recipe of scope 'global'"):
         build_default_kb(tmp_path / "kb", embedded, "global")
     assert not (tmp_path / "kb").exists()
+
+
+def test_the_global_kb_holds_the_captioned_photos_when_gcompris_is_installed(embedded, tmp_path, monkeypatch,
+                                                                             caplog):
+    """Synthetic GCompris bundles: their photos join the global KB with caption, title and category;
+    while the package is missing they are skipped with a warning, and a built KB keeps them."""
+    from tests.datasets.gcompris_fixture import make_gcompris
+
+    monkeypatch.setenv("RAGSC_GCOMPRIS_DIR", str(make_gcompris(tmp_path / "rcc")))
+    kb = build_default_kb(tmp_path / "global", embedded, "global", images=N_IMAGES)
+    photos = [it for it in kb.items() if (it.source_uri or "").startswith("gcompris:")]
+    assert len(photos) == 7 and all(it.modality == "image" for it in photos)
+    colosseum = next(it for it in photos if it.extra["title"] == "Colosseum")
+    assert colosseum.text == "Colosseum. The Colosseum is in Rome."
+    assert colosseum.extra["category"] == "monument"
+    assert _path(colosseum).is_file()  # the pixels, for recognition and side information
+    hits = kb.search(embedded.encode_images([_path(colosseum)]).embeddings, 1, modality="image")
+    assert hits[0][0].id == colosseum.id
+
+    monkeypatch.setenv("RAGSC_GCOMPRIS_DIR", str(tmp_path / "nowhere"))
+    with caplog.at_level("WARNING", logger="ragsc.kb"):
+        again = build_default_kb(tmp_path / "global", embedded, "global", images=N_IMAGES)
+    assert "gcompris-qt-data" in caplog.text
+    assert again.manifest["generation"] == kb.manifest["generation"]  # nothing deleted, nothing written
+    fresh = build_default_kb(tmp_path / "fresh", embedded, "global", images=N_IMAGES)
+    assert not any((it.source_uri or "").startswith("gcompris:") for it in fresh.items())

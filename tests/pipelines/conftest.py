@@ -19,7 +19,9 @@ def parts(embedded, default_kbs, decoders):
 
 @pytest.fixture(scope="module")
 def pipes(parts):
-    return {task: Pipeline.from_config(SPECS / f"{task}.yaml", **parts) for task in ("text", "image", "vqa")}
+    """The text pipeline and the easy-VQA image and VQA pipelines (embeddings only, the trained decoders)."""
+    names = {"text": "text", "image": "image-easyvqa", "vqa": "vqa-easyvqa"}
+    return {task: Pipeline.from_config(SPECS / f"{name}.yaml", **parts) for task, name in names.items()}
 
 
 @pytest.fixture(scope="module")

@@ -44,13 +44,14 @@ def test_from_config_takes_a_shipped_specs_name(parts, tmp_path, monkeypatch):
     from ragsc.pipelines import shipped_specs
     from ragsc.pipelines.factory import load_spec
 
-    assert shipped_specs() == ["image", "image-easyvqa", "multitask", "multitask-easyvqa", "text", "vqa"]
+    assert shipped_specs() == ["image", "image-easyvqa", "multitask", "multitask-easyvqa", "text", "vqa",
+                               "vqa-easyvqa"]
     for name in shipped_specs():
         assert load_spec(name) == load_pipeline_spec(SPECS / f"{name}.yaml")
     named = Pipeline.from_config("multitask", **parts)
     assert named.spec == load_pipeline_spec(SPECS / "multitask.yaml") and named.task == "multitask"
     with pytest.raises(ConfigError, match=r"unknown pipeline spec 'multi-task'.*image, image-easyvqa, "
-                       r"multitask, multitask-easyvqa, text, vqa"):
+                       r"multitask, multitask-easyvqa, text, vqa, vqa-easyvqa"):
         Pipeline.from_config("multi-task", **parts)
     # a path is read as a path: a file named like a shipped spec, or anything with a folder or a suffix
     monkeypatch.chdir(tmp_path)

@@ -247,3 +247,50 @@ def test_a_text_pipeline_builds_no_codec(lm_parts, tmp_path):
     tx = p.transmit(["a green circle"], snr_db=10)
     assert tx.photos is None and tx.photo_rows == []
     assert p.receive(tx)[0].text == "a green circle"
+
+
+def test_open_captions_and_answers_read_the_embedding_or_the_decoded_photo(lm_parts, codec, test_images,
+                                                                           monkeypatch):
+    """decoder.caption / vqa: open answer from the PhotoDescriber; describe: photo hands it the decoded
+    photos' embeddings (by the receiver's encoder) instead of the received ones."""
+    from ragsc.decoders.photo_text import PhotoDescriber
+
+    seen = []
+
+    def caption(self, z, context=None):
+        seen.append(z.clone())
+        return ["a caption"] * len(z)
+
+    def answer(self, z, questions, context=None):
+        return [["an answer"] * len(q) for q in questions]
+
+    monkeypatch.setattr(PhotoDescriber, "caption", caption)
+    monkeypatch.setattr(PhotoDescriber, "answer", answer)
+    items = [{"image": test_images[2].path, "questions": ["what is it?", "is it red?"]},
+             photo(40, 40, seed=3)]
+    for describe in ("embedding", "photo"):
+        spec = {**jscc_spec(), "decoder": {"caption": "open", "vqa": "open", "describe": describe}}
+        p = Pipeline.from_config(spec, **lm_parts, jscc=codec)
+        tx = p.transmit(items, snr_db=15)
+        outs = p.receive(tx)
+        assert [o.caption for o in outs] == ["a caption"] * 2
+        assert outs[0].answers == ["an answer"] * 2 and outs[1].answers == []
+        if describe == "embedding":
+            assert torch.allclose(seen[-1], tx.received.tokens.embeddings.float())
+        else:
+            again = p.encoder.encode_images([o.image for o in outs]).embeddings.float()
+            assert torch.allclose(seen[-1], again)
+            assert all(o.image is not None for o in outs)
+
+
+def test_the_photo_vqa_spec_answers_in_open_vocabulary(lm_parts, codec):
+    """pipelines/vqa.yaml end to end with the real describer (the embedded encoder, SmolLM2): a photo with
+    a yes/no and an open question; the photo itself crosses the (tiny) codec."""
+    p = Pipeline.from_config(SPECS / "vqa.yaml", **lm_parts, jscc=codec)
+    assert (p.spec.image.link, p.spec.decoder.vqa) == ("jscc", "open")
+    rng = np.random.default_rng(0)
+    sky = np.zeros((48, 64, 3), np.uint8)
+    sky[..., 2] = 200 + rng.integers(0, 40, (48, 64))  # a blue picture
+    out = p.run([{"image": sky, "questions": ["is there a dog?", "what colour is it?"]}], snr_db=10)[0]
+    assert out.image is None and len(out.answers) == 2  # the vqa task decodes answers only
+    assert out.answers[0] in ("yes", "no") and out.answers[1] and isinstance(out.answers[1], str)

@@ -1,0 +1,289 @@
+"""Captions and open-vocabulary answers for real photos, from a semantic embedding, the KB and the LM.
+
+:class:`PhotoDescriber` works with any multimodal encoder (it only embeds texts and compares them with the
+photo's embedding) and any causal LM:
+
+1. **Recognise** — every name of a label vocabulary (ImageNet's 1,000 classes, a fixed list of common
+   scene, colour, season and material words, and the titles of the retrieved KB photos) is embedded as
+   "a photo of {name}"; the photo's embedding scores them by cosine. The top names are what the receiver
+   recognised.
+2. **Retrieve** — the KB photos near the embedding (the pipeline's RAG context) contribute their captions,
+   only when the photo is as close to a caption as to its recognised names (a hub that every photo
+   retrieves is near none of them).
+3. **Caption** — the LM writes a short caption from a few-shot prompt holding what was recognised and the
+   retrieved captions (a caption with none of the evidence's words falls back to "a photo of {top name}").
+4. **Answer** — yes/no questions: the LM's log-probability of " yes" against " no" after a prompt with the
+   evidence, plus the cosine of the question's subject to the photo (weighted, around a threshold);
+   other questions: candidate answers (the vocabulary, the retrieved evidence's titles and words, or the
+   question's own "x or y" options) scored by
+   the encoder, ``cos(photo, answer) + beta * cos(question, answer)`` (the second term picks the kind of
+   answer the question asks for: a colour, a season, a thing; names made only of the question's own
+   words are left out: "what colour is the boat?" is not answered "boat"), the best few re-ranked by the LM's
+   log-probability of each answer after the evidence and the question.
+
+The weights (``beta``, ``lm_weight``, ``yes_weight``, ``yes_threshold``) were chosen on the validation
+split of the development set (:mod:`ragsc.datasets.photo_questions`) with the embedded encoder and
+SmolLM2; the figures are reported on its test split (``benchmarks/bench_photo_text.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ragsc.errors import InputError
+
+# common words a photo's answer may need that ImageNet's object classes lack (not taken from any test set)
+COMMON_WORDS = (
+    "red orange yellow green blue purple pink brown black white grey gold silver "
+    "spring summer autumn winter morning day evening dusk night sunset sunrise "
+    "wood stone metal glass paper plastic brick sand water ice snow "
+    "forest beach lake sea river mountain desert field garden street city road bridge building house "
+    "room kitchen office sky clouds space stars moon sun tree trees flower plants grass leaf "
+    "person man woman child people face hand animal bird dog cat horse fish insect "
+    "car bike boat plane train food drink fruit text writing numbers picture painting toy clothing shoe"
+).split()
+_STOP = frozenset(
+    "a an the of in on at by with and or to is are this that it its photo picture image".split()
+)
+_POLAR = re.compile(r"^(is|are|was|were|does|do|did|can|could|has|have|will|would|should)\b", re.I)
+_SUBJECT = re.compile(
+    r"^(is|are|was|were|does|do|did|can|could|has|have|will|would|should)\s+"
+    r"(there\s+|this\s+|it\s+|the\s+picture\s+|the\s+photo\s+|the\s+image\s+)?",
+    re.I,
+)
+
+FEW_SHOT_CAPTION = (
+    "Write a short caption for a photo from what was recognised in it.\n\n"
+    "Recognised: seashore, sandbar, lakeside\nSimilar photos: (none)\nCaption: a sandy beach by the sea\n\n"
+    "Recognised: tabby cat, Egyptian cat, tiger cat\nSimilar photos: a kitten\n"
+    "Caption: a close-up of a cat\n\n"
+    "Recognised: {labels}\nSimilar photos: {similar}\nCaption:"
+)
+FEW_SHOT_ANSWER = (
+    "Answer the question about a photo from what was recognised in it.\n\n"
+    "Recognised: seashore, sandbar, lakeside\nQuestion: is there water?\nAnswer: yes\n\n"
+    "Recognised: tabby cat, Egyptian cat, tiger cat\nQuestion: is there a dog?\nAnswer: no\n\n"
+    "Recognised: sports car, convertible, car wheel\nQuestion: what vehicle is this?\nAnswer: car\n\n"
+    "Recognised: {labels}\nSimilar photos: {similar}\nQuestion: {question}\nAnswer:"
+)
+
+
+@dataclass
+class DescriberSettings:
+    """The describer's weights (defaults chosen on the development set's validation split)."""
+
+    caption: str = (
+        "labels"  # "labels": the retrieved evidence's caption, else the top two names; "lm": the LM writes
+    )
+    n_labels: int = 5  # recognised names shown to the LM
+    beta: float = 0.5  # weight of cos(question, answer) in an open answer's score
+    n_rerank: int = 5  # open answers the LM re-ranks
+    lm_weight: float = 0.1  # weight of the LM's mean log-probability in the re-ranking
+    yes_weight: float = 50.0  # weight of the subject's cosine in a yes/no answer (the LM's vote is the rest)
+    yes_threshold: float = 0.25  # the subject cosine at which the encoder is neutral
+
+
+class PhotoDescriber:
+    """Captions and answers for photos (see the module docstring).
+
+    Parameters
+    ----------
+    encoder
+        The pipeline's multimodal encoder (its text tower embeds names, questions and answers).
+    lm
+        A :class:`~ragsc.decoders.lm.CausalLM`, :class:`~ragsc.decoders.lm.SharedLM` or LM spec.
+    settings
+        :class:`DescriberSettings`.
+
+    Notes
+    -----
+    ``describer.caption(embeddings [N, D], context=None) -> list[str]`` and
+    ``describer.answer(embeddings [N, D], questions, context=None) -> list[list[str]]``.
+    """
+
+    def __init__(self, encoder, lm="smollm2", settings: DescriberSettings | None = None) -> None:
+        self.encoder, self._lm = encoder, lm
+        self.settings = settings or DescriberSettings()
+        self._cache: dict[str, torch.Tensor] = {}
+        self._vocab: list[str] | None = None
+
+    @property
+    def lm(self):
+        from ragsc.decoders.lm import as_lm
+
+        self._lm = as_lm(self._lm)
+        return self._lm
+
+    # ------------------------------------------------------------------ evidence
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """Normalised text embeddings ``[len(texts), D]``, cached."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for start in range(0, len(todo), 256):
+            chunk = todo[start : start + 256]
+            for t, e in zip(chunk, F.normalize(self.encoder.encode_texts(chunk).embeddings.float(), dim=-1)):
+                self._cache[t] = e
+        return torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0, self.encoder.dim)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The label names: ImageNet's classes and :data:`COMMON_WORDS`."""
+        if self._vocab is None:
+            from ragsc.encoders.train_embedded import imagenet_class_names
+
+            self._vocab = list(dict.fromkeys([*imagenet_class_names(), *COMMON_WORDS]))
+        return self._vocab
+
+    def _names(self, names: list[str]) -> torch.Tensor:
+        return self.embed([f"a photo of {n}" for n in names])
+
+    def recognise(self, z: torch.Tensor, context=None) -> list[list[tuple[str, float]]]:
+        """Per photo, the vocabulary's (and the retrieved photos' titles') names by cosine, best first."""
+        z = self._check(z)
+        out = []
+        for i in range(len(z)):
+            names = list(dict.fromkeys(self.vocabulary + self._titles(context, i)))
+            s = self._names(names) @ z[i]
+            top = s.topk(min(20, len(names)))
+            out.append([(names[j], float(v)) for v, j in zip(top.values, top.indices)])
+        return out
+
+    def similar(self, z: torch.Tensor, context, recognised=None) -> list[list[str]]:
+        """Per photo, the captions of the retrieved KB photos that are evidence: a caption counts when the
+        photo is at least as close to it as to its ``n_labels``-th recognised name (a hub that every photo
+        retrieves is near none of them)."""
+        z = self._check(z)
+        if context is None:
+            return [[] for _ in range(len(z))]
+        recognised = recognised or self.recognise(z, context)
+        out = []
+        for i, row in enumerate(context.hits):
+            texts = [h.item.text for h in row if h.item.modality == "image" and h.item.text]
+            if not texts:
+                out.append([])
+                continue
+            bar = recognised[i][min(self.settings.n_labels, len(recognised[i])) - 1][1]
+            cos = self.embed(texts) @ z[i]
+            out.append([t for t, c in zip(texts, cos.tolist()) if c >= bar])
+        return out
+
+    @staticmethod
+    def _titles(context, i: int) -> list[str]:
+        if context is None:
+            return []
+        return [
+            h.item.extra["title"]
+            for h in context.hits[i]
+            if isinstance(getattr(h.item, "extra", None), dict) and h.item.extra.get("title")
+        ]
+
+    def _check(self, z: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != self.encoder.dim:
+            raise InputError(
+                f"the photo describer takes embeddings [N, {self.encoder.dim}], got "
+                f"{tuple(z.shape) if torch.is_tensor(z) else type(z).__name__}"
+            )
+        return F.normalize(z.float(), dim=-1)
+
+    # ------------------------------------------------------------------ captions
+    @torch.no_grad()
+    def caption(self, z: torch.Tensor, context=None) -> list[str]:
+        """A short caption per photo."""
+        z = self._check(z)
+        if not len(z):
+            return []
+        if self.settings.caption not in ("labels", "lm"):
+            raise InputError(f"caption mode must be 'labels' or 'lm', got {self.settings.caption!r}")
+        rec = self.recognise(z, context)
+        sim = self.similar(z, context, rec)
+        names = [
+            f"a photo of {r[0][0]} and {r[1][0]}" if len(r) > 1 else f"a photo of {r[0][0]}" for r in rec
+        ]
+        if self.settings.caption == "labels":
+            return [s[0] if s else n for s, n in zip(sim, names)]
+        labels = [", ".join(n for n, _ in r[: self.settings.n_labels]) for r in rec]
+        similar = [" | ".join(s[:2]) or "(none)" for s in sim]
+        drafts = self.lm(
+            [FEW_SHOT_CAPTION.format(labels=lab, similar=si) for lab, si in zip(labels, similar)],
+            max_new_tokens=16,
+        )
+        out = []
+        for draft, lab, si, name in zip(drafts, labels, similar, names):
+            words = set(re.findall(r"[a-z]+", (lab + " " + si).lower())) - _STOP
+            out.append(draft if draft and words & set(re.findall(r"[a-z]+", draft.lower())) else name)
+        return out
+
+    # ------------------------------------------------------------------ answers
+    @torch.no_grad()
+    def answer(self, z: torch.Tensor, questions: list[list[str]], context=None) -> list[list[str]]:
+        """One answer per question, per photo (``questions[i]`` are photo ``i``'s)."""
+        z = self._check(z)
+        if len(questions) != len(z):
+            raise InputError(f"{len(questions)} question lists for {len(z)} photos")
+        for qs in questions:
+            if isinstance(qs, str) or not all(isinstance(q, str) and q.strip() for q in qs):
+                raise InputError("questions must be, per photo, a list of non-empty strings")
+        rec = self.recognise(z, context)
+        sim = self.similar(z, context, rec)
+        labels = [", ".join(n for n, _ in r[: self.settings.n_labels]) for r in rec]
+        out: list[list[str]] = []
+        for i, qs in enumerate(questions):
+            similar = " | ".join(sim[i][:2]) or "(none)"
+            prompts = [
+                FEW_SHOT_ANSWER.format(labels=labels[i], similar=similar, question=q.strip()) for q in qs
+            ]
+            extra = self._titles(context, i) + _words(sim[i])  # the retrieved evidence's names and words
+            out.append(
+                [
+                    self._polar(z[i], q, p)
+                    if _POLAR.match(q.strip()) and not _options(q)
+                    else self._open(z[i], q, p, extra)
+                    for q, p in zip(qs, prompts)
+                ]
+            )
+        return out
+
+    def _polar(self, z: torch.Tensor, question: str, prompt: str) -> str:
+        s = self.settings
+        lp = self.lm.score([prompt, prompt], [" yes", " no"])
+        subject = _SUBJECT.sub("", question.strip().rstrip("?")).strip() or question
+        cos = float(self._names([subject])[0] @ z)
+        margin = float(lp[0] - lp[1]) + s.yes_weight * (cos - s.yes_threshold)
+        return "yes" if margin > 0 else "no"
+
+    def _open(self, z: torch.Tensor, question: str, prompt: str, extra: list[str]) -> str:
+        s = self.settings
+        options = _options(question)
+        asked = set(re.findall(r"[a-z]+", question.lower()))  # an answer does not repeat the question's words
+        names = options or [
+            n
+            for n in dict.fromkeys(self.vocabulary + extra)
+            if not set(re.findall(r"[a-z]+", n.lower())) <= asked
+        ]
+        score = self._names(names) @ z + s.beta * (self.embed(names) @ self.embed([question])[0])
+        top = score.topk(min(s.n_rerank, len(names)))
+        cands = [names[j] for j in top.indices]
+        if s.lm_weight and len(cands) > 1:
+            lp = self.lm.score([prompt] * len(cands), [" " + c for c in cands])
+            best = int((top.values + s.lm_weight * lp).argmax())
+        else:
+            best = 0
+        return cands[best]
+
+
+def _words(captions: list[str]) -> list[str]:
+    """The content words of captions (``["a green circle"]`` -> ``["green", "circle"]``)."""
+    words = (w for c in captions for w in re.findall(r"[a-z][a-z-]+", c.lower()))
+    return list(dict.fromkeys(w for w in words if w not in _STOP))
+
+
+def _options(question: str) -> list[str]:
+    """The options of an "x or y" question (``"is it day or night?"`` -> ``["day", "night"]``)."""
+    m = re.search(r"(\w[\w ]*?)\s+or\s+(\w[\w ]*?)\s*\?*$", question.strip().lower())
+    if not m:
+        return []
+    left = m.group(1).split()[-1]
+    return [left, m.group(2).strip()]

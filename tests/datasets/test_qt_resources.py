@@ -1,0 +1,78 @@
+"""Reading Qt resource bundles: round trips through the test writer, and corrupt bundles refused."""
+
+import struct
+
+import pytest
+
+from ragsc.datasets.qt_resources import read_rcc
+from ragsc.errors import InputError
+from tests.datasets.rcc_writer import write_rcc
+
+FILES = {
+    "/a/b/photo.webp": b"\x00\x01webp",
+    "/a/board.qml": 'title: qsTr("é")'.encode(),
+    "/z.txt": b"z" * 300,
+}
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_round_trip(tmp_path, compress):
+    path = write_rcc(tmp_path / "x.rcc", FILES, compress=compress)
+    assert read_rcc(path) == FILES
+    assert read_rcc(path, (".webp",)) == {"/a/b/photo.webp": FILES["/a/b/photo.webp"]}
+
+
+def test_not_a_bundle(tmp_path):
+    (tmp_path / "x.rcc").write_bytes(b"PK\x03\x04 a zip")
+    with pytest.raises(InputError, match="no 'qres' header"):
+        read_rcc(tmp_path / "x.rcc")
+    with pytest.raises(InputError, match="no Qt resource bundle at"):
+        read_rcc(tmp_path / "missing.rcc")
+
+
+def test_truncated_bundle(tmp_path):
+    path = write_rcc(tmp_path / "x.rcc", FILES)
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(InputError, match="x.rcc"):
+        read_rcc(path)
+
+
+def test_a_directory_that_contains_itself_is_refused(tmp_path):
+    path = write_rcc(tmp_path / "x.rcc", {"/a.txt": b"a"})
+    blob = bytearray(path.read_bytes())
+    tree = struct.unpack(">I", blob[8:12])[0]
+    blob[tree + 10 : tree + 14] = struct.pack(">I", 0)  # the root's first child is the root
+    path.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match="cycle"):
+        read_rcc(path)
+
+
+def test_a_directory_that_claims_too_many_children_is_refused(tmp_path):
+    path = write_rcc(tmp_path / "x.rcc", {"/a.txt": b"a"})
+    blob = bytearray(path.read_bytes())
+    tree = struct.unpack(">I", blob[8:12])[0]
+    blob[tree + 6 : tree + 10] = struct.pack(">I", 2**31)
+    path.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match="more entries than the file holds"):
+        read_rcc(path)
+
+
+def test_a_compressed_entry_that_lies_about_its_size_is_refused(tmp_path):
+    import zlib
+
+    big = zlib.compress(b"\x00" * 100_000)
+    path = write_rcc(tmp_path / "x.rcc", {"/a.bin": b"placeholder"})
+    blob = path.read_bytes()
+    # rewrite the data block by hand: claim 10 bytes, carry 100,000
+    tree, data, names = struct.unpack(">III", blob[8:20])
+    entry = blob[tree + 22 : tree + 44]
+    entry = entry[:4] + struct.pack(">H", 1) + entry[6:]
+    payload = struct.pack(">I", 10) + big
+    new_data = struct.pack(">I", len(payload)) + payload
+    out = bytearray(blob[: tree + 22] + entry + blob[tree + 44 : data]) + new_data
+    names_at = len(out)
+    out += blob[names:]
+    out[16:20] = struct.pack(">I", names_at)
+    path.write_bytes(bytes(out))
+    with pytest.raises(InputError, match="longer than its stated size"):
+        read_rcc(path)
