@@ -62,13 +62,14 @@ test-slow: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_encoders.py
 
-# real photos from Debian (~170 MB, root): the image JSCC's training photos (`ragsc jscc train --data debian`)
-# and one of the image benchmark's held-out photos; nothing in `make test` needs them
+# real photos from Debian (~250 MB, root): the image JSCC's training photos (`ragsc jscc train --data debian`),
+# the photo benchmarks' held-out photos (plasma) and the default global KB's 246 captioned photos (GCompris);
+# nothing in `make test` needs them
+PHOTO_PACKAGES = mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers \
+	gcompris-qt-data
 photos:
-	apt-get install -y -qq --no-install-recommends mate-backgrounds lomiri-wallpapers-16.04 \
-		lomiri-wallpapers-20.04 plasma-workspace-wallpapers || (apt-get update -qq && apt-get install -y -qq \
-		--no-install-recommends mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
-		plasma-workspace-wallpapers)
+	apt-get install -y -qq --no-install-recommends $(PHOTO_PACKAGES) || (apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends $(PHOTO_PACKAGES))
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

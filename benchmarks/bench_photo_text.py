@@ -40,16 +40,21 @@ ROOT = Path(__file__).resolve().parents[1]
 COLS = ["channel", "SNR dB", "caption cos", "vs noiseless", "VQA acc", "yes/no", "open", "s / photo"]
 
 
+def rnd(x: float | None, digits: int) -> float | None:
+    """``x`` rounded; None (a ratio without a reference, an accuracy without such questions) kept."""
+    return None if x is None else round(x, digits)
+
+
 def row(channel: str, key: str, r: dict) -> list:
     return [
         channel,
         key,
-        round(r["caption_cosine"], 3),
-        round(r["caption_ratio"], 3),
-        round(r["accuracy"], 3),
-        round(r["accuracy_yes_no"], 3),
-        round(r["accuracy_open"], 3),
-        round(r["seconds_per_photo"], 2),
+        rnd(r["caption_cosine"], 3),
+        rnd(r["caption_ratio"], 3),
+        rnd(r["accuracy"], 3),
+        rnd(r["accuracy_yes_no"], 3),
+        rnd(r["accuracy_open"], 3),
+        rnd(r["seconds_per_photo"], 2),
     ]
 
 
@@ -66,11 +71,11 @@ def choices(spec: dict, parts: dict) -> Table:
             [
                 describe,
                 caption,
-                round(r["noiseless"]["caption_cosine"], 3),
-                round(r["0"]["caption_cosine"], 3),
-                round(r["0"]["caption_ratio"], 3),
-                round(r["noiseless"]["accuracy"], 3),
-                round(r["0"]["accuracy"], 3),
+                rnd(r["noiseless"]["caption_cosine"], 3),
+                rnd(r["0"]["caption_cosine"], 3),
+                rnd(r["0"]["caption_ratio"], 3),
+                rnd(r["noiseless"]["accuracy"], 3),
+                rnd(r["0"]["accuracy"], 3),
             ]
         )
         print(rows[-1], flush=True)
@@ -104,6 +109,9 @@ def main() -> None:
     channels = parse_channels(args.channels)
     spec = yaml.safe_load(args.spec.read_text())
     pipe = Pipeline.from_config(spec)
+    if pipe.receiver.describer is None or pipe.retriever is None:
+        raise SystemExit(f"{args.spec}: the benchmark needs open captions or answers (decoder.caption / vqa: "
+                         "open) and knowledge bases")
     parts = {
         "encoder": pipe.encoder,
         "decoders": pipe.decoders,
@@ -164,7 +172,7 @@ def goal_lines(results: dict) -> list[str]:
                 f"{ch}: VQA accuracy at 10 dB {acc:.3f} (goal >= 0.6: {'met' if acc >= 0.6 else 'MISSED'}; "
                 f"noiseless receiver {r['noiseless']['accuracy']:.3f})"
             )
-        if "0" in r:
+        if "0" in r and r["0"]["caption_ratio"] is not None:
             ratio = r["0"]["caption_ratio"]
             out.append(
                 f"{ch}: caption similarity at 0 dB {r['0']['caption_cosine']:.3f} = {ratio:.2f} of the "

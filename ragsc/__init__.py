@@ -22,10 +22,15 @@ def __getattr__(name: str):
         from ragsc.channel import jscc
 
         return getattr(jscc, name)
+    if name in ("PhotoDescriber", "DescriberSettings"):  # open captions and answers for photos
+        from ragsc.decoders import photo_text
+
+        return getattr(photo_text, name)
     raise AttributeError(f"module 'ragsc' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError",
+    "DescriberSettings",
     "HybridRetriever",
     "InputError",
     "JSCCCodec",
@@ -36,6 +41,7 @@ __all__ = [
     "ModelLoadError",
     "MultimodalEncoder",
     "Output",
+    "PhotoDescriber",
     "Pipeline",
     "RagscError",
     "SemanticTokens",

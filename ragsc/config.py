@@ -12,8 +12,17 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from ragsc.config_base import (  # noqa: F401 (re-exported: the configs' base lives in one place)
+    MAX_CLASSES,
+    MAX_DIM,
+    MAX_WIDTH,
+    Config,
+    FieldErrors,
+    join,
+    problems,
+)
 from ragsc.errors import ConfigError
 from ragsc.registry import ENCODERS
 from ragsc.types import SNR_RANGE_DB, check_snr_db, parse_ratio  # noqa: F401 (re-exported)
@@ -23,60 +32,6 @@ Fusion = Literal["rrf", "weighted"]
 # (max cosine) rather than RRF, because the local KB is a subset of the global one and RRF would sum an
 # item's two ranks, so any local item would outrank a better global match.
 FUSION_DEFAULT: Fusion = "weighted"
-
-# Bounds of the sizes a saved model's config may ask for: generous (far above any model ragsc trains), but
-# finite, so that a damaged or hostile config.json is refused by name before anything is allocated rather
-# than building whatever it asks for (an embedding of 2^20 dimensions, a negative width).
-MAX_DIM = 65_536  # an embedding's dimension (a teacher's, a student's output, a codec's target)
-MAX_WIDTH = 8_192  # a network's width: channels, hidden units, a transformer's model dimension
-MAX_CLASSES = 1_000_000  # task classes, vocabulary entries, answers
-
-
-class FieldErrors(ConfigError):
-    """A config's bad fields: ``problems`` holds ``(dotted field, what is wrong)`` pairs, so a config nested
-    in another reports ``encoder.batch_size`` rather than a message inside a message."""
-
-    def __init__(self, model: str, problems: list[tuple[str, str]]) -> None:
-        self.model, self.problems = model, problems
-        super().__init__(f"invalid {model}: {join(problems)}")
-
-
-def join(problems: list[tuple[str, str]]) -> str:
-    """``"field: what; field: what"``."""
-    return "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in problems)
-
-
-def problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """Each bad field of a validation error and what is wrong with it, as ``(dotted field, message)``; a
-    nested config's own :class:`FieldErrors` are lifted under the field that holds it."""
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        inner = (err.get("ctx") or {}).get("error")
-        if isinstance(inner, FieldErrors):
-            out += [(".".join(x for x in (loc, sub) if x), msg) for sub, msg in inner.problems]
-            continue
-        msg = str(inner) if isinstance(inner, ConfigError) else err["msg"].removeprefix("Value error, ")
-        got = err.get("input")
-        if not isinstance(inner, ConfigError) and loc and not isinstance(got, dict | BaseModel):
-            msg += f" (got {got!r})"
-        out.append((loc, msg))
-    return out
-
-
-class Config(BaseModel):
-    """The base of every ragsc config: unknown fields are refused, a built config is frozen, and a bad
-    value raises :class:`~ragsc.errors.ConfigError` naming each bad field (from the constructor as from
-    :func:`validate`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __init__(self, /, **data) -> None:  # positional-only: a field named "self" is an unknown field
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise FieldErrors(type(self).__name__, problems(exc)) from None
-
 
 class EncoderConfig(Config):
     """Which encoder and how to run it."""

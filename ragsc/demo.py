@@ -154,11 +154,11 @@ def photo_example(pipe, echo: Callable[[str], None], png: Path,
     from ragsc.report import table
 
     photo = Image.fromarray(data.chelsea())
-    question = "what animal is this?"
+    questions = ["what animal is this?", "is there a dog?"]
     rows, shown = [], [("sent", photo)]
     for snr in snrs:
         t = time.perf_counter()
-        tx = pipe.transmit([{"image": photo, "questions": [question]}], snr_db=snr, channel="awgn")
+        tx = pipe.transmit([{"image": photo, "questions": questions}], snr_db=snr, channel="awgn")
         out = pipe.receive(tx)[0]
         seconds = time.perf_counter() - t
         uses = tx.channel_uses_per_item[0]
@@ -168,13 +168,14 @@ def photo_example(pipe, echo: Callable[[str], None], png: Path,
         name = f"{mcs[0]}-QAM R={mcs[1]:.2f}" if mcs else "nothing delivered"
         rows.append([f"{snr:g}", uses, f"{s_j['psnr'][0]:.2f} / {s_j['ms_ssim'][0]:.3f}",
                      f"{s_d['psnr'][0]:.2f} / {s_d['ms_ssim'][0]:.3f} ({name})", out.caption,
-                     out.answers[0] if out.answers else "", f"{seconds:.1f}"])
+                     " / ".join(out.answers), f"{seconds:.1f}"])
         shown += [(f"JSCC {snr:g} dB: {s_j['psnr'][0]:.1f} dB", out.image),
                   (f"HEIF+LDPC {snr:g} dB: {s_d['psnr'][0]:.1f} dB", digital)]
     echo(f"\na real photo ({photo.width}x{photo.height}, scikit-image's 'chelsea') over AWGN through the "
          f"image JSCC at ratio {pipe.spec.image.ratio} (+ its embedding), and HEIF + 5G LDPC + QAM on the "
          "same channel uses (PSNR dB / MS-SSIM):")
-    echo(table(rows, ["SNR dB", "symbols", "JSCC", "HEIF + LDPC (best MCS)", "caption", question, "s"]))
+    echo(table(rows, ["SNR dB", "symbols", "JSCC", "HEIF + LDPC (best MCS)", "caption", " / ".join(questions),
+                      "s"]))
     fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 2.6))
     for ax, (title, im) in zip(axes, shown):
         ax.imshow(im)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "ragsc"
 # Lowest first. A package may import its own modules and any package of a lower layer, nothing else.
 LAYERS: list[tuple[str, set[str]]] = [
     ("errors", {"errors"}),
-    ("shared", {"types", "_deps", "_assets", "registry", "report", "targets"}),
+    ("shared", {"types", "_deps", "_assets", "registry", "report", "targets", "config_base"}),
     ("configs, data, saved models", {"config", "datasets", "saved"}),
     ("input checks", {"checks"}),
     ("encoders", {"encoders"}),

@@ -31,3 +31,5 @@ def test_photo_example_sets_a_real_photo_beside_heif_and_ldpc(multitask, tmp_pat
     assert row[0] == "10" and row[1] == 48 + 57 * 38 * 16 + 16
     jscc_psnr = float(row[2].split(" / ")[0])
     assert 15.0 < jscc_psnr < 60.0  # a photo came back, not a blank
+    caption, answers = row[4], row[5].split(" / ")
+    assert caption and len(answers) == 2 and answers[1] in ("yes", "no")  # the open describer's

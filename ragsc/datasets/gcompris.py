@@ -3,7 +3,7 @@
 GCompris (KDE's educational suite, GPL-3.0-or-later; each photo's author and licence, mostly public
 domain or CC-BY(-SA) from Wikimedia Commons, are in the README next to it inside the bundle) ships its
 activities as Qt resource bundles under ``/usr/share/gcompris-qt/rcc``. Five of them hold real photos
-with names or descriptions, 244 in all:
+with names or descriptions, 246 in all:
 
 * ``explore_monuments``, ``explore_world_animals``, ``explore_farm_animals`` (73): each photo with a
   title and a paragraph from the activity's board files ("Colosseum" — "The Colosseum or Coliseum is
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -162,7 +163,8 @@ def _described(bundle: str, files: dict[str, bytes]) -> list[CaptionedPhoto]:
     for name, blob in sorted(files.items()):
         if name.endswith(".qml"):
             for title, text, image in _ENTRY.findall(blob.decode("utf-8", "replace")):
-                if image.endswith(".webp") and image in files:
+                inside = image.startswith(_RESOURCE.format(bundle=bundle))  # its own photos only
+                if inside and image.endswith(".webp") and image in files:
                     category = "monument" if bundle == "explore_monuments" else "animal"
                     title = title.replace('\\"', '"')
                     out.append(
@@ -192,7 +194,7 @@ def available(folder: str | Path | None = None) -> bool:
 
 
 def captioned_photos(folder: str | Path | None = None) -> tuple[CaptionedPhoto, ...]:
-    """The corpus (244 photos), in a fixed order; one entry per photo file (a photo two boards describe
+    """The corpus (246 photos), in a fixed order; one entry per photo file (a photo two boards describe
     keeps the first).
 
     Raises
@@ -223,25 +225,35 @@ def _captioned(folder: str) -> tuple[CaptionedPhoto, ...]:
     return tuple(found.values())
 
 
+_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # one component of a photo's path in its bundle
+
+
 def photo_file(uri: str, folder: str | Path | None = None) -> Path:
-    """The file of a corpus photo (``gcompris:<bundle>/<path>``), extracted once under
-    ``RAGSC_HOME/photos/gcompris``."""
+    """The file of a corpus photo (``gcompris:<bundle>/<path>``), extracted under
+    ``RAGSC_HOME/photos/gcompris`` (again when the package's photo changed size)."""
     from ragsc._assets import home_dir
 
-    if not uri.startswith(URI_PREFIX):
+    if not isinstance(uri, str) or not uri.startswith(URI_PREFIX):
         raise InputError(f"not a GCompris photo URI: {uri!r}")
     bundle, _, path = uri.removeprefix(URI_PREFIX).partition("/")
-    if not re.fullmatch(r"[a-z_]+", bundle) or ".." in path.split("/"):
+    parts = path.split("/")
+    if not re.fullmatch(r"[a-z_]+", bundle) or not all(_PART.fullmatch(p) and p != ".." for p in parts):
         raise InputError(f"not a GCompris photo URI: {uri!r}")
-    target = home_dir() / "photos" / "gcompris" / bundle / path
-    if not target.is_file():
-        folder = folder or bundle_dir()
-        files = _bundle(str(folder), bundle)
-        inside = _RESOURCE.format(bundle=bundle) + path
-        if inside not in files:
-            raise InputError(f"{uri!r}: no such photo in {Path(folder) / bundle}.rcc")
+    root = home_dir() / "photos" / "gcompris"
+    target = root / bundle / path
+    files = _bundle(str(folder or bundle_dir()), bundle)
+    inside = _RESOURCE.format(bundle=bundle) + path
+    if inside not in files:
+        raise InputError(f"{uri!r}: no such photo in {Path(folder or bundle_dir()) / bundle}.rcc")
+    blob = files[inside]
+    if not (target.is_file() and target.stat().st_size == len(blob)):
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(files[inside])
-        tmp.replace(target)  # atomic: a reader never sees half a file
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, target)  # atomic: a reader never sees half a file
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return target

@@ -4,8 +4,9 @@ An ``.rcc`` file is a tree of named entries over a data block (Qt's ``rcc`` tool
 versions 1-3): a header ``qres``, the version and the offsets of the tree, the data and the names; each
 tree entry names a directory (children) or a file (an offset into the data, zlib-compressed when its
 flag says so). :func:`read_rcc` returns the files as ``{path: bytes}``. Every offset is checked against
-the file's size, so a truncated or corrupt bundle is an :class:`~ragsc.errors.InputError` naming it, never
-an out-of-range read or a huge allocation.
+the file's size and what decompression yields is bounded (per entry and in all), so a truncated or
+corrupt bundle is an :class:`~ragsc.errors.InputError` naming it, never an out-of-range read or a huge
+allocation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ragsc.errors import InputError
 
 MAX_RCC_BYTES = 64 * 1024 * 1024  # the largest GCompris bundle is ~5 MB
 MAX_FILE_BYTES = 64 * 1024 * 1024  # one decompressed file
+MAX_TOTAL_BYTES = 256 * 1024 * 1024  # everything one bundle yields
 _COMPRESSED, _DIRECTORY, _ZSTD = 0x01, 0x02, 0x04
 
 
@@ -44,7 +46,7 @@ def read_rcc(path: str | Path, suffixes: tuple[str, ...] | None = None) -> dict[
     blob = path.read_bytes()
     try:
         return _Bundle(blob).files(suffixes)
-    except (struct.error, zlib.error, IndexError, UnicodeDecodeError, RecursionError) as exc:
+    except (struct.error, zlib.error, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not a valid Qt resource bundle: {exc}") from None
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
@@ -81,14 +83,16 @@ class _Bundle:
             if full > MAX_FILE_BYTES:
                 raise InputError(f"an entry claims {full} bytes uncompressed")
             d = zlib.decompressobj()
-            raw = d.decompress(raw[4:], full)
-            if d.unconsumed_tail:
-                raise InputError("an entry is longer than its stated size")
+            # max_length 0 would mean "no limit": an entry that claims nothing may yield one byte at most
+            raw = d.decompress(raw[4:], max(full, 1))
+            if d.unconsumed_tail or not d.eof or len(raw) != full:
+                raise InputError("an entry's data do not match its stated size")
         return raw
 
     def files(self, suffixes: tuple[str, ...] | None) -> dict[str, bytes]:
         most = len(self.blob) // self.entry  # no tree holds more entries than the file has room for
         out: dict[str, bytes] = {}
+        total = 0
         stack, seen = [(0, "")], set()
         while stack:
             index, prefix = stack.pop()
@@ -105,5 +109,8 @@ class _Bundle:
                 stack.extend((first + c, f"{prefix}{name}/") for c in range(count))
             elif suffixes is None or name.lower().endswith(suffixes):
                 (offset,) = struct.unpack(">I", self._take(at + 10, 4))
-                out[prefix + name] = self._data(offset, flags)
+                out[prefix + name] = data = self._data(offset, flags)
+                total += len(data)  # entries may share their data: count what is handed out
+                if total > MAX_TOTAL_BYTES:
+                    raise InputError(f"the bundle yields more than {MAX_TOTAL_BYTES >> 20} MiB")
         return out

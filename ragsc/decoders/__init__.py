@@ -11,9 +11,11 @@ from ragsc.decoders.bundle import Decoders, load_decoders, save_decoders
 from ragsc.decoders.context import Context, retrieve
 from ragsc.decoders.image import ImageDecoder, ImageDecoderConfig, ImageDecoderNet, retrieved_image
 from ragsc.decoders.lm import CausalLM, load_lm
+from ragsc.decoders.photo_text import DescriberSettings, PhotoDescriber
 from ragsc.decoders.text import TextDecoder, TextGRU, TextGRUConfig, Vocab
 from ragsc.decoders.vqa import AnswerHead, AnswerHeadConfig, VQADecoder
 
-__all__ = ["AnswerHead", "AnswerHeadConfig", "CausalLM", "Context", "Decoders", "ImageDecoder",
-           "ImageDecoderConfig", "ImageDecoderNet", "TextDecoder", "TextGRU", "TextGRUConfig", "VQADecoder",
-           "Vocab", "load_decoders", "load_lm", "retrieve", "retrieved_image", "save_decoders"]
+__all__ = ["AnswerHead", "AnswerHeadConfig", "CausalLM", "Context", "Decoders", "DescriberSettings",
+           "ImageDecoder", "ImageDecoderConfig", "ImageDecoderNet", "PhotoDescriber", "TextDecoder",
+           "TextGRU", "TextGRUConfig", "VQADecoder", "Vocab", "load_decoders", "load_lm", "retrieve",
+           "retrieved_image", "save_decoders"]

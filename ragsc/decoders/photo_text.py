@@ -10,16 +10,18 @@ photo's embedding) and any causal LM:
 2. **Retrieve** — the KB photos near the embedding (the pipeline's RAG context) contribute their captions,
    only when the photo is as close to a caption as to its recognised names (a hub that every photo
    retrieves is near none of them).
-3. **Caption** — the LM writes a short caption from a few-shot prompt holding what was recognised and the
-   retrieved captions (a caption with none of the evidence's words falls back to "a photo of {top name}").
+3. **Caption** — the first evidence caption, else "a photo of {first name} and {second name}"
+   (``caption="labels"``, the default); or (``caption="lm"``) the LM writes one from a few-shot prompt
+   holding the recognised names and the evidence (a draft with none of their words falls back to the
+   names' caption).
 4. **Answer** — yes/no questions: the LM's log-probability of " yes" against " no" after a prompt with the
    evidence, plus the cosine of the question's subject to the photo (weighted, around a threshold);
    other questions: candidate answers (the vocabulary, the retrieved evidence's titles and words, or the
-   question's own "x or y" options) scored by
-   the encoder, ``cos(photo, answer) + beta * cos(question, answer)`` (the second term picks the kind of
-   answer the question asks for: a colour, a season, a thing; names made only of the question's own
-   words are left out: "what colour is the boat?" is not answered "boat"), the best few re-ranked by the LM's
-   log-probability of each answer after the evidence and the question.
+   question's own "x or y" options) scored by the encoder, ``cos(photo, answer) + beta * cos(question,
+   answer)`` (the second term picks the kind of answer the question asks for: a colour, a season, a thing;
+   names made only of the question's own words are left out: "what colour is the boat?" is not answered
+   "boat"), the best few re-ranked by the LM's log-probability of each answer after the evidence and the
+   question.
 
 The weights (``beta``, ``lm_weight``, ``yes_weight``, ``yes_threshold``) were chosen on the validation
 split of the development set (:mod:`ragsc.datasets.photo_questions`) with the embedded encoder and
@@ -76,15 +78,22 @@ FEW_SHOT_ANSWER = (
 class DescriberSettings:
     """The describer's weights (defaults chosen on the development set's validation split)."""
 
-    caption: str = (
-        "labels"  # "labels": the retrieved evidence's caption, else the top two names; "lm": the LM writes
-    )
-    n_labels: int = 5  # recognised names shown to the LM
+    caption: str = "labels"  # "labels": the evidence's caption, else the top two names; "lm": the LM writes
+    n_labels: int = 5  # recognised names shown to the LM (and the bar evidence must clear)
     beta: float = 0.5  # weight of cos(question, answer) in an open answer's score
     n_rerank: int = 5  # open answers the LM re-ranks
     lm_weight: float = 0.1  # weight of the LM's mean log-probability in the re-ranking
     yes_weight: float = 50.0  # weight of the subject's cosine in a yes/no answer (the LM's vote is the rest)
     yes_threshold: float = 0.25  # the subject cosine at which the encoder is neutral
+
+    def check(self) -> None:
+        """:class:`InputError` naming a setting out of range (checked at each use: settings are mutable)."""
+        if self.caption not in ("labels", "lm"):
+            raise InputError(f"caption mode must be 'labels' or 'lm', got {self.caption!r}")
+        for name in ("n_labels", "n_rerank"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"DescriberSettings.{name} must be an integer >= 1, got {value!r}")
 
 
 class PhotoDescriber:
@@ -142,7 +151,7 @@ class PhotoDescriber:
 
     def recognise(self, z: torch.Tensor, context=None) -> list[list[tuple[str, float]]]:
         """Per photo, the vocabulary's (and the retrieved photos' titles') names by cosine, best first."""
-        z = self._check(z)
+        z = self._check(z, context)
         out = []
         for i in range(len(z)):
             names = list(dict.fromkeys(self.vocabulary + self._titles(context, i)))
@@ -155,7 +164,7 @@ class PhotoDescriber:
         """Per photo, the captions of the retrieved KB photos that are evidence: a caption counts when the
         photo is at least as close to it as to its ``n_labels``-th recognised name (a hub that every photo
         retrieves is near none of them)."""
-        z = self._check(z)
+        z = self._check(z, context)
         if context is None:
             return [[] for _ in range(len(z))]
         recognised = recognised or self.recognise(z, context)
@@ -180,23 +189,26 @@ class PhotoDescriber:
             if isinstance(getattr(h.item, "extra", None), dict) and h.item.extra.get("title")
         ]
 
-    def _check(self, z: torch.Tensor) -> torch.Tensor:
+    def _check(self, z: torch.Tensor, context=None) -> torch.Tensor:
+        self.settings.check()
         if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != self.encoder.dim:
             raise InputError(
                 f"the photo describer takes embeddings [N, {self.encoder.dim}], got "
                 f"{tuple(z.shape) if torch.is_tensor(z) else type(z).__name__}"
             )
+        if context is not None:
+            context.check(len(z))
+        if not self.vocabulary:
+            raise InputError("the photo describer's vocabulary is empty")
         return F.normalize(z.float(), dim=-1)
 
     # ------------------------------------------------------------------ captions
     @torch.no_grad()
     def caption(self, z: torch.Tensor, context=None) -> list[str]:
         """A short caption per photo."""
-        z = self._check(z)
+        z = self._check(z, context)
         if not len(z):
             return []
-        if self.settings.caption not in ("labels", "lm"):
-            raise InputError(f"caption mode must be 'labels' or 'lm', got {self.settings.caption!r}")
         rec = self.recognise(z, context)
         sim = self.similar(z, context, rec)
         names = [
@@ -220,7 +232,7 @@ class PhotoDescriber:
     @torch.no_grad()
     def answer(self, z: torch.Tensor, questions: list[list[str]], context=None) -> list[list[str]]:
         """One answer per question, per photo (``questions[i]`` are photo ``i``'s)."""
-        z = self._check(z)
+        z = self._check(z, context)
         if len(questions) != len(z):
             raise InputError(f"{len(questions)} question lists for {len(z)} photos")
         for qs in questions:
@@ -258,11 +270,8 @@ class PhotoDescriber:
         s = self.settings
         options = _options(question)
         asked = set(re.findall(r"[a-z]+", question.lower()))  # an answer does not repeat the question's words
-        names = options or [
-            n
-            for n in dict.fromkeys(self.vocabulary + extra)
-            if not set(re.findall(r"[a-z]+", n.lower())) <= asked
-        ]
+        pool = list(dict.fromkeys(self.vocabulary + extra))
+        names = options or [n for n in pool if not set(re.findall(r"[a-z]+", n.lower())) <= asked] or pool
         score = self._names(names) @ z + s.beta * (self.embed(names) @ self.embed([question])[0])
         top = score.topk(min(s.n_rerank, len(names)))
         cands = [names[j] for j in top.indices]
@@ -280,10 +289,23 @@ def _words(captions: list[str]) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in _STOP))
 
 
+_ARTICLE = re.compile(r"^(a|an|the|some)\s+")
+
+
 def _options(question: str) -> list[str]:
-    """The options of an "x or y" question (``"is it day or night?"`` -> ``["day", "night"]``)."""
-    m = re.search(r"(\w[\w ]*?)\s+or\s+(\w[\w ]*?)\s*\?*$", question.strip().lower())
-    if not m:
+    """The options of a choice question: ``"is it day or night?"`` -> ``["day", "night"]``, ``"is it a red
+    car or a blue car?"`` -> ``["red car", "blue car"]``, ``"is it black, white or grey?"`` -> all three.
+    Only questions that start like a yes/no question; ``"... or not?"`` is a yes/no question (none)."""
+    q = question.strip().lower().rstrip("?").strip()
+    m = re.match(r"^(?:is|are|was|were|does|do|did|can|could|will|would|should)\s+(.*)\s+or\s+(.+)$", q)
+    if not m or m.group(2).strip() in ("not", "no"):
         return []
-    left = m.group(1).split()[-1]
-    return [left, m.group(2).strip()]
+    right = _ARTICLE.sub("", m.group(2).strip())
+    n = len(right.split())
+    items = [x.strip() for x in m.group(1).split(",")]
+    last = items[-1].split()
+    left = [_ARTICLE.sub("", " ".join(last[-n:]))]  # as many words as the right-hand option
+    more = [_ARTICLE.sub("", x) for x in items[:-1] if x] if len(items) > 1 else []
+    if more:  # "is it black, white or grey": the first item carries the question's words
+        more[0] = more[0].split()[-1]
+    return [o for o in (*more, *left, right) if o]

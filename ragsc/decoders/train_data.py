@@ -27,7 +27,8 @@ def enough_data(data: dict, parts: tuple[str, ...], cfg) -> dict:
         )
     if "text" in parts and len(data["sentences"]) < 2:
         raise InputError(
-            f"training the text decoder needs sentences or captions, the data hold {len(data['sentences'])}"
+            f"training the text decoder needs at least 2 sentences or captions, the data hold "
+            f"{len(data['sentences'])}"
         )
     return data
 

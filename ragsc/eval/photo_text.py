@@ -33,7 +33,8 @@ def score_outputs(photos: list[DevPhoto], outputs, encoder) -> dict:
     cos = (emb[: len(caps)] * emb[len(caps) :]).sum(-1)
     right = {"all": [], "yes/no": [], "open": []}
     for p, o in zip(photos, outputs):
-        answers = o.answers or [""] * len(p.questions)
+        answers = list(o.answers or [])  # a question left unanswered counts as wrong
+        answers += [""] * (len(p.questions) - len(answers))
         for q, a in zip(p.questions, answers):
             ok = is_right(a, q)
             right["all"].append(ok)

@@ -40,7 +40,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ragsc.errors import ConfigError, KBError
+from ragsc.errors import ConfigError, InputError, KBError
 
 log = logging.getLogger("ragsc.kb")
 
@@ -188,8 +188,8 @@ def _parts(recipe: Recipe, first: int | None, last: int | None) -> list[_Part]:
                    image_items, split=split),
              _Part("texts-" + corpus_key(sentences), "text", "corpus:default", sentences, text_items,
                    complete=with_fortunes)]
-    if recipe.photos is not None:
-        parts.append(_photo_part(created))
+    parts.append(_photo_part(created) if recipe.photos is not None
+                 else _Part("gcompris", "image", "gcompris:", [], []))  # none: stored ones go
     return parts
 
 
@@ -200,15 +200,22 @@ def _photo_part(created: float | None) -> _Part:
     from ragsc.encoders.cache import corpus_key
     from ragsc.kb.items import NewItem
 
+    missing = _Part("gcompris", "image", gcompris.URI_PREFIX, [], [], complete=False)
     if not gcompris.available():
         log.warning(f"the default KB's captioned photos need Debian's {gcompris.PACKAGE} "
                     f"(make photos); building without them")
-        return _Part("gcompris", "image", gcompris.URI_PREFIX, [], [], complete=False)
-    photos = gcompris.captioned_photos()
+        return missing
+    try:
+        photos = gcompris.captioned_photos()
+        paths = [gcompris.photo_file(p.uri) for p in photos]
+    except InputError as exc:  # a damaged package: the KB is built without them, and keeps what it has
+        log.warning(f"the default KB's captioned photos cannot be read ({exc}); building without them")
+        return missing
     items = [NewItem("image", p.caption, p.uri, created_at=created,
                      extra={"title": p.title, "category": p.category}) for p in photos]
-    paths = [str(gcompris.photo_file(p.uri)) for p in photos]
-    key = "gcompris-" + corpus_key([p.uri for p in photos])
+    # the cache key follows the photos' bytes (a package upgrade re-encodes them)
+    key = "gcompris-" + corpus_key([f"{p.uri}:{path.stat().st_size}" for p, path in zip(photos, paths)])
+    paths = [str(path) for path in paths]
     return _Part(key, "image", gcompris.URI_PREFIX, paths, items)
 
 

@@ -126,11 +126,12 @@ class Receiver:
         outputs: list[Output | None] = [None] * len(tx)
         timings = {"retrieve": 0.0, "decode": 0.0}
         if tx.received is not None:
-            tasks = tasks or IMAGE_TASKS[self.spec.task]
+            tasks = tasks or self._default_tasks(tx)
             drawn = tuple(t for t in tasks if t != "image") if tx.photos is not None else tasks
             later = ()  # described from the decoded photos (decoder.describe: photo), after they are decoded
-            if tx.photos is not None and self.spec.decoder.describe == "photo" and "image" in tasks:
-                later = tuple(t for t in drawn if t in ("caption", "vqa"))
+            dec = self.spec.decoder
+            if tx.photos is not None and dec.describe == "photo" and "image" in tasks:
+                later = tuple(t for t in drawn if getattr(dec, t) == "open")  # caption / vqa: open
                 drawn = tuple(t for t in drawn if t not in later)
             analog = self.decode(tx.received.tokens, [tx.messages[i] for i in tx.analog_rows], rag=rag,
                                  tasks=drawn)
@@ -152,6 +153,12 @@ class Receiver:
             timings = {k: timings[k] + self.timings[k] for k in timings}
         self.timings = {**tx.timings, **timings}
         return outputs
+
+    def _default_tasks(self, tx: Transmission) -> tuple[str, ...]:
+        """What image items yield unless asked otherwise: the task's outputs, and the decoded photo whenever
+        its pixels crossed the image JSCC (a VQA receiver shows the photo it answers about)."""
+        base = IMAGE_TASKS[self.spec.task]
+        return base if tx.photos is None or "image" in base else ("image", *base)
 
     def _decode_photos(self, tx: Transmission, outputs: list) -> None:
         """The photos that crossed the image JSCC: with RAG, a retrieved KB photo consistent with the received

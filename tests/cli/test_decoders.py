@@ -24,8 +24,8 @@ def test_decoders_train_only_some_into_a_new_folder_keeps_the_shipped_others(cli
     from ragsc.decoders.bundle import default_path
 
     calls = []
-    monkeypatch.setattr(train, "train_decoders", lambda out, cfg, parts, base, **_: calls.append((parts, base))
-                        or {})
+    monkeypatch.setattr(train, "train_decoders",
+                        lambda out, cfg, parts, base, **_: calls.append((parts, base)) or {})
     target = tmp_path / "dec"
     code, _, stderr = cli("decoders", "train", "--only", "image,vqa", "--encoder", "embedded", "--out",
                           str(target))

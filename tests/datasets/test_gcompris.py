@@ -38,10 +38,22 @@ def test_photo_files_are_extracted_once(bundles):
     assert path.is_file() and Image.open(path).size == (40, 30)
     mtime = path.stat().st_mtime_ns
     assert gcompris.photo_file(uri) == path and path.stat().st_mtime_ns == mtime
+    path.write_bytes(b"an older photo")  # the package changed: extracted again
+    assert Image.open(gcompris.photo_file(uri)).size == (40, 30)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
 
 
 @pytest.mark.parametrize(
-    "uri", ["file:///etc/passwd", "gcompris:erase/../../x.webp", "gcompris:Erase!/x.webp"]
+    "uri",
+    [
+        "file:///etc/passwd",
+        "gcompris:erase/../../x.webp",
+        "gcompris:Erase!/x.webp",
+        "gcompris:erase//etc/passwd",
+        "gcompris:erase/./x.webp",
+        "gcompris:erase/",
+        None,
+    ],
 )
 def test_bad_uris(bundles, uri):
     with pytest.raises(InputError, match="not a GCompris photo URI"):

@@ -47,3 +47,5 @@ def test_answers_are_matched_after_normalisation():
     assert normalise("  A Cat. ") == "cat"
     assert is_right("The cats", q) and is_right("tabby cat", q) and is_right("CAT!", q)
     assert not is_right("dog", q) and not is_right("", q) and not is_right("cat food", q)
+    yes, glass = Question("is it?", ("yes",)), Question("what is it made of?", ("glass",))
+    assert not is_right("ye", yes) and not is_right("glas", glass) and is_right("glass", glass)

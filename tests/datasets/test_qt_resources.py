@@ -74,5 +74,44 @@ def test_a_compressed_entry_that_lies_about_its_size_is_refused(tmp_path):
     out += blob[names:]
     out[16:20] = struct.pack(">I", names_at)
     path.write_bytes(bytes(out))
-    with pytest.raises(InputError, match="longer than its stated size"):
+    with pytest.raises(InputError, match="do not match its stated size"):
+        read_rcc(path)
+
+
+def _with_entry_flags_and_payload(path, flags: int, payload: bytes):
+    """Rewrite the bundle's one file entry: its flags and its data block."""
+    blob = path.read_bytes()
+    tree, data, names = struct.unpack(">III", blob[8:20])
+    entry = blob[tree + 22 : tree + 44]
+    entry = entry[:4] + struct.pack(">H", flags) + entry[6:]
+    out = bytearray(blob[: tree + 22] + entry + blob[tree + 44 : data])
+    out += struct.pack(">I", len(payload)) + payload
+    names_at = len(out)
+    out += blob[names:]
+    out[16:20] = struct.pack(">I", names_at)
+    path.write_bytes(bytes(out))
+
+
+def test_an_entry_that_claims_nothing_cannot_inflate(tmp_path):
+    import zlib
+
+    path = write_rcc(tmp_path / "x.rcc", {"/a.bin": b"placeholder"})
+    _with_entry_flags_and_payload(path, 1, struct.pack(">I", 0) + zlib.compress(b"\x00" * 100_000))
+    with pytest.raises(InputError, match="do not match its stated size"):
+        read_rcc(path)
+
+
+def test_zstd_entries_are_refused_by_name(tmp_path):
+    path = write_rcc(tmp_path / "x.rcc", {"/a.bin": b"placeholder"})
+    _with_entry_flags_and_payload(path, 4, b"\x28\xb5\x2f\xfd")
+    with pytest.raises(InputError, match="zstd"):
+        read_rcc(path)
+
+
+def test_the_total_output_is_bounded(tmp_path, monkeypatch):
+    import ragsc.datasets.qt_resources as qt
+
+    path = write_rcc(tmp_path / "x.rcc", {f"/f{i}.bin": b"x" * 1000 for i in range(5)})
+    monkeypatch.setattr(qt, "MAX_TOTAL_BYTES", 3000)
+    with pytest.raises(InputError, match="yields more than"):
         read_rcc(path)

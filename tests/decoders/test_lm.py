@@ -114,3 +114,24 @@ def test_smollm2_completes_the_rag_prompt(no_network):
     assert isinstance(out, str) and out.strip()
     assert "\n" not in out and "red" in out.lower()  # it reads the memory
     print(f"SmolLM2 load + completion: {time.perf_counter() - t0:.1f} s -> {out!r}")
+
+
+def test_score_is_the_mean_log_probability_of_the_continuation():
+    import torch
+
+    from tests.decoders._tiny_lm import tiny_lm
+
+    lm = tiny_lm()
+    prompt, answers = "the cat sat on the", [" mat", " ship is safe"]
+    got = lm.score([prompt, prompt], answers)
+    for g, a in zip(got, answers):  # by hand: one forward pass over prompt + answer
+        head = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        tail = lm.tokenizer(a, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = lm.model(input_ids=torch.tensor([head + tail])).logits[0].log_softmax(-1)
+        want = sum(float(logp[len(head) - 1 + j, t]) for j, t in enumerate(tail)) / len(tail)
+        assert float(g) == pytest.approx(want, abs=1e-4)
+    with pytest.raises(InputError, match="must both be non-empty"):
+        lm.score([""], [" mat"])
+    with pytest.raises(InputError, match="1 prompts for 2 continuations"):
+        lm.score([prompt], answers)

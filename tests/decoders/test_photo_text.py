@@ -61,15 +61,16 @@ class FakeLM:
     """Completes every prompt with ``draft``; scores every continuation the same (the encoder decides)."""
 
     def __init__(self, draft="a cat near the water"):
-        self.draft, self.prompts = draft, []
+        self.draft, self.prompts, self.favourite = draft, [], None
 
     def __call__(self, prompts, max_new_tokens=32):
         self.prompts += prompts
         return [self.draft] * len(prompts)
 
     def score(self, prompts, continuations):
+        """Zeros, or a large log-probability for ``favourite``'s continuation (the LM's vote counts)."""
         self.prompts += prompts
-        return torch.zeros(len(prompts))
+        return torch.tensor([100.0 if c.strip() == self.favourite else 0.0 for c in continuations])
 
 
 @pytest.fixture
@@ -142,3 +143,41 @@ def test_bad_input(describer):
     describer.settings.caption = "poem"
     with pytest.raises(InputError, match="caption mode"):
         describer.caption(photo("cat"))
+
+
+def test_the_lm_votes_on_open_and_yes_no_answers(describer):
+    z = photo("cat", "water")
+    assert describer.answer(z, [["what animal is this?"]]) == [["cat"]]
+    describer._lm.favourite = "dog"  # the LM is sure: a re-ranked candidate wins
+    assert describer.answer(z, [["what animal is this?"]]) == [["dog"]]
+    describer._lm.favourite = "no"  # and outweighs the encoder on a yes/no question
+    assert describer.answer(z, [["is there a cat?"]]) == [["no"]]
+    describer.settings.lm_weight = 0.0  # off: the encoder alone
+    describer._lm.favourite = "dog"
+    assert describer.answer(z, [["what animal is this?"]]) == [["cat"]]
+
+
+@pytest.mark.parametrize(
+    "question, options",
+    [
+        ("is it day or night?", ["day", "night"]),
+        ("is it a cat or a dog?", ["cat", "dog"]),
+        ("is this a red car or a blue car?", ["red car", "blue car"]),
+        ("is it black, white or grey?", ["black", "white", "grey"]),
+        ("is the sky blue or not?", []),
+        ("what is he holding or carrying?", []),
+    ],
+)
+def test_choice_questions(question, options):
+    from ragsc.decoders.photo_text import _options
+
+    assert _options(question) == options
+
+
+def test_settings_and_context_are_checked(describer):
+    describer.settings.n_rerank = 0
+    with pytest.raises(InputError, match="n_rerank must be an integer >= 1"):
+        describer.answer(photo("cat"), [["what is it?"]])
+    describer.settings.n_rerank = 5
+    with pytest.raises(InputError, match="context has 1 rows for 2"):
+        describer.caption(torch.cat([photo("cat"), photo("dog")]), Context([[hit("a cat")]]))

@@ -322,3 +322,15 @@ def test_the_global_kb_holds_the_captioned_photos_when_gcompris_is_installed(emb
     assert again.manifest["generation"] == kb.manifest["generation"]  # nothing deleted, nothing written
     fresh = build_default_kb(tmp_path / "fresh", embedded, "global", images=N_IMAGES)
     assert not any((it.source_uri or "").startswith("gcompris:") for it in fresh.items())
+
+    # a photo the package no longer ships leaves the KB; the others stay
+    from tests.datasets.gcompris_fixture import ROOT, webp
+    from tests.datasets.rcc_writer import write_rcc
+
+    folder = make_gcompris(tmp_path / "rcc2")
+    write_rcc(folder / "erase.rcc", {ROOT.format(b="erase") + "kitten.webp": webp((9, 9, 9))})
+    monkeypatch.setenv("RAGSC_GCOMPRIS_DIR", str(folder))
+    kb = build_default_kb(tmp_path / "global", embedded, "global", images=N_IMAGES)
+    uris = {it.source_uri for it in kb.items() if (it.source_uri or "").startswith("gcompris:")}
+    assert "gcompris:erase/kitten.webp" in uris and "gcompris:erase/red_panda.webp" not in uris
+    assert len(uris) == 7

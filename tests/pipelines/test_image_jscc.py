@@ -292,5 +292,20 @@ def test_the_photo_vqa_spec_answers_in_open_vocabulary(lm_parts, codec):
     sky = np.zeros((48, 64, 3), np.uint8)
     sky[..., 2] = 200 + rng.integers(0, 40, (48, 64))  # a blue picture
     out = p.run([{"image": sky, "questions": ["is there a dog?", "what colour is it?"]}], snr_db=10)[0]
-    assert out.image is None and len(out.answers) == 2  # the vqa task decodes answers only
+    assert out.image.size == (64, 48) and len(out.answers) == 2  # the photo that crossed, and the answers
     assert out.answers[0] in ("yes", "no") and out.answers[1] and isinstance(out.answers[1], str)
+
+
+@pytest.mark.parametrize("decoder", [{"caption": "retrieved", "vqa": "open"},
+                                     {"caption": "open", "vqa": "head"}])
+def test_describe_photo_reads_the_photo_only_for_open_outputs(lm_parts, codec, test_images, decoder):
+    """With describe: photo, an open output reads the decoded photo; the other keeps its own decoder."""
+    spec = {**jscc_spec(), "decoder": {**decoder, "describe": "photo"}}
+    p = Pipeline.from_config(spec, **lm_parts, jscc=codec)
+    item = {"image": test_images[5].path, "questions": ["what shape is this?"]}
+    out = p.run([item], snr_db=15)[0]
+    assert isinstance(out.caption, str) and out.caption and len(out.answers) == 1 and out.answers[0]
+    if decoder["caption"] == "retrieved":
+        assert out.caption == out.context[0].item.text  # the top retrieved caption
+    else:
+        assert out.answers[0] in p.decoders.vqa.config.answers  # the easy-VQA head
