@@ -37,6 +37,18 @@ def text_chars(text: str, index: int, limits: Limits = LIMITS, label: str = "ite
                          f"{limits.text_chars:,} (limits.text_chars): split it, or raise the limit")
 
 
+def questions(asked: list[str], index: int, limits: Limits = LIMITS) -> None:
+    """:class:`InputError` when an image is asked more than ``limits.questions`` questions, or a question is
+    longer than ``limits.question_chars`` characters."""
+    if len(asked) > limits.questions:
+        raise InputError(f"item {index}: {len(asked)} questions, more than the limit of {limits.questions} "
+                         "(limits.questions): ask fewer, or raise the limit")
+    for j, q in enumerate(asked):
+        if len(q) > limits.question_chars:
+            raise InputError(f"item {index}: question {j} has {len(q):,} characters, more than the limit of "
+                             f"{limits.question_chars:,} (limits.question_chars)")
+
+
 def text_tokens(n_tokens: int, index: int, limits: Limits = LIMITS) -> None:
     """:class:`InputError` when a sentence of ``n_tokens`` tokens is over ``limits.text_tokens``."""
     if n_tokens > limits.text_tokens:

@@ -226,6 +226,9 @@ class Limits(Config):
                               "height), read from the file's header before it is decoded; at most "
                               "178,956,970, where Pillow refuses an image as a decompression bomb")
     batch_items: int = Field(256, ge=1, le=1_000_000, description="items per transmit() / run() call")
+    questions: int = Field(16, ge=1, le=10_000, description="questions asked about one image (each costs "
+                           "the receiver's decoders a pass, an open answer several LM passes)")
+    question_chars: int = Field(500, ge=1, le=100_000, description="characters per question")
     batch_tokens: int = Field(4096, ge=1, le=100_000_000, description="LM tokens per transmit() / run() "
                               "call on the token link, its sentences together (4,096: 32 full frames of "
                               "128 tokens, one beam-search pass of 128 rows at beam 4)")

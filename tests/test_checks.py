@@ -34,6 +34,7 @@ def test_size_limits_name_the_item_its_size_and_the_limit():
     checks.image_pixels((3, 4), 0, limits)
     checks.batch_items(2, limits)
     checks.batch_tokens([10, 10], [0, 3], limits)
+    checks.questions(["a?"] * 16, 0, limits)
     with pytest.raises(InputError, match=r"item 5: a text of 5 characters, more than the limit of 4 "
                                          r"\(limits.text_chars\)"):
         checks.text_chars("abcde", 5, limits)

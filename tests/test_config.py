@@ -219,7 +219,8 @@ def test_limits_have_documented_defaults_a_spec_may_override():
     from ragsc.config import LIMITS, Limits
 
     assert (LIMITS.text_chars, LIMITS.text_tokens, LIMITS.image_pixels, LIMITS.batch_items,
-            LIMITS.batch_tokens) == (100_000, 512, 40_000_000, 256, 4096)
+            LIMITS.batch_tokens, LIMITS.questions, LIMITS.question_chars) == (100_000, 512, 40_000_000, 256,
+                                                                            4096, 16, 500)
     assert PipelineSpec(name="x", task="text").limits == LIMITS
     spec = PipelineSpec(name="x", task="text", limits={"text_tokens": 2048, "batch_items": 8})
     assert (spec.limits.text_tokens, spec.limits.batch_items, spec.limits.text_chars) == (2048, 8, 100_000)

@@ -79,6 +79,7 @@ def parse_items(items, task: str, limits: Limits = LIMITS, batch: bool = False) 
             else:
                 if not all(isinstance(q, str) and q.strip() for q in questions):
                     raise InputError(f"item {i}: questions must be non-empty strings")
+                checks.questions(questions, i, limits)
                 msg = Message("image", x["image"], list(questions))
         elif isinstance(x, str) and "text" in kinds:
             msg = Message("text", x)

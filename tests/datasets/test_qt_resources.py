@@ -37,24 +37,24 @@ def test_truncated_bundle(tmp_path):
         read_rcc(path)
 
 
-def test_a_directory_that_contains_itself_is_refused(tmp_path):
+def _root_field(tmp_path, at: int, value: int):
+    """A one-file bundle whose root entry has the 4-byte field at byte ``at`` set to ``value``."""
     path = write_rcc(tmp_path / "x.rcc", {"/a.txt": b"a"})
     blob = bytearray(path.read_bytes())
     tree = struct.unpack(">I", blob[8:12])[0]
-    blob[tree + 10 : tree + 14] = struct.pack(">I", 0)  # the root's first child is the root
+    blob[tree + at : tree + at + 4] = struct.pack(">I", value)
     path.write_bytes(bytes(blob))
+    return path
+
+
+def test_a_directory_that_contains_itself_is_refused(tmp_path):
     with pytest.raises(InputError, match="cycle"):
-        read_rcc(path)
+        read_rcc(_root_field(tmp_path, 10, 0))  # the root's first child is the root
 
 
 def test_a_directory_that_claims_too_many_children_is_refused(tmp_path):
-    path = write_rcc(tmp_path / "x.rcc", {"/a.txt": b"a"})
-    blob = bytearray(path.read_bytes())
-    tree = struct.unpack(">I", blob[8:12])[0]
-    blob[tree + 6 : tree + 10] = struct.pack(">I", 2**31)
-    path.write_bytes(bytes(blob))
     with pytest.raises(InputError, match="more entries than the file holds"):
-        read_rcc(path)
+        read_rcc(_root_field(tmp_path, 6, 2**31))  # its child count
 
 
 def test_a_compressed_entry_that_lies_about_its_size_is_refused(tmp_path):

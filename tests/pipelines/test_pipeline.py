@@ -163,6 +163,11 @@ def test_bad_batches_and_vqa_items(pipes, test_images):
             pipes["vqa"].transmit([{"image": path, "questions": bad}])
     with pytest.raises(InputError, match="'questions' must be a list"):
         pipes["vqa"].transmit([{"image": path, "questions": 5}])
+    # the receiver's work per image is bounded: how many questions, how long
+    with pytest.raises(InputError, match=r"item 0: 17 questions, more than the limit of 16"):
+        pipes["vqa"].transmit([{"image": path, "questions": ["what?"] * 17}])
+    with pytest.raises(InputError, match=r"question 1 has 501 characters.*limits.question_chars"):
+        pipes["vqa"].transmit([{"image": path, "questions": ["what?", "x" * 501]}])
     with pytest.raises(InputError, match=r"unknown keys \['question'\]"):
         pipes["vqa"].transmit([{"image": path, "question": ["what shape?"]}])
     with pytest.raises(InputError, match="needs 'image'"):
