@@ -15,7 +15,8 @@ photo's embedding) and any causal LM:
    holding the recognised names and the evidence (a draft with none of their words falls back to the
    names' caption).
 4. **Answer** — yes/no questions: the LM's log-probability of " yes" against " no" after a prompt with the
-   evidence, plus the cosine of the question's subject to the photo (weighted, around a threshold);
+   evidence, plus the rank of the question's subject among the vocabulary's names by their cosine to the
+   photo (weighted, around a rank threshold);
    other questions: candidate answers (the vocabulary, the retrieved evidence's titles and words, or the
    question's own "x or y" options) scored by the encoder, ``cos(photo, answer) + beta * cos(question,
    answer)`` (the second term picks the kind of answer the question asks for: a colour, a season, a thing;
@@ -23,7 +24,7 @@ photo's embedding) and any causal LM:
    "boat"), the best few re-ranked by the LM's log-probability of each answer after the evidence and the
    question.
 
-The weights (``beta``, ``lm_weight``, ``yes_weight``, ``yes_threshold``) were chosen on the validation
+The weights (``beta``, ``lm_weight``, ``yes_weight``, ``yes_rank``) were chosen on the validation
 split of the development set (:mod:`ragsc.datasets.photo_questions`) with the embedded encoder and
 SmolLM2; the figures are reported on its test split (``benchmarks/bench_photo_text.py``).
 """
@@ -83,8 +84,8 @@ class DescriberSettings:
     beta: float = 0.5  # weight of cos(question, answer) in an open answer's score
     n_rerank: int = 5  # open answers the LM re-ranks
     lm_weight: float = 0.1  # weight of the LM's mean log-probability in the re-ranking
-    yes_weight: float = 50.0  # weight of the subject's cosine in a yes/no answer (the LM's vote is the rest)
-    yes_threshold: float = 0.25  # the subject cosine at which the encoder is neutral
+    yes_weight: float = 50.0  # weight of the subject's rank in a yes/no answer (the LM's vote is the rest)
+    yes_rank: float = 0.9  # the subject's rank among the vocabulary's names (0..1) at which it is neutral
 
     def check(self) -> None:
         """:class:`InputError` naming a setting out of range (checked at each use: settings are mutable)."""
@@ -262,8 +263,11 @@ class PhotoDescriber:
         s = self.settings
         lp = self.lm.score([prompt, prompt], [" yes", " no"])
         subject = _SUBJECT.sub("", question.strip().rstrip("?")).strip() or question
-        cos = float(self._names([subject])[0] @ z)
-        margin = float(lp[0] - lp[1]) + s.yes_weight * (cos - s.yes_threshold)
+        cos = self._names([subject])[0] @ z
+        # its rank among the vocabulary's names for this photo: calibrated per photo, where a raw cosine
+        # threshold is not (some photos are close to every name, others to none)
+        rank = float((self._names(self.vocabulary) @ z < cos).float().mean())
+        margin = float(lp[0] - lp[1]) + s.yes_weight * (rank - s.yes_rank)
         return "yes" if margin > 0 else "no"
 
     def _open(self, z: torch.Tensor, question: str, prompt: str, extra: list[str]) -> str:

@@ -76,7 +76,7 @@ class FakeLM:
 @pytest.fixture
 def describer(monkeypatch):
     d = PhotoDescriber(
-        BagEncoder(), FakeLM(), DescriberSettings(n_labels=2, yes_threshold=0.3, yes_weight=10.0)
+        BagEncoder(), FakeLM(), DescriberSettings(n_labels=2, yes_rank=0.7, yes_weight=10.0)
     )
     d._vocab = WORDS[:11]  # the test's vocabulary instead of ImageNet's
     return d
