@@ -10,10 +10,9 @@ photo's embedding) and any causal LM:
 2. **Retrieve** — the KB photos near the embedding (the pipeline's RAG context) contribute their captions,
    only when the photo is as close to a caption as to its recognised names (a hub that every photo
    retrieves is near none of them).
-3. **Caption** — the first evidence caption, else "a photo of {first name} and {second name}"
-   (``caption="labels"``, the default); or (``caption="lm"``) the LM writes one from a few-shot prompt
-   holding the recognised names and the evidence (a draft with none of their words falls back to the
-   names' caption).
+3. **Caption** — (``caption="lm"``, the default) the LM writes one from a few-shot prompt holding the
+   recognised names and the evidence (a draft with none of their words falls back to the names' caption);
+   or (``caption="labels"``) the first evidence caption, else "a photo of {first name} and {second name}".
 4. **Answer** — yes/no questions: the LM's log-probability of " yes" against " no" after a prompt with the
    evidence, plus the rank of the question's subject among the vocabulary's names by their cosine to the
    photo (weighted, around a rank threshold);
@@ -79,7 +78,7 @@ FEW_SHOT_ANSWER = (
 class DescriberSettings:
     """The describer's weights (defaults chosen on the development set's validation split)."""
 
-    caption: str = "labels"  # "labels": the evidence's caption, else the top two names; "lm": the LM writes
+    caption: str = "lm"  # "lm": the LM writes; "labels": the evidence's caption, else the top two names
     n_labels: int = 5  # recognised names shown to the LM (and the bar evidence must clear)
     beta: float = 0.5  # weight of cos(question, answer) in an open answer's score
     n_rerank: int = 5  # open answers the LM re-ranks

@@ -102,6 +102,8 @@ def test_evidence_keeps_captions_near_the_photo_and_drops_hubs(describer):
 
 
 def test_captions_labels_and_lm(describer):
+    assert describer.settings.caption == "lm"  # the default
+    describer.settings.caption = "labels"
     assert describer.caption(photo("boat", "boat", "lake")) == ["a photo of boat and lake"]
     ctx = Context([[hit("a boat on a lake", "boat")]])
     assert describer.caption(photo("boat", "lake"), ctx) == ["a boat on a lake"]
