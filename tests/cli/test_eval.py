@@ -38,6 +38,7 @@ def test_eval_small_run_writes_csv_and_plots(cli, tmp_path, default_kbs):
     local, global_ = default_kbs
     spec = yaml.safe_load((ROOT / "pipelines" / "multitask.yaml").read_text())
     spec["name"] = "multitask-small"
+    spec["decoder"] = {"caption": "retrieved", "vqa": "head"}  # the CLI's run, not SmolLM2's answers
     spec["knowledge_bases"] = [{"path": str(local.path), "scope": "local", "build": None},
                                {"path": str(global_.path), "scope": "global", "build": None}]
     path = tmp_path / "small.yaml"

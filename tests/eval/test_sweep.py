@@ -23,13 +23,13 @@ def expected_points(methods, snrs):
             for t, m in (image_only if meth == "retrieval" else text_only if meth in TEXT_ONLY else every)}
 
 
-def test_run_eval_rows(rows, multitask, sweep_snrs):
+def test_run_eval_rows(rows, sweep_pipe, sweep_snrs):
     assert all(list(r) == list(COLUMNS) for r in rows)  # the keys, in the CSV's order
     points = [(r["task"], r["metric"], r["method"], r["snr_db"]) for r in rows]
     assert len(points) == len(set(points))  # one row per point
     assert set(points) == expected_points(SWEEP_METHODS, sweep_snrs)
     assert {r["channel"] for r in rows} == {"awgn"}
-    k = multitask.spec.channel.k_symbols
+    k = sweep_pipe.spec.channel.k_symbols
     as_embedding = [r for r in rows if r["task"] != "text" or r["method"] == "semantic-embedding"]
     # an image costs its embedding's k symbols and its 64x64 pixels' on the image JSCC (1/12 + a header),
     # in every path (the baselines get the same budget)
@@ -72,10 +72,10 @@ def test_digital_baselines_deliver_text_at_high_snr(rows):
     assert v[("digital-lm", 20)] >= v[("digital", 20)] and v[("digital-lm", 20)] > 0.5
 
 
-def test_run_eval_is_reproducible(multitask):
+def test_run_eval_is_reproducible(sweep_pipe):
     kw = {"channels": ["awgn"], "snrs": [5], "n": 2, "seed": 1, "progress": False,
           "methods": tuple(m for m in SWEEP_METHODS if m != "noiseless")}
-    a, b = run_eval(multitask, **kw), run_eval(multitask, **kw)
+    a, b = run_eval(sweep_pipe, **kw), run_eval(sweep_pipe, **kw)
     assert a == b and len(a) > 0
 
 
