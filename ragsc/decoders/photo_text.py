@@ -119,6 +119,7 @@ class PhotoDescriber:
         self.settings = settings or DescriberSettings()
         self._cache: dict[str, torch.Tensor] = {}
         self._vocab: list[str] | None = None
+        self._vocab_matrix: tuple[tuple[str, ...], torch.Tensor] | None = None
 
     @property
     def lm(self):
@@ -147,6 +148,15 @@ class PhotoDescriber:
         return self._vocab
 
     def _names(self, names: list[str]) -> torch.Tensor:
+        """``[len(names), D]`` embeddings of "a photo of {name}"; a list that starts with the vocabulary
+        reuses its matrix (stacked once, not per photo and per question)."""
+        vocab = self.vocabulary
+        if len(names) >= len(vocab) and names[: len(vocab)] == vocab:
+            key = tuple(vocab)
+            if self._vocab_matrix is None or self._vocab_matrix[0] != key:
+                self._vocab_matrix = (key, self.embed([f"a photo of {n}" for n in vocab]))
+            rest = names[len(vocab):]
+            return torch.cat([self._vocab_matrix[1], self._names(rest)]) if rest else self._vocab_matrix[1]
         return self.embed([f"a photo of {n}" for n in names])
 
     def recognise(self, z: torch.Tensor, context=None) -> list[list[tuple[str, float]]]:

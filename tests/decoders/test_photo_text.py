@@ -183,3 +183,13 @@ def test_settings_and_context_are_checked(describer):
     describer.settings.n_rerank = 5
     with pytest.raises(InputError, match="context has 1 rows for 2"):
         describer.caption(torch.cat([photo("cat"), photo("dog")]), Context([[hit("a cat")]]))
+
+
+def test_the_vocabulary_matrix_is_stacked_once_and_follows_the_vocabulary(describer):
+    vocab = describer.vocabulary
+    first = describer._names(vocab)
+    assert describer._names(list(vocab)) is first  # reused, not stacked again
+    both = describer._names([*vocab, "tower"])
+    assert torch.equal(both[: len(vocab)], first) and torch.equal(both[-1], describer._names(["tower"])[0])
+    describer._vocab = ["cat", "dog"]
+    assert describer._names(["cat", "dog"]).shape[0] == 2
