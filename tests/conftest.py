@@ -138,3 +138,21 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def start_local_ray(attempts: int = 3, **kwargs) -> None:
+    """``ray.init`` on this machine, tried again when its GCS server is slow to start: on two cores shared
+    with the rest of the suite it once missed Ray's fixed 30 s wait for its port file (CI, 2026-12-07),
+    which says nothing about the code under test. Each failure is shut down before the next try; the last
+    one raises."""
+    import ray
+
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False, **kwargs}
+    for attempt in range(attempts):
+        try:
+            ray.init(**kwargs)
+            return
+        except RuntimeError as exc:
+            ray.shutdown()
+            if attempt == attempts - 1 or "Timed out" not in str(exc):
+                raise

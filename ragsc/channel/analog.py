@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
-from ragsc.channel.path import Received, TransmissionPath, as_tokens, path_configs
+from ragsc.channel.path import Observed, Received, TransmissionPath, as_tokens, path_configs
 from ragsc.config import ChannelConfig
 from ragsc.errors import ConfigError, InputError
 from ragsc.types import SemanticTokens
@@ -83,33 +83,60 @@ class AnalogLink(TransmissionPath):
 
     def __call__(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None,
                  noiseless: bool = False) -> Received:
+        st = as_tokens(tokens)
+        return self.read(self.observe(st, snr_db, noiseless), list(st.modalities), st.meta, template=st)
+
+    # --------------------------------------------------------------------------- the two ends
+    def observe(self, tokens: SemanticTokens | torch.Tensor, snr_db: float | None = None,
+                noiseless: bool = False) -> Observed:
+        """The transmitter and the channel: ``[N, k]`` received symbols, the CSI, and each item's power
+        gain (side information the receiver needs only with a ``transform``)."""
         snr = float("inf") if noiseless else self.snr(snr_db)
-        no = None if noiseless else snr_db_to_no(snr)
         st = as_tokens(tokens)
         z = self._features(st)
         coeffs = self.transform.encode(z) if self.transform is not None else z
         k = self.k_symbols_for(coeffs.shape[1])
-        sent_real = coeffs[:, : 2 * k]
-        x, gain = to_symbols(sent_real)
+        x, gain = to_symbols(coeffs[:, : 2 * k])
+        side = {"gain": gain.tolist(), "n_features": [coeffs.shape[1]] * len(x)}
         if noiseless:
-            x_hat = x
+            return Observed(x, None, snr, side, noiseless=True, sent=from_symbols(x))
+        y, h = self.channel(x, snr_db_to_no(snr))
+        return Observed(y, h if self.config.csi == "perfect" else None, snr, side, sent=from_symbols(x))
+
+    def read(self, obs: Observed, modalities: list[str], meta: dict | None = None,
+             template: SemanticTokens | None = None) -> Received:
+        """The receiver: equalise, undo the gain, fill the unsent coefficients with zeros, back to tokens
+        (``modalities`` per row, from the item headers; ``meta`` the tokens' meta). A link of patch / word
+        tokens (``source="tokens"``) needs the sent tokens' shape: ``template``, the sent tokens."""
+        if self.source == "tokens" and template is None:
+            raise ConfigError("a link of patch / word tokens reads symbols only beside the sent "
+                              "tokens' shape (template=); a wire carries pooled embeddings")
+        y, n = obs.y, obs.y.shape[0]
+        k = y.shape[1]
+        gain = torch.as_tensor(obs.side["gain"], dtype=torch.float32).reshape(n)
+        n_features = int(obs.side["n_features"][0]) if n else 2 * k
+        if obs.noiseless:
+            x_hat = y
         else:
-            y, h = self.channel(x, no)
-            x_hat, _ = equalize(y, h, no, self.config.csi, self.config.equalizer)
-        sent, received = from_symbols(x), from_symbols(x_hat)
+            no = snr_db_to_no(obs.snr_db)
+            x_hat, _ = equalize(y, obs.h, no, self.config.csi, self.config.equalizer)
+        received = from_symbols(x_hat)
         # A transform's decode adds its mean back, so the per-item gain must be undone first (a scalar
         # the receiver gets as side information); without one only the direction matters and the
         # tokens are re-normalised anyway, so the hot path skips the division.
         rescaled = received / gain[:, None] if self.transform is not None else received
-        if 2 * k == coeffs.shape[1]:
+        if 2 * k == n_features:
             full = rescaled
         else:  # unsent coefficients are received as zeros
-            full = torch.zeros_like(coeffs)
+            full = torch.zeros(n, n_features, dtype=rescaled.dtype)
             full[:, : 2 * k] = rescaled
         z_hat = self.transform.decode(full) if self.transform is not None else full
-        return Received(self._tokens(st, z_hat), received, sent, k, float(snr),
-                        {"channel": "none" if noiseless else self.config.channel, "k_symbols": k,
-                         "bandwidth_ratio": k / z.shape[1], "path": "noiseless" if noiseless else "analog"})
+        dim = z_hat.shape[1]
+        st = template if template is not None else SemanticTokens(torch.zeros(n, dim), modalities,
+                                                                      meta=dict(meta or {}))
+        return Received(self._tokens(st, z_hat), received, obs.sent, k, float(obs.snr_db),
+                        {"channel": "none" if obs.noiseless else self.config.channel, "k_symbols": k,
+                         "bandwidth_ratio": k / dim, "path": "noiseless" if obs.noiseless else "analog"})
 
     # --------------------------------------------------------------------------- helpers
     def _features(self, st: SemanticTokens) -> torch.Tensor:

@@ -85,6 +85,41 @@ class Received:
                              "score its .content instead")
 
 
+@dataclass
+class Observed:
+    """What a path's receiver got for a batch, before it equalises: the two ends of a path apart.
+
+    A path's ``observe(x, snr_db)`` is its transmitter and the channel; its ``read(observed)`` the receiver.
+    The service's binary frame (:mod:`ragsc.serve.frame`) carries exactly ``y``, ``h``, ``snr_db`` and
+    ``side``: what a real receiver would have.
+
+    Attributes
+    ----------
+    y
+        ``[N, W]`` complex64 received symbols, one row per item (or frame), zero-padded to the row width
+        ``W`` where a path's items differ in length.
+    h
+        The channel state the receiver knows (``csi: perfect``), broadcasting against ``y``: ``[N, 1]``
+        block fading, ``[N, W]`` fast fading; ``None`` for AWGN or ``csi: none``.
+    snr_db
+        The SNR the items were sent at (the receiver's noise variance is ``10 ** (-snr_db / 10)``).
+    side
+        What the path's headers carry error-free beside the symbols, one value per row: small integer or
+        float lists (the analog link's power gains, a photo's size, a sentence's frames).
+    noiseless
+        Delivered without noise (the bound; never on a wire).
+    sent
+        What the transmitter sent, for scoring only (the analog link's real features; never on a wire).
+    """
+
+    y: torch.Tensor
+    h: torch.Tensor | None
+    snr_db: float
+    side: dict[str, list] = field(default_factory=dict)
+    noiseless: bool = False
+    sent: torch.Tensor | None = None
+
+
 class TransmissionPath:
     """Base of every path: a :class:`ChannelConfig` in ``self.config``, one call.
 

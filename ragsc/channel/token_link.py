@@ -28,7 +28,7 @@ import torch
 
 from ragsc import checks
 from ragsc.channel.models import Channel, equalize_for_detection, snr_db_to_no
-from ragsc.channel.path import Received, TransmissionPath, path_configs
+from ragsc.channel.path import Observed, Received, TransmissionPath, path_configs
 from ragsc.config import ChannelConfig
 from ragsc.errors import ConfigError, InputError
 
@@ -244,16 +244,27 @@ class TokenLink(TransmissionPath):
                  noiseless: bool = False) -> Received:
         """Send ``token_ids`` (one list per sentence); ``noiseless``: the same symbols delivered exactly
         (the bound; ``rx.snr_db`` is ``inf``)."""
+        return self.read(self.observe(token_ids, snr_db, noiseless))
+
+    @property
+    def width(self) -> int:
+        """Complex symbols the receiver listens to per frame: the header, the gain and ``max_tokens``
+        tokens (beyond a sentence's own tokens, noise alone)."""
+        return self.header_symbols + self.gain_symbols + self.max_tokens * self.codebook.symbols_per_token
+
+    def observe(self, token_ids: list[list[int]], snr_db: float | None = None,
+                noiseless: bool = False) -> Observed:
+        """The transmitter and the channel: one row of :attr:`width` received symbols per sentence; the
+        side information is each sentence's channel uses (bookkeeping: the receiver reads the length from
+        the header) and, for scoring only, its sent length."""
         snr = float("inf") if noiseless else self.snr(snr_db)
         ids = self._check(token_ids)
         k, h, m = self.codebook.symbols_per_token, self.header_symbols, self.gain_symbols
         lengths = [len(x) for x in ids]
-        # the receiver listens to the longest frame the header can announce: beyond the sentence, noise alone
-        width = h + m + self.max_tokens * k
         # one row per sentence, zero-padded to max_tokens: a row shares one block-fading coefficient;
         # the padding carries no energy and is not counted (a receiver that reads it, for other lengths,
         # must not assume it silent: see TokenObservation.reading_loglik)
-        x = torch.zeros(len(ids), width, dtype=torch.complex64)
+        x = torch.zeros(len(ids), self.width, dtype=torch.complex64)
         for i, row in enumerate(ids):
             x[i, :h] = self.header_codewords[len(row)]
             if m:
@@ -262,30 +273,40 @@ class TokenLink(TransmissionPath):
             if row:
                 g = self.codebook.gains[self.codebook.gain_index(row)] if m else 1.0
                 x[i, h + m:h + m + len(row) * k] = g * self.codebook.codewords[torch.tensor(row)].reshape(-1)
-        if noiseless:  # a tiny noise variance keeps the receiver's likelihood finite
-            y_eq, no_eff = x, torch.full(x.shape, 1e-6)
+        side = {"channel_uses": [self.channel_uses(n) for n in lengths], "sent_length": lengths}
+        if noiseless:
+            return Observed(x, None, snr, side, noiseless=True)
+        y, hh = self.channel(x, snr_db_to_no(snr))
+        return Observed(y, hh if self.config.csi == "perfect" else None, snr, side)
+
+    def read(self, obs: Observed) -> Received:
+        """The receiver: the length from the header, the gain, each frame's :class:`TokenObservation`."""
+        k, h, m = self.codebook.symbols_per_token, self.header_symbols, self.gain_symbols
+        if obs.noiseless:  # a tiny noise variance keeps the receiver's likelihood finite
+            y_eq, no_eff = obs.y, torch.full(obs.y.shape, 1e-6)
         else:
-            no = snr_db_to_no(snr)
-            y, hh = self.channel(x, no)
-            y_eq, no_eff = equalize_for_detection(y, hh, no, self.config.csi, self.config.equalizer)
+            no = snr_db_to_no(obs.snr_db)
+            y_eq, no_eff = equalize_for_detection(obs.y, obs.h, no, self.config.csi, self.config.equalizer)
             no_eff = no_eff.expand(y_eq.shape)
         length_ll = self._length_loglik(y_eq[:, :h], no_eff[:, :h])
         decided = length_ll.argmax(dim=1).tolist()
         gains = self._gains(y_eq[:, h:h + m], no_eff[:, h:h + m])
-        obs = []
-        for i, (n_sent, n_rx) in enumerate(zip(lengths, decided)):
+        sent_lengths = obs.side.get("sent_length") or [-1] * len(decided)  # -1: unknown to the receiver
+        obs_out = []
+        for i, (n_sent, n_rx) in enumerate(zip(sent_lengths, decided)):
             # the receiver reads as many positions as the header says (beyond what was sent: noise only)
             buf = y_eq[i, h + m:].reshape(self.max_tokens, k)
             buf_no = no_eff[i, h + m:].reshape(self.max_tokens, k)
             whole = TokenObservation(buf, buf_no, self.max_tokens, n_sent, buf, buf_no, length_ll[i],
                                      gains[i])
-            obs.append(whole.with_length(n_rx))
-        uses = [self.channel_uses(n) for n in lengths]
-        meta = {"path": "token", "channel": "none" if noiseless else self.config.channel,
+            obs_out.append(whole.with_length(n_rx))
+        uses = list(obs.side["channel_uses"])
+        meta = {"path": "token", "channel": "none" if obs.noiseless else self.config.channel,
                 "channel_uses_per_item": uses, "symbols_per_token": k, "header_symbols": h,
                 "gain_symbols": m,
-                "length_errors": sum(o.length != o.sent_length for o in obs)}
-        return Received(None, None, None, round(sum(uses) / len(uses)), snr, meta, content=obs)
+                "length_errors": sum(o.length != o.sent_length for o in obs_out if o.sent_length >= 0)}
+        return Received(None, None, None, round(sum(uses) / max(1, len(uses))), obs.snr_db, meta,
+                        content=obs_out)
 
     def _gains(self, y: torch.Tensor, no_eff: torch.Tensor) -> list[float]:
         """Each frame's gain from its gain symbols: the level nearest their noise-weighted mean (the ML

@@ -36,12 +36,12 @@ import torch
 from ragsc import checks
 from ragsc.channel import AnalogLink, CATCodec, CATLink, JSCCCodec, Received
 from ragsc.config import PipelineSpec, validate
-from ragsc.errors import InputError
+from ragsc.errors import ConfigError, InputError
 from ragsc.pipelines.factory import build_parts, image_codec, image_link, load_spec, semantic_link
 from ragsc.pipelines.items import TASK_KINDS, Message, parse_items
 from ragsc.pipelines.receiver import Receiver
 from ragsc.pipelines.sentences import SentencePath
-from ragsc.pipelines.transmission import Output, Transmission
+from ragsc.pipelines.transmission import Emission, Output, Transmission
 from ragsc.types import SemanticTokens
 
 
@@ -197,17 +197,77 @@ class Pipeline:
         if frames is not None and batch_limits:
             checks.batch_tokens(SentencePath.tokens_per_item(frames), token_rows, self.spec.limits)
         t0 = time.perf_counter()
-        rx = link(tokens.select(analog_rows), snr_db, noiseless=noiseless) if analog_rows else None
-        image_rows = [i for i in analog_rows if messages[i].kind == "image"] if self.jscc is not None else []
-        photos = (image_link(self.spec, self.jscc, link.config).transmit(
-            [messages[i].content for i in image_rows], snr_db, noiseless=noiseless) if image_rows else None)
-        sentences = None
+        cat = isinstance(link, CATLink)  # CAT's transmitter and receiver are one call
+        em = self._emit(messages, tokens, snr_db, link, noiseless, analog_rows, token_rows, frames,
+                        analog=not cat)
+        tx = self.arrive(em)
+        if cat and analog_rows:
+            tx.received = link(tokens.select(analog_rows), snr_db, noiseless=noiseless)
+        self.timings = tx.timings = {"channel": time.perf_counter() - t0}
+        return tx
+
+    def emit(self, items, *, snr_db: float | None = None, channel: str | None = None,
+             seed: int | None = None) -> Emission:
+        """The transmitter and the channel: encode ``items`` and send them, up to what the receiver's antenna
+        got (each path's received symbols and CSI: what :mod:`ragsc.serve.frame` carries to a receiver in
+        another process). :meth:`arrive` turns it into the :class:`Transmission` :meth:`transmit` returns."""
+        link = self.link(channel, seed)
+        link.snr(snr_db)
+        messages = parse_items(items, self.task, self.spec.limits, batch=True)
+        t0 = time.perf_counter()
+        tokens = self.encode(messages)
+        encode_s = time.perf_counter() - t0
+        by_token = self.sentence_path is not None
+        token_rows = [i for i, m in enumerate(messages) if by_token and m.kind == "text"]
+        analog_rows = [i for i in range(len(messages)) if i not in set(token_rows)]
+        frames = None
+        if token_rows:
+            frames = self.sentence_path.frames([messages[i].content for i in token_rows], items=token_rows)
+            checks.batch_tokens(SentencePath.tokens_per_item(frames), token_rows, self.spec.limits)
+        t0 = time.perf_counter()
+        em = self._emit(messages, tokens, snr_db, link, False, analog_rows, token_rows, frames)
+        em.timings = {"encode": encode_s, "channel": time.perf_counter() - t0}
+        return em
+
+    def _emit(self, messages, tokens, snr_db, link, noiseless, analog_rows, token_rows, frames,
+              analog: bool = True) -> Emission:
+        em = Emission(messages, link.config, analog_rows=analog_rows, token_rows=token_rows,
+                      token_meta=dict(tokens.meta))
+        if analog_rows and analog:
+            if not isinstance(link, AnalogLink):
+                raise ConfigError(f"pipeline {self.spec.name!r}: channel.path {self.spec.channel.path!r} "
+                                  "does not split into a transmitter and a receiver (the analog link does)")
+            em.analog = link.observe(tokens.select(analog_rows), snr_db, noiseless=noiseless)
+            em.modalities = [messages[i].kind for i in analog_rows]
+        if self.jscc is not None:
+            em.photo_rows = [i for i in analog_rows if messages[i].kind == "image"]
+        if em.photo_rows:
+            em.photos = image_link(self.spec, self.jscc, link.config).observe(
+                [messages[i].content for i in em.photo_rows], snr_db, noiseless=noiseless)
         if token_rows:  # over the same channel (kind, seed, CSI, fading) as the analog link
-            sentences = self.sentence_path.send(texts, snr_db, config=link.config, noiseless=noiseless,
-                                                frames=frames)
-        self.timings = {"channel": time.perf_counter() - t0}
-        return Transmission(messages, rx, dict(self.timings), sentences, analog_rows, token_rows, photos,
-                            image_rows)
+            em.sentences, em.frames_per_item, em.tokens_per_item = self.sentence_path.observe(
+                [messages[i].content for i in token_rows], snr_db, config=link.config, noiseless=noiseless,
+                frames=frames)
+        return em
+
+    def arrive(self, em: Emission) -> Transmission:
+        """The receiver's front ends on an :class:`Emission` (from :meth:`emit`, or a frame another process
+        sent): equalisation and detection on each path, over the channel the emission names."""
+        if not isinstance(em, Emission):
+            raise InputError(f"arrive() takes an Emission from emit(), got {type(em).__name__}")
+        t0 = time.perf_counter()
+        rx = sentences = photos = None
+        if em.analog is not None:
+            link = AnalogLink(em.channel, transform=self.decoders.pca)
+            rx = link.read(em.analog, em.modalities, em.token_meta)
+        if em.photos:
+            photos = [self.receiver.photo_link.arrive(o) for o in em.photos]
+        if em.sentences is not None:
+            sentences = self.sentence_path.read(em.sentences, em.frames_per_item, em.tokens_per_item,
+                                                config=em.channel)
+        timings = {**em.timings, "channel": em.timings.get("channel", 0.0) + time.perf_counter() - t0}
+        return Transmission(em.messages, rx, timings, sentences, em.analog_rows, em.token_rows, photos,
+                            em.photo_rows)
 
     # ------------------------------------------------------------------------- receiver
     def retrieve(self, received: torch.Tensor, kinds: list[str]) -> list[list]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ragsc import checks
 from ragsc.channel import Received
+from ragsc.channel.path import Observed
 from ragsc.channel.token_link import TokenCodebook, TokenCodebookConfig, TokenLink
 from ragsc.config import LIMITS, ChannelConfig, Limits, TextLinkConfig
 from ragsc.errors import InputError, ModelLoadError
@@ -124,16 +125,31 @@ class SentencePath:
         sentences and images cross the same channel); ``frames``: :meth:`frames` of them, already
         checked. ``rx.content`` holds one observation per frame, ``rx.meta`` the per-item
         ``channel_uses_per_item``, ``frames_per_item`` and ``tokens_per_item``."""
+        obs, counts, tokens = self.observe(texts, snr_db, config=config, noiseless=noiseless, frames=frames)
+        return self.read(obs, counts, tokens, config=config)
+
+    def observe(self, texts: list[str], snr_db: float | None = None, *, config: ChannelConfig | None = None,
+                noiseless: bool = False, frames: tuple[list[list[int]], list[int]] | None = None
+                ) -> tuple[Observed, list[int], list[int]]:
+        """The transmitting end of :meth:`send` and the channel: the frames'
+        :class:`~ragsc.channel.path.Observed` (one row per frame), the frames per text and the tokens per
+        text."""
         frames = frames if frames is not None else self.frames(texts)
         tokens = self.tokens_per_item(frames)
-        frames, counts = frames
-        rx = self.link(config)(frames, snr_db, noiseless=noiseless)
+        chunks, counts = frames
+        return self.link(config).observe(chunks, snr_db, noiseless=noiseless), counts, tokens
+
+    def read(self, obs: Observed, counts: list[int], tokens: list[int], *,
+             config: ChannelConfig | None = None) -> Received:
+        """The receiving end of :meth:`send`: the frames read on the token link over ``config``, joined per
+        text (``counts`` frames each; ``tokens``: the transmitter's token counts, bookkeeping)."""
+        rx = self.link(config).read(obs)
         per_frame = rx.meta["channel_uses_per_item"]
         uses, j = [], 0
         for c in counts:
             uses.append(sum(per_frame[j:j + c]))
             j += c
-        rx.meta.update(channel_uses_per_item=uses, frames_per_item=counts, tokens_per_item=tokens)
+        rx.meta.update(channel_uses_per_item=uses, frames_per_item=list(counts), tokens_per_item=list(tokens))
         rx.channel_uses = round(sum(uses) / len(uses))
         return rx
 

@@ -1,6 +1,10 @@
-"""What crosses a pipeline: a :class:`Transmission` (what reached the receiver), an :class:`Output` per item.
+"""What crosses a pipeline: an :class:`Emission` (what the receiver's antenna got), a :class:`Transmission`
+(what reached its decoders), an :class:`Output` per item.
 
-:meth:`~ragsc.pipelines.Pipeline.transmit` returns a :class:`Transmission`; the receiver
+:meth:`~ragsc.pipelines.Pipeline.emit` returns an :class:`Emission` (the transmitter and the channel: the
+received symbols of each path, what the service's frame carries), :meth:`~ragsc.pipelines.Pipeline.arrive`
+turns it into a :class:`Transmission` (the receiver's front ends: equalisation, detection);
+:meth:`~ragsc.pipelines.Pipeline.transmit` does both. The receiver
 (:class:`~ragsc.pipelines.receiver.Receiver`, through :meth:`~ragsc.pipelines.Pipeline.receive`) turns it
 into one :class:`Output` per item. Both are plain values: the pipeline's parts are not in them.
 """
@@ -12,7 +16,39 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from ragsc.channel import Received
+from ragsc.channel.path import Observed
+from ragsc.config import ChannelConfig
 from ragsc.pipelines.items import Message
+
+
+@dataclass
+class Emission:
+    """What the receiver's antenna got for a batch: each path's :class:`~ragsc.channel.path.Observed`, the
+    rows it carries, and the item headers (each row's kind, the questions asked about images).
+
+    ``analog``: the semantic path's (the analog link; rows ``analog_rows``, their ``modalities`` and the
+    encoder's token ``meta``); ``sentences``: the token link's, one row per frame, rows ``token_rows`` with
+    ``frames_per_item`` and ``tokens_per_item``; ``photos``: the image JSCC's, one per photo, rows
+    ``photo_rows``. ``channel`` is the link's :class:`~ragsc.config.ChannelConfig` (the kind, seed, CSI and
+    equaliser both ends use). ``messages`` keep what was sent; only their kinds and questions cross a wire.
+    """
+
+    messages: list[Message]
+    channel: ChannelConfig
+    analog: Observed | None = None
+    analog_rows: list[int] = field(default_factory=list)
+    modalities: list[str] = field(default_factory=list)
+    token_meta: dict = field(default_factory=dict)
+    sentences: Observed | None = None
+    token_rows: list[int] = field(default_factory=list)
+    frames_per_item: list[int] = field(default_factory=list)
+    tokens_per_item: list[int] = field(default_factory=list)
+    photos: list[Observed] | None = None
+    photo_rows: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.messages)
 
 
 @dataclass

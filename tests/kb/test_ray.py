@@ -5,11 +5,12 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from ragsc.kb import KnowledgeBase, ingest  # noqa: E402
+from tests.conftest import start_local_ray  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(num_cpus=1)
     yield
     ray.shutdown()
 

@@ -40,7 +40,7 @@ from PIL import Image
 from ragsc.channel.jscc.codec import JSCCCodec, from_symbols, to_symbols
 from ragsc.channel.jscc.config import DOWNSAMPLE
 from ragsc.channel.models import Channel, equalize, snr_db_to_no
-from ragsc.channel.path import Received, TransmissionPath, path_configs
+from ragsc.channel.path import Observed, Received, TransmissionPath, path_configs
 from ragsc.config import LIMITS, ChannelConfig, Limits
 from ragsc.errors import ConfigError, InputError
 
@@ -227,6 +227,11 @@ class JSCCLink(TransmissionPath):
         """The transmitter and the channel: photos -> what reached the receiver, one :class:`Arrival` each.
         ``noiseless`` delivers the symbols exactly (the path's bound; the decoder is told the top of the
         codec's SNR range)."""
+        return [self.arrive(o) for o in self.observe(images, snr_db, noiseless=noiseless)]
+
+    def observe(self, images, snr_db: float | None = None, *, noiseless: bool = False) -> list[Observed]:
+        """The transmitter and the channel, one :class:`~ragsc.channel.path.Observed` per photo (``y``
+        ``[1, n]``, its block-fading ``h`` ``[1, 1]``; ``side``: its ``size`` (H, W), from the header)."""
         from ragsc.encoders.inputs import as_batch, load_image
 
         snr = self.codec.config.snr_range_db[1] if noiseless else self.snr(snr_db)
@@ -235,18 +240,32 @@ class JSCCLink(TransmissionPath):
         no = snr_db_to_no(snr)
         out = []
         for im in pics:
-            sym = self.encode(to_tensor(im), snr)
-            uses = self.channel_uses(im.height, im.width)
+            sym = self.encode(to_tensor(im), snr)[None]
+            side = {"size": [[im.height, im.width]]}
             if noiseless:
-                out.append(Arrival((im.height, im.width), sym, sym, 1e-12, snr, snr, uses))
+                out.append(Observed(sym, None, snr, side, noiseless=True))
                 continue
-            y, h = self.channel(sym[None], no)
-            y_zf, no_eff = equalize(y, h, no, "perfect", "zf")
-            y_mmse, _ = equalize(y, h, no, "perfect", "mmse")
-            gain = float(h.abs().square().mean()) if h is not None else 1.0
-            out.append(Arrival((im.height, im.width), y_zf[0], y_mmse[0], float(no_eff[0, 0]), snr,
-                               snr + 10 * math.log10(max(gain, 1e-6)), uses))
+            y, h = self.channel(sym, no)
+            out.append(Observed(y, h, snr, side))
         return out
+
+    def arrive(self, obs: Observed) -> Arrival:
+        """The receiver's front end: one photo's received symbols equalised (zero-forced for recognition,
+        MMSE for the decoder), its effective SNR, its channel uses."""
+        height, width = (int(v) for v in obs.side["size"][0])
+        uses = self.channel_uses(height, width)
+        y, snr = obs.y, obs.snr_db
+        if y.shape != (1, uses - HEADER_SYMBOLS):
+            raise InputError(f"a {height}x{width} photo at ratio {self.ratio} is {uses - HEADER_SYMBOLS} "
+                             f"symbols (tile {self.tile}), got {tuple(y.shape)}")
+        if obs.noiseless:
+            return Arrival((height, width), y[0], y[0], 1e-12, snr, snr, uses)
+        no = snr_db_to_no(snr)
+        y_zf, no_eff = equalize(y, obs.h, no, "perfect", "zf")
+        y_mmse, _ = equalize(y, obs.h, no, "perfect", "mmse")
+        gain = float(obs.h.abs().square().mean()) if obs.h is not None else 1.0
+        return Arrival((height, width), y_zf[0], y_mmse[0], float(no_eff[0, 0]), snr,
+                       snr + 10 * math.log10(max(gain, 1e-6)), uses)
 
     def receive(self, arrivals: list[Arrival], side: list | None = None, known: list | None = None
                 ) -> tuple[list[Image.Image], dict]:
