@@ -175,3 +175,16 @@ def only_files(*patterns: str, what: str) -> Callable[[Path], str | None]:
         return None
 
     return rule
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` whole: into a temporary file beside it, then renamed into place (a crash
+    leaves the old file or none, never half a file). Check the target with :func:`check_file` first."""
+    p = Path(path)
+    tmp = p.parent / f".{p.name}.tmp-{os.getpid()}"
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return p

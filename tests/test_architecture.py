@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("distill", {"distill"}),
     ("compress / federated", {"compress", "federated"}),
     ("demo", {"demo"}),
-    ("service", {"serve"}),
+    ("service", {"serve", "client"}),
     ("commands", {"cli"}),
 ]
 RANK = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}

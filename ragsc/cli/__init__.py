@@ -3,7 +3,8 @@
 ``ragsc encoders list | train-embedded | eval``, ``ragsc spec validate``, ``ragsc channel sweep``,
 ``ragsc kb create | ingest | search | stats | delete | export``, ``ragsc decoders train``,
 ``ragsc distill cache | train | search | eval``, ``ragsc federated run | server | client``,
-``ragsc compress encoder | lm``, ``ragsc eval SPEC``, ``ragsc demo``. A user mistake prints ``error: ...``
+``ragsc compress encoder | lm``, ``ragsc eval SPEC``, ``ragsc demo``, ``ragsc serve SPEC`` and
+``ragsc send --to URL ITEMS``. A user mistake prints ``error: ...``
 and exits with status 2, never a traceback.
 """
 
@@ -27,6 +28,7 @@ from ragsc.cli import (  # noqa: E402
     federated,
     jscc,
     kb,
+    serve,
     spec,
 )
 from ragsc.cli import eval as eval_  # noqa: E402
@@ -39,6 +41,8 @@ app = typer.Typer(help="ragsc: retrieval-augmented multimodal semantic communica
                   pretty_exceptions_enable=False)
 app.command("eval")(eval_.eval_pipeline)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("send")(serve.send)
 for _name, _module in (("encoders", encoders), ("spec", spec), ("channel", channel), ("kb", kb),
                        ("decoders", decoders), ("distill", distill), ("federated", federated),
                        ("compress", compress), ("jscc", jscc)):

@@ -85,6 +85,16 @@ class Pipeline:
         :class:`~ragsc.errors.ConfigError` listing the shipped ones."""
         return cls(load_spec(config), **parts)
 
+    @classmethod
+    def transmitter(cls, config: str | Path | dict | PipelineSpec, **parts) -> Pipeline:
+        """The transmitting half of a spec (a device): its encoder and paths, no knowledge base, RAG off.
+        :meth:`emit` is what it is for; its frames fit the full pipeline's receiver (same spec name, encoder,
+        basis and codecs)."""
+        spec = load_spec(config)
+        data = spec.model_dump()
+        data["knowledge_bases"], data["decoder"] = [], {**data["decoder"], "rag": False}
+        return cls(validate(PipelineSpec, data, "pipeline spec"), **parts)
+
     def __repr__(self) -> str:
         return f"Pipeline({self.spec.name!r}, task={self.spec.task!r}, encoder={self.encoder.spec!r})"
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from PIL import Image
 
 from ragsc.channel import Received
 from ragsc.channel.path import Observed
 from ragsc.config import ChannelConfig
+from ragsc.errors import InputError
 from ragsc.pipelines.items import Message
+from ragsc.types import SemanticTokens
 
 
 @dataclass
@@ -130,6 +133,57 @@ class Transmission:
 
     def __len__(self) -> int:
         return len(self.messages)
+
+    @classmethod
+    def concat(cls, txs: list[Transmission]) -> Transmission:
+        """One transmission of several (a service decodes concurrent devices' items in one batch): items in
+        order, each keeping its own received symbols and noise; per-item bookkeeping is concatenated, and
+        the batch-level values (``snr_db``, ``channel``) are the first one's. ``split`` its outputs back with
+        the transmissions' lengths."""
+        if not txs:
+            raise InputError("concat() needs at least one transmission")
+        if len(txs) == 1:
+            return txs[0]
+        offsets = [0]
+        for tx in txs:
+            offsets.append(offsets[-1] + len(tx))
+        rows = lambda name: [o + r for tx, o in zip(txs, offsets) for r in getattr(tx, name)]  # noqa: E731
+        analog = [tx.received for tx in txs if tx.received is not None]
+        sentences = [tx.sentences for tx in txs if tx.sentences is not None]
+        photos = [p for tx in txs for p in (tx.photos or [])]
+        return cls([m for tx in txs for m in tx.messages], _concat_received(analog, "analog"),
+                   dict(txs[0].timings), _concat_received(sentences, "sentences"), rows("analog_rows"),
+                   rows("token_rows"), photos if any(tx.photos for tx in txs) else None, rows("photo_rows"))
+
+
+def _concat_received(parts: list[Received], what: str) -> Received | None:
+    """Received of several batches of one path as one: content, tokens and per-item meta lists joined."""
+    if not parts:
+        return None
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if len({p.meta.get("path") for p in parts}) > 1:
+        raise InputError(f"concat(): the {what} crossed different paths")
+    tokens = None
+    if first.tokens is not None:
+        t0 = first.tokens
+        tokens = SemanticTokens(torch.cat([p.tokens.embeddings for p in parts]),
+                                [m for p in parts for m in p.tokens.modalities], meta=dict(t0.meta))
+    cat = lambda name: (torch.cat([getattr(p, name) for p in parts])  # noqa: E731
+                        if all(getattr(p, name) is not None for p in parts) else None)
+    meta = dict(first.meta)
+    for key, value in first.meta.items():  # per-item lists (channel uses, frames, tokens, CAT's n_symbols)
+        if isinstance(value, list):
+            meta[key] = [v for p in parts for v in p.meta.get(key, [])]
+    if "length_errors" in meta:
+        meta["length_errors"] = sum(p.meta.get("length_errors", 0) for p in parts)
+    content = [c for p in parts for c in p.content] if first.content is not None else None
+    n = sum(len(p.content) if p.content is not None else len(p.tokens) for p in parts)
+    uses = meta.get("channel_uses_per_item")
+    channel_uses = round(sum(uses) / len(uses)) if uses else first.channel_uses
+    return Received(tokens, cat("features"), cat("sent"), channel_uses if n else 0, first.snr_db, meta,
+                    content, cat("ok"))
 
 
 @dataclass

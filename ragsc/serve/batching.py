@@ -1,0 +1,207 @@
+"""Dynamic batching: concurrent requests gathered into one encoder / retrieval / LM batch.
+
+A :class:`Batcher` keeps a bounded queue of :class:`Job` s. Its loop takes the oldest job, waits until
+``max_batch`` items of the same ``key`` (the settings a batch must share: RAG on or off, the tasks) are
+queued or ``max_wait_ms`` has passed since that job arrived, then hands the jobs to ``work`` in the one worker
+thread (the pipeline is not thread-safe, and one thread per core is what the LM wants). Jobs of other keys
+keep their place. A full queue refuses a job at once (:class:`QueueFull`: the service answers 429 with
+Retry-After); a job past its deadline, or whose client went away (:meth:`Job.cancel`), is dropped before it
+costs any decoding. ``work`` returns one result or exception per job: one job's bad input fails that job
+alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragsc.errors import RagscError
+
+
+class QueueFull(RagscError):
+    """The queue holds ``max_queue`` items already; ``retry_after_s`` is when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(RagscError):
+    """A job's deadline passed before its batch started."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's work: ``payload`` for ``work``, ``size`` items, the batch ``key`` it needs, its deadline
+    (``time.monotonic()`` seconds)."""
+
+    payload: Any
+    size: int
+    key: Hashable
+    deadline: float
+    enqueued: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    batch_items: int = 0
+    future: asyncio.Future | None = None
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """The client went away: drop the job if its batch has not started."""
+        self.cancelled = True
+
+
+@dataclass
+class BatchStats:
+    """What the metrics read: batches run, their item counts, and the seconds of the last ones."""
+
+    batches: int = 0
+    items: int = 0
+    dropped: int = 0
+    sizes: deque = field(default_factory=lambda: deque(maxlen=256))
+    seconds: deque = field(default_factory=lambda: deque(maxlen=32))
+
+
+class Batcher:
+    """The queue and the loop (see the module docstring).
+
+    Parameters
+    ----------
+    work
+        ``work(payloads, key) -> list`` of one result or exception per payload; runs in the worker thread.
+    max_batch
+        Items per batch (a larger single job still runs, alone).
+    max_wait_ms
+        How long the oldest job waits for company.
+    max_queue
+        Items the queue may hold before it refuses jobs.
+    executor
+        The single worker thread (shared with the service's other pipeline work, so that everything touching
+        the pipeline runs there in turn).
+    on_batch
+        Called with ``(key, n_items, seconds)`` after each batch (metrics).
+    """
+
+    def __init__(self, work: Callable[[list, Hashable], list], *, max_batch: int = 32, max_wait_ms: float = 10.0,
+                 max_queue: int = 256, executor: ThreadPoolExecutor,
+                 on_batch: Callable[[Hashable, int, float], None] | None = None) -> None:
+        self.work, self.max_batch, self.max_wait = work, max_batch, max_wait_ms / 1000.0
+        self.max_queue, self.executor, self.on_batch = max_queue, executor, on_batch
+        self.pending: deque[Job] = deque()
+        self.stats = BatchStats()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def queued_items(self) -> int:
+        return sum(j.size for j in self.pending)
+
+    def start(self) -> None:
+        """Start the loop on the running event loop."""
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop the loop; jobs still queued fail (the server is going away)."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for job in self.pending:
+            if job.future is not None and not job.future.done():
+                job.future.set_exception(DeadlineExceeded("the server is shutting down"))
+        self.pending.clear()
+
+    def submit(self, job: Job) -> asyncio.Future:
+        """Queue ``job``; its future resolves to ``work``'s result. :class:`QueueFull` when there is no room."""
+        if self.pending and self.queued_items + job.size > self.max_queue:
+            raise QueueFull(f"the receiver's queue is full ({self.queued_items} items queued, at most "
+                            f"{self.max_queue}); try again later", self._retry_after())
+        job.future = asyncio.get_running_loop().create_future()
+        self.pending.append(job)
+        self._wake.set()
+        return job.future
+
+    def _retry_after(self) -> int:
+        """Seconds until the queue has likely drained: the queued items at the recent items per second."""
+        if not self.stats.seconds or not self.stats.sizes:
+            return 1
+        per_item = sum(self.stats.seconds) / max(1, sum(list(self.stats.sizes)[-len(self.stats.seconds):]))
+        return max(1, math.ceil(self.queued_items * per_item))
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.pending:
+                self._wake.clear()
+                await self._wake.wait()
+            first = self.pending[0]
+            until = first.enqueued + self.max_wait
+            while sum(j.size for j in self.pending if j.key == first.key) < self.max_batch:
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch = self._take(first.key)
+            now = time.monotonic()
+            live = []
+            for job in batch:
+                if job.future.done():  # the handler gave up on it (deadline) or the client went away
+                    self.stats.dropped += 1
+                elif job.cancelled:
+                    self.stats.dropped += 1
+                    job.future.cancel()
+                elif now > job.deadline:
+                    self.stats.dropped += 1
+                    job.future.set_exception(DeadlineExceeded(
+                        f"the request's deadline passed after {now - job.enqueued:.3f} s in the queue"))
+                else:
+                    live.append(job)
+            if not live:
+                continue
+            n = sum(j.size for j in live)
+            for job in live:
+                job.started, job.batch_items = now, n
+            t0 = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self.executor, self.work, [j.payload for j in live],
+                                                     first.key)
+            except Exception as exc:  # work failed as a whole: every job of the batch gets the error
+                results = [exc] * len(live)
+            seconds = time.perf_counter() - t0
+            self.stats.batches += 1
+            self.stats.items += n
+            self.stats.sizes.append(n)
+            self.stats.seconds.append(seconds)
+            if self.on_batch is not None:
+                self.on_batch(first.key, n, seconds)
+            for job, result in zip(live, results):
+                if job.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+
+    def _take(self, key: Hashable) -> list[Job]:
+        """The oldest jobs of ``key`` up to ``max_batch`` items (the first always), out of the queue."""
+        batch, n, keep = [], 0, deque()
+        for job in self.pending:
+            if job.key == key and (not batch or n + job.size <= self.max_batch):
+                batch.append(job)
+                n += job.size
+            else:
+                keep.append(job)
+        self.pending = keep
+        return batch
