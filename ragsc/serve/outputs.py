@@ -66,12 +66,19 @@ def public_uri(uri: str | None) -> str | None:
 
 def output_json(o: Output) -> dict:
     """One item's output: ``kind``, ``text``, ``caption``, ``label``, ``questions``, ``answers``, ``image``
-    (base64 PNG or ``None``), ``context`` (hits, ``None`` without RAG) and ``meta``."""
+    (base64 PNG or ``None``), ``context`` and ``meta``. ``context``: the retrieved hits (``None`` without
+    RAG); for a sentence on the token link, the KB sentences its decoder weighed, with where they came from
+    (``meta["rag_sources"]``, set by the service)."""
+    meta = dict(o.meta)
+    sources = meta.pop("rag_sources", None)
+    if o.context is not None:
+        context = [hit_json(h) for h in o.context]
+    else:
+        context = [{**s, "source": public_uri(s.get("source"))} for s in sources] if sources else None
     return {"kind": o.kind, "text": o.text, "caption": o.caption, "label": o.label,
             "questions": list(o.questions), "answers": list(o.answers),
             "image": png_base64(o.image) if o.image is not None else None,
-            "context": [hit_json(h) for h in o.context] if o.context is not None else None,
-            "meta": _plain(o.meta)}
+            "context": context, "meta": _plain(meta)}
 
 
 def _num(x) -> float | None:

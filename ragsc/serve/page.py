@@ -74,6 +74,7 @@ function el(tag, attrs, ...kids) {
 }
 function context(hits) {
   if (!hits) return el("p", {class: "muted"}, "RAG off: nothing retrieved");
+  if (!hits.length) return el("p", {class: "muted"}, "nothing in the knowledge bases was near what arrived");
   const t = el("table", {}, el("tr", {}, el("th", {}, "kb"), el("th", {}, "score"), el("th", {}, "item"),
     el("th", {}, "source")));
   for (const h of hits) t.append(el("tr", {}, el("td", {}, h.kb), el("td", {}, (h.score ?? 0).toFixed(3)),

@@ -145,6 +145,7 @@ class ReceiverService:
             return results
         order = sorted(txs)
         outputs = pipe.receive(Transmission.concat([txs[i] for i in order]), rag=rag)
+        self._sentence_provenance(outputs)
         shared = {k: v for k, v in pipe.timings.items() if k in ("retrieve", "decode")}
         start = 0
         for i in order:
@@ -158,6 +159,26 @@ class ReceiverService:
                 except RagscError as exc:
                     results[i] = exc
         return results
+
+    def _sentence_provenance(self, outputs: list[Output]) -> None:
+        """A sentence decoded on the token link reports the KB sentences its decoder weighed (``meta["rag"]``,
+        texts); ``meta["rag_sources"]`` adds where each came from (KB name and id), as retrieval hits do."""
+        used = [o for o in outputs if o.kind == "text" and o.meta.get("rag")]
+        if not used:
+            return
+        kbs = self.kbs()
+        key = tuple((name, id(kb), kb.manifest.get("generation"), len(kb)) for name, kb in kbs.items())
+        if getattr(self, "_sources_key", None) != key:
+            sources: dict[str, dict] = {}
+            for name, kb in kbs.items():
+                for it in kb.items():
+                    if it.modality == "text" and it.text and it.text not in sources:
+                        sources[it.text] = {"id": it.id, "kb": name, "source": it.source_uri}
+            self._sources, self._sources_key = sources, key
+        for o in used:
+            o.meta["rag_sources"] = [{"text": t, "modality": "text", "score": None,
+                                      **self._sources.get(t, {"id": None, "kb": None, "source": None})}
+                                     for t in o.meta["rag"]]
 
     def _baseline(self, tx: Transmission, p: RunRequest) -> list[dict]:
         """Each item of a ``/v1/run`` over the digital baseline at the channel uses it cost here: separate
