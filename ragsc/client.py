@@ -59,8 +59,10 @@ class Transmitter:
         """The server's ``/v1/spec``."""
         return self._json(self.http.get("/v1/spec"))
 
-    def emit(self, items, *, snr_db: float | None = None, channel: str | None = None, seed: int | None = None):
-        """Encode and send ``items`` through the simulated channel: the :class:`~ragsc.pipelines.transmission.Emission`."""
+    def emit(self, items, *, snr_db: float | None = None, channel: str | None = None,
+             seed: int | None = None):
+        """Encode and send ``items`` through the simulated channel: the
+        :class:`~ragsc.pipelines.transmission.Emission`."""
         return self.pipe.emit(items, snr_db=snr_db, channel=channel, seed=seed)
 
     def frame(self, items, **kwargs) -> bytes:
@@ -72,7 +74,8 @@ class Transmitter:
     def send(self, items, *, snr_db: float | None = None, channel: str | None = None, seed: int | None = None,
              rag: bool | None = None) -> dict:
         """Transmit ``items`` to the receiver; its answer: ``outputs`` (one dict per item: ``text``,
-        ``caption``, ``answers``, ``image`` as base64 PNG, ``context``, ``meta``), ``channel_uses``, ``timings``."""
+        ``caption``, ``answers``, ``image`` as base64 PNG, ``context``, ``meta``), ``channel_uses``,
+        ``timings``."""
         from ragsc.serve.frame import MEDIA_TYPE
 
         body = self.frame(items, snr_db=snr_db, channel=channel, seed=seed)

@@ -1,4 +1,4 @@
-"""``ragsc kb``: knowledge bases (create, ingest, search, stats, delete, export) over
+"""``ragsc kb``: knowledge bases (create, ingest, search, stats, delete, export, shard) over
 :mod:`ragsc.kb`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import typer
 
 from ragsc.report import table
 
-app = typer.Typer(help="Knowledge bases: create, ingest, search, stats, delete, export.",
+app = typer.Typer(help="Knowledge bases: create, ingest, search, stats, delete, export, shard.",
                   no_args_is_help=True)
 
 
@@ -135,3 +135,19 @@ def kb_export(name: str, out: Path = typer.Option(..., help="JSONL file to write
     kb = KnowledgeBase.open(kb_path(name))
     n = kb.export(out)
     typer.echo(f"exported {n} items to {out}")
+
+
+@app.command("shard")
+def kb_shard(name: str, shards: int = typer.Option(..., help="How many shard KBs to deal the items into."),
+             out: Path = typer.Option(..., help="A new or empty folder: OUT/shard-000, ...")) -> None:
+    """Split a KB into shard KBs (vectors copied exactly), searched scatter-gather by
+    ragsc.kb.shards.ShardedKB on threads or on Ray actors."""
+    from ragsc.kb import KnowledgeBase
+    from ragsc.kb.shards import split
+    from ragsc.targets import check_folder
+
+    check_folder(out, "--out")  # before the KB is opened
+    kb = KnowledgeBase.open(kb_path(name))
+    paths = split(kb, out, shards)
+    sizes = [len(KnowledgeBase.open(p)) for p in paths]
+    typer.echo(f"split {len(kb)} items of {name} into {len(paths)} shards under {out}: {sizes}")

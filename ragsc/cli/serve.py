@@ -51,7 +51,8 @@ def send(items: list[str] = typer.Argument(..., help="sentences, or photo files 
          rag: bool | None = typer.Option(None, "--rag/--no-rag", help="default: the spec's"),
          ask: list[str] = typer.Option([], help="a question about every photo (repeat)"),
          token_file: Path | None = typer.Option(None, help="bearer token, for a server with --protect-reads"),
-         out: Path | None = typer.Option(None, help="write the whole answer (JSON, images as base64 PNG) here"),
+         out: Path | None = typer.Option(None, help="write the whole answer (JSON, images as base64 PNG) "
+                                         "here"),
          ) -> None:
     """Transmit ITEMS to a served receiver: encoded and sent through the simulated channel here, the received
     symbols posted to it; prints what arrived."""

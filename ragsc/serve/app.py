@@ -141,12 +141,13 @@ def create_app(service: ReceiverService) -> FastAPI:
     async def run(body: RunBody, request: Request):
         """Items -> outputs: the server encodes, sends through the simulated channel and decodes."""
         if len(body.items) > cfg.max_items:
-            raise InputError(f"{len(body.items)} items in one request; this server takes at most {cfg.max_items}")
+            raise InputError(f"{len(body.items)} items in one request; this server takes at most "
+                             f"{cfg.max_items}")
         items = [it if isinstance(it, str) else {"image": _photo(it.image, i, cfg), "questions": it.questions}
                  for i, it in enumerate(body.items)]
         if body.baseline and len(items) > 4:
-            raise InputError(f"baseline: true takes at most 4 items (the coded baseline is simulated bit by bit); "
-                             f"got {len(items)}")
+            raise InputError(f"baseline: true takes at most 4 items (the coded baseline is simulated "
+                             f"bit by bit); got {len(items)}")
         req = RunRequest(items, body.snr_db, body.channel, body.seed, body.baseline)
         return await _answer(service, request, req, body.rag, len(items), body.deadline_s)
 
@@ -191,7 +192,8 @@ def create_app(service: ReceiverService) -> FastAPI:
         service.kb(name)
         limit = service.pipe.spec.limits.batch_items
         if len(body.items) > limit:
-            raise InputError(f"{len(body.items)} items in one ingestion; at most {limit} (limits.batch_items)")
+            raise InputError(f"{len(body.items)} items in one ingestion; at most {limit} "
+                             "(limits.batch_items)")
         items = []
         for i, it in enumerate(body.items):
             if (it.text is None) == (it.image is None):

@@ -87,8 +87,8 @@ class Batcher:
         Called with ``(key, n_items, seconds)`` after each batch (metrics).
     """
 
-    def __init__(self, work: Callable[[list, Hashable], list], *, max_batch: int = 32, max_wait_ms: float = 10.0,
-                 max_queue: int = 256, executor: ThreadPoolExecutor,
+    def __init__(self, work: Callable[[list, Hashable], list], *, max_batch: int = 32,
+                 max_wait_ms: float = 10.0, max_queue: int = 256, executor: ThreadPoolExecutor,
                  on_batch: Callable[[Hashable, int, float], None] | None = None) -> None:
         self.work, self.max_batch, self.max_wait = work, max_batch, max_wait_ms / 1000.0
         self.max_queue, self.executor, self.on_batch = max_queue, executor, on_batch
@@ -122,7 +122,8 @@ class Batcher:
         self.pending.clear()
 
     def submit(self, job: Job) -> asyncio.Future:
-        """Queue ``job``; its future resolves to ``work``'s result. :class:`QueueFull` when there is no room."""
+        """Queue ``job``; its future resolves to ``work``'s result. :class:`QueueFull` when there is no
+        room."""
         if self.pending and self.queued_items + job.size > self.max_queue:
             raise QueueFull(f"the receiver's queue is full ({self.queued_items} items queued, at most "
                             f"{self.max_queue}); try again later", self._retry_after())

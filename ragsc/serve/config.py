@@ -30,6 +30,7 @@ class ServeConfig(Config):
     token_file: Path | None = Field(None, description="bearer token for writes (and reads with "
                                     "protect_reads); the file must be readable by its owner only")
     protect_reads: bool = Field(False, description="reads need the token too (healthz / readyz never do)")
-    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; none: CORS off")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; none: "
+                                    "CORS off")
     engine: Literal["uvicorn", "ray"] = "uvicorn"
     replicas: int = Field(1, ge=1, le=64, description="Ray Serve replicas (engine: ray)")

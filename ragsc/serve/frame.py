@@ -142,7 +142,8 @@ def encode(em: Emission, spec: str, encoder: str) -> bytes:
                                "channel_uses": s.side["channel_uses"]}
     if em.photos:
         header["photos"] = {"rows": em.photo_rows, "y": [put(o.y) for o in em.photos],
-                            "h": [put(o.h) for o in em.photos], "size": [o.side["size"][0] for o in em.photos]}
+                            "h": [put(o.h) for o in em.photos],
+                            "size": [o.side["size"][0] for o in em.photos]}
     header["arrays"] = [{"dtype": DTYPE, "shape": list(a.shape)} for a in arrays]
     text = json.dumps(header, separators=(",", ":")).encode()
     out = bytearray(PREFIX.pack(MAGIC, VERSION, 0, len(text)) + text)
@@ -171,7 +172,8 @@ def decode(body: bytes) -> tuple[FrameHeader, Emission]:
         _rows(a.rows, n, "analog", y.shape[0], rows_seen)
         if len(a.gain) != y.shape[0] or not all(math.isfinite(g) and g > 0 for g in a.gain):
             raise InputError(f"frame: analog.gain needs one finite, positive gain per row ({y.shape[0]})")
-        em.analog = Observed(y, h, header.snr_db, {"gain": list(a.gain), "n_features": [a.n_features] * len(y)})
+        em.analog = Observed(y, h, header.snr_db,
+                             {"gain": list(a.gain), "n_features": [a.n_features] * len(y)})
         em.analog_rows, em.modalities = list(a.rows), [messages[i].kind for i in a.rows]
     if header.sentences is not None:
         s = header.sentences
@@ -238,14 +240,14 @@ def _parse(body: bytes) -> tuple[FrameHeader, list[torch.Tensor]]:
     arrays = []
     for j, spec in enumerate(header.arrays):
         if spec.dtype != DTYPE:
-            raise InputError(f"frame: arrays[{j}] has dtype {spec.dtype!r}; symbols are {DTYPE!r} (complex64, "
-                             "little-endian)")
+            raise InputError(f"frame: arrays[{j}] has dtype {spec.dtype!r}; symbols are {DTYPE!r} "
+                             "(complex64, little-endian)")
         if any(d < 0 for d in spec.shape):
             raise InputError(f"frame: arrays[{j}] has a negative dimension {spec.shape}")
         nbytes = math.prod(spec.shape) * 8
         if offset + nbytes > len(body):
-            raise InputError(f"frame: arrays[{j}] {spec.shape} needs {nbytes} bytes at offset {offset}; the body "
-                             f"ends at {len(body)}")
+            raise InputError(f"frame: arrays[{j}] {spec.shape} needs {nbytes} bytes at offset {offset}; "
+                             f"the body ends at {len(body)}")
         a = np.frombuffer(body, dtype=DTYPE, count=math.prod(spec.shape), offset=offset).reshape(spec.shape)
         if a.ndim == 1:
             a = a[None]
@@ -279,7 +281,8 @@ def _opt(arrays: list[torch.Tensor], j: int | None, name: str, y: torch.Tensor) 
 
 def _rows(rows: list[int], n: int, name: str, expected: int, seen: list[int]) -> None:
     if len(rows) != expected or len(set(rows)) != len(rows) or any(not 0 <= r < n for r in rows):
-        raise InputError(f"frame: {name}.rows must be {expected} distinct item indices in [0, {n}), got {rows}")
+        raise InputError(f"frame: {name}.rows must be {expected} distinct item indices in [0, {n}), "
+                         f"got {rows}")
     seen += rows
 
 

@@ -26,9 +26,9 @@ def png_base64(im: Image.Image) -> str:
 
 
 def image_from_base64(data: str, index: int, max_bytes: int) -> Image.Image:
-    """A photo sent as base64 (any format Pillow reads, HEIF included); :class:`InputError` naming the item when
-    it is not base64 or not an image, or over ``max_bytes`` decoded. Only the header is read here: pixels are
-    decoded by the pipeline, after its pixel limit is checked."""
+    """A photo sent as base64 (any format Pillow reads, HEIF included); :class:`InputError` naming the item
+    when it is not base64 or not an image, or over ``max_bytes`` decoded. Only the header is read here:
+    pixels are decoded by the pipeline, after its pixel limit is checked."""
     if not isinstance(data, str):
         raise InputError(f"item {index}: image must be a base64 string, got {type(data).__name__}")
     if len(data) > 4 * (max_bytes // 3 + 2):
@@ -42,7 +42,8 @@ def image_from_base64(data: str, index: int, max_bytes: int) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(raw))
     except Exception:  # Pillow raises several kinds for a file it cannot identify
-        raise InputError(f"item {index}: image is not a file Pillow can read (PNG, JPEG, WebP, HEIF, ...)") from None
+        raise InputError(f"item {index}: image is not a file Pillow can read "
+                         "(PNG, JPEG, WebP, HEIF, ...)") from None
     return im
 
 

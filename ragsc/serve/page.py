@@ -19,11 +19,13 @@ PAGE = """<!doctype html>
 <style>
 body{font-family:system-ui,sans-serif;margin:1.5rem auto;max-width:70rem;padding:0 1rem;color:#222}
 h1{font-size:1.3rem} fieldset{border:1px solid #ccc;border-radius:6px;margin:.6rem 0}
-textarea{width:100%;min-height:3.5rem;font:inherit} .row{display:flex;gap:1rem;flex-wrap:wrap;align-items:center}
+textarea{width:100%;min-height:3.5rem;font:inherit}
+.row{display:flex;gap:1rem;flex-wrap:wrap;align-items:center}
 #drop{border:2px dashed #999;border-radius:6px;padding:1rem;text-align:center;color:#555;cursor:pointer}
 #drop.over{background:#eef} .cols{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
 .card{border:1px solid #ddd;border-radius:6px;padding:.7rem} .card h3{margin:.1rem 0 .5rem;font-size:1rem}
-img.out{max-width:100%;image-rendering:auto} .err{color:#b00020;white-space:pre-wrap} table{border-collapse:collapse}
+img.out{max-width:100%;image-rendering:auto} .err{color:#b00020;white-space:pre-wrap}
+table{border-collapse:collapse}
 td,th{padding:.15rem .5rem;border-bottom:1px solid #eee;text-align:left;font-size:.9rem} .muted{color:#666}
 </style></head><body>
 <h1>ragsc receiver &mdash; pipeline <code>__NAME__</code> (task __TASK__)</h1>
@@ -63,7 +65,10 @@ $("drop").ondrop = (e) => { e.preventDefault(); $("drop").classList.remove("over
 $("file").onchange = () => { if ($("file").files.length) pick($("file").files[0]); };
 function pick(f) {
   const r = new FileReader();
-  r.onload = () => { photo = r.result; $("picked").textContent = "photo: " + f.name + " (" + f.size + " bytes)"; };
+  r.onload = () => {
+    photo = r.result;
+    $("picked").textContent = "photo: " + f.name + " (" + f.size + " bytes)";
+  };
   r.readAsDataURL(f);
 }
 function el(tag, attrs, ...kids) {
@@ -86,7 +91,8 @@ function card(title, o, uses) {
   if (o.image) c.append(el("img", {class: "out", alt: title, src: "data:image/png;base64," + o.image}));
   if (o.text !== null && o.text !== undefined) c.append(el("p", {class: "text"}, o.text));
   if (o.caption) c.append(el("p", {class: "caption"}, "caption: " + o.caption));
-  (o.questions || []).forEach((q, i) => c.append(el("p", {class: "answer"}, q + " \\u2192 " + (o.answers[i] ?? ""))));
+  (o.questions || []).forEach((q, i) =>
+    c.append(el("p", {class: "answer"}, q + " \\u2192 " + (o.answers[i] ?? ""))));
   if (uses !== undefined) c.append(el("p", {class: "muted uses"}, uses + " channel uses"));
   if (o.mcs) c.append(el("p", {class: "muted"}, "MCS: " + o.mcs));
   return c;

@@ -40,14 +40,15 @@ def check(pipe: Pipeline, header: FrameHeader, em: Emission) -> None:
     fades = theirs.channel != "awgn" and theirs.csi == "perfect"  # where the receiver needs h
     if em.analog is not None:
         if spec.channel.path != "analog":
-            raise InputError(f"frame: an analog section, but this receiver's channel.path is {spec.channel.path!r}")
+            raise InputError(f"frame: an analog section, but this receiver's channel.path is "
+                             f"{spec.channel.path!r}")
         link = pipe.link(theirs.channel)
         n_features = pipe.decoders.pca.components.shape[1]
         k = link.k_symbols_for(n_features)
         _shape(em.analog.y, (len(em.analog_rows), k), "analog.y")
         if em.analog.side["n_features"][:1] not in ([], [n_features]):
-            raise InputError(f"frame: analog.n_features is {em.analog.side['n_features'][0]}; this receiver's "
-                             f"basis has {n_features}")
+            raise InputError(f"frame: analog.n_features is {em.analog.side['n_features'][0]}; "
+                             f"this receiver's basis has {n_features}")
         _csi(em.analog.h, fades, "analog.h")
     if em.sentences is not None:
         if pipe.sentence_path is None:
@@ -61,7 +62,8 @@ def check(pipe: Pipeline, header: FrameHeader, em: Emission) -> None:
         _csi(em.sentences.h, fades, "sentences.h")
     if em.photos:
         if pipe.jscc is None or pipe.receiver.photo_link is None:
-            raise InputError("frame: a photo section, but this receiver has no image codec (image.link: embedding)")
+            raise InputError("frame: a photo section, but this receiver has no image codec "
+                             "(image.link: embedding)")
         link = pipe.receiver.photo_link
         for j, (i, o) in enumerate(zip(em.photo_rows, em.photos)):
             h, w = o.side["size"][0]
@@ -71,8 +73,8 @@ def check(pipe: Pipeline, header: FrameHeader, em: Emission) -> None:
             _csi(o.h, fades, f"photos.h[{j}]")
     image_rows = [i for i, m in enumerate(em.messages) if m.kind == "image"]
     if pipe.jscc is not None and sorted(em.photo_rows) != image_rows:
-        raise InputError("frame: this receiver decodes every photo's pixels (image.link: jscc); the photo section "
-                         f"must carry each image item, rows {image_rows}")
+        raise InputError("frame: this receiver decodes every photo's pixels (image.link: jscc); the photo "
+                         f"section must carry each image item, rows {image_rows}")
 
 
 def _shape(y, expected: tuple[int, int], name: str) -> None:
@@ -82,6 +84,8 @@ def _shape(y, expected: tuple[int, int], name: str) -> None:
 
 def _csi(h, needed: bool, name: str) -> None:
     if needed and h is None:
-        raise InputError(f"frame: {name} missing: this receiver equalises with perfect CSI on a fading channel")
+        raise InputError(f"frame: {name} missing: this receiver equalises with perfect CSI on a fading "
+                         "channel")
     if not needed and h is not None:
-        raise InputError(f"frame: {name} sent, but the channel is AWGN or the receiver has no CSI (csi: none)")
+        raise InputError(f"frame: {name} sent, but the channel is AWGN or the receiver has no CSI "
+                         "(csi: none)")

@@ -86,7 +86,8 @@ class BodyLimit:
                 return await _reply(send, 400, "BadRequest", "Content-Length is not a number")
             if too_big:
                 return await _reply(send, 413, "PayloadTooLarge",
-                                    f"body of {int(length):,} bytes; this server takes at most {self.max_bytes:,}")
+                                    f"body of {int(length):,} bytes; this server takes at most "
+                                    f"{self.max_bytes:,}")
         seen = 0
         sent_reply = False
 
@@ -111,5 +112,6 @@ class BodyLimit:
 async def _reply(send, status: int, kind: str, detail: str) -> None:
     body = json.dumps({"error": kind, "detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

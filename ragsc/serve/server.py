@@ -1,5 +1,5 @@
-"""Running the app: :func:`serve` (``ragsc serve``: uvicorn in the foreground) and :class:`Background` (a server
-on a loopback port in a thread, for notebooks, tests and benchmarks).
+"""Running the app: :func:`serve` (``ragsc serve``: uvicorn in the foreground) and :class:`Background` (a
+server on a loopback port in a thread, for notebooks, tests and benchmarks).
 
 A server bound to anything but a loopback address is warned about: the API has no TLS, and without
 ``--token-file`` anyone who can reach it can use its compute.

@@ -1,4 +1,5 @@
-"""The receiver as a service, without HTTP: one pipeline, one worker thread, dynamic batching, the KB operations.
+"""The receiver as a service, without HTTP: one pipeline, one worker thread, dynamic batching, the KB
+operations.
 
 :class:`ReceiverService` holds one pipeline (its encoder, KBs, decoders and LM, loaded once) and does every
 piece of pipeline work in a single worker thread, in turn: decoding batches gathered by the
@@ -206,7 +207,8 @@ class ReceiverService:
         return out
 
     def _encode_runs(self, payloads: list, results: list) -> dict[int, tuple]:
-        """The ``/v1/run`` requests' items parsed (an error fails its request alone) and encoded in one batch."""
+        """The ``/v1/run`` requests' items parsed (an error fails its request alone) and encoded in one
+        batch."""
         pipe = self.pipe
         parsed: dict[int, list] = {}
         for i, p in enumerate(payloads):

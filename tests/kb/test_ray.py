@@ -52,3 +52,24 @@ def test_ray_ingestion_matches_sequential(embedded, tmp_path, monkeypatch):
     # resuming a finished ingestion adds nothing
     again = ingest(par, str(src), embedded, distributed="ray", resume=True, progress=False)
     assert again.added == 0 and len(par.reload()) == 40
+
+
+@pytest.mark.usefixtures("local_ray")
+def test_shards_on_ray_actors_match_the_whole_kb(new_kb, tmp_path):
+    """Scatter-gather over one Ray actor per shard: the same top-k as the whole KB searched at once."""
+    from ragsc.kb import NewItem
+    from ragsc.kb.shards import ShardedKB, split
+    from tests.kb._fakes import rand_unit
+
+    whole = new_kb("whole")
+    whole.add(rand_unit(300, 8, seed=4), [NewItem("text", f"item {i}") for i in range(300)])
+    split(whole, tmp_path / "shards", 3)
+    sharded = ShardedKB(tmp_path / "shards", engine="ray")
+    try:
+        assert len(sharded) == 300
+        q = rand_unit(10, 8, seed=5)
+        got = [[(round(h.score, 5), h.text) for h in row] for row in sharded.search(q, 7)]
+        want = [[(round(h.score, 5), h.item.text) for h in row] for row in whole.search(q, 7)]
+        assert got == want
+    finally:
+        sharded.close()

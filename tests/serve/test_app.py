@@ -68,7 +68,8 @@ def test_the_spec_endpoint_builds_a_matching_transmitter(served):
 
 def test_kb_reads(served):
     kbs = {k["name"]: k for k in httpx.get(served.url + "/v1/kb").json()}
-    assert set(kbs) == {"local", "global"} and kbs["local"]["scope"] == "local" and kbs["global"]["items"] > 100
+    assert (set(kbs) == {"local", "global"} and kbs["local"]["scope"] == "local"
+            and kbs["global"]["items"] > 100)
     hits = httpx.get(served.url + "/v1/kb/local/search", params={"q": "where do parcels go?", "k": 1}).json()
     assert hits["hits"][0]["text"] == "the courier leaves parcels at the back door"
     stats = httpx.get(served.url + "/v1/kb/global/stats").json()
@@ -142,7 +143,8 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(served, transmitter_pipe):
     posts = [
         ({"items": []}, 422, "items"), ({"items": ["x"], "channel": "wormhole"}, 422, "channel"),
         ({"items": ["x"], "snr_db": 99}, 400, "snr_db"), ({"items": ["x"] * 9}, 400, "at most 8"),
-        ({"items": [{"image": "%%%"}]}, 400, "base64"), ({"items": [{"image": base64.b64encode(b"just some text, no picture").decode()}]}, 400, "Pillow"),
+        ({"items": [{"image": "%%%"}]}, 400, "base64"),
+        ({"items": [{"image": base64.b64encode(b"just some text, no picture").decode()}]}, 400, "Pillow"),
         ({"items": [{"image": b64(Image.new("RGB", (1200, 1000)))}]}, 400, "pixels"),
         ({"items": ["x"], "surprise": 1}, 422, "surprise"),
         ({"items": ["x"] * 5, "baseline": True}, 400, "at most 4"),
@@ -236,7 +238,8 @@ def test_health_metrics_and_openapi(served):
         assert name in text
     api = httpx.get(served.url + "/openapi.json").json()
     assert MEDIA_TYPE in api["paths"]["/v1/receive"]["post"]["requestBody"]["content"]
-    assert {"/v1/run", "/v1/kb", "/v1/kb/{name}/search", "/v1/kb/{name}/ingest", "/healthz"} <= set(api["paths"])
+    assert {"/v1/run", "/v1/kb", "/v1/kb/{name}/search", "/v1/kb/{name}/ingest",
+            "/healthz"} <= set(api["paths"])
 
 
 def test_a_client_error_is_a_service_error(served, transmitter_pipe):

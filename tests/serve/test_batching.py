@@ -1,4 +1,5 @@
-"""The dynamic batcher with a fake work function: gathering, keys, the bounded queue, deadlines, cancellation."""
+"""The dynamic batcher with a fake work function: gathering, keys, the bounded queue, deadlines,
+cancellation."""
 
 import asyncio
 import time

@@ -91,7 +91,8 @@ def test_malformed_frames_are_named(mutate, message):
 
 @pytest.mark.parametrize("body, message", [
     (b"", "shorter"), (b"RSCF", "shorter"), (b"XXXX" + bytes(8), "magic"),
-    (struct.pack("<4sHHI", b"RSCF", 2, 0, 0), "version 2"), (struct.pack("<4sHHI", b"RSCF", 1, 1, 0), "flags"),
+    (struct.pack("<4sHHI", b"RSCF", 2, 0, 0), "version 2"),
+    (struct.pack("<4sHHI", b"RSCF", 1, 1, 0), "flags"),
     (struct.pack("<4sHHI", b"RSCF", 1, 0, 1 << 30), "does not fit"),
     (struct.pack("<4sHHI", b"RSCF", 1, 0, 3) + b"\xff\xfe{", "UTF-8 JSON"),
     (struct.pack("<4sHHI", b"RSCF", 1, 0, 2) + b"[]", "header"),

@@ -1,4 +1,5 @@
-"""The web page in a real headless browser: Playwright driving Debian's Chromium against the served receiver."""
+"""The web page in a real headless browser: Playwright driving Debian's Chromium against the served
+receiver."""
 
 import os
 import shutil
@@ -9,7 +10,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed "
                                 "(the Makefile installs it where it can)")
-# the flags the machine's probe found necessary: no sandbox as root, no background connections on a closed network
+# the flags the machine's probe found necessary: no sandbox as root, no background connections on a
+# closed network
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -27,7 +29,8 @@ def page(served):
 
 def test_a_typed_sentence_arrives_beside_the_digital_baseline(page, served):
     assert served.pipe.spec.name in page.title()
-    page.fill("#text", "see you at the station at 6, don't be late\nthe courier leaves parcels at the back door")
+    page.fill("#text", "see you at the station at 6, don't be late\n"
+              "the courier leaves parcels at the back door")
     page.select_option("#channel", "rayleigh")
     page.fill("#snr", "10")
     page.click("#send")
