@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("distill", {"distill"}),
     ("compress / federated", {"compress", "federated"}),
     ("demo", {"demo"}),
-    ("service", {"serve", "client"}),
+    ("service", {"serve"}),
+    ("transmitter client", {"client"}),
     ("commands", {"cli"}),
 ]
 RANK = {pkg: i for i, (_, pkgs) in enumerate(LAYERS) for pkg in pkgs}
