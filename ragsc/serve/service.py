@@ -85,11 +85,12 @@ class ReceiverService:
         return cls(Pipeline.from_config(spec), config)
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        """Start the batcher, then load what the first request would (the LM, the KBs' sentences) in the
-        worker thread; ``ready`` after."""
+    async def start(self, warm: bool = True) -> None:
+        """Start the batcher, then (``warm``) load what the first request would (the LM, the KBs' sentences)
+        in the worker thread; ``ready`` after."""
         self.batcher.start()
-        await self.call(self._warm)
+        if warm:
+            await self.call(self._warm)
         self.ready = True
 
     async def stop(self) -> None:
