@@ -1,7 +1,7 @@
 """ragsc: retrieval-augmented multimodal semantic communication.
 
 The public API is re-exported here; see README.md for the flow
-(encoders -> channel -> kb / decoders -> pipelines -> eval).
+(encoders -> channel -> kb / decoders -> pipelines -> eval -> serve).
 """
 
 from ragsc.encoders import MultimodalEncoder, load_encoder
@@ -26,11 +26,21 @@ def __getattr__(name: str):
         from ragsc.decoders import photo_text
 
         return getattr(photo_text, name)
+    if name == "Emission":  # what a transmitter's antenna sends a served receiver
+        from ragsc.pipelines import transmission
+
+        return transmission.Emission
+    if name in ("Transmitter", "ServeConfig"):  # the service's client and settings (extra: serve)
+        from ragsc import client
+        from ragsc.serve import config
+
+        return getattr(client, name, None) or getattr(config, name)
     raise AttributeError(f"module 'ragsc' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError",
     "DescriberSettings",
+    "Emission",
     "HybridRetriever",
     "InputError",
     "JSCCCodec",
@@ -45,6 +55,8 @@ __all__ = [
     "Pipeline",
     "RagscError",
     "SemanticTokens",
+    "ServeConfig",
     "Transmission",
+    "Transmitter",
     "load_encoder",
 ]

@@ -16,7 +16,7 @@ def serve(spec: str = typer.Argument(..., help="a shipped spec's name (multitask
           token_file: Path | None = typer.Option(None, help="bearer token for writes (mode 600)"),
           protect_reads: bool = typer.Option(False, help="reads need the token too"),
           max_batch: int = typer.Option(32, help="items per decoding batch"),
-          max_wait_ms: float = typer.Option(10.0, help="how long a request waits for company"),
+          max_wait_ms: float = typer.Option(2.0, help="how long a request waits for company"),
           max_queue: int = typer.Option(256, help="items waiting before requests get 429"),
           cors_origin: list[str] = typer.Option([], help="an origin CORS allows (repeat; none: CORS off)"),
           engine: str = typer.Option("uvicorn", help="uvicorn, or ray (Ray Serve; extra: ray)"),

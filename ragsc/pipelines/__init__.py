@@ -2,8 +2,8 @@
 
 Modules: :mod:`~ragsc.pipelines.pipeline` (:class:`Pipeline`: encoder + paths + receiver),
 :mod:`~ragsc.pipelines.factory` (spec -> parts, the shipped specs by name), :mod:`~ragsc.pipelines.receiver`
-(:class:`Receiver`: retrieval + decoding), :mod:`~ragsc.pipelines.transmission` (:class:`Transmission`,
-:class:`Output`), :mod:`~ragsc.pipelines.sentences` (the token link for sentences),
+(:class:`Receiver`: retrieval + decoding), :mod:`~ragsc.pipelines.transmission` (:class:`Emission`,
+:class:`Transmission`, :class:`Output`), :mod:`~ragsc.pipelines.sentences` (the token link for sentences),
 :mod:`~ragsc.pipelines.items` (what a pipeline takes).
 """
 
@@ -12,7 +12,7 @@ from ragsc.pipelines.factory import shipped_specs
 from ragsc.pipelines.items import Message, parse_items
 from ragsc.pipelines.pipeline import Pipeline
 from ragsc.pipelines.receiver import Receiver
-from ragsc.pipelines.transmission import Output, Transmission
+from ragsc.pipelines.transmission import Emission, Output, Transmission
 
-__all__ = ["Message", "Output", "Pipeline", "Receiver", "Transmission", "build_default_kb", "parse_items",
-           "shipped_specs"]
+__all__ = ["Emission", "Message", "Output", "Pipeline", "Receiver", "Transmission", "build_default_kb",
+           "parse_items", "shipped_specs"]
