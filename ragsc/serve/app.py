@@ -200,9 +200,9 @@ def create_app(service: ReceiverService) -> FastAPI:
                 raise InputError(f"item {i}: give either text or image (with an optional caption)")
             items.append({"text": it.text} if it.text is not None else
                          {"image": _photo(it.image, i, cfg), "caption": it.caption})
-        from ragsc.kb.manifest import resolve_path
+        from ragsc._assets import home_dir
 
-        photo_dir = resolve_path("photos/api")
+        photo_dir = home_dir() / "photos" / "api"  # the server's data folder, never a path a client names
         return await service.call(service.kb_ingest, name, items, photo_dir)
 
     @app.delete("/v1/kb/{name}/items", tags=["kb"], dependencies=[write])

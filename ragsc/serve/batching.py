@@ -2,12 +2,12 @@
 
 A :class:`Batcher` keeps a bounded queue of :class:`Job` s. Its loop takes the oldest job, waits until
 ``max_batch`` items of the same ``key`` (the settings a batch must share: RAG on or off, the tasks) are
-queued or ``max_wait_ms`` has passed since that job arrived, then hands the jobs to ``work`` in the one worker
-thread (the pipeline is not thread-safe, and one thread per core is what the LM wants). Jobs of other keys
-keep their place. A full queue refuses a job at once (:class:`QueueFull`: the service answers 429 with
-Retry-After); a job past its deadline, or whose client went away (:meth:`Job.cancel`), is dropped before it
-costs any decoding. ``work`` returns one result or exception per job: one job's bad input fails that job
-alone.
+queued or ``max_wait_ms`` has passed since that job arrived (under load, up to ``max_fill_ms`` after the
+last batch ended), then hands the jobs to ``work`` in the one worker thread (the pipeline is not
+thread-safe, and one thread per core is what the LM wants). Jobs of other keys keep their place. A full
+queue refuses a job at once (:class:`QueueFull`: the service answers 429 with Retry-After); a job past its
+deadline, or whose client went away (:meth:`Job.cancel`), is dropped before it costs any decoding. ``work``
+returns one result or exception per job: one job's bad input fails that job alone.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragsc.errors import RagscError
+
+FILL_SHARE = 0.05  # under load, a batch waits to fill for at most this share of the last batch's time
 
 
 class QueueFull(RagscError):
@@ -77,7 +79,12 @@ class Batcher:
     max_batch
         Items per batch (a larger single job still runs, alone).
     max_wait_ms
-        How long the oldest job waits for company.
+        How long the oldest job waits for company when the worker was idle.
+    max_fill_ms
+        Under load (the last batch had company, or jobs queued while it ran), how long after a batch ends the
+        next one waits to fill: at most :data:`FILL_SHARE` of the last batch's time, and at most this. In a
+        closed loop the clients of a finished batch send again within milliseconds; without the wait the next
+        batch would start with the first few of them.
     max_queue
         Items the queue may hold before it refuses jobs.
     executor
@@ -88,15 +95,18 @@ class Batcher:
     """
 
     def __init__(self, work: Callable[[list, Hashable], list], *, max_batch: int = 32,
-                 max_wait_ms: float = 10.0, max_queue: int = 256, executor: ThreadPoolExecutor,
+                 max_wait_ms: float = 2.0, max_fill_ms: float = 250.0, max_queue: int = 256,
+                 executor: ThreadPoolExecutor,
                  on_batch: Callable[[Hashable, int, float], None] | None = None) -> None:
         self.work, self.max_batch, self.max_wait = work, max_batch, max_wait_ms / 1000.0
+        self.max_fill = max_fill_ms / 1000.0
         self.max_queue, self.executor, self.on_batch = max_queue, executor, on_batch
         self.pending: deque[Job] = deque()
         self.stats = BatchStats()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._running: list[Job] = []  # the batch in the worker thread
+        self._loaded, self._batch_end = False, 0.0
 
     @property
     def queued_items(self) -> int:
@@ -147,6 +157,11 @@ class Batcher:
                 await self._wake.wait()
             first = self.pending[0]
             until = first.enqueued + self.max_wait
+            if self._loaded and self.stats.seconds:
+                # under load, the clients of the batch that just finished send again within milliseconds:
+                # waiting a little for them fills the next batch (a small share of a batch's own time)
+                fill = min(FILL_SHARE * self.stats.seconds[-1], self.max_fill)
+                until = max(until, self._batch_end + fill)
             while sum(j.size for j in self.pending if j.key == first.key) < self.max_batch:
                 remaining = until - time.monotonic()
                 if remaining <= 0:
@@ -192,6 +207,8 @@ class Batcher:
             self.stats.seconds.append(seconds)
             if self.on_batch is not None:
                 self.on_batch(first.key, n, seconds)
+            self._batch_end = time.monotonic()
+            self._loaded = n > 1 or bool(self.pending)  # concurrent clients: the next batch waits to fill
             for job, result in zip(live, results):
                 if job.future.done():
                     continue

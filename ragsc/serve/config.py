@@ -23,6 +23,8 @@ class ServeConfig(Config):
     max_batch: int = Field(32, ge=1, le=4096, description="items per decoding batch")
     max_wait_ms: float = Field(2.0, ge=0, le=10_000, description="how long a request waits for company "
                                "when the worker is idle (under load, batches form while the last one runs)")
+    max_fill_ms: float = Field(250.0, ge=0, le=10_000, description="under load, how long after a batch the "
+                               "next one waits to fill (at most 5 % of the last batch's time)")
     max_queue: int = Field(256, ge=1, le=1_000_000, description="items waiting before requests get 429")
     deadline_s: float = Field(120.0, gt=0, le=3600, description="a request not started by then gets 504")
     max_body_bytes: int = Field(32 << 20, ge=1024, le=1 << 31, description="request body size")

@@ -76,7 +76,7 @@ class ReceiverService:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragsc-receiver")
         c = self.config
         self.batcher = Batcher(self._work, max_batch=c.max_batch, max_wait_ms=c.max_wait_ms,
-                               max_queue=c.max_queue, executor=self.executor)
+                               max_fill_ms=c.max_fill_ms, max_queue=c.max_queue, executor=self.executor)
         self.ready = False
 
     @classmethod

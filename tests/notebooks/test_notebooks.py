@@ -26,7 +26,8 @@ SMALL = {
     "distillation.ipynb": {"N_TRAIN": 96, "N_TEST": 48, "EPOCHS": 10, "CHANNEL_EPOCHS": 5,
                            "SNRS": [-5, 10]},
     "encoders_tour.ipynb": {"N_PHOTOS": 4},
-    "multitask_eval.ipynb": {"KB_IMAGES": 100, "SNR_DB": 10.0, "N": 2, "SNRS": [10], "CHANNELS": ["awgn"]},
+    "multitask_eval.ipynb": {"KB_IMAGES": 100, "SNR_DB": 10.0, "N": 2, "SNRS": [10], "CHANNELS": ["awgn"],
+                             "PHOTO_SIDE": 160},
 }
 
 

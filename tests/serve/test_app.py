@@ -4,9 +4,11 @@ import asyncio
 import base64
 import io
 import json
+import os
 import struct
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -102,6 +104,8 @@ def test_kb_writes_need_the_token_and_commit(served):
     assert hit["id"] == ids[0] and hit["kb"] == "local"
     photo = httpx.get(url + "/search", params={"q": "a cat", "k": 1, "modality": "image"}).json()["hits"][0]
     assert photo["id"] == ids[1] and photo["source"].startswith("file:")  # no server path leaks
+    stored = Path(os.environ["RAGSC_HOME"]) / "photos" / "api" / photo["source"].removeprefix("file:")
+    assert stored.is_file()  # kept in the server's data folder, for side information
     assert httpx.delete(url + "/items", params={"ids": ids}).status_code == 401
     r = httpx.delete(url + "/items", params={"ids": ids}, headers=auth(served.token))
     assert r.json() == {"deleted": 2, "items": before}

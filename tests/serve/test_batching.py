@@ -155,3 +155,25 @@ def test_stop_fails_what_is_still_queued():
 
     out = run(main())
     assert any(isinstance(o, DeadlineExceeded) for o in out)
+
+
+def test_under_load_the_next_batch_waits_for_the_clients_of_the_last():
+    """Closed loop: the four clients of a finished batch send again a few ms apart; the next batch waits for
+    them (5 % of the last batch's time) instead of starting with the first one alone."""
+    def work(payloads, key):
+        time.sleep(0.4)
+        return payloads
+
+    async def main():
+        b = Batcher(work, max_batch=8, max_wait_ms=0, max_fill_ms=250, executor=ThreadPoolExecutor(1))
+        b.start()
+        await asyncio.gather(*(b.submit(job(i)) for i in range(4)))  # one batch of 4: load seen
+        async def again(i):
+            await asyncio.sleep(0.004 * i)  # 0..12 ms after the answers
+            return await b.submit(job(10 + i))
+        await asyncio.gather(*(again(i) for i in range(4)))
+        sizes = list(b.stats.sizes)
+        await b.stop()
+        return sizes
+
+    assert run(main()) == [4, 4]
