@@ -7,9 +7,10 @@ import typer
 from ragsc.cli import app
 
 TREE = {"encoders": {"list", "train-embedded", "eval"}, "spec": {"validate"}, "channel": {"sweep"},
-        "kb": {"create", "ingest", "search", "stats", "delete", "export"}, "decoders": {"train"},
+        "kb": {"create", "ingest", "search", "stats", "delete", "export", "shard"}, "decoders": {"train"},
         "distill": {"cache", "train", "search", "eval"}, "federated": {"run", "server", "client"},
-        "compress": {"encoder", "lm"}, "jscc": {"train", "eval"}, "eval": None, "demo": None}
+        "compress": {"encoder", "lm"}, "jscc": {"train", "eval"}, "eval": None, "demo": None,
+        "serve": None, "send": None}
 
 
 def test_the_command_tree():
