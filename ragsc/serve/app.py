@@ -163,7 +163,7 @@ def create_app(service: ReceiverService) -> FastAPI:
             raise InputError(f"{len(em)} items in one frame; this server takes at most {cfg.max_items}")
         from ragsc.serve.receiving import check
 
-        check(service.pipe, header, em)
+        check(service.pipe, header, em, cfg.max_pixels)
         return await _answer(service, request, ReceiveRequest(em), rag, len(em), deadline_s)
 
     # ------------------------------------------------------------------ knowledge bases

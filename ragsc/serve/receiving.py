@@ -18,8 +18,9 @@ from ragsc.pipelines.transmission import Emission
 from ragsc.serve.frame import FrameHeader
 
 
-def check(pipe: Pipeline, header: FrameHeader, em: Emission) -> None:
-    """:class:`~ragsc.errors.InputError` unless the frame ``header`` / ``em`` fits ``pipe``'s receiver."""
+def check(pipe: Pipeline, header: FrameHeader, em: Emission, max_pixels: int | None = None) -> None:
+    """:class:`~ragsc.errors.InputError` unless the frame ``header`` / ``em`` fits ``pipe``'s receiver
+    (``max_pixels``: the server's own bound on a photo, below the spec's ``limits.image_pixels``)."""
     spec = pipe.spec
     if header.spec != spec.name:
         raise InputError(f"frame: sent for pipeline {header.spec!r}; this receiver serves {spec.name!r}")
@@ -57,8 +58,12 @@ def check(pipe: Pipeline, header: FrameHeader, em: Emission) -> None:
         width = pipe.sentence_path.link(theirs).width
         _shape(em.sentences.y, (sum(em.frames_per_item), width), "sentences.y")
         checks.batch_tokens(em.tokens_per_item, em.token_rows, lim)
-        for i, n in zip(em.token_rows, em.tokens_per_item):
+        per_frame = spec.text.max_tokens
+        for i, n, f in zip(em.token_rows, em.tokens_per_item, em.frames_per_item):
             checks.text_tokens(n, i, lim)
+            # the decoder's work grows with the frames: they must be the ones the tokens need
+            if not (f - 1) * per_frame < n <= f * per_frame:
+                raise InputError(f"frame: item {i} claims {n} tokens in {f} frames of at most {per_frame}")
         _csi(em.sentences.h, fades, "sentences.h")
     if em.photos:
         if pipe.jscc is None or pipe.receiver.photo_link is None:
@@ -68,6 +73,9 @@ def check(pipe: Pipeline, header: FrameHeader, em: Emission) -> None:
         for j, (i, o) in enumerate(zip(em.photo_rows, em.photos)):
             h, w = o.side["size"][0]
             checks.image_pixels((w, h), i, lim)
+            if max_pixels is not None and h * w > max_pixels:
+                raise InputError(f"frame: photo {i} of {w} x {h} pixels, more than this server's "
+                                 f"{max_pixels:,}")
             _shape(o.y, (1, link.channel_uses(h, w) - HEADER_SYMBOLS), f"photos.y[{j}] ({h}x{w} at ratio "
                    f"{link.ratio}, tile {link.tile})")
             _csi(o.h, fades, f"photos.h[{j}]")

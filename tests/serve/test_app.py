@@ -139,6 +139,7 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(served, transmitter_pipe):
         (refit({**header, "snr_db": 1000}), 400, "snr_db"),
         (refit({**header, "channel": {**header["channel"], "csi": "none"}}), 400, "csi"),
         (refit({**header, "channel": {**header["channel"], "channel": "rayleigh"}}), 400, "CSI"),
+        (refit({**header, "sentences": {**header["sentences"], "tokens": [500]}}), 400, "claims 500 tokens"),
     ]
     for body, status, words in cases:
         r = httpx.post(served.url + "/v1/receive", content=body, headers={"Content-Type": MEDIA_TYPE})
