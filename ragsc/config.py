@@ -68,7 +68,8 @@ class ChannelConfig(Config):
                                              "antenna makes both the same (equalize_for_detection)")
     fading: Literal["block", "fast"] = "block"
     rician_k: float = Field(4.0, ge=0.0, allow_inf_nan=False)
-    seed: int | None = Field(0, description="seed of the channel's generator; null: nondeterministic")
+    seed: int | None = Field(0, ge=0, le=2**63 - 1, description="seed of the channel's generator; null: "
+                             "nondeterministic")
 
     def resolve_snr(self, snr_db: float | None = None) -> float:
         """The SNR of one transmission: ``snr_db``, or this config's default when it is ``None``.

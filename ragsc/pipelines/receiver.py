@@ -109,7 +109,8 @@ class Receiver:
     def kb_sentences(self):
         """The local and global KBs' sentences as token-link hypotheses (built once per KB content)."""
         kbs = self.retriever.kbs
-        key = tuple((name, id(kb), len(kb)) for name, kb in kbs)
+        # the generation too: an ingestion and a deletion of as many items leave the length unchanged
+        key = tuple((name, id(kb), kb.manifest.get("generation"), len(kb)) for name, kb in kbs)
         if self._kb_sentences is None or self._kb_sentences[0] != key:
             texts = sorted({it.text for _, kb in kbs for it in kb.items()
                             if it.modality == "text" and it.text})

@@ -11,9 +11,11 @@ Endpoints (the OpenAPI page at ``/docs`` documents each, with its models):
 * ``GET /healthz`` (the process answers), ``GET /readyz`` (models loaded), ``GET /metrics`` (Prometheus);
 * ``GET /`` -- the web page (:mod:`ragsc.serve.page`).
 
-Every error is JSON ``{"error": <kind>, "detail": <what was wrong>}`` with a 4xx status: 400 bad input, 401
-no or wrong token, 403 writes off, 404 unknown KB, 413 body too large, 422 a body that does not fit the
-schema, 429 queue full (with ``Retry-After``), 504 deadline passed. Nothing is changed by a refused request.
+Every error is JSON ``{"error": <kind>, "detail": <what was wrong>}``: 400 bad input, 401 no or wrong
+token, 403 writes off, 404 unknown KB, 413 body too large, 415 not a frame, 422 a body that does not fit the
+schema, 429 queue full (with ``Retry-After``), 503 a KB the server cannot read, 504 deadline passed, 500
+anything unforeseen (no internals in it; the log has them). Nothing is changed by a refused request. A client
+that disconnects gets nothing (499 in the log).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from ragsc.serve.batching import DeadlineExceeded, QueueFull
 from ragsc.serve.metrics import Metrics
 from ragsc.serve.outputs import hit_json, image_from_base64, output_json
 from ragsc.serve.security import BodyLimit, Guard
-from ragsc.serve.service import ReceiveRequest, ReceiverService, RunRequest
+from ragsc.serve.server import is_loopback
+from ragsc.serve.service import ReceiveRequest, ReceiverService, RunRequest, UnknownKB
 
 
 class _Body(BaseModel):
@@ -56,7 +59,7 @@ class RunBody(_Body):
     snr_db: float | None = Field(None, description="default: the spec's")
     channel: Literal["awgn", "rayleigh", "rician"] | None = None
     rag: bool | None = Field(None, description="default: the spec's decoder.rag")
-    seed: int | None = Field(None, description="the channel's seed (default: the spec's)")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="the channel's seed (default: the spec's)")
     baseline: bool = Field(False, description="also send each item over the digital baseline (separate "
                            "coding + 5G LDPC + QAM, best MCS) at the channel uses it cost; at most 4 items")
     deadline_s: float | None = Field(None, gt=0, le=3600)
@@ -97,16 +100,18 @@ def create_app(service: ReceiverService) -> FastAPI:
                            allow_headers=["*"])
     read, write = Depends(guard.read), Depends(guard.write)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        metrics.request(request.url.path, request.method, response.status_code, time.perf_counter() - t0)
-        return response
+    # plain ASGI, not @app.middleware: Starlette's BaseHTTPMiddleware hides a client's disconnect from the
+    # handlers, and a request whose client left must stop costing decoding time
+    app.add_middleware(Counted, metrics=metrics)
+    if is_loopback(cfg.host):  # a page elsewhere cannot reach a loopback server through DNS rebinding
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    for exc_type, status in ((InputError, 400), (ConfigError, 400), (KBError, 404), (QueueFull, 429),
-                             (DeadlineExceeded, 504), (RagscError, 500)):
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
+
+    for exc_type, status in ((InputError, 400), (ConfigError, 400), (UnknownKB, 404), (KBError, 503),
+                             (QueueFull, 429), (DeadlineExceeded, 504), (RagscError, 500)):
         app.add_exception_handler(exc_type, _handler(status))
+    app.add_exception_handler(Exception, _internal)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
 
@@ -134,7 +139,9 @@ def create_app(service: ReceiverService) -> FastAPI:
     async def spec():
         """The served pipeline's spec: a transmitter builds its half from it (``ragsc.client``)."""
         p = service.pipe
-        return {"spec": p.spec.model_dump(mode="json"), "encoder": p.encoder.spec,
+        spec = p.spec.model_dump(mode="json")
+        spec["knowledge_bases"] = []  # the receiver's business: named by /v1/kb, never located
+        return {"spec": spec, "encoder": p.encoder.spec,
                 "fingerprint": p.encoder.fingerprint, "frame_version": frame.VERSION}
 
     @app.post("/v1/run", tags=["pipeline"], dependencies=[read])
@@ -143,7 +150,9 @@ def create_app(service: ReceiverService) -> FastAPI:
         if len(body.items) > cfg.max_items:
             raise InputError(f"{len(body.items)} items in one request; this server takes at most "
                              f"{cfg.max_items}")
-        items = [it if isinstance(it, str) else {"image": _photo(it.image, i, cfg), "questions": it.questions}
+        # a string is a sentence, never a path: no request names a file on the server
+        items = [{"text": it} if isinstance(it, str) else
+                 {"image": _photo(it.image, i, cfg), "questions": it.questions}
                  for i, it in enumerate(body.items)]
         if body.baseline and len(items) > 4:
             raise InputError(f"baseline: true takes at most 4 items (the coded baseline is simulated "
@@ -157,6 +166,10 @@ def create_app(service: ReceiverService) -> FastAPI:
     async def receive(request: Request, rag: bool | None = None,
                       deadline_s: Annotated[float | None, Query(gt=0, le=3600)] = None):
         """One transmission's received symbols (a frame, :mod:`ragsc.serve.frame`) -> outputs."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind != frame.MEDIA_TYPE:  # also keeps a cross-site form post from starting a decode
+            return JSONResponse({"error": "UnsupportedMediaType", "detail": f"a frame is {frame.MEDIA_TYPE}, "
+                                 f"got {kind or 'no Content-Type'}"}, status_code=415)
         body = await request.body()
         header, em = frame.decode(body)
         if len(em) > cfg.max_items:
@@ -221,6 +234,10 @@ def _photo(data: str, index: int, cfg):
     if im.width * im.height > cfg.max_pixels:
         raise InputError(f"item {index}: a {im.width} x {im.height} photo, more than this server's "
                          f"{cfg.max_pixels:,} pixels")
+    try:
+        im.load()  # decode now: a truncated file is this request's 400, not its batch's failure
+    except Exception:
+        raise InputError(f"item {index}: the image file is damaged or truncated") from None
     return im
 
 
@@ -232,7 +249,7 @@ async def _answer(service: ReceiverService, request: Request, req, rag, size: in
         if done:
             break
         if await request.is_disconnected():
-            job.cancel()  # dropped before its batch; a started batch finishes (its result is discarded)
+            service.batcher.cancel(job)  # out of the queue; a started batch finishes, its result discarded
             return Response(status_code=499)
         if job.started is None and time.monotonic() > job.deadline and not fut.done():
             fut.set_exception(DeadlineExceeded(f"the request waited {time.monotonic() - job.enqueued:.1f} s "
@@ -255,6 +272,38 @@ def _handler(status: int):
                             headers=headers)
 
     return handle
+
+
+async def _internal(request: Request, exc: Exception):
+    """Anything unforeseen: a JSON 500 that says nothing of the server's internals (the log has them)."""
+    import logging
+
+    logging.getLogger("ragsc.serve").exception("unexpected error on %s", request.url.path)
+    return JSONResponse({"error": "InternalError", "detail": "the receiver failed on this request; its log "
+                         "says why"}, status_code=500)
+
+
+class Counted:
+    """ASGI middleware: each response's status and latency into the metrics."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0, status = time.perf_counter(), {"code": 500}
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.request(scope.get("path", ""), scope.get("method", ""), status["code"],
+                                 time.perf_counter() - t0)
 
 
 _KINDS = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed"}

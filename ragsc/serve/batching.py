@@ -64,7 +64,8 @@ class BatchStats:
 
     batches: int = 0
     items: int = 0
-    dropped: int = 0
+    expired: int = 0  # past their deadline before their batch
+    gone: int = 0  # their client went away before their batch
     sizes: deque = field(default_factory=lambda: deque(maxlen=256))
     seconds: deque = field(default_factory=lambda: deque(maxlen=32))
 
@@ -134,6 +135,7 @@ class Batcher:
     def submit(self, job: Job) -> asyncio.Future:
         """Queue ``job``; its future resolves to ``work``'s result. :class:`QueueFull` when there is no
         room."""
+        self._purge()  # jobs already answered (deadline) or given up (client gone) hold no place
         if self.pending and self.queued_items + job.size > self.max_queue:
             raise QueueFull(f"the receiver's queue is full ({self.queued_items} items queued, at most "
                             f"{self.max_queue}); try again later", self._retry_after())
@@ -175,13 +177,14 @@ class Batcher:
             now = time.monotonic()
             live = []
             for job in batch:
-                if job.future.done():  # the handler gave up on it (deadline) or the client went away
-                    self.stats.dropped += 1
-                elif job.cancelled:
-                    self.stats.dropped += 1
-                    job.future.cancel()
+                if job.cancelled:  # the client went away
+                    self.stats.gone += 1
+                    if not job.future.done():
+                        job.future.cancel()
+                elif job.future.done():  # the handler answered it already (its deadline)
+                    self.stats.expired += 1
                 elif now > job.deadline:
-                    self.stats.dropped += 1
+                    self.stats.expired += 1
                     job.future.set_exception(DeadlineExceeded(
                         f"the request's deadline passed after {now - job.enqueued:.3f} s in the queue"))
                 else:
@@ -216,6 +219,30 @@ class Batcher:
                     job.future.set_exception(result)
                 else:
                     job.future.set_result(result)
+
+    def cancel(self, job: Job) -> None:
+        """The client of ``job`` went away: out of the queue now (counted in ``stats.gone``), never decoded; a
+        job whose batch has started finishes, and its result is discarded."""
+        job.cancel()
+        if job in self.pending:
+            self.pending.remove(job)
+            self.stats.gone += 1
+            if job.future is not None and not job.future.done():
+                job.future.cancel()
+
+    def _purge(self) -> None:
+        """Out of the queue: jobs whose client went away and jobs already answered (their deadline)."""
+        keep = deque()
+        for job in self.pending:
+            if job.cancelled:
+                self.stats.gone += 1
+                if not job.future.done():
+                    job.future.cancel()
+            elif job.future.done():
+                self.stats.expired += 1
+            else:
+                keep.append(job)
+        self.pending = keep
 
     def _take(self, key: Hashable) -> list[Job]:
         """The oldest jobs of ``key`` up to ``max_batch`` items (the first always), out of the queue."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ class ArraySpec(_Model):
     """One array of the body: its dtype (only ``"<c8"``) and shape."""
 
     dtype: str
-    shape: list[int] = Field(min_length=1, max_length=2)
+    shape: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(min_length=1, max_length=2)
 
 
 class ItemHeader(_Model):
@@ -231,10 +231,10 @@ def _parse(body: bytes) -> tuple[FrameHeader, list[torch.Tensor]]:
     try:
         raw = json.loads(body[PREFIX.size:PREFIX.size + size].decode("utf-8"))
         header = FrameHeader.model_validate(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"frame: the header is not UTF-8 JSON ({exc})") from None
-    except ValidationError as exc:
+    except ValidationError as exc:  # (a ValueError too: first)
         raise InputError(f"frame: header: {_first(exc)}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise InputError(f"frame: the header is not UTF-8 JSON ({type(exc).__name__})") from None
     offset = PREFIX.size + size
     offset += -offset % 8
     arrays = []
@@ -242,7 +242,7 @@ def _parse(body: bytes) -> tuple[FrameHeader, list[torch.Tensor]]:
         if spec.dtype != DTYPE:
             raise InputError(f"frame: arrays[{j}] has dtype {spec.dtype!r}; symbols are {DTYPE!r} "
                              "(complex64, little-endian)")
-        if any(d < 0 for d in spec.shape):
+        if any(d < 0 for d in spec.shape):  # (the model refuses them; kept for a model_construct caller)
             raise InputError(f"frame: arrays[{j}] has a negative dimension {spec.shape}")
         nbytes = math.prod(spec.shape) * 8
         if offset + nbytes > len(body):

@@ -2,7 +2,8 @@
 
 ``ragsc_requests_total{path,method,status}``, ``ragsc_request_seconds{path}`` (histogram),
 ``ragsc_batch_items`` and ``ragsc_batch_seconds`` (histograms), ``ragsc_queue_items`` (gauge),
-``ragsc_dropped_total`` (jobs dropped before decoding: deadline or client gone), ``ragsc_ready``.
+``ragsc_expired_total`` (jobs past their deadline before their batch) and ``ragsc_gone_total`` (jobs whose
+client went away before their batch: never decoded), ``ragsc_ready``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ class Metrics:
                                        buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
         Gauge("ragsc_queue_items", "items waiting", registry=r).set_function(
             lambda: service.batcher.queued_items)
-        Gauge("ragsc_dropped_total", "jobs dropped before decoding (deadline, client gone)",
-              registry=r).set_function(lambda: service.batcher.stats.dropped)
+        Gauge("ragsc_expired_total", "jobs past their deadline before their batch (answered 504)",
+              registry=r).set_function(lambda: service.batcher.stats.expired)
+        Gauge("ragsc_gone_total", "jobs whose client went away before their batch (never decoded)",
+              registry=r).set_function(lambda: service.batcher.stats.gone)
         Gauge("ragsc_ready", "models loaded", registry=r).set_function(lambda: float(service.ready))
 
     def request(self, path: str, method: str, status: int, seconds: float) -> None:

@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragsc import checks
-from ragsc.errors import InputError, KBError, RagscError
+from ragsc.errors import InputError, KBError
 from ragsc.pipelines import Pipeline
 from ragsc.pipelines.transmission import Emission, Output, Transmission
 from ragsc.serve.batching import Batcher, Job
 from ragsc.serve.config import ServeConfig
 
 KB_NAME = r"^[a-z][a-z0-9_-]{0,63}$"  # a KB is named, never located: no path can be formed from a name
+
+
+class UnknownKB(KBError):
+    """No served KB has that name (404; every other :class:`~ragsc.errors.KBError` is the server's 503)."""
 
 
 @dataclass
@@ -141,12 +145,24 @@ class ReceiverService:
                     txs[i] = pipe.send(messages, tokens, snr_db=p.snr_db, channel=p.channel, seed=p.seed,
                                        batch_limits=True)
                     own[i] = {"encode": encode_s, "channel": time.perf_counter() - t0}
-            except RagscError as exc:
+            except Exception as exc:  # this request's problem, not its batch's
                 results[i] = exc
         if not txs:
             return results
         order = sorted(txs)
-        outputs = pipe.receive(Transmission.concat([txs[i] for i in order]), rag=rag)
+        try:
+            outputs = pipe.receive(Transmission.concat([txs[i] for i in order]), rag=rag)
+        except Exception:
+            if len(order) == 1:
+                raise
+            # one request broke the joint decode: decode each alone, so that only its own fails
+            for i in order:
+                try:
+                    one = self._work([payloads[i]], rag)[0]
+                except Exception as exc:
+                    one = exc
+                results[i] = one
+            return results
         self._sentence_provenance(outputs)
         shared = {k: v for k, v in pipe.timings.items() if k in ("retrieve", "decode")}
         start = 0
@@ -158,7 +174,7 @@ class ReceiverService:
             if p.kind == "run" and p.baseline:
                 try:
                     results[i].baseline = self._baseline(txs[i], p)
-                except RagscError as exc:
+                except Exception as exc:
                     results[i] = exc
         return results
 
@@ -218,7 +234,7 @@ class ReceiverService:
                     pipe.link(p.channel, p.seed).snr(p.snr_db)
                     parsed[i] = pipe.messages(p.items)
                     checks.batch_items(len(parsed[i]), pipe.spec.limits)
-                except RagscError as exc:
+                except Exception as exc:
                     results[i] = exc
         if not parsed:
             return {}
@@ -227,13 +243,13 @@ class ReceiverService:
         t0 = time.perf_counter()
         try:
             tokens = pipe.encode(messages)
-        except RagscError:  # one request's item failed to encode: encode each request alone
+        except Exception:  # one request's item failed to encode: encode each request alone
             out = {}
             for i in order:
                 try:
                     t1 = time.perf_counter()
                     out[i] = (parsed[i], pipe.encode(parsed[i]), time.perf_counter() - t1)
-                except RagscError as exc:
+                except Exception as exc:
                     results[i] = exc
             return out
         encode_s = time.perf_counter() - t0
@@ -258,7 +274,7 @@ class ReceiverService:
             raise InputError(f"{name!r} is not a KB name (lowercase letters, digits, '-' and '_'; no paths)")
         kbs = self.kbs()
         if name not in kbs:
-            raise KBError(f"no knowledge base {name!r} here; this server serves {sorted(kbs) or 'none'}")
+            raise UnknownKB(f"no knowledge base {name!r} here; this server serves {sorted(kbs) or 'none'}")
         return kbs[name]
 
     def kb_search(self, name: str, query: str, k: int, modality: str | None) -> list:

@@ -69,7 +69,7 @@ def _build(header: dict, data: bytes, version=1, flags=0, magic=b"RSCF") -> byte
     (lambda h, d: (h, d[:-8]), "needs"),
     (lambda h, d: (h, d + b"\0" * 8), "after the last array"),
     (lambda h, d: ({**h, "arrays": [{**h["arrays"][0], "dtype": "<f8"}] + h["arrays"][1:]}, d), "dtype"),
-    (lambda h, d: ({**h, "arrays": [{**h["arrays"][0], "shape": [-1, 6]}] + h["arrays"][1:]}, d), "negative"),
+    (lambda h, d: ({**h, "arrays": [{**h["arrays"][0], "shape": [-1, 6]}] + h["arrays"][1:]}, d), "shape"),
     (lambda h, d: ({**h, "surprise": 1}, d), "surprise"),
     (lambda h, d: ({**h, "snr_db": "loud"}, d), "snr_db"),
     (lambda h, d: ({**h, "items": []}, d), "items"),

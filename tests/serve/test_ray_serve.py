@@ -18,14 +18,14 @@ def _request(method: str, path: str, body: bytes = b"", content_type: str = "app
     sent = {"done": False}
 
     async def receive():
-        if sent["done"]:
-            return {"type": "http.disconnect"}
+        if sent["done"]:  # the client stays: nothing more arrives
+            await asyncio.sleep(3600)
         sent["done"] = True
         return {"type": "http.request", "body": body, "more_body": False}
 
     scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
              "root_path": "/", "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 1),
-             "headers": [(b"content-type", content_type.encode()),
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", content_type.encode()),
                          (b"content-length", str(len(body)).encode())],
              "http_version": "1.1"}
     return Request(scope, receive)
@@ -77,7 +77,10 @@ def test_two_replicas_on_a_local_ray_cluster(tmp_path):
         answers = [httpx.post(url + "/v1/run", json={"items": [t], "snr_db": 20}, timeout=300)
                    for t in ("see you at noon", "the bus is late again")]
         assert [a.status_code for a in answers] == [200, 200]
-        assert httpx.post(url + "/v1/receive", content=b"xx").status_code == 400
+        assert httpx.post(url + "/v1/receive", content=b"xx").status_code == 415  # not a frame
+        bad = httpx.post(url + "/v1/receive", content=b"xx",
+                         headers={"Content-Type": "application/vnd.ragsc.frame"})
+        assert bad.status_code == 400 and bad.json()["error"] == "InputError"
     finally:
         serve.shutdown()
         import ray
