@@ -36,8 +36,7 @@ from ragsc.serve import frame
 from ragsc.serve.batching import DeadlineExceeded, QueueFull
 from ragsc.serve.metrics import Metrics
 from ragsc.serve.outputs import hit_json, image_from_base64, output_json
-from ragsc.serve.security import BodyLimit, Guard
-from ragsc.serve.server import is_loopback
+from ragsc.serve.security import BodyLimit, Guard, is_loopback
 from ragsc.serve.service import ReceiveRequest, ReceiverService, RunRequest, UnknownKB
 
 

@@ -4,6 +4,8 @@
   constant time (:func:`hmac.compare_digest`); with ``protect_reads`` every ``/v1`` read and ``/metrics`` too.
   The token is read from a file that must be readable by its owner only (mode ``0600`` or stricter): a token
   others can read is refused at start. Without a token file, writes are off (403).
+* :func:`is_loopback` -- whether the server listens on loopback only (the default; anything else is warned
+  about, and on loopback only loopback host names are answered).
 * :class:`BodyLimit` -- an ASGI middleware that answers 413 before a body over ``max_bytes`` is read: from its
   ``Content-Length`` when given, else by counting the bytes as they stream in.
 """
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import os
 import stat
@@ -19,6 +22,16 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 
 from ragsc.errors import ConfigError
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def read_token(path: str | os.PathLike) -> str:

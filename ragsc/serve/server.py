@@ -7,23 +7,13 @@ A server bound to anything but a loopback address is warned about: the API has n
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 import warnings
 
 from ragsc.errors import ConfigError
 from ragsc.serve.config import ServeConfig
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (``127.0.0.0/8``, ``::1``, ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from ragsc.serve.security import is_loopback
 
 
 def check_host(host: str) -> None:

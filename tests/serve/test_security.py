@@ -5,8 +5,8 @@ import os
 import pytest
 
 from ragsc.errors import ConfigError
-from ragsc.serve.security import Guard, read_token
-from ragsc.serve.server import check_host, is_loopback
+from ragsc.serve.security import Guard, is_loopback, read_token
+from ragsc.serve.server import check_host
 
 
 def token_file(tmp_path, text="s3cret-token-0123456789", mode=0o600):
