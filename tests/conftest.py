@@ -187,7 +187,7 @@ def served(multitask, tmp_path_factory):
     token.write_text(SERVE_TOKEN)
     os.chmod(token, 0o600)
     config = ServeConfig(token_file=token, max_batch=8, max_wait_ms=5, max_queue=8, max_items=8,
-                         max_body_bytes=4 << 20, max_pixels=1_000_000)
+                         max_body_bytes=4 << 20, max_pixels=1_000_000, baseline_pixels=100_000)
     with Background(build_app(None, config, pipe=pipe)) as srv:
         yield SimpleNamespace(url=srv.url, pipe=pipe, local=local, token=SERVE_TOKEN, app=srv)
 

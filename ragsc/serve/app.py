@@ -153,6 +153,11 @@ def create_app(service: ReceiverService) -> FastAPI:
         items = [{"text": it} if isinstance(it, str) else
                  {"image": _photo(it.image, i, cfg), "questions": it.questions}
                  for i, it in enumerate(body.items)]
+        big = [i for i, it in enumerate(items)
+               if "image" in it and it["image"].width * it["image"].height > cfg.baseline_pixels]
+        if body.baseline and big:  # the coded baseline is simulated bit by bit, in the one worker
+            raise InputError(f"baseline: true takes photos of at most {cfg.baseline_pixels:,} pixels; item "
+                             f"{big[0]} is larger")
         if body.baseline and len(items) > 4:
             raise InputError(f"baseline: true takes at most 4 items (the coded baseline is simulated "
                              f"bit by bit); got {len(items)}")
@@ -237,7 +242,9 @@ def _photo(data: str, index: int, cfg):
         im.load()  # decode now: a truncated file is this request's 400, not its batch's failure
     except Exception:
         raise InputError(f"item {index}: the image file is damaged or truncated") from None
-    return im
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(im)  # as a photo read from a file: upright, as its camera meant it
 
 
 async def _answer(service: ReceiverService, request: Request, req, rag, size: int, deadline_s):

@@ -30,6 +30,8 @@ class ServeConfig(Config):
     max_body_bytes: int = Field(32 << 20, ge=1024, le=1 << 31, description="request body size")
     max_items: int = Field(64, ge=1, le=4096, description="items per request")
     max_pixels: int = Field(16_000_000, ge=1, le=178_956_970, description="pixels per photo in a request")
+    baseline_pixels: int = Field(1_000_000, ge=1, le=178_956_970, description="pixels per photo that /v1/run "
+                                 "also sends over the digital baseline (LDPC simulated bit by bit)")
     token_file: Path | None = Field(None, description="bearer token for writes (and reads with "
                                     "protect_reads); the file must be readable by its owner only")
     protect_reads: bool = Field(False, description="reads need the token too (healthz / readyz never do)")

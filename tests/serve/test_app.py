@@ -168,6 +168,7 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(served, transmitter_pipe):
         ({"items": [{"image": b64(Image.new("RGB", (1200, 1000)))}]}, 400, "pixels"),
         ({"items": ["x"], "surprise": 1}, 422, "surprise"),
         ({"items": ["x"] * 5, "baseline": True}, 400, "at most 4"),
+        ({"items": [{"image": b64(Image.new("RGB", (400, 300)))}], "baseline": True}, 400, "at most 100,000"),
     ]
     for body, status, words in posts:
         r = httpx.post(served.url + "/v1/run", json=body, timeout=60)
@@ -271,3 +272,15 @@ def test_a_client_error_is_a_service_error(served, transmitter_pipe):
         with pytest.raises(ServiceError, match="400 InputError") as info:
             tx._json(tx.http.post("/v1/receive", content=b"xx", headers={"Content-Type": MEDIA_TYPE}))
         assert info.value.status == 400 and "shorter" in info.value.detail
+
+
+def test_a_photo_from_a_phone_arrives_upright(served):
+    """A JPEG whose EXIF says "rotate 90" is sent upright, as it is when read from a file."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 clockwise to view
+    buf = io.BytesIO()
+    CAT.resize((64, 40)).save(buf, format="JPEG", exif=exif.tobytes())
+    photo = base64.b64encode(buf.getvalue()).decode()
+    r = httpx.post(served.url + "/v1/run", json={"items": [{"image": photo}], "snr_db": 20}, timeout=300)
+    assert r.status_code == 200, r.text
+    assert image(r.json()["outputs"][0]["image"]).size == (40, 64)
