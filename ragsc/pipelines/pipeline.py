@@ -168,13 +168,7 @@ class Pipeline:
         A batch of more than the spec's ``limits.batch_items`` items, or an item over its size limits, is
         an :class:`~ragsc.errors.InputError` before anything is encoded.
         """
-        link = self.link(channel, seed)  # validates channel and k before any encoding
-        if not noiseless:
-            link.snr(snr_db)  # and the SNR
-        messages = parse_items(items, self.task, self.spec.limits, batch=True)
-        t0 = time.perf_counter()
-        tokens = self.encode(messages)
-        encode_s = time.perf_counter() - t0
+        link, messages, tokens, encode_s = self._encoded(items, snr_db, channel, seed, noiseless)
         tx = self.send(messages, tokens, snr_db=snr_db, link=link, noiseless=noiseless, batch_limits=True)
         tx.timings = self.timings = {"encode": encode_s, **tx.timings}
         return tx
@@ -198,14 +192,7 @@ class Pipeline:
         if list(tokens.modalities) != [m.kind for m in messages]:
             raise InputError("the tokens' modalities do not match the messages' kinds "
                              "(encode them with encode())")
-        by_token = self.sentence_path is not None
-        token_rows = [i for i, m in enumerate(messages) if by_token and m.kind == "text"]
-        analog_rows = [i for i in range(len(messages)) if i not in set(token_rows)]
-        texts = [messages[i].content for i in token_rows]
-        # refuse before sending anything; errors name the batch's item
-        frames = self.sentence_path.frames(texts, items=token_rows) if token_rows else None
-        if frames is not None and batch_limits:
-            checks.batch_tokens(SentencePath.tokens_per_item(frames), token_rows, self.spec.limits)
+        analog_rows, token_rows, frames = self._rows(messages, batch_limits)
         t0 = time.perf_counter()
         cat = isinstance(link, CATLink)  # CAT's transmitter and receiver are one call
         em = self._emit(messages, tokens, snr_db, link, noiseless, analog_rows, token_rows, frames,
@@ -221,23 +208,37 @@ class Pipeline:
         """The transmitter and the channel: encode ``items`` and send them, up to what the receiver's antenna
         got (each path's received symbols and CSI: what :mod:`ragsc.serve.frame` carries to a receiver in
         another process). :meth:`arrive` turns it into the :class:`Transmission` :meth:`transmit` returns."""
-        link = self.link(channel, seed)
-        link.snr(snr_db)
-        messages = parse_items(items, self.task, self.spec.limits, batch=True)
-        t0 = time.perf_counter()
-        tokens = self.encode(messages)
-        encode_s = time.perf_counter() - t0
-        by_token = self.sentence_path is not None
-        token_rows = [i for i, m in enumerate(messages) if by_token and m.kind == "text"]
-        analog_rows = [i for i in range(len(messages)) if i not in set(token_rows)]
-        frames = None
-        if token_rows:
-            frames = self.sentence_path.frames([messages[i].content for i in token_rows], items=token_rows)
-            checks.batch_tokens(SentencePath.tokens_per_item(frames), token_rows, self.spec.limits)
+        link, messages, tokens, encode_s = self._encoded(items, snr_db, channel, seed)
+        analog_rows, token_rows, frames = self._rows(messages, batch_limits=True)
         t0 = time.perf_counter()
         em = self._emit(messages, tokens, snr_db, link, False, analog_rows, token_rows, frames)
         em.timings = {"encode": encode_s, "channel": time.perf_counter() - t0}
         return em
+
+    def _encoded(self, items, snr_db, channel, seed, noiseless: bool = False):
+        """``(link, messages, tokens, encode seconds)``: the link and the SNR checked, then the items parsed
+        (their limits, the batch's size) and encoded -- all refusals before any encoding."""
+        link = self.link(channel, seed)  # validates channel and k before any encoding
+        if not noiseless:
+            link.snr(snr_db)  # and the SNR
+        messages = parse_items(items, self.task, self.spec.limits, batch=True)
+        t0 = time.perf_counter()
+        tokens = self.encode(messages)
+        return link, messages, tokens, time.perf_counter() - t0
+
+    def _rows(self, messages: list[Message], batch_limits: bool):
+        """``(analog_rows, token_rows, frames)``: which items cross the semantic path and which the token
+        link, and the sentences' frames (each sentence held to ``limits.text_tokens``, and with
+        ``batch_limits`` the batch's together to ``limits.batch_tokens``; errors name the batch's item,
+        before anything is sent)."""
+        by_token = self.sentence_path is not None
+        token_rows = [i for i, m in enumerate(messages) if by_token and m.kind == "text"]
+        analog_rows = [i for i in range(len(messages)) if i not in set(token_rows)]
+        texts = [messages[i].content for i in token_rows]
+        frames = self.sentence_path.frames(texts, items=token_rows) if token_rows else None
+        if frames is not None and batch_limits:
+            checks.batch_tokens(SentencePath.tokens_per_item(frames), token_rows, self.spec.limits)
+        return analog_rows, token_rows, frames
 
     def _emit(self, messages, tokens, snr_db, link, noiseless, analog_rows, token_rows, frames,
               analog: bool = True) -> Emission:

@@ -173,22 +173,8 @@ class Batcher:
                     await asyncio.wait_for(self._wake.wait(), remaining)
                 except TimeoutError:
                     break
-            batch = self._take(first.key)
             now = time.monotonic()
-            live = []
-            for job in batch:
-                if job.cancelled:  # the client went away
-                    self.stats.gone += 1
-                    if not job.future.done():
-                        job.future.cancel()
-                elif job.future.done():  # the handler answered it already (its deadline)
-                    self.stats.expired += 1
-                elif now > job.deadline:
-                    self.stats.expired += 1
-                    job.future.set_exception(DeadlineExceeded(
-                        f"the request's deadline passed after {now - job.enqueued:.3f} s in the queue"))
-                else:
-                    live.append(job)
+            live = [job for job in self._take(first.key) if not self._dead(job, now)]
             if not live:
                 continue
             n = sum(j.size for j in live)
@@ -232,17 +218,25 @@ class Batcher:
 
     def _purge(self) -> None:
         """Out of the queue: jobs whose client went away and jobs already answered (their deadline)."""
-        keep = deque()
-        for job in self.pending:
-            if job.cancelled:
-                self.stats.gone += 1
-                if not job.future.done():
-                    job.future.cancel()
-            elif job.future.done():
-                self.stats.expired += 1
-            else:
-                keep.append(job)
-        self.pending = keep
+        self.pending = deque(job for job in self.pending if not self._dead(job))
+
+    def _dead(self, job: Job, now: float | None = None) -> bool:
+        """Whether ``job`` must not be decoded -- its client went away (``stats.gone``), or it was answered
+        already, or (given ``now``) its deadline passed (``stats.expired``) -- with its future resolved."""
+        if job.cancelled:
+            self.stats.gone += 1
+            if not job.future.done():
+                job.future.cancel()
+            return True
+        if job.future.done():
+            self.stats.expired += 1
+            return True
+        if now is not None and now > job.deadline:
+            self.stats.expired += 1
+            job.future.set_exception(DeadlineExceeded(
+                f"the request's deadline passed after {now - job.enqueued:.3f} s in the queue"))
+            return True
+        return False
 
     def _take(self, key: Hashable) -> list[Job]:
         """The oldest jobs of ``key`` up to ``max_batch`` items (the first always), out of the queue."""
